@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The services the host hands to every plugin, as one table of function
+ * pointers. Plugins never link against the runner: they call through the
+ * `kiln_api` pointer that KILN_API_BIND() stores in init().
+ *
+ * Ownership (see docs/PLUGIN_API.md):
+ *  - Everything the host passes into a plugin callback is borrowed for the
+ *    duration of that call; copy what you keep.
+ *  - Everything a plugin passes into the host (argv, buffers, strings) is
+ *    copied before the call returns; stack buffers are fine.
+ *  - Host objects (kiln_proc, kiln_timer, kiln_http) belong to the host. Each
+ *    is released after its final callback or at step_done(), whichever comes
+ *    first; do not touch one after that.
+ *
+ * Threads: every entry must be called on the loop thread, except post().
+ *
+ * THIS STRUCT IS APPEND-ONLY. ADD NEW ENTRIES AT THE END, AND BUMP
+ * KILN_ABI_MINOR. A PLUGIN CHECKS KILN_API_HAS() BEFORE USING AN ENTRY NEWER
+ * THAN THE MINOR IT WAS BUILT FOR.
+ */
+#ifndef KILN_HOST_H
+#define KILN_HOST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KILN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define KILN_PRINTF(fmt, args)
+#endif
+
+typedef struct kiln_proc kiln_proc;
+typedef struct kiln_timer kiln_timer;
+typedef struct kiln_http kiln_http;
+
+/* Cast any host object (plugin handle, step, sink) for log() and post(). */
+#define KILN_OBJ(x) ((kiln_object *)(x))
+
+/* ---- processes ------------------------------------------------------ */
+
+/* Called for each complete line the process prints (and each flushed
+ * partial line), after it went to the log sinks. line is not NUL-terminated. */
+typedef void (*kiln_line_cb)(void *data, kiln_stream stream, const char *line, size_t len);
+/* status: the exit code, 128+N when killed by signal N, or a negative KILN_E*
+ * when the process could not be run to the end. */
+typedef void (*kiln_exit_cb)(kiln_proc *proc, void *data, int status);
+
+typedef struct kiln_spawn_opts {
+    uint32_t struct_size;           /* sizeof(kiln_spawn_opts) */
+    const char *const *argv;        /* NULL-terminated; argv[0] is searched in PATH */
+    const char *cwd;                /* NULL: the step's directory */
+    const char *const *env;         /* NULL: the step's environment; else "K=V", NULL-terminated */
+    const char *const *extra_env;   /* added to (and overriding) env; NULL-terminated or NULL */
+    kiln_line_cb on_line;           /* may be NULL */
+    void *line_data;
+    const char *stdin_path;         /* NULL: /dev/null */
+} kiln_spawn_opts;
+
+/* ---- HTTP ------------------------------------------------------------ */
+
+/* Streaming request body: fill up to cap bytes; return the count, 0 at the
+ * end, or a negative KILN_E* to abort. Runs on the loop thread. */
+typedef long (*kiln_http_read_cb)(void *data, char *buf, size_t cap);
+/* Streaming response body: called as chunks arrive. Return 0, or a negative
+ * KILN_E* to abort the request. */
+typedef int (*kiln_http_data_cb)(void *data, const char *buf, size_t len);
+
+typedef struct kiln_http_req {
+    uint32_t struct_size;          /* sizeof(kiln_http_req) */
+    const char *method;            /* "GET" when NULL */
+    const char *url;
+    const char *unix_socket;       /* connect through this socket, or NULL */
+    const char *const *headers;    /* "Name: value", NULL-terminated, or NULL */
+    const void *body;              /* copied by the host */
+    size_t body_len;
+    kiln_http_read_cb read_body;   /* instead of body; chunked upload */
+    void *read_data;
+    kiln_http_data_cb on_data;     /* NULL: the body is collected into resp->body */
+    void *on_data_data;
+    int64_t timeout_ms;            /* 0: none */
+} kiln_http_req;
+
+typedef struct kiln_http_resp {
+    int status;               /* HTTP status, 0 when no response */
+    const char *body;         /* collected body (NUL-terminated), or NULL when streamed */
+    size_t body_len;
+    const char *content_type; /* or NULL */
+    const char *error;        /* transport error text when err != 0, else NULL */
+} kiln_http_resp;
+
+/* err is 0 when a response arrived (whatever its status), else KILN_EHTTP,
+ * KILN_ETIMEDOUT or KILN_ECANCELED. resp is borrowed. */
+typedef void (*kiln_http_cb)(kiln_http *req, void *data, int err, const kiln_http_resp *resp);
+
+/* ---- timers, threads -------------------------------------------------- */
+
+typedef void (*kiln_timer_cb)(kiln_timer *timer, void *data);
+typedef void (*kiln_work_cb)(void *data);               /* on a worker thread */
+typedef void (*kiln_after_work_cb)(void *data, int err); /* on the loop thread */
+typedef void (*kiln_post_cb)(void *data);               /* on the loop thread */
+
+struct kiln_host_api {
+    uint32_t abi_major, abi_minor, struct_size;
+
+    /* -- logging. obj: a plugin handle, step or sink. Messages about a step
+     * become SYSTEM records of that step and reach every sink. */
+    bool (*log_enabled)(const kiln_object *obj, kiln_log_level level);
+    void (*log)(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
+        KILN_PRINTF(3, 4);
+
+    /* -- steps */
+    void (*step_set_data)(kiln_step *step, void *data); /* the libuv-style data slot */
+    void *(*step_get_data)(const kiln_step *step);
+    const char *(*step_id)(const kiln_step *step);
+    const char *(*step_dir)(const kiln_step *step); /* absolute working directory */
+    /* Text the step prints: it is framed into lines and goes to the sinks. */
+    int (*step_output)(kiln_step *step, kiln_stream stream, const void *buf, size_t len);
+    /* A step output, readable by later steps as ${{ steps.ID.outputs.KEY }}. */
+    int (*step_set_output)(kiln_step *step, const char *key, const char *value);
+    /* Progress of a long step, shown by sinks and kept in the report. */
+    void (*step_progress)(kiln_step *step, int64_t done, int64_t total, const char *what);
+    /* End the step. status: 0 success; > 0 an exit code (allowExitCodes
+     * applies); < 0 a KILN_E*. reason: one line for the user, or NULL. */
+    void (*step_done)(kiln_step *step, int status, const char *reason);
+
+    /* -- processes: new process group, output framed into the step's log. */
+    int (*spawn)(kiln_step *step, const kiln_spawn_opts *opts, kiln_exit_cb cb, void *data,
+                 kiln_proc **out);
+    int (*proc_signal)(kiln_proc *proc, int signum); /* to the whole process group */
+    int (*proc_pid)(const kiln_proc *proc);
+
+    /* -- timers */
+    int (*timer_start)(kiln_step *step, uint64_t ms, kiln_timer_cb cb, void *data,
+                       kiln_timer **out);
+    void (*timer_stop)(kiln_timer *timer);
+
+    /* -- HTTP on the loop (libcurl multi-socket) */
+    int (*http_request)(kiln_step *step, const kiln_http_req *req, kiln_http_cb cb, void *data,
+                        kiln_http **out);
+    void (*http_abort)(kiln_http *req); /* the callback fires with KILN_ECANCELED */
+
+    /* -- threads */
+    int (*queue_work)(kiln_object *obj, kiln_work_cb work, kiln_after_work_cb after, void *data);
+    int (*post)(kiln_object *obj, kiln_post_cb cb, void *data); /* THE ONLY THREAD-SAFE ENTRY */
+
+    /* -- build context */
+    const char *(*subst_get)(const kiln_object *obj, const char *key); /* NULL when unset */
+    const char *(*workspace)(const kiln_object *obj);
+    const char *(*build_id)(const kiln_object *obj);
+    bool (*dry_run)(const kiln_object *obj);
+
+    /* -- sinks */
+    void (*sink_ready)(kiln_sink *sink);
+    void (*sink_closed)(kiln_sink *sink);
+    void *(*sink_get_data)(const kiln_sink *sink);
+    void (*sink_set_data)(kiln_sink *sink, void *data);
+
+    /* -- dry runs: record one request the step would send (JSON text). */
+    int (*plan_add)(kiln_step *step, const char *json);
+
+    /* -- errors and validation */
+    const char *(*strerror)(int err);
+    void (*diag)(kiln_diag *diag, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
+
+    /* ---- APPEND NEW ENTRIES BELOW THIS LINE ONLY ---- */
+};
+
+#define KILN_API_HAS(api, field)                                                                   \
+    (offsetof(kiln_host_api, field) < (size_t)(api)->struct_size)
+
+/* In exactly one .c file of a plugin: KILN_API_DEFINE; then KILN_API_BIND(api)
+ * in init(). Other files of the same plugin: KILN_API_EXTERN. */
+#if defined(__GNUC__)
+#define KILN__HIDDEN __attribute__((visibility("hidden")))
+#else
+#define KILN__HIDDEN
+#endif
+#define KILN_API_DEFINE KILN__HIDDEN const kiln_host_api *kiln_api = NULL
+#define KILN_API_EXTERN extern KILN__HIDDEN const kiln_host_api *kiln_api
+#define KILN_API_BIND(api) (kiln_api = (api))
+
+#define kiln__log(obj, lvl, ...)                                                                   \
+    do {                                                                                           \
+        if (kiln_api->log_enabled(KILN_OBJ(obj), (lvl)))                                           \
+            kiln_api->log(KILN_OBJ(obj), (lvl), __VA_ARGS__);                                      \
+    } while (0)
+#define kiln_error(obj, ...) kiln__log((obj), KILN_LOG_ERROR, __VA_ARGS__)
+#define kiln_warn(obj, ...) kiln__log((obj), KILN_LOG_WARN, __VA_ARGS__)
+#define kiln_info(obj, ...) kiln__log((obj), KILN_LOG_INFO, __VA_ARGS__)
+#define kiln_debug(obj, ...) kiln__log((obj), KILN_LOG_DEBUG, __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KILN_HOST_H */

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The plugin descriptor, its option schema, and the async contract.
+ *
+ * A plugin is a shared object named kiln-step-NAME.so or kiln-sink-NAME.so
+ * that exports exactly one function, kiln_plugin_entry_v1(), returning a
+ * pointer to a const descriptor (use KILN_PLUGIN_DEFINE). The host checks the
+ * ABI numbers, the struct size, that the name matches the file and that the
+ * reserved slots are NULL, and refuses the plugin with one line otherwise.
+ *
+ * Async contract (libuv's rules):
+ *  1. start() returning 0 means the step was accepted, and the plugin calls
+ *     kiln_api->step_done() exactly once later (it may do so inside start()).
+ *  2. start() returning a negative KILN_E* means the step failed at once, and
+ *     step_done() must not be called.
+ *  3. cancel() is a request. It may come at any time after start() returned 0
+ *     and before step_done(); the step still ends with one step_done(),
+ *     normally with KILN_ECANCELED. Processes the step spawned through the
+ *     host are stopped by the host (SIGTERM to the process group, a grace
+ *     period, SIGKILL); a plugin that only runs processes may leave cancel
+ *     NULL.
+ *  4. After step_done() the host makes no further call for that step and
+ *     releases every host object created for it (processes, timers, HTTP
+ *     requests) without calling their callbacks. The plugin frees its own
+ *     step data before calling step_done().
+ *  5. Every callback runs on the loop thread and must not block. Blocking
+ *     work goes through queue_work(); post() is the only entry a plugin
+ *     thread may call.
+ *  6. Sinks: write() copies what it needs and returns 0, or KILN_EAGAIN to say
+ *     "accepted, but I am above my high-water mark": the host stops reading
+ *     step output until the sink calls sink_ready(). close() completes with
+ *     sink_closed(), which the sink may call from inside close().
+ */
+#ifndef KILN_PLUGIN_H
+#define KILN_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/version.h"
+#include "kiln/log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_host_api kiln_host_api;
+typedef struct kiln_object kiln_object; /* base of the host objects below */
+typedef struct kiln_plugin_handle kiln_plugin_handle;
+typedef struct kiln_step kiln_step;
+typedef struct kiln_sink kiln_sink;
+typedef struct kiln_diag kiln_diag;
+
+typedef enum kiln_plugin_kind { KILN_PLUGIN_STEP = 1, KILN_PLUGIN_LOG_SINK = 2 } kiln_plugin_kind;
+
+/* Option types and what the host stores at `offset` in the config struct. */
+typedef enum kiln_opt_type {
+    KILN_OPT_STRING = 1,  /* const char *, NULL when absent without default */
+    KILN_OPT_INT,         /* int64_t */
+    KILN_OPT_BOOL,        /* bool */
+    KILN_OPT_DURATION,    /* int64_t milliseconds; accepts "90s", "1.5s", "10m", "2h", "250ms" */
+    KILN_OPT_ENUM,        /* int, index into choices */
+    KILN_OPT_STRING_LIST, /* const kiln_strv *, never NULL (n == 0 when absent) */
+    KILN_OPT_STRING_MAP,  /* const kiln_kvv *, never NULL (n == 0 when absent) */
+    KILN_OPT_JSON         /* const char *: any YAML value rendered as JSON text, or NULL */
+} kiln_opt_type;
+
+#define KILN_OPT_REQUIRED (1u << 0)
+#define KILN_OPT_SECRET (1u << 1)     /* never logged; masked in dry-run plans */
+#define KILN_OPT_DEPRECATED (1u << 2) /* accepted with a warning */
+#define KILN_OPT_NO_SUBST (1u << 3)   /* substitutions are not applied to this value */
+#define KILN_OPT_NO_OFFSET ((size_t)-1) /* validate only, store nothing */
+
+typedef struct kiln_strv {
+    size_t n;
+    const char *const *v;
+} kiln_strv;
+
+typedef struct kiln_kvv {
+    size_t n;
+    const char *const *keys;
+    const char *const *values;
+} kiln_kvv;
+
+typedef struct kiln_option {
+    kiln_opt_type type;
+    const char *name;          /* as written under `with:` */
+    const char *default_value; /* parsed exactly like user input; NULL = none */
+    uint32_t flags;            /* KILN_OPT_* */
+    size_t offset;             /* offsetof(struct my_config, field), or KILN_OPT_NO_OFFSET */
+    int64_t min, max;          /* INT and DURATION bounds; min > max means unbounded */
+    const char *const *choices; /* ENUM: NULL-terminated */
+    const char *description;   /* one sentence, shown by `kiln plugins NAME` */
+} kiln_option;
+
+#define KILN_OPTIONS_END {(kiln_opt_type)0, NULL, NULL, 0, 0, 0, 0, NULL, NULL}
+
+/* Descriptor flags. */
+#define KILN_PLUGIN_DEPLOYS (1u << 0) /* replaced by mock-deploy in a dry run */
+
+typedef struct kiln_step_ops {
+    uint32_t struct_size;
+    /* Start the step. config is the filled option struct, valid until
+     * step_done(). See the async contract above. */
+    int (*start)(kiln_step *step, const void *config, void *plugin_data);
+    /* Ask a started step to stop. May be NULL (see contract, rule 3). */
+    void (*cancel)(kiln_step *step, void *plugin_data);
+    /* Optional: describe, without side effects, the requests the step would
+     * send, through kiln_api->plan_add(). Used by dry runs. */
+    int (*describe)(kiln_step *step, const void *config, void *plugin_data);
+} kiln_step_ops;
+
+typedef struct kiln_sink_ops {
+    uint32_t struct_size;
+    int (*open)(kiln_sink *sink, const void *config, void *plugin_data);
+    int (*write)(kiln_sink *sink, const kiln_log_batch *batch);
+    void (*event)(kiln_sink *sink, const kiln_event *ev); /* may be NULL */
+    void (*close)(kiln_sink *sink);                         /* ends with sink_closed() */
+} kiln_sink_ops;
+
+typedef struct kiln_plugin {
+    uint32_t abi_major, abi_minor, struct_size; /* KILN_PLUGIN_HEADER */
+    kiln_plugin_kind kind;
+    const char *name;        /* must match the file: kiln-step-NAME.so */
+    const char *version;     /* the plugin's own version */
+    const char *summary;     /* one line, shown by `kiln plugins` */
+    const kiln_option *options; /* KILN_OPTIONS_END-terminated, or NULL */
+    size_t config_size;      /* the host allocates a zeroed struct this big */
+    uint32_t flags;          /* KILN_PLUGIN_* */
+
+    /* Once after loading. May be NULL. *plugin_data is passed back later. */
+    int (*init)(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data);
+    /* Checks that span several options, before anything runs; report with
+     * kiln_api->diag(). May be NULL. Returns 0 or KILN_ECONFIG. */
+    int (*validate)(void *plugin_data, const void *config, kiln_diag *diag);
+    const kiln_step_ops *step; /* kind == KILN_PLUGIN_STEP */
+    const kiln_sink_ops *sink; /* kind == KILN_PLUGIN_LOG_SINK */
+    void (*destroy)(void *plugin_data); /* may be NULL */
+
+    void *reserved[8]; /* must be NULL */
+} kiln_plugin;
+
+#define KILN_PLUGIN_HEADER KILN_ABI_MAJOR, KILN_ABI_MINOR, (uint32_t)sizeof(kiln_plugin)
+
+#if defined(__GNUC__)
+#define KILN_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define KILN_PLUGIN_EXPORT
+#endif
+
+#define KILN_PLUGIN_ENTRY_SYMBOL "kiln_plugin_entry_v1"
+
+#define KILN_PLUGIN_DEFINE(desc)                                                                   \
+    KILN_PLUGIN_EXPORT const kiln_plugin *kiln_plugin_entry_v1(void);                              \
+    KILN_PLUGIN_EXPORT const kiln_plugin *kiln_plugin_entry_v1(void)                               \
+    {                                                                                              \
+        return &(desc);                                                                            \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KILN_PLUGIN_H */

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kiln versions. The ABI major changes only when a plugin built for the old
+ * major cannot work; the minor grows when entries are appended to the host
+ * table or descriptor. A plugin loads when its major equals the host's and its
+ * minor is not newer than the host's.
+ */
+#ifndef KILN_VERSION_H
+#define KILN_VERSION_H
+
+#define KILN_ABI_MAJOR 1
+#define KILN_ABI_MINOR 0
+
+#define KILN_VERSION_MAJOR 0
+#define KILN_VERSION_MINOR 1
+#define KILN_VERSION_PATCH 0
+#define KILN_VERSION_STRING "0.1.0"
+
+#endif /* KILN_VERSION_H */
