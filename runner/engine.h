@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine: one libuv loop that runs a build's steps as a DAG.
+ *
+ * A kiln__engine owns the loop, the plugin registry, the log sinks and the
+ * executor; a kiln__build is one run of one pipeline on it (a sub-build is
+ * another kiln__build on the same engine). Steps move QUEUED -> WORKING ->
+ * SUCCESS | FAILURE | TIMEOUT | CANCELLED; a step starts when every step it
+ * waits for has ended successfully (or failed with allowFailure), at most
+ * max_parallel at a time, in pipeline order among the ready ones.
+ *
+ * Plugins report the end of a step with step_done(); the engine reacts on
+ * the next turn of the loop (never inside the plugin's call), so a plugin
+ * may call step_done() from within start().
+ */
+#ifndef KILN_ENGINE_H
+#define KILN_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config_map.h"
+#include "internal.h"
+#include "pipeline.h"
+#include "plugin_loader.h"
+#include "subst.h"
+
+typedef struct kiln__engine kiln__engine;
+typedef struct kiln__build kiln__build;
+typedef struct kiln_step kiln__rstep;
+typedef struct kiln__framer kiln__framer;
+
+/* ---- the executor seam ---------------------------------------------- */
+
+/* How a step's processes run. The local executor runs them on this machine
+ * in their own process group; a Kubernetes executor would run them as Pods
+ * and stream their logs back into the same framers. */
+typedef struct kiln__executor {
+    const char *name;
+    int (*spawn)(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit_cb cb, void *data,
+                 kiln_proc **out);
+    int (*signal)(kiln_proc *proc, int signum);
+    int (*pid)(const kiln_proc *proc);
+    /* SIGTERM to the group, then SIGKILL after the grace period. The exit
+     * callback still fires. */
+    void (*terminate)(kiln_proc *proc);
+    /* The step is over: no more callbacks; kill whatever is left. */
+    void (*abandon)(kiln_proc *proc);
+    /* Stop and resume reading output (backpressure). */
+    void (*pause)(kiln_proc *proc);
+    void (*resume)(kiln_proc *proc);
+} kiln__executor;
+
+extern const kiln__executor kiln__local_executor;
+
+/* ---- log framing ---------------------------------------------------- */
+
+/* Turns a byte stream into line records and hands them to the sinks. */
+struct kiln__framer {
+    kiln__rstep *step;
+    kiln_stream stream;
+    char *buf;
+    size_t len, cap;
+    bool continued;            /* the next record continues a partial line */
+    uv_timer_t *partial_timer; /* flushes a partial line after a delay */
+    kiln_line_cb on_line;
+    void *line_data;
+};
+
+void kiln__framer_init(kiln__framer *f, kiln__rstep *step, kiln_stream stream);
+/* Append bytes: complete lines go out now; a trailing partial line waits
+ * for its newline or the flush delay. */
+void kiln__framer_feed(kiln__framer *f, const char *data, size_t len);
+/* For read callbacks that fill the buffer directly. */
+void kiln__framer_space(kiln__framer *f, char **base, size_t *len);
+void kiln__framer_commit(kiln__framer *f, size_t n);
+/* Deliver whatever is left (end of stream) and release the buffer. */
+void kiln__framer_finish(kiln__framer *f);
+
+/* ---- sinks ---------------------------------------------------------- */
+
+struct kiln_sink {
+    struct kiln_object obj;
+    kiln__engine *eng;
+    kiln__plugin *plugin;
+    kiln__config *cfg;
+    void *data;
+    bool paused;
+    bool closed;
+};
+
+/* Open a sink plugin NAME with options given as a mapping node (or NULL). */
+int kiln__sink_add(kiln__engine *eng, const char *name, const kiln__ynode *with, const char *origin,
+                   kiln__buf *err);
+void kiln__sinks_write(kiln__engine *eng, const kiln_log_batch *b);
+void kiln__sinks_event(kiln__engine *eng, const kiln_event *ev);
+/* A build-level or step-level SYSTEM message to every sink. */
+void kiln__sys_log(kiln__build *b, kiln__rstep *step, kiln_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void kiln__sinks_close(kiln__engine *eng);
+
+/* ---- steps and builds ----------------------------------------------- */
+
+typedef enum kiln__cancel_why { KILN__RUNNING = 0, KILN__CANCEL, KILN__TIMEOUT } kiln__cancel_why;
+
+typedef struct kiln__kv {
+    char *key, *value;
+} kiln__kv;
+
+struct kiln_step {
+    struct kiln_object obj;
+    kiln__build *b;
+    const kiln__step *def;
+    int ordinal;                 /* index into b->steps (main, then finally) */
+    kiln__plugin *plugin;
+    kiln__config *cfg;
+    void *data;                  /* the plugin's slot */
+    const char *image;           /* Cloud Build name:, resolved */
+
+    kiln_status status;
+    bool allowed_failure;        /* failed, but allowFailure/allowExitCodes let the build go on */
+    bool skipped;                /* not part of --only */
+    int exit_code;               /* -1 when none */
+    char *reason;
+    int attempts;
+    int64_t start_us, end_us;
+
+    int *deps;                   /* ordinals this step waits for (reduced) */
+    size_t n_deps;
+    int *rdeps;                  /* ordinals waiting for this one */
+    size_t n_rdeps, cap_rdeps;
+    size_t n_pending;            /* deps not yet ended */
+
+    /* while WORKING */
+    bool done_called;            /* plugin called step_done */
+    int done_status;
+    char *done_reason;
+    kiln__cancel_why cancelling;
+    uv_timer_t *timeout_timer;
+    uv_timer_t *force_timer;
+    uv_timer_t *retry_timer;
+    kiln_proc **procs;
+    size_t n_procs, cap_procs;
+    kiln_timer **timers;
+    size_t n_timers, cap_timers;
+    kiln_http **https;
+    size_t n_https, cap_https;
+    char **env;                  /* NULL-terminated K=V */
+    char *dir;
+    char *output_file;           /* $KILN_OUTPUT */
+    kiln__framer out_framer, err_framer; /* step_output() */
+    uint64_t seq;
+
+    kiln__kv *outputs;
+    size_t n_outputs;
+    int64_t progress_done, progress_total;
+    char *progress_what;
+    kiln__buf plan;              /* JSON texts from plan_add(), one per line */
+    struct kiln_step *next_done; /* completion list */
+};
+
+typedef enum kiln__phase { KILN__PHASE_MAIN, KILN__PHASE_FINALLY, KILN__PHASE_DONE } kiln__phase;
+
+struct kiln__build {
+    struct kiln_object obj;
+    kiln__engine *eng;
+    kiln__build *parent;
+    int depth;
+    char id[40];
+    kiln__pipeline *p;
+    kiln__subst *subst;
+    char *workspace;
+    kiln__rstep *steps;          /* n_main + n_finally */
+    size_t n_main, n_total;
+    int max_parallel;
+
+    kiln__phase phase;
+    kiln_status status;          /* build status; WORKING while running */
+    char *fail_reason;
+    int running;
+    size_t ended;
+    int *queue;                  /* ready ordinals, FIFO */
+    size_t q_head, q_tail, q_cap;
+    kiln__rstep *done_head, *done_tail;
+    uv_idle_t pump;
+    bool pump_active;
+    bool finally_cancelled;
+    int closing;
+    uv_timer_t timeout_timer;
+    int64_t start_us, end_us;
+
+    void (*on_end)(kiln__build *b, void *data); /* when the build has ended */
+    void *on_end_data;
+};
+
+struct kiln__engine {
+    uv_loop_t *loop;
+    kiln__registry reg;
+    const kiln__executor *exec;
+    struct kiln_sink **sinks;
+    size_t n_sinks;
+    int paused_sinks;
+    kiln_proc **readers;         /* processes whose output is being read */
+    size_t n_readers, cap_readers;
+    struct kiln__http_client *http;
+    int64_t kill_grace_ms;
+    int64_t partial_flush_ms;
+    bool dry_run;
+    int max_parallel;
+    bool max_parallel_forced;    /* --max-parallel beats options.maxParallel */
+    kiln_log_level log_level;
+    int signal_count;
+    int last_signal;
+    kiln__build *top;
+    uv_signal_t sig_int, sig_term;
+    uv_async_t post_async;       /* post() from other threads */
+    uv_mutex_t post_mutex;
+    struct kiln__post *posts;
+};
+
+int kiln__engine_init(kiln__engine *eng);
+/* Runs the loop until every handle is gone, then releases everything. */
+void kiln__engine_release(kiln__engine *eng);
+
+/* The host services table every plugin receives. */
+extern const kiln_host_api kiln__host_api;
+
+/* Set up a build of a loaded and resolved pipeline (see resolve.h). */
+int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
+                       const char *workspace, const char *only, kiln__buf *err, kiln__build **out);
+void kiln__build_start(kiln__build *b);
+void kiln__build_cancel(kiln__build *b, const char *why);
+void kiln__build_destroy(kiln__build *b);
+void kiln__build_kick(kiln__build *b);
+/* Cancel a build and the sub-builds it started (Ctrl-C). */
+void kiln__build_cancel_all(kiln__build *b, const char *why);
+void kiln__engine_watch_signals(kiln__engine *eng, bool on);
+
+/* Host side of step_done() and friends. */
+void kiln__step_done(kiln__rstep *s, int status, const char *reason);
+int kiln__step_set_output(kiln__rstep *s, const char *key, const char *value);
+void kiln__step_release_timers(kiln__rstep *s);
+void kiln__step_release_https(kiln__rstep *s);
+void kiln__step_track_proc(kiln__rstep *s, kiln_proc *p);
+void kiln__step_untrack_proc(kiln__rstep *s, kiln_proc *p);
+void kiln__engine_add_reader(kiln__engine *eng, kiln_proc *p);
+void kiln__engine_remove_reader(kiln__engine *eng, kiln_proc *p);
+const char *kiln__status_name(kiln_status s);
+
+/* host_api.c */
+void kiln__host_attach(kiln__engine *eng);  /* post() machinery; the engine plugins talk to */
+void kiln__host_detach(kiln__engine *eng);
+void kiln__http_shutdown(kiln__engine *eng);
+void kiln__sink_ready(kiln_sink *s);
+void kiln__sink_closed(kiln_sink *s);
+
+#endif /* KILN_ENGINE_H */

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runner's shared internals: host objects behind the SDK's opaque
+ * types, the run-time build and step, and the kiln__ functions shared across
+ * files. Nothing here crosses the plugin boundary.
+ */
+#ifndef KILN_INTERNAL_H
+#define KILN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <kiln/kiln.h>
+
+#include "buf.h"
+
+typedef enum kiln__objtype {
+    KILN__OBJ_PLUGIN = 1,
+    KILN__OBJ_STEP,
+    KILN__OBJ_SINK,
+    KILN__OBJ_BUILD
+} kiln__objtype;
+
+/* Every host object starts with this, as every libuv handle starts with
+ * UV_HANDLE_FIELDS; KILN_OBJ() casts to it. */
+struct kiln_object {
+    kiln__objtype type;
+};
+
+struct kiln__plugin;
+struct kiln_plugin_handle {
+    struct kiln_object obj;
+    struct kiln__plugin *plugin;
+};
+
+/* errors.c */
+const char *kiln__strerror(int err);
+const char *kiln__err_name(int err);
+int kiln__strcmp_p(const void *a, const void *b); /* qsort over char * */
+
+/* time */
+int64_t kiln__now_us(void); /* wall clock, microseconds since the epoch */
+void kiln__format_time(int64_t us, char *out, size_t cap); /* RFC 3339, UTC, microseconds */
+void kiln__format_duration(int64_t us, char *out, size_t cap); /* "1.2s", "3m04s" */
+
+#endif /* KILN_INTERNAL_H */

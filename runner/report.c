@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* The JSON build report; see report.h. */
+#include "report.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resolve.h"
+
+static void add_time(cJSON *o, const char *name, int64_t us)
+{
+    if (!us)
+        return;
+    char t[48];
+    kiln__format_time(us, t, sizeof t);
+    cJSON_AddStringToObject(o, name, t);
+}
+
+static cJSON *step_json(const kiln__rstep *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (s->def->id)
+        cJSON_AddStringToObject(o, "id", s->def->id);
+    else
+        cJSON_AddNullToObject(o, "id");
+    cJSON_AddNumberToObject(o, "index", s->def->index);
+    cJSON_AddStringToObject(o, "key", s->def->key);
+    if (s->def->name)
+        cJSON_AddStringToObject(o, "name", s->def->name);
+    cJSON_AddStringToObject(o, "uses", kiln__step_plugin_name(s->def));
+    cJSON_AddStringToObject(o, "status", kiln__status_name(s->status));
+    if (s->allowed_failure)
+        cJSON_AddTrueToObject(o, "allowed_failure");
+    if (s->exit_code >= 0)
+        cJSON_AddNumberToObject(o, "exit_code", s->exit_code);
+    else
+        cJSON_AddNullToObject(o, "exit_code");
+    cJSON_AddNumberToObject(o, "attempts", s->attempts);
+    if (s->start_us) {
+        cJSON *timing = cJSON_AddObjectToObject(o, "timing");
+        add_time(timing, "startTime", s->start_us);
+        add_time(timing, "endTime", s->end_us);
+        if (s->end_us)
+            cJSON_AddNumberToObject(o, "duration_s", (double)(s->end_us - s->start_us) / 1e6);
+    }
+    if (s->reason)
+        cJSON_AddStringToObject(o, "reason", s->reason);
+    cJSON *outs = cJSON_AddObjectToObject(o, "outputs");
+    for (size_t i = 0; i < s->n_outputs; i++)
+        cJSON_AddStringToObject(outs, s->outputs[i].key, s->outputs[i].value);
+    if (s->progress_total || s->progress_done) {
+        cJSON *pr = cJSON_AddObjectToObject(o, "progress");
+        cJSON_AddNumberToObject(pr, "done", (double)s->progress_done);
+        cJSON_AddNumberToObject(pr, "total", (double)s->progress_total);
+        if (s->progress_what)
+            cJSON_AddStringToObject(pr, "what", s->progress_what);
+    }
+    if (s->plan.len) {
+        cJSON *plan = cJSON_AddArrayToObject(o, "plan");
+        char *copy = kiln__xstrdup(s->plan.buf), *save = NULL;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            cJSON *j = cJSON_Parse(line);
+            cJSON_AddItemToArray(plan, j ? j : cJSON_CreateString(line));
+        }
+        free(copy);
+    }
+    return o;
+}
+
+char *kiln__report_json(const kiln__build *b)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "id", b->id);
+    const char *project = kiln__subst_get(b->subst, "PROJECT_ID");
+    cJSON_AddStringToObject(r, "projectId", project ? project : "");
+    cJSON_AddStringToObject(r, "status", kiln__status_name(b->status));
+    if (b->fail_reason)
+        cJSON_AddStringToObject(r, "statusDetail", b->fail_reason);
+    cJSON_AddStringToObject(r, "pipeline", b->p->file);
+    cJSON_AddStringToObject(r, "workspace", b->workspace);
+    add_time(r, "startTime", b->start_us);
+    add_time(r, "finishTime", b->end_us);
+    if (b->end_us)
+        cJSON_AddNumberToObject(r, "duration_s", (double)(b->end_us - b->start_us) / 1e6);
+    cJSON *steps = cJSON_AddArrayToObject(r, "steps");
+    for (size_t o = 0; o < b->n_main; o++)
+        cJSON_AddItemToArray(steps, step_json(&b->steps[o]));
+    cJSON *fin = cJSON_AddArrayToObject(r, "finally");
+    for (size_t o = b->n_main; o < b->n_total; o++)
+        cJSON_AddItemToArray(fin, step_json(&b->steps[o]));
+    char *s = cJSON_Print(r);
+    cJSON_Delete(r);
+    char *copy = kiln__xstrdup(s);
+    cJSON_free(s);
+    return copy;
+}
+
+int kiln__report_write(const kiln__build *b, const char *path)
+{
+    char *json = kiln__report_json(b);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        int e = errno;
+        free(json);
+        return -e;
+    }
+    fputs(json, f);
+    fputc('\n', f);
+    int bad = fclose(f);
+    free(json);
+    return bad ? KILN_EIO : 0;
+}

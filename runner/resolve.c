@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/* Substitutions and plugin option checks for a loaded pipeline; see resolve.h. */
+#include "resolve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_map.h"
+#include "internal.h"
+
+const char *kiln__step_plugin_name(const kiln__step *s)
+{
+    return s->uses ? s->uses : "exec";
+}
+
+/* ---- git facts ------------------------------------------------------ */
+
+static char *run_git(const char *dir, const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "git -C '%s' %s 2>/dev/null", dir, args);
+    if (strchr(dir, '\''))
+        return NULL;
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return NULL;
+    kiln__buf b = KILN__BUF_INIT;
+    char chunk[1024];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        kiln__buf_add(&b, chunk, n);
+    int rc = pclose(f);
+    if (rc != 0) {
+        kiln__buf_release(&b);
+        return NULL;
+    }
+    while (b.len && (b.buf[b.len - 1] == '\n' || b.buf[b.len - 1] == '\r'))
+        b.buf[--b.len] = '\0';
+    return kiln__buf_detach(&b);
+}
+
+void kiln__git_facts(const char *dir, kiln__subst *s)
+{
+    char *out = run_git(dir, "rev-parse HEAD --abbrev-ref HEAD --show-toplevel");
+    if (!out)
+        return;
+    char *save = NULL;
+    char *sha = strtok_r(out, "\n", &save);
+    char *branch = strtok_r(NULL, "\n", &save);
+    char *top = strtok_r(NULL, "\n", &save);
+    if (sha && strlen(sha) >= 7) {
+        char short_sha[8];
+        memcpy(short_sha, sha, 7);
+        short_sha[7] = '\0';
+        kiln__subst_set(s, "COMMIT_SHA", sha);
+        kiln__subst_set(s, "REVISION_ID", sha);
+        kiln__subst_set(s, "SHORT_SHA", short_sha);
+    }
+    if (branch && strcmp(branch, "HEAD") != 0) {
+        kiln__subst_set(s, "BRANCH_NAME", branch);
+        kiln__subst_set(s, "REF_NAME", branch);
+    }
+    char *tag = run_git(dir, "describe --tags --exact-match HEAD");
+    if (tag && *tag) {
+        kiln__subst_set(s, "TAG_NAME", tag);
+        if (!branch || strcmp(branch, "HEAD") == 0)
+            kiln__subst_set(s, "REF_NAME", tag);
+    }
+    free(tag);
+    char *url = run_git(dir, "config --get remote.origin.url");
+    const char *name_src = url && *url ? url : top;
+    if (name_src) {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", name_src);
+        size_t len = strlen(tmp);
+        while (len && tmp[len - 1] == '/')
+            tmp[--len] = '\0';
+        if (len > 4 && strcmp(tmp + len - 4, ".git") == 0)
+            tmp[len -= 4] = '\0';
+        const char *base = strrchr(tmp, '/');
+        base = base ? base + 1 : tmp;
+        const char *colon = strrchr(base, ':');
+        if (colon)
+            base = colon + 1;
+        if (*base)
+            kiln__subst_set(s, "REPO_NAME", base);
+    }
+    free(url);
+    free(out);
+}
+
+/* ---- substitution values --------------------------------------------- */
+
+int kiln__resolve_subst(kiln__pipeline *p, const kiln__resolve_opts *o, kiln__diag *d,
+                        kiln__subst **out)
+{
+    kiln__subst *s = kiln__subst_create();
+    kiln__subst_set(s, "PROJECT_ID", o->project_id ? o->project_id : "");
+    kiln__subst_set(s, "PROJECT_NUMBER", "");
+    kiln__subst_set(s, "BUILD_ID", o->build_id ? o->build_id : "");
+    kiln__subst_set(s, "LOCATION", "local");
+    if (o->workspace)
+        kiln__git_facts(o->workspace, s);
+    int errors = 0;
+    const kiln__ynode *subs = p->substitutions;
+    for (size_t i = 0; subs && i < subs->n; i++) {
+        const kiln__ynode *k = subs->items[2 * i], *v = subs->items[2 * i + 1];
+        char *msg = kiln__subst_check_key(k->value, false);
+        if (msg) {
+            kiln__diag_at(d, KILN__DIAG_ERROR, p->file, k, "invalid .substitutions field: %s", msg);
+            free(msg);
+            errors++;
+            continue;
+        }
+        kiln__subst_set(s, k->value, v->kind == KILN__Y_SCALAR && !kiln__ynode_is_null(v) ? v->value : "");
+    }
+    for (size_t i = 0; i < o->n_overrides; i++) {
+        const char *kv = o->overrides[i];
+        const char *eq = strchr(kv, '=');
+        if (!eq) {
+            kiln__diag_at(d, KILN__DIAG_ERROR, "--substitutions", NULL,
+                          "'%s' is not KEY=VALUE", kv);
+            errors++;
+            continue;
+        }
+        char *key = kiln__xstrndup(kv, (size_t)(eq - kv));
+        char *msg = kiln__subst_check_key(key, true);
+        if (msg) {
+            kiln__diag_at(d, KILN__DIAG_ERROR, "--substitutions", NULL,
+                          "invalid value for 'build.substitutions': %s", msg);
+            free(msg);
+            errors++;
+        } else {
+            kiln__subst_set(s, key, eq + 1);
+        }
+        free(key);
+    }
+    if (p->options.dynamic_substitutions || o->triggered) {
+        char *msg = NULL;
+        if (kiln__subst_dynamic(s, &msg) != 0) {
+            kiln__diag_at(d, KILN__DIAG_ERROR, p->file, p->substitutions,
+                          "invalid value for 'build.substitutions': %s", msg ? msg : "bad substitution");
+            free(msg);
+            errors++;
+        }
+    }
+    if (o->triggered) {
+        p->options.subst_mode = KILN__ALLOW_LOOSE;
+        p->options.dynamic_substitutions = true;
+    }
+    *out = s;
+    return errors ? KILN_ECONFIG : 0;
+}
+
+/* ---- expansion -------------------------------------------------------- */
+
+/* ${{ steps.ID.outputs.KEY }}: parse at p (which points at "${{"). Returns the
+ * length consumed, 0 when it is not such a reference. */
+static size_t parse_output_ref(const char *p, char *id, size_t id_cap, char *key, size_t key_cap)
+{
+    const char *q = p + 3;
+    while (*q == ' ')
+        q++;
+    if (strncmp(q, "steps.", 6) != 0)
+        return 0;
+    q += 6;
+    const char *id_start = q;
+    const char *marker = strstr(q, ".outputs.");
+    const char *end = strstr(q, "}}");
+    if (!marker || !end || marker > end)
+        return 0;
+    size_t idl = (size_t)(marker - id_start);
+    q = marker + 9;
+    const char *key_start = q;
+    while (q < end && *q != ' ')
+        q++;
+    size_t kl = (size_t)(q - key_start);
+    while (q < end && *q == ' ')
+        q++;
+    if (q != end || !idl || !kl || idl >= id_cap || kl >= key_cap)
+        return 0;
+    memcpy(id, id_start, idl);
+    id[idl] = '\0';
+    memcpy(key, key_start, kl);
+    key[kl] = '\0';
+    return (size_t)(end + 2 - p);
+}
+
+static int expand_outputs(kiln__expand_ctx *c, const kiln__ynode *at, const char *in,
+                          kiln__buf *out)
+{
+    const char *p = in;
+    int rc = 0;
+    while (*p) {
+        const char *hit = strstr(p, "${{");
+        if (!hit) {
+            kiln__buf_adds(out, p);
+            break;
+        }
+        kiln__buf_add(out, p, (size_t)(hit - p));
+        char id[256], key[256];
+        size_t n = parse_output_ref(hit, id, sizeof id, key, sizeof key);
+        if (!n) {
+            kiln__buf_add(out, hit, 3);
+            p = hit + 3;
+            continue;
+        }
+        p = hit + n;
+        if (!c->output) {
+            /* Validation: the step must be one this step waits for. */
+            const kiln__step *src = kiln__pipeline_find(c->p, id);
+            if (!src) {
+                kiln__diag_at(c->d, KILN__DIAG_ERROR, c->file, at,
+                              "%s: ${{ steps.%s.outputs.%s }} names no step with id \"%s\"",
+                              c->step->label, id, key, id);
+                rc = KILN_ECONFIG;
+            } else if (!c->step->is_finally &&
+                       !kiln__dag_is_ancestor(c->dag, src->index, c->step->index)) {
+                kiln__diag_at(c->d, KILN__DIAG_ERROR, c->file, at,
+                              "%s: reads an output of step \"%s\", which it does not wait for; add "
+                              "\"%s\" to its waitFor",
+                              c->step->label, id, id);
+                rc = KILN_ECONFIG;
+            }
+            kiln__buf_addf(out, "${{ steps.%s.outputs.%s }}", id, key);
+            continue;
+        }
+        const char *v = c->output(c->output_data, id, key);
+        if (!v) {
+            kiln__diag_at(c->d, KILN__DIAG_ERROR, c->file, at, "%s: step \"%s\" has no output \"%s\"",
+                          c->step->label, id, key);
+            rc = KILN_ECONFIG;
+            continue;
+        }
+        kiln__buf_adds(out, v);
+    }
+    return rc;
+}
+
+int kiln__expand(void *ctx, const kiln__ynode *at, const char *in, kiln__buf *out)
+{
+    kiln__expand_ctx *c = ctx;
+    kiln__buf errs = KILN__BUF_INIT, warns = KILN__BUF_INIT, tmp = KILN__BUF_INIT;
+    int hard = kiln__subst_expand(c->subst, in, &tmp, &errs, &warns);
+    int rc = 0;
+    /* One diagnostic per message line. */
+    kiln__buf *lists[2] = {&errs, &warns};
+    for (int li = 0; li < 2; li++) {
+        bool is_err = li == 0 || c->p->options.subst_mode == KILN__MUST_MATCH;
+        char *save = NULL;
+        for (char *line = strtok_r(lists[li]->buf, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (li == 1 && !is_err)
+                continue; /* ALLOW_LOOSE: Cloud Build ignores these */
+            kiln__diag_at(c->d, KILN__DIAG_ERROR, c->file, at, "invalid value for 'build.substitutions': %s",
+                          line);
+            rc = KILN_ECONFIG;
+        }
+    }
+    (void)hard;
+    if (!rc)
+        rc = expand_outputs(c, at, tmp.buf, out);
+    kiln__buf_release(&errs);
+    kiln__buf_release(&warns);
+    kiln__buf_release(&tmp);
+    if (rc)
+        c->errors++;
+    return rc;
+}
+
+/* ---- exec steps -------------------------------------------------------- */
+
+static kiln__ynode *mk_scalar(kiln__pipeline *p, const kiln__ynode *pos, const char *v)
+{
+    kiln__ynode *n = kiln__ydoc_alloc(&p->doc, sizeof *n);
+    n->kind = KILN__Y_SCALAR;
+    n->line = pos ? pos->line : 0;
+    n->col = pos ? pos->col : 0;
+    n->quoted = true;
+    n->value = v;
+    n->len = strlen(v);
+    return n;
+}
+
+/* Cloud Build's fields of a step without uses: as exec's options. */
+static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s)
+{
+    if (s->uses)
+        return;
+    kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
+    m->kind = KILN__Y_MAP;
+    m->line = s->node->line;
+    m->col = s->node->col;
+    m->items = kiln__ydoc_alloc(&p->doc, 8 * sizeof *m->items);
+    size_t k = 0;
+    if (s->name) {
+        m->items[k++] = mk_scalar(p, s->name_node, "image");
+        m->items[k++] = (kiln__ynode *)s->name_node;
+    }
+    if (s->entrypoint) {
+        m->items[k++] = mk_scalar(p, s->entrypoint_node, "entrypoint");
+        m->items[k++] = (kiln__ynode *)s->entrypoint_node;
+    }
+    if (s->args.node) {
+        m->items[k++] = mk_scalar(p, s->args.node, "args");
+        m->items[k++] = (kiln__ynode *)s->args.node;
+    }
+    if (s->script) {
+        const kiln__ynode *sn = kiln__ymap_get(s->node, "script");
+        m->items[k++] = mk_scalar(p, sn, "script");
+        m->items[k++] = (kiln__ynode *)sn;
+    }
+    m->n = k / 2;
+    s->with = m;
+}
+
+void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg, kiln__diag *d)
+{
+    kiln__dag dag, fdag;
+    kiln__dag_build(&dag, p->steps, p->n_steps);
+    kiln__dag_build(&fdag, p->finally, p->n_finally);
+    for (size_t list = 0; list < 2; list++) {
+        kiln__step *steps = list ? p->finally : p->steps;
+        size_t n = list ? p->n_finally : p->n_steps;
+        for (size_t i = 0; i < n; i++) {
+            kiln__step *st = &steps[i];
+            synthesize_exec_with(p, st);
+            kiln__expand_ctx c = {s, d, p->file, st, list ? &fdag : &dag, p, NULL, NULL, 0};
+            kiln__buf tmp = KILN__BUF_INIT;
+            for (size_t e = 0; e < st->env.n; e++) {
+                kiln__expand(&c, st->env.node->items[e], st->env.v[e], &tmp);
+                kiln__buf_reset(&tmp);
+            }
+            if (st->dir)
+                kiln__expand(&c, st->dir_node, st->dir, &tmp);
+            kiln__buf_release(&tmp);
+            kiln__plugin *pl = NULL;
+            kiln__buf err = KILN__BUF_INIT;
+            const char *pname = kiln__step_plugin_name(st);
+            if (kiln__registry_get(reg, KILN_PLUGIN_STEP, pname, &pl, &err) != 0) {
+                const kiln__ynode *at = st->uses ? kiln__ymap_get(st->node, "uses") : st->node;
+                kiln__diag_at(d, KILN__DIAG_ERROR, p->file, at, "%s: %s", st->label, err.buf);
+                kiln__buf_release(&err);
+                continue;
+            }
+            kiln__buf_release(&err);
+            char prefix[300];
+            snprintf(prefix, sizeof prefix, "%s: ", st->label);
+            kiln__config *cfg = NULL;
+            if (kiln__config_fill(pl->desc, st->with, d, p->file, st->node, prefix, kiln__expand, &c,
+                                  pl->plugin_data, &cfg) == 0)
+                kiln__config_free(cfg);
+        }
+    }
+    kiln__buf tmp = KILN__BUF_INIT;
+    kiln__expand_ctx c = {s, d, p->file, NULL, &dag, p, NULL, NULL, 0};
+    kiln__step top = {0};
+    top.label = "build";
+    c.step = &top;
+    for (size_t i = 0; i < p->options.env.n; i++) {
+        kiln__expand(&c, p->options.env.node->items[i], p->options.env.v[i], &tmp);
+        kiln__buf_reset(&tmp);
+    }
+    for (size_t i = 0; i < p->images.n; i++) {
+        kiln__expand(&c, p->images.node->items[i], p->images.v[i], &tmp);
+        kiln__buf_reset(&tmp);
+    }
+    for (size_t i = 0; i < p->tags.n; i++) {
+        kiln__expand(&c, p->tags.node->items[i], p->tags.v[i], &tmp);
+        kiln__buf_reset(&tmp);
+    }
+    kiln__buf_release(&tmp);
+    /* Defined but never used: an error under MUST_MATCH. */
+    if (p->options.subst_mode == KILN__MUST_MATCH) {
+        kiln__buf w = KILN__BUF_INIT;
+        kiln__subst_unused(s, &w);
+        char *save = NULL;
+        for (char *line = strtok_r(w.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            /* Point at the key in the file when it came from there. */
+            const kiln__ynode *at = p->substitutions;
+            const char *q1 = strchr(line, '"');
+            if (q1 && p->substitutions) {
+                const char *q2 = strchr(q1 + 1, '"');
+                for (size_t i = 0; q2 && i < p->substitutions->n; i++) {
+                    const kiln__ynode *k = p->substitutions->items[2 * i];
+                    if (strlen(k->value) == (size_t)(q2 - q1 - 1) &&
+                        !strncmp(k->value, q1 + 1, (size_t)(q2 - q1 - 1)))
+                        at = k;
+                }
+            }
+            kiln__diag_at(d, KILN__DIAG_ERROR, at ? p->file : "--substitutions", at,
+                          "invalid value for 'build.substitutions': %s (or set options: "
+                          "substitution_option: ALLOW_LOOSE)",
+                          line);
+        }
+        kiln__buf_release(&w);
+    }
+    kiln__dag_release(&dag);
+    kiln__dag_release(&fdag);
+}
