@@ -310,7 +310,9 @@ kiln__ynode *kiln__ymap_get(const kiln__ynode *map, const char *key)
 
 bool kiln__ynode_is_null(const kiln__ynode *n)
 {
-    if (!n || n->kind != KILN__Y_SCALAR || n->quoted)
+    if (!n)
+        return true; /* absent */
+    if (n->kind != KILN__Y_SCALAR || n->quoted)
         return false;
     return n->len == 0 || strcmp(n->value, "~") == 0 || strcmp(n->value, "null") == 0 ||
            strcmp(n->value, "Null") == 0 || strcmp(n->value, "NULL") == 0;

@@ -48,7 +48,7 @@ void *kiln__ydoc_alloc(kiln__ydoc *doc, size_t n);
 
 /* MAP lookup by key text; NULL when absent. */
 kiln__ynode *kiln__ymap_get(const kiln__ynode *map, const char *key);
-/* A plain scalar "", "~", "null" or "Null"/"NULL". */
+/* A plain scalar "", "~", "null" or "Null"/"NULL", or an absent node (NULL). */
 bool kiln__ynode_is_null(const kiln__ynode *n);
 /* Kind as a word for messages: "a string", "a list", "a mapping". */
 const char *kiln__ykind_name(const kiln__ynode *n);
