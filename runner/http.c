@@ -55,6 +55,7 @@ struct kiln_http {
     bool quiet;       /* and no final callback */
     int cb_err;       /* what read_body or on_data returned to stop the request */
     const char *cb_name;
+    char *unix_socket; /* for error messages; curl has its own copy */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -128,6 +129,7 @@ static void req_free(kiln_http *h)
     curl_easy_cleanup(h->easy);
     curl_slist_free_all(h->headers);
     kiln__buf_release(&h->resp);
+    free(h->unix_socket);
     free(h);
 }
 
@@ -204,7 +206,10 @@ static void req_done(kiln_http *h, CURLcode rc)
                  err_message(h->cb_err));
     } else {
         err = rc == CURLE_OPERATION_TIMEDOUT ? KILN_ETIMEDOUT : KILN_EHTTP;
-        snprintf(msg, sizeof msg, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+        /* curl names host and port, which mean little over a unix socket */
+        snprintf(msg, sizeof msg, "%s%s%s%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc),
+                 h->unix_socket ? " (unix socket \"" : "", h->unix_socket ? h->unix_socket : "",
+                 h->unix_socket ? "\")" : "");
     }
     req_finish(h, err, msg);
 }
@@ -519,7 +524,7 @@ static int req_validate(const kiln_http_req *r, const char *method)
     if (strcmp(method, "HEAD") == 0 && (r->body || r->read_body))
         return KILN_EINVAL;
     for (const char *const *hp = r->headers; hp && *hp; hp++)
-        if (has_crlf(*hp) || !strchr(*hp, ':'))
+        if (has_crlf(*hp) || !strpbrk(*hp, ":;")) /* "Name;" sends an empty value */
             return KILN_EINVAL;
     return 0;
 }
@@ -563,8 +568,10 @@ static int req_setup(kiln_http *h, const kiln_http_req *r, const char *method)
     } while (0)
 
     SET(CURLOPT_URL, r->url);
-    if (r->unix_socket)
+    if (r->unix_socket) {
         SET(CURLOPT_UNIX_SOCKET_PATH, r->unix_socket);
+        h->unix_socket = kiln__xstrdup(r->unix_socket);
+    }
     SET(CURLOPT_PRIVATE, (void *)h);
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
