@@ -329,6 +329,18 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
         env_set(&env, &n, tmp.buf);
         kiln__buf_reset(&tmp);
     }
+    /* secretEnv: the build's, then the step's (checked before the run). */
+    const kiln__strlist *secret_lists[2] = {&p->options.secret_env, &s->def->secret_env};
+    for (int li = 0; li < 2; li++)
+        for (size_t i = 0; i < secret_lists[li]->n; i++) {
+            const char *name = secret_lists[li]->v[i];
+            const char *value = kiln__secrets_get(b->secrets, name);
+            if (!value)
+                continue;
+            char *skv = kiln__xasprintf("%s=%s", name, value);
+            env_set(&env, &n, skv);
+            free(skv);
+        }
     /* $KILN_OUTPUT: key=value lines become the step's outputs. */
     const char *tmpdir = getenv("TMPDIR");
     char *path = kiln__xasprintf("%s/kiln-output-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
@@ -818,6 +830,7 @@ int kiln__engine_init(kiln__engine *eng)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     eng->max_parallel = ncpu > 0 ? (int)ncpu : 1;
     eng->reg.api = &kiln__host_api;
+    eng->masker = kiln__masker_create();
     uv_signal_init(eng->loop, &eng->sig_int);
     uv_signal_init(eng->loop, &eng->sig_term);
     eng->sig_int.data = eng->sig_term.data = eng;
@@ -847,6 +860,7 @@ void kiln__engine_release(kiln__engine *eng)
     uv_run(eng->loop, UV_RUN_DEFAULT);
     kiln__registry_release(&eng->reg);
     free(eng->readers);
+    kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");
     free(eng->loop);

@@ -44,6 +44,8 @@ static bool h_log_enabled(const kiln_object *obj, kiln_log_level level)
 }
 
 static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -463,6 +465,7 @@ static const char *h_strerror(int err)
     return kiln__strerror(err);
 }
 
+static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
 static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...)
 {
     va_list ap;

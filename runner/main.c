@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
     "  --dry-run                     deploy steps only record what they would do\n"
+    "  --secrets-file FILE           secret values, dotenv lines NAME=value (never commit it)\n"
+    "  --secrets-command CMD         run CMD VERSION_NAME to print a secret's value\n"
     "  --plugin-path DIR             where to look for plugins (repeatable; also\n"
     "                                KILN_PLUGIN_PATH)\n";
 
@@ -63,6 +65,7 @@ struct opts {
     const char *workspace;
     const char *project;
     const char *format;
+    const char *secrets_file, *secrets_command;
     bool quiet, dry_run, json;
     int max_parallel;
     int64_t kill_grace_ms;
@@ -99,7 +102,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP
+        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -117,6 +120,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"plugin-path", required_argument, NULL, O_PPATH},
         {"format", required_argument, NULL, O_FORMAT},
         {"json", no_argument, NULL, O_JSON},
+        {"secrets-file", required_argument, NULL, O_SECFILE},
+        {"secrets-command", required_argument, NULL, O_SECCMD},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -187,6 +192,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_JSON:
             o->json = true;
             break;
+        case O_SECFILE:
+            o->secrets_file = optarg;
+            break;
+        case O_SECCMD:
+            o->secrets_command = optarg;
+            break;
         case O_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -220,8 +231,10 @@ static void new_build_id(char *out, size_t cap)
 /* Load, resolve and check. Returns 0 (valid), or EXIT_USAGE after printing
  * every problem. Notes and warnings are printed either way. */
 static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline *p,
-                        kiln__subst **subst, char *build_id, const char *workspace)
+                        kiln__subst **subst, kiln__secrets *secrets, char *build_id,
+                        const char *workspace)
 {
+    memset(secrets, 0, sizeof *secrets);
     kiln__diag d;
     kiln__diag_init(&d);
     int rc = kiln__pipeline_load(p, o->file, &d);
@@ -230,6 +243,8 @@ static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline 
         kiln__resolve_opts ro = {(const char *const *)o->substs, o->n_substs, workspace, build_id,
                                  project ? project : "local", false};
         kiln__resolve_subst(p, &ro, &d, subst);
+        kiln__secret_opts so = {o->secrets_file, o->secrets_command};
+        kiln__secrets_resolve(p, *subst, &so, &d, eng->masker, secrets);
         if (!d.errors || p->n_steps)
             kiln__resolve_check(p, *subst, &eng->reg, &d);
     }
@@ -304,7 +319,8 @@ static int cmd_run(const struct opts *o, bool validate_only)
     new_build_id(build_id, sizeof build_id);
     kiln__pipeline p;
     kiln__subst *subst = NULL;
-    int rc = load_checked(&eng, o, &p, &subst, build_id, workspace);
+    kiln__secrets secrets;
+    int rc = load_checked(&eng, o, &p, &subst, &secrets, build_id, workspace);
     if (rc || validate_only) {
         if (!rc)
             printf("%s: valid (%zu step%s%s)\n", o->file, p.n_steps, p.n_steps == 1 ? "" : "s",
@@ -312,6 +328,7 @@ static int cmd_run(const struct opts *o, bool validate_only)
         kiln__engine_release(&eng);
         if (subst)
             kiln__subst_destroy(subst);
+        kiln__secrets_release(&secrets);
         kiln__pipeline_free(&p);
         return rc;
     }
@@ -337,11 +354,13 @@ static int cmd_run(const struct opts *o, bool validate_only)
         kiln__engine_release(&eng);
         kiln__ydoc_free(&sinkdoc);
         kiln__subst_destroy(subst);
+        kiln__secrets_release(&secrets);
         kiln__pipeline_free(&p);
         return rc == KILN_ENOTFOUND ? EXIT_USAGE : EXIT_FAILED;
     }
     kiln__buf_release(&err);
     eng.top = b;
+    b->secrets = &secrets;
     b->on_end = on_build_end;
     kiln__engine_watch_signals(&eng, true);
     kiln__build_start(b);
@@ -361,6 +380,7 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__engine_release(&eng);
     kiln__ydoc_free(&sinkdoc);
     kiln__subst_destroy(subst);
+    kiln__secrets_release(&secrets);
     kiln__pipeline_free(&p);
     if (status == KILN_STATUS_SUCCESS)
         return 0;
@@ -432,12 +452,14 @@ static int cmd_graph(const struct opts *o)
     kiln__subst *subst = NULL;
     char build_id[40];
     new_build_id(build_id, sizeof build_id);
-    int rc = load_checked(&eng, o, &p, &subst, build_id, workspace);
+    kiln__secrets secrets;
+    int rc = load_checked(&eng, o, &p, &subst, &secrets, build_id, workspace);
     if (!rc)
         graph_print(&p, o->format);
     kiln__engine_release(&eng);
     if (subst)
         kiln__subst_destroy(subst);
+    kiln__secrets_release(&secrets);
     kiln__pipeline_free(&p);
     return rc;
 }
