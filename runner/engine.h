@@ -188,6 +188,10 @@ struct kiln__build {
     int *queue;                  /* ready ordinals, FIFO */
     size_t q_head, q_tail, q_cap;
     kiln__rstep *done_head, *done_tail;
+    char **spare_outputs;        /* $KILN_OUTPUT files of ended steps, for reuse */
+    size_t n_spare_outputs, cap_spare_outputs;
+    char **dead_outputs;         /* ... of steps that may have left writers behind */
+    size_t n_dead_outputs, cap_dead_outputs;
     uv_idle_t pump;
     bool pump_active;
     bool finally_cancelled;
