@@ -27,10 +27,20 @@ void kiln__framer_init(kiln__framer *f, kiln__rstep *step, kiln_stream stream)
     kiln__mask_stream_init(&f->mask);
 }
 
+/* Newlines in p[0..n). Every byte of every read passes here: the plain byte
+ * loop was a quarter of kiln's CPU time when a step prints fast in an -O2
+ * build. Counting 64-byte blocks into a byte-wide sum lets the compiler
+ * vectorize it at -O2 too (~20 GB/s instead of ~1.4 GB/s here). */
 static size_t count_lines(const char *p, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t c = 0, i = 0;
+    for (; i + 64 <= n; i += 64) {
+        unsigned char k = 0;
+        for (size_t j = 0; j < 64; j++)
+            k += p[i + j] == '\n';
+        c += k;
+    }
+    for (; i < n; i++)
         c += p[i] == '\n';
     return c;
 }
