@@ -212,6 +212,14 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     return 0;
 }
 
+static void free_env(kiln__rstep *s)
+{
+    for (size_t i = 0; s->env && s->env[i]; i++)
+        free(s->env[i]);
+    free(s->env);
+    s->env = NULL;
+}
+
 static void on_build_close(uv_handle_t *h)
 {
     kiln__build *b = h->data;
@@ -230,9 +238,7 @@ void kiln__build_destroy(kiln__build *b)
         free(s->procs);
         free(s->timers);
         free(s->https);
-        for (size_t i = 0; s->env && s->env[i]; i++)
-            free(s->env[i]);
-        free(s->env);
+        free_env(s);
         free(s->dir);
         if (s->output_file) {
             unlink(s->output_file);
@@ -422,11 +428,7 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     kv = kiln__xasprintf("KILN_STEP_ID=%s", s->def->key);
     env_set(&env, &n, kv);
     free(kv);
-    if (s->env) {
-        for (size_t i = 0; s->env[i]; i++)
-            free(s->env[i]);
-        free(s->env);
-    }
+    free_env(s);
     s->env = env ? env : kiln__xcalloc(1, sizeof *env);
 
     free(s->dir);
@@ -722,6 +724,9 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
 
     b->running--;
     b->ended++;
+    /* Only spawns read the environment: a build of thousands of steps need
+     * not keep a copy of it per ended step (~4 KiB each). */
+    free_env(s);
     s->status = st;
     s->allowed_failure = allowed;
     s->end_us = kiln__now_us();
