@@ -330,7 +330,7 @@ static char *take_output_file(kiln__build *b)
         int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         struct stat st;
         bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-                  st.st_uid == geteuid() && ftruncate(fd, 0) == 0;
+                  st.st_uid == geteuid() && (st.st_size == 0 || ftruncate(fd, 0) == 0);
         if (fd >= 0)
             close(fd);
         if (ok)
