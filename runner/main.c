@@ -17,6 +17,7 @@
 
 #include <cJSON.h>
 
+#include "builders.h"
 #include "config_map.h"
 #include "dag.h"
 #include "engine.h"
@@ -49,6 +50,7 @@ static const char usage_text[] =
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
     "  --dry-run                     deploy steps only record what they would do\n"
+    "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
     "  --secrets-file FILE           secret values, dotenv lines NAME=value (never commit it)\n"
     "  --secrets-command CMD         run CMD VERSION_NAME to print a secret's value\n"
     "  --plugin-path DIR             where to look for plugins (repeatable; also\n"
@@ -66,6 +68,7 @@ struct opts {
     const char *project;
     const char *format;
     const char *secrets_file, *secrets_command;
+    const char *builders;
     bool quiet, dry_run, json;
     int max_parallel;
     int64_t kill_grace_ms;
@@ -102,7 +105,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD
+        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -122,6 +125,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"json", no_argument, NULL, O_JSON},
         {"secrets-file", required_argument, NULL, O_SECFILE},
         {"secrets-command", required_argument, NULL, O_SECCMD},
+        {"builders", required_argument, NULL, O_BUILDERS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -198,6 +202,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_SECCMD:
             o->secrets_command = optarg;
             break;
+        case O_BUILDERS:
+            o->builders = optarg;
+            break;
         case O_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -237,6 +244,11 @@ static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline 
     memset(secrets, 0, sizeof *secrets);
     kiln__diag d;
     kiln__diag_init(&d);
+    static kiln__builders builders;
+    kiln__builders_release(&builders);
+    const char *bfile = o->builders ? o->builders : getenv("KILN_BUILDERS");
+    kiln__builders_load(&builders, bfile && *bfile ? bfile : NULL, &d);
+    kiln__resolve_set_builders(&builders);
     int rc = kiln__pipeline_load(p, o->file, &d);
     if (rc == 0) {
         const char *project = o->project ? o->project : getenv("GOOGLE_CLOUD_PROJECT");

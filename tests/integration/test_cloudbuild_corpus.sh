@@ -97,7 +97,10 @@ out=$("$KILN" run "$corpus/GoogleCloudPlatform__cloud-build-samples__quickstart-
       --workspace "$work" --report r.json 2>&1); rc=$?
 if [ $rc -ne 2 ]; then ok; else bad "quickstart-build: run rejected the file"; fi
 if grep -q "image 'gcr.io/cloud-builders/docker' is not used" <<<"$out"; then ok; else bad "quickstart-build: no note about the unused image: $out"; fi
-if command -v docker >/dev/null || grep -q "cannot run 'docker': not found" <<<"$out"; then ok; else bad "quickstart-build: the missing tool is not named: $out"; fi
+if command -v docker >/dev/null || grep -qE "(cannot run 'docker': not found|docker: not found)" <<<"$out"; then ok; else bad "quickstart-build: the missing tool is not named: $out"; fi
+out=$("$KILN" validate "$corpus/GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml" 2>&1)
+if grep -q "'docker build' maps to plugin 'docker-build'" <<<"$out"; then ok; else bad "gke-deploy: docker build not mapped to docker-build: $out"; fi
+if grep -q "'gke-deploy apply' maps to plugin 'k8s-deploy'" <<<"$out"; then ok; else bad "gke-deploy: gke-deploy apply not mapped to k8s-deploy: $out"; fi
 
 echo "# $pass passed, $fail failed"
 [ $fail -eq 0 ]
