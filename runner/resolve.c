@@ -321,8 +321,18 @@ static bool map_builder(kiln__pipeline *p, kiln__step *s, kiln__registry *reg, k
     kiln__buf_release(&err);
     const kiln__ynode *at = s->name_node ? s->name_node : s->node;
     if (rc || !plugin_takes_args(pl->desc) || used) {
+        /* Once per plugin and file: a 100-step build needs one note, not 100. */
+        static char noted[1024];
+        char key[300];
+        snprintf(key, sizeof key, "|%s:%s|", p->file, plugin);
+        if (strstr(noted, key))
+            return false;
+        size_t nl = strlen(noted), kl = strlen(key);
+        if (nl + kl < sizeof noted)
+            memcpy(noted + nl, key, kl + 1);
         kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at,
-                      "%s: '%s %s' maps to plugin '%s', which %s; it runs on this machine", s->label,
+                      "%s: '%s %s' maps to plugin '%s', which %s; such steps run on this machine",
+                      s->label,
                       prog, s->args.n > used ? s->args.v[used] : "", plugin,
                       rc ? "is not installed" : "does not take the tool's arguments");
         return false;
