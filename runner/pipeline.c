@@ -406,6 +406,9 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             break;
         case S_VOLUMES:
             s->volumes = v;
+            note(c, k, "%s: volumes: steps run on this machine, so each volume path is this "
+                       "machine's directory, shared by every step and kept after the build",
+                 s->label);
             break;
         case S_TIMEOUT:
             s->timeout_ms = get_duration(c, v, what, true);
@@ -552,6 +555,8 @@ static void parse_options(struct ctx *c, const kiln__ynode *n)
             break;
         case O_VOLUMES:
             o->volumes = v;
+            note(c, k, "options.volumes: steps run on this machine, so each volume path is this "
+                       "machine's directory, shared by every step and kept after the build");
             break;
         case O_SUBST_OPTION: {
             const char *s = get_string(c, v, what);
