@@ -151,6 +151,11 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     if (eng->max_parallel_forced)
         b->max_parallel = eng->max_parallel;
     b->status = KILN_STATUS_QUEUED;
+    /* Before anything can fail: kiln__build_destroy() closes these. */
+    uv_idle_init(eng->loop, &b->pump);
+    b->pump.data = b;
+    uv_timer_init(eng->loop, &b->timeout_timer);
+    b->timeout_timer.data = b;
 
     kiln__dag dags[2];
     kiln__dag_build(&dags[0], p->steps, p->n_steps);
@@ -204,10 +209,6 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     }
     kiln__dag_release(&dags[0]);
     kiln__dag_release(&dags[1]);
-    uv_idle_init(eng->loop, &b->pump);
-    b->pump.data = b;
-    uv_timer_init(eng->loop, &b->timeout_timer);
-    b->timeout_timer.data = b;
     *out = b;
     return 0;
 }
