@@ -336,7 +336,11 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     int fd = mkstemp(path);
     if (fd >= 0) {
         close(fd);
-        free(s->output_file);
+        if (s->output_file) {
+            /* A retry: the earlier attempt's file was read already. */
+            unlink(s->output_file);
+            free(s->output_file);
+        }
         s->output_file = path;
         char *kv = kiln__xasprintf("KILN_OUTPUT=%s", path);
         env_set(&env, &n, kv);
