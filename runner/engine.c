@@ -640,8 +640,14 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         double delay = (double)r->backoff_ms;
         for (int i = 1; i < s->attempts; i++)
             delay *= r->factor;
-        char d[32];
+        char d[32], code[64];
         kiln__format_duration((int64_t)delay * 1000, d, sizeof d);
+        /* A process step gives no reason of its own; say what the user
+         * would see had it not been retried. */
+        if (!reason && st == KILN_STATUS_FAILURE && status > 0) {
+            snprintf(code, sizeof code, "step exited with non-zero status: %d", status);
+            reason = code;
+        }
         kiln__sys_log(b, s, KILN_LOG_WARN, "attempt %d of %d %s%s%s; retrying in %s", s->attempts,
                       r->limit + 1, st == KILN_STATUS_TIMEOUT ? "timed out" : "failed",
                       reason ? ": " : "", reason ? reason : "", d);
