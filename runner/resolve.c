@@ -345,6 +345,10 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
                 continue;
             }
             kiln__buf_release(&err);
+            /* Its options were built from fields already reported as wrong:
+             * checking them again would only repeat those errors. */
+            if (st->invalid)
+                continue;
             char prefix[300];
             snprintf(prefix, sizeof prefix, "%s: ", st->label);
             kiln__config *cfg = NULL;
