@@ -381,8 +381,9 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         kiln__subst_unused(s, &w);
         char *save = NULL;
         for (char *line = strtok_r(w.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            /* Point at the key in the file when it came from there. */
-            const kiln__ynode *at = p->substitutions;
+            /* Point at the key in the file when it came from there; else
+             * it came from --substitutions. */
+            const kiln__ynode *at = NULL;
             const char *q1 = strchr(line, '"');
             if (q1 && p->substitutions) {
                 const char *q2 = strchr(q1 + 1, '"');
