@@ -151,6 +151,11 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     if (eng->max_parallel_forced)
         b->max_parallel = eng->max_parallel;
     b->status = KILN_STATUS_QUEUED;
+    /* Before anything can fail: kiln__build_destroy() closes these. */
+    uv_idle_init(eng->loop, &b->pump);
+    b->pump.data = b;
+    uv_timer_init(eng->loop, &b->timeout_timer);
+    b->timeout_timer.data = b;
 
     kiln__dag dags[2];
     kiln__dag_build(&dags[0], p->steps, p->n_steps);
@@ -204,10 +209,6 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     }
     kiln__dag_release(&dags[0]);
     kiln__dag_release(&dags[1]);
-    uv_idle_init(eng->loop, &b->pump);
-    b->pump.data = b;
-    uv_timer_init(eng->loop, &b->timeout_timer);
-    b->timeout_timer.data = b;
     *out = b;
     return 0;
 }
@@ -347,7 +348,11 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     int fd = mkstemp(path);
     if (fd >= 0) {
         close(fd);
-        free(s->output_file);
+        if (s->output_file) {
+            /* A retry: the earlier attempt's file was read already. */
+            unlink(s->output_file);
+            free(s->output_file);
+        }
         s->output_file = path;
         char *kv = kiln__xasprintf("KILN_OUTPUT=%s", path);
         env_set(&env, &n, kv);
@@ -647,8 +652,14 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         double delay = (double)r->backoff_ms;
         for (int i = 1; i < s->attempts; i++)
             delay *= r->factor;
-        char d[32];
+        char d[32], code[64];
         kiln__format_duration((int64_t)delay * 1000, d, sizeof d);
+        /* A process step gives no reason of its own; say what the user
+         * would see had it not been retried. */
+        if (!reason && st == KILN_STATUS_FAILURE && status > 0) {
+            snprintf(code, sizeof code, "step exited with non-zero status: %d", status);
+            reason = code;
+        }
         kiln__sys_log(b, s, KILN_LOG_WARN, "attempt %d of %d %s%s%s; retrying in %s", s->attempts,
                       r->limit + 1, st == KILN_STATUS_TIMEOUT ? "timed out" : "failed",
                       reason ? ": " : "", reason ? reason : "", d);

@@ -360,11 +360,16 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
         }
     }
     const kiln__ynode *retry = NULL;
+    bool runs_something = false; /* a field saying what to run, even a malformed one */
     for (size_t i = 0; i < n->n; i++) {
         const kiln__ynode *k = n->items[2 * i], *v = n->items[2 * i + 1];
         const struct field *f = find_field(c, step_fields, k, s->label);
         if (!f)
             continue;
+        bool what_to_run = f->slot == S_NAME || f->slot == S_ARGS || f->slot == S_SCRIPT ||
+                           f->slot == S_ENTRYPOINT || f->slot == S_USES || f->slot == S_WITH;
+        runs_something = runs_something || (what_to_run && f->slot != S_WITH);
+        int errors_before = c->d->errors;
         char what[300];
         snprintf(what, sizeof what, "%s: %s", s->label, k->value);
         switch ((enum step_slot)f->slot) {
@@ -436,17 +441,23 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             note(c, k, "%s: %s", s->label, f->note);
             break;
         }
+        if (what_to_run && c->d->errors > errors_before)
+            s->invalid = true;
     }
     if (retry)
         parse_retry(c, s, retry);
-    if (s->script && (s->args.n || s->entrypoint) && !s->uses)
+    if (s->script && (s->args.n || s->entrypoint) && !s->uses) {
         err(c, n, "%s: script cannot be used together with args or entrypoint", s->label);
+        s->invalid = true;
+    }
     if (s->with && !s->uses)
         err(c, s->with, "%s: with: needs uses: to name the plugin that takes these options",
             s->label);
-    if (!s->uses && !s->name && !s->script && !s->args.n && !s->entrypoint)
+    if (!runs_something) {
         err(c, n, "%s: nothing to run: give name and args (Cloud Build), script, or uses (a plugin)",
             s->label);
+        s->invalid = true;
+    }
     char keybuf[64];
     if (!s->id)
         snprintf(keybuf, sizeof keybuf, "%s-%d", fin ? "finally" : "step", index);

@@ -415,6 +415,10 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
                 continue;
             }
             kiln__buf_release(&err);
+            /* Its options were built from fields already reported as wrong:
+             * checking them again would only repeat those errors. */
+            if (st->invalid)
+                continue;
             char prefix[300];
             snprintf(prefix, sizeof prefix, "%s: ", st->label);
             kiln__config *cfg = NULL;
@@ -447,8 +451,9 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         kiln__subst_unused(s, &w);
         char *save = NULL;
         for (char *line = strtok_r(w.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            /* Point at the key in the file when it came from there. */
-            const kiln__ynode *at = p->substitutions;
+            /* Point at the key in the file when it came from there; else
+             * it came from --substitutions. */
+            const kiln__ynode *at = NULL;
             const char *q1 = strchr(line, '"');
             if (q1 && p->substitutions) {
                 const char *q2 = strchr(q1 + 1, '"');
