@@ -27,7 +27,7 @@ void kiln__diag_vat(kiln__diag *d, kiln__diag_level level, const char *file,
                     const kiln__ynode *node, const char *fmt, va_list ap)
 {
     kiln__buf line = KILN__BUF_INIT;
-    if (node)
+    if (node && node->line > 0) /* nodes made up by kiln have no position */
         kiln__buf_addf(&line, "%s:%d:%d: %s: ", file, node->line, node->col, level_word(level));
     else
         kiln__buf_addf(&line, "%s: %s: ", file, level_word(level));

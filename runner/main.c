@@ -50,6 +50,7 @@ static const char usage_text[] =
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
     "  --dry-run                     deploy steps only record what they would do\n"
+    "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable)\n"
     "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
     "  --secrets-file FILE           secret values, dotenv lines NAME=value (never commit it)\n"
     "  --secrets-command CMD         run CMD VERSION_NAME to print a secret's value\n"
@@ -69,6 +70,8 @@ struct opts {
     const char *format;
     const char *secrets_file, *secrets_command;
     const char *builders;
+    const char **sinks; /* --sink NAME[:key=value,...] */
+    size_t n_sinks;
     bool quiet, dry_run, json;
     int max_parallel;
     int64_t kill_grace_ms;
@@ -105,7 +108,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS
+        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -126,6 +129,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"secrets-file", required_argument, NULL, O_SECFILE},
         {"secrets-command", required_argument, NULL, O_SECCMD},
         {"builders", required_argument, NULL, O_BUILDERS},
+        {"sink", required_argument, NULL, O_SINK},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -204,6 +208,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case O_BUILDERS:
             o->builders = optarg;
+            break;
+        case O_SINK:
+            o->sinks = kiln__xrealloc(o->sinks, (o->n_sinks + 1) * sizeof *o->sinks);
+            o->sinks[o->n_sinks++] = optarg;
             break;
         case O_HELP:
             fputs(usage_text, stdout);
@@ -296,6 +304,32 @@ static kiln__ynode *map_node(kiln__ydoc *doc, const char *const *kv, size_t n_pa
     return m;
 }
 
+/* --sink NAME[:key=value,...]: a sink plugin with options from the command
+ * line (values may not contain ','). */
+static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err)
+{
+    char *copy = kiln__ydoc_alloc(doc, strlen(spec) + 1);
+    memcpy(copy, spec, strlen(spec) + 1);
+    char *colon = strchr(copy, ':');
+    const char *kv[64];
+    size_t n = 0;
+    if (colon) {
+        *colon = '\0';
+        char *save = NULL;
+        for (char *tok = strtok_r(colon + 1, ",", &save); tok && n < 62; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '=');
+            if (!eq) {
+                kiln__buf_addf(err, "--sink %s: '%s' is not key=value", spec, tok);
+                return KILN_EINVAL;
+            }
+            *eq = '\0';
+            kv[n++] = tok;
+            kv[n++] = eq + 1;
+        }
+    }
+    return kiln__sink_add(eng, copy, map_node(doc, kv, n / 2), "--sink", err);
+}
+
 static void on_build_end(kiln__build *b, void *data)
 {
     kiln__engine *eng = b->eng;
@@ -357,6 +391,8 @@ static int cmd_run(const struct opts *o, bool validate_only)
         const char *file_kv[] = {"dir", o->log_dir};
         rc = kiln__sink_add(&eng, "file", map_node(&sinkdoc, file_kv, 1), "--log-dir", &err);
     }
+    for (size_t i = 0; !rc && i < o->n_sinks; i++)
+        rc = add_cli_sink(&eng, &sinkdoc, o->sinks[i], &err);
     kiln__build *b = NULL;
     if (!rc)
         rc = kiln__build_create(&eng, &p, subst, workspace, o->only, &err, &b);
@@ -639,6 +675,7 @@ int main(int argc, char **argv)
         free(o.substs[i]);
     free(o.substs);
     free(o.plugin_paths);
+    free(o.sinks);
     fflush(stdout);
     return rc;
 }
