@@ -23,25 +23,7 @@ extern char **environ;
 
 const char *kiln__status_name(kiln_status s)
 {
-    switch (s) {
-    case KILN_STATUS_QUEUED:
-        return "QUEUED";
-    case KILN_STATUS_WORKING:
-        return "WORKING";
-    case KILN_STATUS_SUCCESS:
-        return "SUCCESS";
-    case KILN_STATUS_FAILURE:
-        return "FAILURE";
-    case KILN_STATUS_TIMEOUT:
-        return "TIMEOUT";
-    case KILN_STATUS_CANCELLED:
-        return "CANCELLED";
-    case KILN_STATUS_INTERNAL_ERROR:
-        return "INTERNAL_ERROR";
-    case KILN_STATUS_SKIPPED:
-        return "SKIPPED";
-    }
-    return "STATUS_UNKNOWN";
+    return kiln_status_name(s);
 }
 
 static void free_handle(uv_handle_t *h)

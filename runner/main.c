@@ -93,6 +93,16 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* Is word one of the '|'-separated choices? */
+static bool one_of(const char *word, const char *choices)
+{
+    size_t n = strlen(word);
+    for (const char *p = choices; p; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
+        if (strncmp(p, word, n) == 0 && (p[n] == '|' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 /* --substitutions A=1,B=2: gcloud's form; a value may not contain ','. */
 static void add_substs(struct opts *o, const char *arg)
 {
@@ -157,7 +167,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->log_dir = optarg;
             break;
         case O_LOGFMT:
-            if (strcmp(optarg, "kiln") && strcmp(optarg, "cloudbuild"))
+            if (!one_of(optarg, "kiln|cloudbuild"))
                 return usage_error("--log-format: expected kiln or cloudbuild, got '%s'", optarg);
             o->log_format = optarg;
             break;
@@ -166,7 +176,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->quiet = true;
             break;
         case O_COLOR:
-            if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never"))
+            if (!one_of(optarg, "auto|always|never"))
                 return usage_error("--color: expected auto, always or never, got '%s'", optarg);
             o->color = optarg;
             break;
@@ -193,7 +203,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->plugin_paths[o->n_plugin_paths++] = optarg;
             break;
         case O_FORMAT:
-            if (strcmp(optarg, "text") && strcmp(optarg, "dot") && strcmp(optarg, "mermaid"))
+            if (!one_of(optarg, "text|dot|mermaid"))
                 return usage_error("--format: expected text, dot or mermaid, got '%s'", optarg);
             o->format = optarg;
             break;
