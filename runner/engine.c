@@ -67,7 +67,7 @@ static void enqueue(kiln__build *b, int ordinal)
 
 /* ---- events ---------------------------------------------------------- */
 
-static void step_event(kiln__rstep *s, kiln_event_type type)
+void kiln__step_event(kiln__rstep *s, kiln_event_type type)
 {
     kiln_event ev;
     memset(&ev, 0, sizeof ev);
@@ -83,6 +83,11 @@ static void step_event(kiln__rstep *s, kiln_event_type type)
     ev.time_us = type == KILN_EVENT_STEP_START ? s->start_us : s->end_us;
     ev.duration_us = s->end_us - s->start_us;
     ev.message = s->reason;
+    ev.progress_done = s->progress_done;
+    ev.progress_total = s->progress_total;
+    ev.progress_what = s->progress_what;
+    if (type == KILN_EVENT_STEP_PROGRESS)
+        ev.time_us = kiln__now_us();
     kiln__sinks_event(s->b->eng, &ev);
 }
 
@@ -397,7 +402,7 @@ static void start_step(kiln__rstep *s)
     s->done_reason = NULL;
     if (s->attempts == 1) {
         s->start_us = kiln__now_us();
-        step_event(s, KILN_EVENT_STEP_START);
+        kiln__step_event(s, KILN_EVENT_STEP_START);
     }
     b->running++;
     kiln__buf why = KILN__BUF_INIT;
@@ -668,7 +673,7 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         s->reason = kiln__xasprintf("step timed out after %s", d);
     } else
         s->reason = NULL;
-    step_event(s, KILN_EVENT_STEP_END);
+    kiln__step_event(s, KILN_EVENT_STEP_END);
 
     bool ok = st == KILN_STATUS_SUCCESS || allowed;
     if (ok) {

@@ -245,6 +245,8 @@ void kiln__engine_watch_signals(kiln__engine *eng, bool on);
 
 /* Host side of step_done() and friends. */
 void kiln__step_done(kiln__rstep *s, int status, const char *reason);
+/* A step's start, end or progress, to every sink. */
+void kiln__step_event(kiln__rstep *s, kiln_event_type type);
 int kiln__step_set_output(kiln__rstep *s, const char *key, const char *value);
 void kiln__step_release_timers(kiln__rstep *s);
 void kiln__step_release_https(kiln__rstep *s);

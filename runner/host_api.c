@@ -122,6 +122,7 @@ static void h_step_progress(kiln_step *s, int64_t done, int64_t total, const cha
     s->progress_total = total;
     free(s->progress_what);
     s->progress_what = what ? kiln__xstrdup(what) : NULL;
+    kiln__step_event(s, KILN_EVENT_STEP_PROGRESS);
 }
 
 static void h_step_done(kiln_step *s, int status, const char *reason)

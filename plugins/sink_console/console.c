@@ -154,6 +154,8 @@ static int console_write(kiln_sink *sink, const kiln_log_batch *b)
 static void console_event(kiln_sink *sink, const kiln_event *ev)
 {
     struct console *c = kiln_api->sink_get_data(sink);
+    if (ev->type == KILN_EVENT_STEP_PROGRESS)
+        return; /* the step's own lines show its progress on a terminal */
     end_midline(c);
     char dur[32];
     double secs = (double)ev->duration_us / 1e6;
@@ -193,6 +195,8 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
             else
                 fprintf(c->out, "ERROR\nERROR: %s\n", ev->message ? ev->message : kiln_status_name(ev->status));
             break;
+        default:
+            break;
         }
         fflush(c->out);
         return;
@@ -222,6 +226,8 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
         fprintf(c->out, "%s%s%s%s%s build %s in %s%s%s\n", c->color ? BOLD : "", col,
                 ev->depth ? "sub-" : "", kiln_status_name(ev->status), rst, ev->build_id, dur,
                 ev->message ? ": " : "", ev->message ? ev->message : "");
+        break;
+    default:
         break;
     }
     fflush(c->out);
