@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
     "  --dry-run                     deploy steps only record what they would do\n"
+    "                                (mock-deploy; a plan file per build)\n"
+    "  --plan-dir DIR                where dry-run plans go (default: --log-dir, else .)\n"
     "  --plugin-path DIR             where to look for plugins (repeatable; also\n"
     "                                KILN_PLUGIN_PATH)\n";
 
@@ -63,6 +65,7 @@ struct opts {
     const char *workspace;
     const char *project;
     const char *format;
+    const char *plan_dir;
     bool quiet, dry_run, json;
     int max_parallel;
     int64_t kill_grace_ms;
@@ -99,7 +102,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP
+        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_PLANDIR
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -118,6 +121,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"format", required_argument, NULL, O_FORMAT},
         {"json", no_argument, NULL, O_JSON},
         {"help", no_argument, NULL, O_HELP},
+        {"plan-dir", required_argument, NULL, O_PLANDIR},
         {NULL, 0, NULL, 0},
     };
     o->cmd = argv[1];
@@ -187,6 +191,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_JSON:
             o->json = true;
             break;
+        case O_PLANDIR:
+            o->plan_dir = optarg;
+            break;
         case O_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -203,18 +210,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 static void new_build_id(char *out, size_t cap)
 {
-    unsigned char r[16] = {0};
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, r, sizeof r) != (ssize_t)sizeof r)
-            memset(r, 0, sizeof r);
-        close(fd);
-    }
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+    kiln__new_build_id(out, cap);
 }
 
 /* Load, resolve and check. Returns 0 (valid), or EXIT_USAGE after printing
@@ -293,6 +289,15 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__registry_init(&eng.reg, o->plugin_paths, o->n_plugin_paths);
     eng.reg.api = &kiln__host_api;
     eng.dry_run = o->dry_run;
+    eng.reg.mock_deploys = o->dry_run;
+    if (o->dry_run) {
+        const char *pd = o->plan_dir ? o->plan_dir : o->log_dir ? o->log_dir : ".";
+        char cwd[PATH_MAX];
+        if (pd[0] != '/' && getcwd(cwd, sizeof cwd))
+            eng.plan_dir = strcmp(pd, ".") ? kiln__xasprintf("%s/%s", cwd, pd) : kiln__xstrdup(cwd);
+        else
+            eng.plan_dir = kiln__xstrdup(pd);
+    }
     if (o->max_parallel) {
         eng.max_parallel = o->max_parallel;
         eng.max_parallel_forced = true;
@@ -355,6 +360,10 @@ static int cmd_run(const struct opts *o, bool validate_only)
     }
     if (o->log_dir)
         fprintf(stderr, "kiln: step logs are in %s/\n", o->log_dir);
+    for (size_t i = 0; i < eng.n_plan_files; i++)
+        fprintf(stderr, "kiln: dry-run plan (what would have been deployed): %s\n", eng.plan_files[i]);
+    if (o->report)
+        fprintf(stderr, "kiln: report: %s\n", o->report);
     int sig = eng.last_signal;
     eng.top = NULL;
     kiln__build_destroy(b);
