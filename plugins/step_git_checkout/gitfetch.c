@@ -475,11 +475,7 @@ int gitfetch_start(kiln_step *step, const struct gitfetch_opts *o, gitfetch_cb c
     g->depth = o->depth;
     char *user = NULL, *pass = NULL;
     gitfetch_split_url(o->repo, &g->url, &user, &pass);
-    g->user = user ? user : xstrdup0(o->username);
-    if (user && o->username) {
-        free(g->user);
-        g->user = strdup(o->username);
-    }
+    g->user = user ? user : xstrdup0(o->username); /* the URL's user name wins */
     g->token = o->token && *o->token ? strdup(o->token) : pass;
     if (g->token && pass && g->token != pass) {
         memset(pass, 0, strlen(pass));
