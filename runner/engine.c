@@ -23,25 +23,7 @@ extern char **environ;
 
 const char *kiln__status_name(kiln_status s)
 {
-    switch (s) {
-    case KILN_STATUS_QUEUED:
-        return "QUEUED";
-    case KILN_STATUS_WORKING:
-        return "WORKING";
-    case KILN_STATUS_SUCCESS:
-        return "SUCCESS";
-    case KILN_STATUS_FAILURE:
-        return "FAILURE";
-    case KILN_STATUS_TIMEOUT:
-        return "TIMEOUT";
-    case KILN_STATUS_CANCELLED:
-        return "CANCELLED";
-    case KILN_STATUS_INTERNAL_ERROR:
-        return "INTERNAL_ERROR";
-    case KILN_STATUS_SKIPPED:
-        return "SKIPPED";
-    }
-    return "STATUS_UNKNOWN";
+    return kiln_status_name(s);
 }
 
 static void free_handle(uv_handle_t *h)
@@ -151,6 +133,11 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     if (eng->max_parallel_forced)
         b->max_parallel = eng->max_parallel;
     b->status = KILN_STATUS_QUEUED;
+    /* Before anything can fail: kiln__build_destroy() closes these. */
+    uv_idle_init(eng->loop, &b->pump);
+    b->pump.data = b;
+    uv_timer_init(eng->loop, &b->timeout_timer);
+    b->timeout_timer.data = b;
 
     kiln__dag dags[2];
     kiln__dag_build(&dags[0], p->steps, p->n_steps);
@@ -216,10 +203,6 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     }
     kiln__dag_release(&dags[0]);
     kiln__dag_release(&dags[1]);
-    uv_idle_init(eng->loop, &b->pump);
-    b->pump.data = b;
-    uv_timer_init(eng->loop, &b->timeout_timer);
-    b->timeout_timer.data = b;
     *out = b;
     return 0;
 }
@@ -352,13 +335,29 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
         env_set(&env, &n, tmp.buf);
         kiln__buf_reset(&tmp);
     }
+    /* secretEnv: the build's, then the step's (checked before the run). */
+    const kiln__strlist *secret_lists[2] = {&p->options.secret_env, &s->def->secret_env};
+    for (int li = 0; li < 2; li++)
+        for (size_t i = 0; i < secret_lists[li]->n; i++) {
+            const char *name = secret_lists[li]->v[i];
+            const char *value = kiln__secrets_get(b->secrets, name);
+            if (!value)
+                continue;
+            char *skv = kiln__xasprintf("%s=%s", name, value);
+            env_set(&env, &n, skv);
+            free(skv);
+        }
     /* $KILN_OUTPUT: key=value lines become the step's outputs. */
     const char *tmpdir = getenv("TMPDIR");
     char *path = kiln__xasprintf("%s/kiln-output-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     int fd = mkstemp(path);
     if (fd >= 0) {
         close(fd);
-        free(s->output_file);
+        if (s->output_file) {
+            /* A retry: the earlier attempt's file was read already. */
+            unlink(s->output_file);
+            free(s->output_file);
+        }
         s->output_file = path;
         char *kv = kiln__xasprintf("KILN_OUTPUT=%s", path);
         env_set(&env, &n, kv);
@@ -673,8 +672,14 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         double delay = (double)r->backoff_ms;
         for (int i = 1; i < s->attempts; i++)
             delay *= r->factor;
-        char d[32];
+        char d[32], code[64];
         kiln__format_duration((int64_t)delay * 1000, d, sizeof d);
+        /* A process step gives no reason of its own; say what the user
+         * would see had it not been retried. */
+        if (!reason && st == KILN_STATUS_FAILURE && status > 0) {
+            snprintf(code, sizeof code, "step exited with non-zero status: %d", status);
+            reason = code;
+        }
         kiln__sys_log(b, s, KILN_LOG_WARN, "attempt %d of %d %s%s%s; retrying in %s", s->attempts,
                       r->limit + 1, st == KILN_STATUS_TIMEOUT ? "timed out" : "failed",
                       reason ? ": " : "", reason ? reason : "", d);
@@ -856,6 +861,7 @@ int kiln__engine_init(kiln__engine *eng)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     eng->max_parallel = ncpu > 0 ? (int)ncpu : 1;
     eng->reg.api = &kiln__host_api;
+    eng->masker = kiln__masker_create();
     uv_signal_init(eng->loop, &eng->sig_int);
     uv_signal_init(eng->loop, &eng->sig_term);
     eng->sig_int.data = eng->sig_term.data = eng;
@@ -889,6 +895,7 @@ void kiln__engine_release(kiln__engine *eng)
     for (size_t i = 0; i < eng->n_plan_files; i++)
         free(eng->plan_files[i]);
     free(eng->plan_files);
+    kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");
     free(eng->loop);

@@ -96,6 +96,14 @@ typedef enum kiln_status {
     KILN_STATUS_SKIPPED = 7 /* kiln: not run because of --only or a failed dependency */
 } kiln_status;
 
+/* The status as Cloud Build spells it ("SUCCESS", "FAILURE", ...). */
+static inline const char *kiln_status_name(kiln_status s)
+{
+    static const char *const names[] = {"QUEUED",  "WORKING",   "SUCCESS",        "FAILURE",
+                                        "TIMEOUT", "CANCELLED", "INTERNAL_ERROR", "SKIPPED"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "STATUS_UNKNOWN";
+}
+
 typedef struct kiln_event {
     kiln_event_type type;
     const char *build_id;
