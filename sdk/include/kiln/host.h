@@ -109,6 +109,45 @@ typedef void (*kiln_work_cb)(void *data);               /* on a worker thread */
 typedef void (*kiln_after_work_cb)(void *data, int err); /* on the loop thread */
 typedef void (*kiln_post_cb)(void *data);               /* on the loop thread */
 
+/* ---- sub-builds (ABI 1.1) ----------------------------------------------- */
+
+/* Another pipeline run as a child build of the step's build, in-process, on
+ * the same loop and the same log sinks (records carry the child's build id
+ * and depth). Substitutions follow Cloud Build's manual builds: MUST_MATCH
+ * unless the file says otherwise, no dynamic substitutions, and trigger
+ * built-ins (BRANCH_NAME, COMMIT_SHA, ...) only from the workspace's git
+ * checkout or from `substitutions`. */
+typedef struct kiln_build_req {
+    uint32_t struct_size;                 /* sizeof(kiln_build_req) */
+    const char *config;                   /* pipeline file; relative to workspace */
+    const char *workspace;                /* the child's working directory (absolute) */
+    const char *const *substitutions;     /* "K=V", NULL-terminated, or NULL */
+    bool wait;                            /* false: the callback is never called */
+} kiln_build_req;
+
+typedef struct kiln_build_result {
+    const char *build_id;
+    kiln_status status;                   /* SUCCESS, FAILURE, TIMEOUT, CANCELLED */
+    const char *reason;                   /* why it failed, or NULL */
+} kiln_build_result;
+
+/* Called once when a waited-for child build ends, unless the step ended
+ * first (contract rule 4). res is borrowed. */
+typedef void (*kiln_build_cb)(kiln_step *step, void *data, const kiln_build_result *res);
+
+/* ---- dry runs (ABI 1.1) -------------------------------------------------- */
+
+/* What a step replaced by mock-deploy would have done. Everything is
+ * borrowed until step_done(). */
+typedef struct kiln_deploy_target {
+    uint32_t struct_size;      /* sizeof(kiln_deploy_target), set by the caller */
+    const char *plugin;        /* the real plugin's name */
+    bool installed;            /* false: not installed, options are the raw `with:` */
+    const char *options_json;  /* resolved options as a JSON object, secrets masked */
+    const char *requests_json; /* JSON array of what describe() planned ("[]" when none) */
+    const char *plan_file;     /* where this build's plan goes (JSON lines) */
+} kiln_deploy_target;
+
 struct kiln_host_api {
     uint32_t abi_major, abi_minor, struct_size;
 
@@ -173,6 +212,18 @@ struct kiln_host_api {
     void (*diag)(kiln_diag *diag, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
 
     /* ---- APPEND NEW ENTRIES BELOW THIS LINE ONLY ---- */
+
+    /* -- ABI 1.1: sub-builds. Loads, resolves and checks req->config, then
+     * starts it as a child build of the step's build. Returns 0 (the child
+     * runs; *build_id, borrowed until step_done(), names it), or a negative
+     * KILN_E* after logging every problem to the step: KILN_ECONFIG (the
+     * pipeline is invalid), KILN_ELIMIT (sub-builds nested too deep), ... */
+    int (*build_submit)(kiln_step *step, const kiln_build_req *req, kiln_build_cb cb, void *data,
+                        const char **build_id);
+    /* -- ABI 1.1: dry runs. For a step that mock-deploy runs in place of a
+     * deploying plugin: fills *out (set out->struct_size first). Runs the
+     * real plugin's describe() when it has one. KILN_EINVAL otherwise. */
+    int (*deploy_target)(kiln_step *step, kiln_deploy_target *out);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \
