@@ -283,6 +283,11 @@ static void h_http_abort(kiln_http *h)
     kiln__http_abort(h);
 }
 
+static void h_http_resume(kiln_http *h)
+{
+    kiln__http_resume(h);
+}
+
 void kiln__step_release_https(kiln__rstep *s)
 {
     while (s->n_https) {
@@ -508,4 +513,5 @@ const kiln_host_api kiln__host_api = {
     h_plan_add,
     h_strerror,
     h_diag,
+    h_http_resume,
 };

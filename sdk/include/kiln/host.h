@@ -69,7 +69,10 @@ typedef struct kiln_spawn_opts {
 /* ---- HTTP ------------------------------------------------------------ */
 
 /* Streaming request body: fill up to cap bytes; return the count, 0 at the
- * end, or a negative KILN_E* to abort. Runs on the loop thread. */
+ * end, or a negative KILN_E* to abort. Runs on the loop thread and must not
+ * block. Since ABI 1.1, KILN_EAGAIN means "nothing yet": the upload pauses
+ * until the plugin calls kiln_api->http_resume() (check KILN_API_HAS first;
+ * an older host aborts the request instead). */
 typedef long (*kiln_http_read_cb)(void *data, char *buf, size_t cap);
 /* Streaming response body: called as chunks arrive. Return 0, or a negative
  * KILN_E* to abort the request. */
@@ -173,6 +176,11 @@ struct kiln_host_api {
     void (*diag)(kiln_diag *diag, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
 
     /* ---- APPEND NEW ENTRIES BELOW THIS LINE ONLY ---- */
+
+    /* -- ABI 1.1: continue an upload paused by read_body returning
+     * KILN_EAGAIN. Loop thread only (a producer thread post()s to the loop
+     * first). read_body is called again later, never inside this call. */
+    void (*http_resume)(kiln_http *req);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \
