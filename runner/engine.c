@@ -23,25 +23,7 @@ extern char **environ;
 
 const char *kiln__status_name(kiln_status s)
 {
-    switch (s) {
-    case KILN_STATUS_QUEUED:
-        return "QUEUED";
-    case KILN_STATUS_WORKING:
-        return "WORKING";
-    case KILN_STATUS_SUCCESS:
-        return "SUCCESS";
-    case KILN_STATUS_FAILURE:
-        return "FAILURE";
-    case KILN_STATUS_TIMEOUT:
-        return "TIMEOUT";
-    case KILN_STATUS_CANCELLED:
-        return "CANCELLED";
-    case KILN_STATUS_INTERNAL_ERROR:
-        return "INTERNAL_ERROR";
-    case KILN_STATUS_SKIPPED:
-        return "SKIPPED";
-    }
-    return "STATUS_UNKNOWN";
+    return kiln_status_name(s);
 }
 
 static void free_handle(uv_handle_t *h)
@@ -85,7 +67,7 @@ static void enqueue(kiln__build *b, int ordinal)
 
 /* ---- events ---------------------------------------------------------- */
 
-static void step_event(kiln__rstep *s, kiln_event_type type)
+void kiln__step_event(kiln__rstep *s, kiln_event_type type)
 {
     kiln_event ev;
     memset(&ev, 0, sizeof ev);
@@ -101,6 +83,11 @@ static void step_event(kiln__rstep *s, kiln_event_type type)
     ev.time_us = type == KILN_EVENT_STEP_START ? s->start_us : s->end_us;
     ev.duration_us = s->end_us - s->start_us;
     ev.message = s->reason;
+    ev.progress_done = s->progress_done;
+    ev.progress_total = s->progress_total;
+    ev.progress_what = s->progress_what;
+    if (type == KILN_EVENT_STEP_PROGRESS)
+        ev.time_us = kiln__now_us();
     kiln__sinks_event(s->b->eng, &ev);
 }
 
@@ -151,6 +138,11 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     if (eng->max_parallel_forced)
         b->max_parallel = eng->max_parallel;
     b->status = KILN_STATUS_QUEUED;
+    /* Before anything can fail: kiln__build_destroy() closes these. */
+    uv_idle_init(eng->loop, &b->pump);
+    b->pump.data = b;
+    uv_timer_init(eng->loop, &b->timeout_timer);
+    b->timeout_timer.data = b;
 
     kiln__dag dags[2];
     kiln__dag_build(&dags[0], p->steps, p->n_steps);
@@ -176,7 +168,19 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
         s->n_pending = s->n_deps;
         kiln__buf_init(&s->plan);
         const char *pname = kiln__step_plugin_name(s->def);
-        if (kiln__registry_get(&eng->reg, KILN_PLUGIN_STEP, pname, &s->plugin, err) != 0) {
+        kiln__buf lerr = KILN__BUF_INIT;
+        int lrc = kiln__registry_get(&eng->reg, KILN_PLUGIN_STEP, pname, &s->plugin, &lerr);
+        if (eng->dry_run && ((lrc == 0 && (s->plugin->desc->flags & KILN_PLUGIN_DEPLOYS)) ||
+                             (lrc == KILN_ENOTFOUND && kiln__is_known_deploy(pname)))) {
+            kiln__buf_reset(&lerr);
+            if (lrc != 0)
+                s->plugin = NULL;
+            lrc = kiln__dryrun_bind(s, pname, &lerr);
+        }
+        if (lrc != 0)
+            kiln__buf_add(err, lerr.buf, lerr.len);
+        kiln__buf_release(&lerr);
+        if (lrc != 0) {
             kiln__dag_release(&dags[0]);
             kiln__dag_release(&dags[1]);
             kiln__build_destroy(b);
@@ -204,10 +208,6 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     }
     kiln__dag_release(&dags[0]);
     kiln__dag_release(&dags[1]);
-    uv_idle_init(eng->loop, &b->pump);
-    b->pump.data = b;
-    uv_timer_init(eng->loop, &b->timeout_timer);
-    b->timeout_timer.data = b;
     *out = b;
     return 0;
 }
@@ -246,7 +246,18 @@ void kiln__build_destroy(kiln__build *b)
         free(s->progress_what);
         kiln__config_free(s->cfg);
         kiln__buf_release(&s->plan);
+        free(s->mock_options);
+        free(s->mock_requests);
+        for (size_t i = 0; i < s->n_children; i++)
+            kiln__build_destroy(s->children[i]);
+        free(s->children);
     }
+    if (b->owns_pipeline) {
+        kiln__pipeline_free(b->p);
+        free(b->p);
+        kiln__subst_destroy(b->subst);
+    }
+    free(b->plan_file);
     free(b->steps);
     free(b->queue);
     free(b->workspace);
@@ -329,13 +340,29 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
         env_set(&env, &n, tmp.buf);
         kiln__buf_reset(&tmp);
     }
+    /* secretEnv: the build's, then the step's (checked before the run). */
+    const kiln__strlist *secret_lists[2] = {&p->options.secret_env, &s->def->secret_env};
+    for (int li = 0; li < 2; li++)
+        for (size_t i = 0; i < secret_lists[li]->n; i++) {
+            const char *name = secret_lists[li]->v[i];
+            const char *value = kiln__secrets_get(b->secrets, name);
+            if (!value)
+                continue;
+            char *skv = kiln__xasprintf("%s=%s", name, value);
+            env_set(&env, &n, skv);
+            free(skv);
+        }
     /* $KILN_OUTPUT: key=value lines become the step's outputs. */
     const char *tmpdir = getenv("TMPDIR");
     char *path = kiln__xasprintf("%s/kiln-output-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     int fd = mkstemp(path);
     if (fd >= 0) {
         close(fd);
-        free(s->output_file);
+        if (s->output_file) {
+            /* A retry: the earlier attempt's file was read already. */
+            unlink(s->output_file);
+            free(s->output_file);
+        }
         s->output_file = path;
         char *kv = kiln__xasprintf("KILN_OUTPUT=%s", path);
         env_set(&env, &n, kv);
@@ -375,8 +402,13 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     s->cfg = NULL;
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s: ", s->def->label);
-    kiln__config_fill(s->plugin->desc, s->def->with, &d, p->file, s->def->node, prefix, kiln__expand,
-                      &c, s->plugin->plugin_data, &s->cfg);
+    if (s->mocked) {
+        /* Checked against the real plugin's schema when it is installed. */
+        kiln__dryrun_prepare(s, kiln__expand, &c, &d);
+    } else {
+        kiln__config_fill(s->plugin->desc, s->def->with, &d, p->file, s->def->node, prefix,
+                          kiln__expand, &c, s->plugin->plugin_data, &s->cfg);
+    }
     int rc = d.errors ? KILN_ECONFIG : 0;
     if (rc)
         kiln__buf_add(why, d.text.buf, d.text.len ? d.text.len - 1 : 0);
@@ -398,7 +430,7 @@ static void start_step(kiln__rstep *s)
     s->done_reason = NULL;
     if (s->attempts == 1) {
         s->start_us = kiln__now_us();
-        step_event(s, KILN_EVENT_STEP_START);
+        kiln__step_event(s, KILN_EVENT_STEP_START);
     }
     b->running++;
     kiln__buf why = KILN__BUF_INIT;
@@ -414,7 +446,7 @@ static void start_step(kiln__rstep *s)
         s->timeout_timer = timer_new(b->eng, s);
         uv_timer_start(s->timeout_timer, on_step_timeout, (uint64_t)s->def->timeout_ms, 0);
     }
-    rc = s->plugin->desc->step->start(s, s->cfg->data, s->plugin->plugin_data);
+    rc = s->plugin->desc->step->start(s, s->cfg ? s->cfg->data : NULL, s->plugin->plugin_data);
     if (rc) {
         /* Synchronous failure: no step_done will come. */
         char msg[256];
@@ -450,6 +482,11 @@ static void cancel_step(kiln__rstep *s, kiln__cancel_why why)
     }
     if (s->plugin->desc->step->cancel)
         s->plugin->desc->step->cancel(s, s->plugin->plugin_data);
+    /* Sub-builds the step waits for end cancelled, and their callback ends
+     * the step. */
+    for (size_t i = 0; i < s->n_children; i++)
+        if (s->children[i]->phase != KILN__PHASE_DONE)
+            kiln__build_cancel(s->children[i], "the step that started it was cancelled");
     for (size_t i = 0; i < s->n_procs; i++)
         s->b->eng->exec->terminate(s->procs[i]);
     if (!s->done_called && !s->force_timer) {
@@ -493,6 +530,11 @@ void kiln__build_cancel_all(kiln__build *b, const char *why)
                 eng->exec->signal(b->steps[o].procs[i], SIGKILL);
     }
     kiln__build_cancel(b, why);
+    /* Sub-builds too, also those nobody waits for (wait: false). */
+    for (size_t o = 0; o < b->n_total; o++)
+        for (size_t i = 0; i < b->steps[o].n_children; i++)
+            if (b->steps[o].children[i]->phase != KILN__PHASE_DONE)
+                kiln__build_cancel_all(b->steps[o].children[i], why);
 }
 
 void kiln__build_cancel(kiln__build *b, const char *why)
@@ -635,8 +677,14 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         double delay = (double)r->backoff_ms;
         for (int i = 1; i < s->attempts; i++)
             delay *= r->factor;
-        char d[32];
+        char d[32], code[64];
         kiln__format_duration((int64_t)delay * 1000, d, sizeof d);
+        /* A process step gives no reason of its own; say what the user
+         * would see had it not been retried. */
+        if (!reason && st == KILN_STATUS_FAILURE && status > 0) {
+            snprintf(code, sizeof code, "step exited with non-zero status: %d", status);
+            reason = code;
+        }
         kiln__sys_log(b, s, KILN_LOG_WARN, "attempt %d of %d %s%s%s; retrying in %s", s->attempts,
                       r->limit + 1, st == KILN_STATUS_TIMEOUT ? "timed out" : "failed",
                       reason ? ": " : "", reason ? reason : "", d);
@@ -663,7 +711,7 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         s->reason = kiln__xasprintf("step timed out after %s", d);
     } else
         s->reason = NULL;
-    step_event(s, KILN_EVENT_STEP_END);
+    kiln__step_event(s, KILN_EVENT_STEP_END);
 
     bool ok = st == KILN_STATUS_SUCCESS || allowed;
     if (ok) {
@@ -818,6 +866,7 @@ int kiln__engine_init(kiln__engine *eng)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     eng->max_parallel = ncpu > 0 ? (int)ncpu : 1;
     eng->reg.api = &kiln__host_api;
+    eng->masker = kiln__masker_create();
     uv_signal_init(eng->loop, &eng->sig_int);
     uv_signal_init(eng->loop, &eng->sig_term);
     eng->sig_int.data = eng->sig_term.data = eng;
@@ -847,6 +896,11 @@ void kiln__engine_release(kiln__engine *eng)
     uv_run(eng->loop, UV_RUN_DEFAULT);
     kiln__registry_release(&eng->reg);
     free(eng->readers);
+    free(eng->plan_dir);
+    for (size_t i = 0; i < eng->n_plan_files; i++)
+        free(eng->plan_files[i]);
+    free(eng->plan_files);
+    kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");
     free(eng->loop);

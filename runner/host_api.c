@@ -44,6 +44,8 @@ static bool h_log_enabled(const kiln_object *obj, kiln_log_level level)
 }
 
 static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -120,6 +122,7 @@ static void h_step_progress(kiln_step *s, int64_t done, int64_t total, const cha
     s->progress_total = total;
     free(s->progress_what);
     s->progress_what = what ? kiln__xstrdup(what) : NULL;
+    kiln__step_event(s, KILN_EVENT_STEP_PROGRESS);
 }
 
 static void h_step_done(kiln_step *s, int status, const char *reason)
@@ -468,6 +471,7 @@ static const char *h_strerror(int err)
     return kiln__strerror(err);
 }
 
+static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
 static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...)
 {
     va_list ap;
@@ -477,6 +481,19 @@ static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...)
     va_end(ap);
     kiln__diag_option(d, option, "%s", m.buf);
     kiln__buf_release(&m);
+}
+
+/* ---- sub-builds, dry runs (ABI 1.1) ------------------------------------------ */
+
+static int h_build_submit(kiln_step *s, const kiln_build_req *req, kiln_build_cb cb, void *data,
+                          const char **build_id)
+{
+    return kiln__build_submit(s, req, cb, data, build_id);
+}
+
+static int h_deploy_target(kiln_step *s, kiln_deploy_target *out)
+{
+    return kiln__deploy_target(s, out);
 }
 
 const kiln_host_api kiln__host_api = {
@@ -513,5 +530,7 @@ const kiln_host_api kiln__host_api = {
     h_plan_add,
     h_strerror,
     h_diag,
+    h_build_submit,
+    h_deploy_target,
     h_http_resume,
 };

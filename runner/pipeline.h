@@ -52,6 +52,7 @@ typedef struct kiln__step {
     int automap;              /* -1 unset, 0, 1 */
     kiln__retry retry;
     const kiln__ynode *volumes;
+    bool invalid;             /* what it runs is malformed (already reported) */
 } kiln__step;
 
 typedef enum kiln__subst_mode { KILN__MUST_MATCH = 0, KILN__ALLOW_LOOSE = 1 } kiln__subst_mode;
