@@ -286,6 +286,11 @@ static void h_http_abort(kiln_http *h)
     kiln__http_abort(h);
 }
 
+static void h_http_resume(kiln_http *h)
+{
+    kiln__http_resume(h);
+}
+
 void kiln__step_release_https(kiln__rstep *s)
 {
     while (s->n_https) {
@@ -527,4 +532,5 @@ const kiln_host_api kiln__host_api = {
     h_diag,
     h_build_submit,
     h_deploy_target,
+    h_http_resume,
 };

@@ -69,7 +69,10 @@ typedef struct kiln_spawn_opts {
 /* ---- HTTP ------------------------------------------------------------ */
 
 /* Streaming request body: fill up to cap bytes; return the count, 0 at the
- * end, or a negative KILN_E* to abort. Runs on the loop thread. */
+ * end, or a negative KILN_E* to abort. Runs on the loop thread and must not
+ * block. Since ABI 1.2, KILN_EAGAIN means "nothing yet": the upload pauses
+ * until the plugin calls kiln_api->http_resume() (check KILN_API_HAS first;
+ * an older host aborts the request instead). */
 typedef long (*kiln_http_read_cb)(void *data, char *buf, size_t cap);
 /* Streaming response body: called as chunks arrive. Return 0, or a negative
  * KILN_E* to abort the request. */
@@ -224,6 +227,11 @@ struct kiln_host_api {
      * deploying plugin: fills *out (set out->struct_size first). Runs the
      * real plugin's describe() when it has one. KILN_EINVAL otherwise. */
     int (*deploy_target)(kiln_step *step, kiln_deploy_target *out);
+
+    /* -- ABI 1.2: continue an upload paused by read_body returning
+     * KILN_EAGAIN. Loop thread only (a producer thread post()s to the loop
+     * first). read_body is called again later, never inside this call. */
+    void (*http_resume)(kiln_http *req);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \
