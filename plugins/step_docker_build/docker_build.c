@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "docker_args.h"
 #include "docker_context.h"
 #include "docker_util.h"
 
@@ -67,6 +68,7 @@ typedef struct db_config {
     bool push;
     const char *auth_env;
     const kiln_kvv *registry_auth;
+    const kiln_strv *args;
 } db_config;
 
 #define OPT(type, name, def, flags, field, desc)                                                   \
@@ -90,6 +92,9 @@ static const kiln_option db_options[] = {
         "Environment variable holding registry credentials: JSON {\"username\",\"password\"} or user:password."),
     OPT(KILN_OPT_STRING_MAP, "registry_auth", NULL, KILN_OPT_SECRET, registry_auth,
         "Registry credentials: username, password (or identitytoken), optional serveraddress."),
+    OPT(KILN_OPT_STRING_LIST, "args", NULL, 0, args,
+        "The docker CLI's own arguments, as Cloud Build steps give them: [build, -t, TAG, ..., CONTEXT] "
+        "or [push, TAG]; instead of the options above."),
     KILN_OPTIONS_END,
 };
 
@@ -103,6 +108,9 @@ typedef enum { PH_PING, PH_BUILD, PH_PUSH, PH_END } db_phase;
 typedef struct db_step {
     kiln_step *step;
     const db_config *cfg;
+    db_config eff;  /* cfg with args (the docker CLI form) applied */
+    dk_cli cli;
+    bool push_only; /* args: [push, TAG] */
     dk_addr addr;
     const char *addr_src; /* where the address came from, for messages */
     char api[24];         /* "/v1.41", or "" */
@@ -136,7 +144,39 @@ typedef struct db_step {
     char *reason;
 } db_step;
 
+/* Options from args: the docker CLI form, as Cloud Build steps write it. */
+static int apply_cli(const db_config *c, dk_cli *cli, db_config *eff, char *err, size_t cap)
+{
+    *eff = *c;
+    memset(cli, 0, sizeof *cli);
+    if (!c->args || !c->args->n)
+        return 0;
+    if (dk_cli_parse(c->args, cli, err, cap) < 0)
+        return -1;
+    if (cli->tags.n)
+        eff->tags = &cli->tags;
+    if (cli->push_only) {
+        eff->push = true;
+        return 0;
+    }
+    eff->context = cli->context;
+    if (cli->dockerfile)
+        eff->dockerfile = cli->dockerfile;
+    if (cli->target)
+        eff->target = cli->target;
+    if (cli->platform)
+        eff->platform = cli->platform;
+    eff->no_cache = eff->no_cache || cli->no_cache;
+    eff->pull = eff->pull || cli->pull;
+    if (cli->build_args.n)
+        eff->build_args = &cli->build_args;
+    if (cli->labels.n)
+        eff->labels = &cli->labels;
+    return 0;
+}
+
 static void db_build_start(db_step *st);
+static int db_describe_cfg(kiln_step *step, const db_config *c, char *err, size_t errcap);
 static void db_push_next(db_step *st);
 static void db_finish(db_step *st, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -330,6 +370,7 @@ static void db_free(db_step *st)
     free(st->digests);
     cJSON_Delete(st->auth);
     free(st->reason);
+    dk_cli_free(&st->cli);
     free(st);
 }
 
@@ -525,7 +566,21 @@ static void on_ping(kiln_http *h, void *data, int err, const kiln_http_resp *res
     kiln_info(st->step, "engine at %s: %s %s, API %s (using %s)", st->addr.display, name ? name : "Docker Engine",
               jstr(j, "Version") ? jstr(j, "Version") : "?", v ? v : "?", st->api[0] ? st->api + 1 : "unversioned");
     cJSON_Delete(j);
-    db_build_start(st);
+    if (!st->push_only) {
+        db_build_start(st);
+        return;
+    }
+    /* args: [push, TAG]: the image was built by an earlier step. */
+    if (st->dry) {
+        int rc = plan_pushes(st->step, &st->addr, st->api, st->refs, st->n_refs, st->auth_src);
+        kiln_info(st->step, "dry run: push of %s:%s skipped (recorded in the plan)", st->refs[0].repo,
+                  st->refs[0].tag);
+        db_finish(st, rc, rc ? "could not record the push plan" : NULL);
+        return;
+    }
+    st->phase = PH_PUSH;
+    st->push_i = 0;
+    db_push_next(st);
 }
 
 /* ---- build ----------------------------------------------------------------- */
@@ -828,9 +883,24 @@ static int db_init(const kiln_host_api *api, kiln_plugin_handle *self, void **pl
 
 static int db_validate(void *plugin_data, const void *config, kiln_diag *diag)
 {
-    const db_config *c = config;
+    const db_config *orig = config;
     int bad = 0;
     char err[512];
+    if (orig->args && orig->args->n &&
+        ((orig->tags && orig->tags->n) || orig->dockerfile || orig->target || orig->platform ||
+         (orig->build_args && orig->build_args->n) || (orig->labels && orig->labels->n) ||
+         (orig->context && strcmp(orig->context, ".") != 0))) {
+        kiln_api->diag(diag, "args", "args is the docker command line; give tags, context, dockerfile, "
+                                     "target, platform, build_args and labels there, not as options too");
+        return KILN_ECONFIG;
+    }
+    dk_cli cli;
+    db_config eff;
+    if (apply_cli(orig, &cli, &eff, err, sizeof err) < 0) {
+        kiln_api->diag(diag, "args", "%s", err);
+        return KILN_ECONFIG;
+    }
+    const db_config *c = &eff;
     if (c->host && *c->host) {
         dk_addr a;
         if (dk_addr_parse(c->host, &a, err, sizeof err) < 0) {
@@ -875,6 +945,7 @@ static int db_validate(void *plugin_data, const void *config, kiln_diag *diag)
         kiln_api->diag(diag, "context", "is empty; use \".\" for the step's directory");
         bad++;
     }
+    dk_cli_free(&cli);
     return bad ? KILN_ECONFIG : 0;
 }
 
@@ -929,11 +1000,17 @@ static int db_start(kiln_step *step, const void *config, void *plugin_data)
     if (!st)
         return KILN_ENOMEM;
     st->step = step;
-    st->cfg = c;
     st->dry = kiln_api->dry_run(KILN_OBJ(step));
     atomic_init(&st->posts, 0);
     kiln_api->step_set_data(step, st);
     char err[1024];
+    if (apply_cli(c, &st->cli, &st->eff, err, sizeof err) < 0) {
+        st->cfg = c;
+        db_finish(st, KILN_ECONFIG, "%s", err);
+        return 0;
+    }
+    st->cfg = c = &st->eff;
+    st->push_only = st->cli.push_only;
     if (resolve_addr(c, &st->addr, &st->addr_src, err, sizeof err) < 0) {
         db_finish(st, KILN_ECONFIG, "engine address (%s): %s", st->addr_src, err);
         return 0;
@@ -950,7 +1027,7 @@ static int db_start(kiln_step *step, const void *config, void *plugin_data)
             return 0;
         }
     }
-    if (resolve_files(st, err, sizeof err) < 0) {
+    if (!st->push_only && resolve_files(st, err, sizeof err) < 0) {
         db_finish(st, KILN_ECONFIG, "%s", err);
         return 0;
     }
@@ -984,17 +1061,28 @@ static void db_cancel(kiln_step *step, void *plugin_data)
 
 static int db_describe(kiln_step *step, const void *config, void *plugin_data)
 {
-    const db_config *c = config;
+    dk_cli cli;
+    db_config eff;
     char err[512];
+    if (apply_cli(config, &cli, &eff, err, sizeof err) < 0)
+        return KILN_ECONFIG;
+    const db_config *c = &eff;
+    int rc = db_describe_cfg(step, c, err, sizeof err);
+    dk_cli_free(&cli);
+    return rc;
+}
+
+static int db_describe_cfg(kiln_step *step, const db_config *c, char *err, size_t errcap)
+{
     dk_addr a;
     const char *src;
     if (!c->push)
         return 0;
-    if (resolve_addr(c, &a, &src, err, sizeof err) < 0)
+    if (resolve_addr(c, &a, &src, err, errcap) < 0)
         return KILN_ECONFIG;
     dk_ref *refs;
     size_t n;
-    if (parse_refs(c, &refs, &n, err, sizeof err) < 0) {
+    if (parse_refs(c, &refs, &n, err, errcap) < 0) {
         dk_addr_free(&a);
         return KILN_ECONFIG;
     }

@@ -18,6 +18,9 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
 
 # file | steps (valid files) or 0 | expected error text ("" = valid) | --substitutions that make it valid
+# Run outside any git repository, SHORT_SHA is empty; files that tag images
+# with it get SHORT_SHA from --substitutions (as `gcloud builds submit` would
+# need too: an image tag "name:" is refused by docker-build's checks).
 expect() {
     local file=$1 steps=$2 err=$3 subs=${4:-}
     local path=$corpus/$file
@@ -57,11 +60,11 @@ expect GoogleCloudPlatform__cloud-build-samples__multiple-node-versions-example_
     "key in the template \"_NODE_VERSION\" $nm" "_NODE_VERSION=20"
 expect GoogleCloudPlatform__cloud-build-samples__private-pool__cloudbuild.yaml 2 ""
 expect GoogleCloudPlatform__cloud-build-samples__python-example-flask__cloudbuild.yaml 0 \
-    "key in the template \"_ARTIFACT_REGISTRY_REPO\" $nm" "_ARTIFACT_REGISTRY_REPO=repo"
+    "key in the template \"_ARTIFACT_REGISTRY_REPO\" $nm" "_ARTIFACT_REGISTRY_REPO=repo,SHORT_SHA=abc1234"
 expect GoogleCloudPlatform__cloud-build-samples__quickstart-build__cloudbuild.yaml 1 ""
 expect GoogleCloudPlatform__cloud-build-samples__quickstart-deploy__cloudbuild.yaml 1 ""
 expect GoogleCloudPlatform__cloud-build-samples__run-example-builddeploy__cloudbuild.yaml 0 \
-    "key in the template \"_REPO_NAME\" $nm" "_REPO_NAME=repo"
+    "key in the template \"_REPO_NAME\" $nm" "_REPO_NAME=repo,SHORT_SHA=abc1234"
 expect GoogleCloudPlatform__cloud-build-samples__scan-build-example__cloudbuild.yaml 0 \
     "key in the template \"_SEVERITY\" $nm" "_SEVERITY=HIGH"
 expect GoogleCloudPlatform__cloud-build-samples__sql-proxy__cloudbuild.yaml 0 \
@@ -73,7 +76,8 @@ expect GoogleCloudPlatform__cloud-builders-community__base-image-builder__cloudb
 expect GoogleCloudPlatform__cloud-builders-community__envsubst__cloudbuild.yaml 9 ""
 expect GoogleCloudPlatform__cloud-builders-community__kubectl_wait_for_job__cloudbuild.yaml 1 ""
 expect GoogleCloudPlatform__cloud-builders__docker__cloudbuild.yaml 9 ""
-expect GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml 4 ""
+expect GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml 0 \
+    "option 'tags': \":\" has an empty tag" "_IMAGE_NAME=gcr.io/p/app,_IMAGE_VERSION=1"
 expect GoogleCloudPlatform__cloud-builders__gke-deploy__test__cloudbuild_gcb_run.yaml 4 ""
 expect GoogleCloudPlatform__cloud-builders__kubectl__examples__pods-list__cloudbuild.yaml 2 ""
 expect GoogleCloudPlatform__cloud-builders__mvn__cloudbuild.yaml 18 ""
@@ -98,8 +102,9 @@ out=$("$KILN" run "$corpus/GoogleCloudPlatform__cloud-build-samples__quickstart-
 if [ $rc -ne 2 ]; then ok; else bad "quickstart-build: run rejected the file"; fi
 if grep -q "image 'gcr.io/cloud-builders/docker' is not used" <<<"$out"; then ok; else bad "quickstart-build: no note about the unused image: $out"; fi
 if command -v docker >/dev/null || grep -qE "(cannot run 'docker': not found|docker: not found)" <<<"$out"; then ok; else bad "quickstart-build: the missing tool is not named: $out"; fi
-out=$("$KILN" validate "$corpus/GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml" 2>&1)
-if grep -q "'docker build' maps to plugin 'docker-build'" <<<"$out"; then ok; else bad "gke-deploy: docker build not mapped to docker-build: $out"; fi
+out=$("$KILN" validate "$corpus/GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml" --substitutions _IMAGE_NAME=gcr.io/p/app,_IMAGE_VERSION=1 2>&1)
+if grep -q "'docker build' runs through plugin 'docker-build'" <<<"$out"; then ok; else bad "gke-deploy: docker build not run through docker-build: $out"; fi
+if grep -q "'docker push' runs through plugin 'docker-build'" <<<"$out"; then ok; else bad "gke-deploy: docker push not run through docker-build: $out"; fi
 if grep -q "'gke-deploy apply' maps to plugin 'k8s-deploy'" <<<"$out"; then ok; else bad "gke-deploy: gke-deploy apply not mapped to k8s-deploy: $out"; fi
 
 echo "# $pass passed, $fail failed"

@@ -272,6 +272,38 @@ check "the engine's message names the missing file" grep -q "secret.txt" <<<"$(s
 echo "  reason: $(step0 "$REPORT" reason)"
 
 # ---------------------------------------------------------------------------
+echo "# Cloud Build's form: name gcr.io/cloud-builders/docker, args [build ...] then [push TAG]"
+new_case cbform
+printf 'FROM scratch\nCOPY busybox /bin/busybox\n' >ctx/Dockerfile
+cat >pipeline.yaml <<EOF2
+steps:
+- id: img
+  name: gcr.io/cloud-builders/docker
+  args: [build, -t, "127.0.0.1:$REG/kiln/cb:\$SHORT_SHA", --label, "case=cbform", --build-arg, "V=1", ctx]
+- id: push
+  name: gcr.io/cloud-builders/docker
+  args: [push, "127.0.0.1:$REG/kiln/cb:\$SHORT_SHA"]
+EOF2
+kiln_run --substitutions SHORT_SHA=abc1234
+check "cloudbuild form: exits 0" test "$RC" = 0
+check "cloudbuild form: build ran through docker-build" test "$(step0 "$REPORT" uses)" = docker-build
+check "cloudbuild form: the image is labelled from --label" \
+    grep -q '"case":"cbform"' <<<"$(curl -s --unix-socket "$SOCK" "http://d/v1.41/images/127.0.0.1:$REG/kiln/cb:abc1234/json")"
+cb_digest=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["steps"][1]["outputs"].get("digest",""))' "$REPORT")
+check "cloudbuild form: push's digest is the registry's" \
+    test -n "$cb_digest" -a "$cb_digest" = "$(manifest_digest "127.0.0.1:$REG" kiln/cb abc1234)"
+
+cat >pipeline.yaml <<EOF2
+steps:
+- id: img
+  name: gcr.io/cloud-builders/docker
+  args: [build, --network, host, -t, x/y:1, ctx]
+EOF2
+kiln_run
+check "cloudbuild form: an unsupported docker flag is refused before running" test "$RC" = 2
+check "cloudbuild form: the flag is named" grep -q "docker build --network is not supported by docker-build" out.txt
+
+# ---------------------------------------------------------------------------
 echo "# push to an open registry; the digest is the registry's"
 new_case push
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nLABEL case=push\n' >ctx/Dockerfile
