@@ -33,7 +33,7 @@ void kiln__buf_add(kiln__buf *b, const void *data, size_t len);
 void kiln__buf_adds(kiln__buf *b, const char *s);
 void kiln__buf_addch(kiln__buf *b, char c);
 void kiln__buf_addf(kiln__buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void kiln__buf_vaddf(kiln__buf *b, const char *fmt, va_list ap);
+void kiln__buf_vaddf(kiln__buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Hand the string to the caller, who frees it with free(); the buffer is
  * re-initialized. Never returns NULL. */
 char *kiln__buf_detach(kiln__buf *b);

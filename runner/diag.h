@@ -38,7 +38,8 @@ void kiln__diag_release(kiln__diag *d);
 void kiln__diag_at(kiln__diag *d, kiln__diag_level level, const char *file, const kiln__ynode *node,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void kiln__diag_vat(kiln__diag *d, kiln__diag_level level, const char *file,
-                    const kiln__ynode *node, const char *fmt, va_list ap);
+                    const kiln__ynode *node, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 /* Add lines already formatted by another layer (e.g. the YAML parser). */
 void kiln__diag_add_raw(kiln__diag *d, const char *lines, int errors);
 

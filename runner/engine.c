@@ -23,25 +23,7 @@ extern char **environ;
 
 const char *kiln__status_name(kiln_status s)
 {
-    switch (s) {
-    case KILN_STATUS_QUEUED:
-        return "QUEUED";
-    case KILN_STATUS_WORKING:
-        return "WORKING";
-    case KILN_STATUS_SUCCESS:
-        return "SUCCESS";
-    case KILN_STATUS_FAILURE:
-        return "FAILURE";
-    case KILN_STATUS_TIMEOUT:
-        return "TIMEOUT";
-    case KILN_STATUS_CANCELLED:
-        return "CANCELLED";
-    case KILN_STATUS_INTERNAL_ERROR:
-        return "INTERNAL_ERROR";
-    case KILN_STATUS_SKIPPED:
-        return "SKIPPED";
-    }
-    return "STATUS_UNKNOWN";
+    return kiln_status_name(s);
 }
 
 static void free_handle(uv_handle_t *h)
@@ -85,7 +67,7 @@ static void enqueue(kiln__build *b, int ordinal)
 
 /* ---- events ---------------------------------------------------------- */
 
-static void step_event(kiln__rstep *s, kiln_event_type type)
+void kiln__step_event(kiln__rstep *s, kiln_event_type type)
 {
     kiln_event ev;
     memset(&ev, 0, sizeof ev);
@@ -101,6 +83,11 @@ static void step_event(kiln__rstep *s, kiln_event_type type)
     ev.time_us = type == KILN_EVENT_STEP_START ? s->start_us : s->end_us;
     ev.duration_us = s->end_us - s->start_us;
     ev.message = s->reason;
+    ev.progress_done = s->progress_done;
+    ev.progress_total = s->progress_total;
+    ev.progress_what = s->progress_what;
+    if (type == KILN_EVENT_STEP_PROGRESS)
+        ev.time_us = kiln__now_us();
     kiln__sinks_event(s->b->eng, &ev);
 }
 
@@ -330,6 +317,18 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
         env_set(&env, &n, tmp.buf);
         kiln__buf_reset(&tmp);
     }
+    /* secretEnv: the build's, then the step's (checked before the run). */
+    const kiln__strlist *secret_lists[2] = {&p->options.secret_env, &s->def->secret_env};
+    for (int li = 0; li < 2; li++)
+        for (size_t i = 0; i < secret_lists[li]->n; i++) {
+            const char *name = secret_lists[li]->v[i];
+            const char *value = kiln__secrets_get(b->secrets, name);
+            if (!value)
+                continue;
+            char *skv = kiln__xasprintf("%s=%s", name, value);
+            env_set(&env, &n, skv);
+            free(skv);
+        }
     /* $KILN_OUTPUT: key=value lines become the step's outputs. */
     const char *tmpdir = getenv("TMPDIR");
     char *path = kiln__xasprintf("%s/kiln-output-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
@@ -403,7 +402,7 @@ static void start_step(kiln__rstep *s)
     s->done_reason = NULL;
     if (s->attempts == 1) {
         s->start_us = kiln__now_us();
-        step_event(s, KILN_EVENT_STEP_START);
+        kiln__step_event(s, KILN_EVENT_STEP_START);
     }
     b->running++;
     kiln__buf why = KILN__BUF_INIT;
@@ -674,7 +673,7 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         s->reason = kiln__xasprintf("step timed out after %s", d);
     } else
         s->reason = NULL;
-    step_event(s, KILN_EVENT_STEP_END);
+    kiln__step_event(s, KILN_EVENT_STEP_END);
 
     bool ok = st == KILN_STATUS_SUCCESS || allowed;
     if (ok) {
@@ -829,6 +828,7 @@ int kiln__engine_init(kiln__engine *eng)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     eng->max_parallel = ncpu > 0 ? (int)ncpu : 1;
     eng->reg.api = &kiln__host_api;
+    eng->masker = kiln__masker_create();
     uv_signal_init(eng->loop, &eng->sig_int);
     uv_signal_init(eng->loop, &eng->sig_term);
     eng->sig_int.data = eng->sig_term.data = eng;
@@ -858,6 +858,7 @@ void kiln__engine_release(kiln__engine *eng)
     uv_run(eng->loop, UV_RUN_DEFAULT);
     kiln__registry_release(&eng->reg);
     free(eng->readers);
+    kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");
     free(eng->loop);

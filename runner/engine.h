@@ -21,6 +21,8 @@
 #include <uv.h>
 
 #include "config_map.h"
+#include "mask.h"
+#include "secrets.h"
 #include "internal.h"
 #include "pipeline.h"
 #include "plugin_loader.h"
@@ -66,6 +68,8 @@ struct kiln__framer {
     uv_timer_t *partial_timer; /* flushes a partial line after a delay */
     kiln_line_cb on_line;
     void *line_data;
+    kiln__mask_stream mask;    /* secrets split across early-flushed pieces */
+    bool premasked;
 };
 
 void kiln__framer_init(kiln__framer *f, kiln__rstep *step, kiln_stream stream);
@@ -170,6 +174,7 @@ struct kiln__build {
     char id[40];
     kiln__pipeline *p;
     kiln__subst *subst;
+    const kiln__secrets *secrets; /* availableSecrets values, or NULL */
     char *workspace;
     kiln__rstep *steps;          /* n_main + n_finally */
     size_t n_main, n_total;
@@ -204,6 +209,7 @@ struct kiln__engine {
     kiln_proc **readers;         /* processes whose output is being read */
     size_t n_readers, cap_readers;
     struct kiln__http_client *http;
+    kiln__masker *masker;        /* every secret of every build */
     int64_t kill_grace_ms;
     int64_t partial_flush_ms;
     bool dry_run;
@@ -239,6 +245,8 @@ void kiln__engine_watch_signals(kiln__engine *eng, bool on);
 
 /* Host side of step_done() and friends. */
 void kiln__step_done(kiln__rstep *s, int status, const char *reason);
+/* A step's start, end or progress, to every sink. */
+void kiln__step_event(kiln__rstep *s, kiln_event_type type);
 int kiln__step_set_output(kiln__rstep *s, const char *key, const char *value);
 void kiln__step_release_timers(kiln__rstep *s);
 void kiln__step_release_https(kiln__rstep *s);

@@ -44,6 +44,8 @@ static bool h_log_enabled(const kiln_object *obj, kiln_log_level level)
 }
 
 static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -120,6 +122,7 @@ static void h_step_progress(kiln_step *s, int64_t done, int64_t total, const cha
     s->progress_total = total;
     free(s->progress_what);
     s->progress_what = what ? kiln__xstrdup(what) : NULL;
+    kiln__step_event(s, KILN_EVENT_STEP_PROGRESS);
 }
 
 static void h_step_done(kiln_step *s, int status, const char *reason)
@@ -463,6 +466,7 @@ static const char *h_strerror(int err)
     return kiln__strerror(err);
 }
 
+static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
 static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...)
 {
     va_list ap;

@@ -24,6 +24,7 @@ void kiln__framer_init(kiln__framer *f, kiln__rstep *step, kiln_stream stream)
     memset(f, 0, sizeof *f);
     f->step = step;
     f->stream = stream;
+    kiln__mask_stream_init(&f->mask);
 }
 
 static size_t count_lines(const char *p, size_t n)
@@ -38,6 +39,15 @@ static void deliver(kiln__framer *f, const char *text, size_t len, uint32_t n_li
 {
     kiln__rstep *s = f->step;
     kiln__build *b = s->b;
+    kiln__buf masked = KILN__BUF_INIT;
+    if (!kiln__masker_empty(b->eng->masker) && !f->premasked) {
+        /* Secrets never reach a sink; a partial piece may hold back a tail. */
+        kiln__mask_feed(b->eng->masker, &f->mask, text, len, !partial, &masked);
+        if (!masked.len)
+            return;
+        text = masked.buf;
+        len = masked.len;
+    }
     kiln_log_batch batch;
     batch.build_id = b->id;
     batch.step_id = s->def->key;
@@ -61,6 +71,7 @@ static void deliver(kiln__framer *f, const char *text, size_t len, uint32_t n_li
         while (kiln_batch_next(&batch, &pos, &line, &ll))
             f->on_line(f->line_data, f->stream, line, ll);
     }
+    kiln__buf_release(&masked);
 }
 
 static void on_partial_close(uv_handle_t *h)
@@ -77,6 +88,12 @@ static void stop_partial_timer(kiln__framer *f)
 static void on_partial_timer(uv_timer_t *t)
 {
     kiln__framer *f = t->data;
+    kiln__engine *eng = f->step->b->eng;
+    if (eng->paused_sinks > 0) {
+        /* A sink is full: the partial line waits like everything else. */
+        uv_timer_start(t, on_partial_timer, (uint64_t)eng->partial_flush_ms, 0);
+        return;
+    }
     if (f->len) {
         deliver(f, f->buf, f->len, 1, true);
         f->len = 0;
@@ -158,6 +175,18 @@ void kiln__framer_finish(kiln__framer *f)
         uv_close((uv_handle_t *)f->partial_timer, on_partial_close);
         f->partial_timer = NULL;
     }
+    if (f->mask.held.len && f->step) {
+        /* What the masker held back was no secret after all. */
+        kiln__buf rest = KILN__BUF_INIT;
+        kiln__mask_feed(f->step->b->eng->masker, &f->mask, "", 0, true, &rest);
+        if (rest.len) {
+            f->premasked = true;
+            deliver(f, rest.buf, rest.len, 1, true);
+            f->premasked = false;
+        }
+        kiln__buf_release(&rest);
+    }
+    kiln__mask_stream_release(&f->mask);
     free(f->buf);
     f->buf = NULL;
     f->cap = 0;
@@ -234,6 +263,12 @@ void kiln__sys_log(kiln__build *b, kiln__rstep *step, kiln_log_level lvl, const 
     va_start(ap, fmt);
     kiln__buf_vaddf(&m, fmt, ap);
     va_end(ap);
+    if (!kiln__masker_empty(b->eng->masker)) {
+        kiln__buf clean = KILN__BUF_INIT;
+        kiln__mask(b->eng->masker, m.buf, m.len, &clean);
+        kiln__buf_release(&m);
+        m = clean;
+    }
     kiln__buf_addch(&m, '\n');
     kiln_log_batch batch;
     memset(&batch, 0, sizeof batch);

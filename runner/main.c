@@ -17,6 +17,7 @@
 
 #include <cJSON.h>
 
+#include "builders.h"
 #include "config_map.h"
 #include "dag.h"
 #include "engine.h"
@@ -49,6 +50,10 @@ static const char usage_text[] =
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
     "  --dry-run                     deploy steps only record what they would do\n"
+    "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable)\n"
+    "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
+    "  --secrets-file FILE           secret values, dotenv lines NAME=value (never commit it)\n"
+    "  --secrets-command CMD         run CMD VERSION_NAME to print a secret's value\n"
     "  --plugin-path DIR             where to look for plugins (repeatable; also\n"
     "                                KILN_PLUGIN_PATH)\n";
 
@@ -63,6 +68,10 @@ struct opts {
     const char *workspace;
     const char *project;
     const char *format;
+    const char *secrets_file, *secrets_command;
+    const char *builders;
+    const char **sinks; /* --sink NAME[:key=value,...] */
+    size_t n_sinks;
     bool quiet, dry_run, json;
     int max_parallel;
     int64_t kill_grace_ms;
@@ -84,6 +93,16 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* Is word one of the '|'-separated choices? */
+static bool one_of(const char *word, const char *choices)
+{
+    size_t n = strlen(word);
+    for (const char *p = choices; p; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
+        if (strncmp(p, word, n) == 0 && (p[n] == '|' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 /* --substitutions A=1,B=2: gcloud's form; a value may not contain ','. */
 static void add_substs(struct opts *o, const char *arg)
 {
@@ -99,7 +118,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP
+        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -117,6 +136,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"plugin-path", required_argument, NULL, O_PPATH},
         {"format", required_argument, NULL, O_FORMAT},
         {"json", no_argument, NULL, O_JSON},
+        {"secrets-file", required_argument, NULL, O_SECFILE},
+        {"secrets-command", required_argument, NULL, O_SECCMD},
+        {"builders", required_argument, NULL, O_BUILDERS},
+        {"sink", required_argument, NULL, O_SINK},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -144,7 +167,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->log_dir = optarg;
             break;
         case O_LOGFMT:
-            if (strcmp(optarg, "kiln") && strcmp(optarg, "cloudbuild"))
+            if (!one_of(optarg, "kiln|cloudbuild"))
                 return usage_error("--log-format: expected kiln or cloudbuild, got '%s'", optarg);
             o->log_format = optarg;
             break;
@@ -153,7 +176,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->quiet = true;
             break;
         case O_COLOR:
-            if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never"))
+            if (!one_of(optarg, "auto|always|never"))
                 return usage_error("--color: expected auto, always or never, got '%s'", optarg);
             o->color = optarg;
             break;
@@ -180,12 +203,25 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->plugin_paths[o->n_plugin_paths++] = optarg;
             break;
         case O_FORMAT:
-            if (strcmp(optarg, "text") && strcmp(optarg, "dot") && strcmp(optarg, "mermaid"))
+            if (!one_of(optarg, "text|dot|mermaid"))
                 return usage_error("--format: expected text, dot or mermaid, got '%s'", optarg);
             o->format = optarg;
             break;
         case O_JSON:
             o->json = true;
+            break;
+        case O_SECFILE:
+            o->secrets_file = optarg;
+            break;
+        case O_SECCMD:
+            o->secrets_command = optarg;
+            break;
+        case O_BUILDERS:
+            o->builders = optarg;
+            break;
+        case O_SINK:
+            o->sinks = kiln__xrealloc(o->sinks, (o->n_sinks + 1) * sizeof *o->sinks);
+            o->sinks[o->n_sinks++] = optarg;
             break;
         case O_HELP:
             fputs(usage_text, stdout);
@@ -220,16 +256,25 @@ static void new_build_id(char *out, size_t cap)
 /* Load, resolve and check. Returns 0 (valid), or EXIT_USAGE after printing
  * every problem. Notes and warnings are printed either way. */
 static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline *p,
-                        kiln__subst **subst, char *build_id, const char *workspace)
+                        kiln__subst **subst, kiln__secrets *secrets, char *build_id,
+                        const char *workspace)
 {
+    memset(secrets, 0, sizeof *secrets);
     kiln__diag d;
     kiln__diag_init(&d);
+    static kiln__builders builders;
+    kiln__builders_release(&builders);
+    const char *bfile = o->builders ? o->builders : getenv("KILN_BUILDERS");
+    kiln__builders_load(&builders, bfile && *bfile ? bfile : NULL, &d);
+    kiln__resolve_set_builders(&builders);
     int rc = kiln__pipeline_load(p, o->file, &d);
     if (rc == 0) {
         const char *project = o->project ? o->project : getenv("GOOGLE_CLOUD_PROJECT");
         kiln__resolve_opts ro = {(const char *const *)o->substs, o->n_substs, workspace, build_id,
                                  project ? project : "local", false};
         kiln__resolve_subst(p, &ro, &d, subst);
+        kiln__secret_opts so = {o->secrets_file, o->secrets_command};
+        kiln__secrets_resolve(p, *subst, &so, &d, eng->masker, secrets);
         if (!d.errors || p->n_steps)
             kiln__resolve_check(p, *subst, &eng->reg, &d);
     }
@@ -269,6 +314,32 @@ static kiln__ynode *map_node(kiln__ydoc *doc, const char *const *kv, size_t n_pa
     return m;
 }
 
+/* --sink NAME[:key=value,...]: a sink plugin with options from the command
+ * line (values may not contain ','). */
+static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err)
+{
+    char *copy = kiln__ydoc_alloc(doc, strlen(spec) + 1);
+    memcpy(copy, spec, strlen(spec) + 1);
+    char *colon = strchr(copy, ':');
+    const char *kv[64];
+    size_t n = 0;
+    if (colon) {
+        *colon = '\0';
+        char *save = NULL;
+        for (char *tok = strtok_r(colon + 1, ",", &save); tok && n < 62; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '=');
+            if (!eq) {
+                kiln__buf_addf(err, "--sink %s: '%s' is not key=value", spec, tok);
+                return KILN_EINVAL;
+            }
+            *eq = '\0';
+            kv[n++] = tok;
+            kv[n++] = eq + 1;
+        }
+    }
+    return kiln__sink_add(eng, copy, map_node(doc, kv, n / 2), "--sink", err);
+}
+
 static void on_build_end(kiln__build *b, void *data)
 {
     kiln__engine *eng = b->eng;
@@ -304,7 +375,8 @@ static int cmd_run(const struct opts *o, bool validate_only)
     new_build_id(build_id, sizeof build_id);
     kiln__pipeline p;
     kiln__subst *subst = NULL;
-    int rc = load_checked(&eng, o, &p, &subst, build_id, workspace);
+    kiln__secrets secrets;
+    int rc = load_checked(&eng, o, &p, &subst, &secrets, build_id, workspace);
     if (rc || validate_only) {
         if (!rc)
             printf("%s: valid (%zu step%s%s)\n", o->file, p.n_steps, p.n_steps == 1 ? "" : "s",
@@ -312,6 +384,7 @@ static int cmd_run(const struct opts *o, bool validate_only)
         kiln__engine_release(&eng);
         if (subst)
             kiln__subst_destroy(subst);
+        kiln__secrets_release(&secrets);
         kiln__pipeline_free(&p);
         return rc;
     }
@@ -328,6 +401,8 @@ static int cmd_run(const struct opts *o, bool validate_only)
         const char *file_kv[] = {"dir", o->log_dir};
         rc = kiln__sink_add(&eng, "file", map_node(&sinkdoc, file_kv, 1), "--log-dir", &err);
     }
+    for (size_t i = 0; !rc && i < o->n_sinks; i++)
+        rc = add_cli_sink(&eng, &sinkdoc, o->sinks[i], &err);
     kiln__build *b = NULL;
     if (!rc)
         rc = kiln__build_create(&eng, &p, subst, workspace, o->only, &err, &b);
@@ -337,11 +412,13 @@ static int cmd_run(const struct opts *o, bool validate_only)
         kiln__engine_release(&eng);
         kiln__ydoc_free(&sinkdoc);
         kiln__subst_destroy(subst);
+        kiln__secrets_release(&secrets);
         kiln__pipeline_free(&p);
         return rc == KILN_ENOTFOUND ? EXIT_USAGE : EXIT_FAILED;
     }
     kiln__buf_release(&err);
     eng.top = b;
+    b->secrets = &secrets;
     b->on_end = on_build_end;
     kiln__engine_watch_signals(&eng, true);
     kiln__build_start(b);
@@ -361,6 +438,7 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__engine_release(&eng);
     kiln__ydoc_free(&sinkdoc);
     kiln__subst_destroy(subst);
+    kiln__secrets_release(&secrets);
     kiln__pipeline_free(&p);
     if (status == KILN_STATUS_SUCCESS)
         return 0;
@@ -432,12 +510,14 @@ static int cmd_graph(const struct opts *o)
     kiln__subst *subst = NULL;
     char build_id[40];
     new_build_id(build_id, sizeof build_id);
-    int rc = load_checked(&eng, o, &p, &subst, build_id, workspace);
+    kiln__secrets secrets;
+    int rc = load_checked(&eng, o, &p, &subst, &secrets, build_id, workspace);
     if (!rc)
         graph_print(&p, o->format);
     kiln__engine_release(&eng);
     if (subst)
         kiln__subst_destroy(subst);
+    kiln__secrets_release(&secrets);
     kiln__pipeline_free(&p);
     return rc;
 }
@@ -623,6 +703,7 @@ int main(int argc, char **argv)
         free(o.substs[i]);
     free(o.substs);
     free(o.plugin_paths);
+    free(o.sinks);
     fflush(stdout);
     return rc;
 }

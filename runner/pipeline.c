@@ -411,6 +411,9 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             break;
         case S_VOLUMES:
             s->volumes = v;
+            note(c, k, "%s: volumes: steps run on this machine, so each volume path is this "
+                       "machine's directory, shared by every step and kept after the build",
+                 s->label);
             break;
         case S_TIMEOUT:
             s->timeout_ms = get_duration(c, v, what, true);
@@ -563,6 +566,8 @@ static void parse_options(struct ctx *c, const kiln__ynode *n)
             break;
         case O_VOLUMES:
             o->volumes = v;
+            note(c, k, "options.volumes: steps run on this machine, so each volume path is this "
+                       "machine's directory, shared by every step and kept after the build");
             break;
         case O_SUBST_OPTION: {
             const char *s = get_string(c, v, what);
@@ -619,6 +624,59 @@ static const struct field top_fields[] = {
     {"artifacts", F_NOTE, T_NOTE, "artifacts are not uploaded by kiln"},
     {NULL, 0, 0, NULL},
 };
+
+static void warn(struct ctx *c, const kiln__ynode *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(struct ctx *c, const kiln__ynode *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kiln__diag_vat(c->d, KILN__DIAG_WARNING, c->p->file, at, fmt, ap);
+    va_end(ap);
+}
+
+/* Cloud Build's size limits (cloud-build-local's validator). kiln runs
+ * bigger builds, so these are warnings: the file would fail on Cloud Build. */
+static void check_limits(struct ctx *c, const kiln__ynode *steps_node)
+{
+    kiln__pipeline *p = c->p;
+    if (p->n_steps > 100)
+        warn(c, steps_node, "Cloud Build would reject this build: %zu steps, at most 100 are allowed",
+             p->n_steps);
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const kiln__step *s = &p->steps[i];
+        if (s->name && strlen(s->name) > 1000)
+            warn(c, s->name_node, "Cloud Build would reject %s: the name is longer than 1000 characters",
+                 s->label);
+        if (s->args.n > 100)
+            warn(c, s->args.node, "Cloud Build would reject %s: %zu args, at most 100 are allowed",
+                 s->label, s->args.n);
+        for (size_t k = 0; k < s->args.n; k++)
+            if (strlen(s->args.v[k]) > 4000)
+                warn(c, s->args.node->items[k],
+                     "Cloud Build would reject %s: an arg is longer than 4000 characters", s->label);
+        if (s->env.n > 100)
+            warn(c, s->env.node, "Cloud Build would reject %s: %zu env entries, at most 100 are allowed",
+                 s->label, s->env.n);
+        if (s->dir && strlen(s->dir) > 1000)
+            warn(c, s->dir_node, "Cloud Build would reject %s: dir is longer than 1000 characters",
+                 s->label);
+    }
+    if (p->tags.n > 64)
+        warn(c, p->tags.node, "Cloud Build would reject this build: %zu tags, at most 64 are allowed",
+             p->tags.n);
+    if (p->substitutions && p->substitutions->n > 100)
+        warn(c, p->substitutions,
+             "Cloud Build would reject this build: %zu substitutions, at most 100 are allowed",
+             p->substitutions->n);
+    for (size_t i = 0; p->substitutions && i < p->substitutions->n; i++) {
+        const kiln__ynode *k = p->substitutions->items[2 * i], *v = p->substitutions->items[2 * i + 1];
+        if (k->len > 100)
+            warn(c, k, "Cloud Build would reject this substitution: the key is longer than 100 bytes");
+        if (v->kind == KILN__Y_SCALAR && v->len > 4000)
+            warn(c, v, "Cloud Build would reject this substitution: the value is longer than 4000 bytes");
+    }
+}
 
 static kiln__step *parse_step_list(struct ctx *c, const kiln__ynode *n, const char *what,
                                    bool fin, size_t *count)
@@ -707,6 +765,7 @@ static void parse_top(struct ctx *c, const kiln__ynode *root)
     p->finally = parse_step_list(c, fin, "finally", true, &p->n_finally);
     check_ids(c, p->steps, p->n_steps, NULL, 0);
     check_ids(c, p->finally, p->n_finally, p->steps, p->n_steps);
+    check_limits(c, steps);
 }
 
 int kiln__pipeline_parse(kiln__pipeline *p, const char *file, const char *text, size_t len,

@@ -93,9 +93,11 @@ char *kiln__report_json(const kiln__build *b)
         cJSON_AddItemToArray(fin, step_json(&b->steps[o]));
     char *s = cJSON_Print(r);
     cJSON_Delete(r);
-    char *copy = kiln__xstrdup(s);
+    /* Reasons and outputs may quote a secret: mask the whole text. */
+    kiln__buf masked = KILN__BUF_INIT;
+    kiln__mask(b->eng->masker, s, strlen(s), &masked);
     cJSON_free(s);
-    return copy;
+    return kiln__buf_detach(&masked);
 }
 
 int kiln__report_write(const kiln__build *b, const char *path)

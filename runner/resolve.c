@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builders.h"
 #include "config_map.h"
 #include "internal.h"
 
@@ -283,10 +284,79 @@ static kiln__ynode *mk_scalar(kiln__pipeline *p, const kiln__ynode *pos, const c
     return n;
 }
 
-/* Cloud Build's fields of a step without uses: as exec's options. */
-static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s)
+static const kiln__builders *g_builders;
+
+void kiln__resolve_set_builders(const kiln__builders *b)
 {
-    if (s->uses)
+    g_builders = b;
+}
+
+static bool plugin_takes_args(const kiln_plugin *d)
+{
+    for (const kiln_option *o = d->options; o && o->name; o++)
+        if (!strcmp(o->name, "args") && o->type == KILN_OPT_STRING_LIST)
+            return true;
+    return false;
+}
+
+/* A Cloud Build step whose program the builder table maps to a plugin: the
+ * plugin takes over when installed and able to read the tool's own args;
+ * else the step runs on this machine and says which plugin it waits for. */
+static bool map_builder(kiln__pipeline *p, kiln__step *s, kiln__registry *reg, kiln__diag *d)
+{
+    if (!g_builders || s->script)
+        return false;
+    char buf[128];
+    size_t used = 0;
+    const char *prog = kiln__builder_program(s->name, s->entrypoint, s->args.v, s->args.n, buf,
+                                             sizeof buf, &used);
+    if (!prog)
+        return false;
+    const char *plugin = kiln__builders_match(g_builders, prog, s->args.v + used, s->args.n - used);
+    if (!plugin)
+        return false;
+    kiln__plugin *pl = NULL;
+    kiln__buf err = KILN__BUF_INIT;
+    int rc = kiln__registry_get(reg, KILN_PLUGIN_STEP, plugin, &pl, &err);
+    kiln__buf_release(&err);
+    const kiln__ynode *at = s->name_node ? s->name_node : s->node;
+    if (rc || !plugin_takes_args(pl->desc) || used) {
+        /* Once per plugin and file: a 100-step build needs one note, not 100. */
+        static char noted[1024];
+        char key[300];
+        snprintf(key, sizeof key, "|%s:%s|", p->file, plugin);
+        if (strstr(noted, key))
+            return false;
+        size_t nl = strlen(noted), kl = strlen(key);
+        if (nl + kl < sizeof noted)
+            memcpy(noted + nl, key, kl + 1);
+        kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at,
+                      "%s: '%s %s' maps to plugin '%s', which %s; such steps run on this machine",
+                      s->label,
+                      prog, s->args.n > used ? s->args.v[used] : "", plugin,
+                      rc ? "is not installed" : "does not take the tool's arguments");
+        return false;
+    }
+    kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
+    m->kind = KILN__Y_MAP;
+    m->line = s->node->line;
+    m->col = s->node->col;
+    m->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *m->items);
+    m->items[0] = mk_scalar(p, s->args.node, "args");
+    m->items[1] = (kiln__ynode *)s->args.node;
+    m->n = 1;
+    s->with = m;
+    s->uses = plugin;
+    kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at, "%s: '%s %s' runs through plugin '%s'", s->label,
+                  prog, s->args.n ? s->args.v[0] : "", plugin);
+    return true;
+}
+
+/* Cloud Build's fields of a step without uses: as exec's options. */
+static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s, kiln__registry *reg,
+                                 kiln__diag *d)
+{
+    if (s->uses || map_builder(p, s, reg, d))
         return;
     kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
     m->kind = KILN__Y_MAP;
@@ -325,7 +395,7 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         size_t n = list ? p->n_finally : p->n_steps;
         for (size_t i = 0; i < n; i++) {
             kiln__step *st = &steps[i];
-            synthesize_exec_with(p, st);
+            synthesize_exec_with(p, st, reg, d);
             kiln__expand_ctx c = {s, d, p->file, st, list ? &fdag : &dag, p, NULL, NULL, 0};
             kiln__buf tmp = KILN__BUF_INIT;
             for (size_t e = 0; e < st->env.n; e++) {
