@@ -168,7 +168,19 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
         s->n_pending = s->n_deps;
         kiln__buf_init(&s->plan);
         const char *pname = kiln__step_plugin_name(s->def);
-        if (kiln__registry_get(&eng->reg, KILN_PLUGIN_STEP, pname, &s->plugin, err) != 0) {
+        kiln__buf lerr = KILN__BUF_INIT;
+        int lrc = kiln__registry_get(&eng->reg, KILN_PLUGIN_STEP, pname, &s->plugin, &lerr);
+        if (eng->dry_run && ((lrc == 0 && (s->plugin->desc->flags & KILN_PLUGIN_DEPLOYS)) ||
+                             (lrc == KILN_ENOTFOUND && kiln__is_known_deploy(pname)))) {
+            kiln__buf_reset(&lerr);
+            if (lrc != 0)
+                s->plugin = NULL;
+            lrc = kiln__dryrun_bind(s, pname, &lerr);
+        }
+        if (lrc != 0)
+            kiln__buf_add(err, lerr.buf, lerr.len);
+        kiln__buf_release(&lerr);
+        if (lrc != 0) {
             kiln__dag_release(&dags[0]);
             kiln__dag_release(&dags[1]);
             kiln__build_destroy(b);
@@ -234,7 +246,18 @@ void kiln__build_destroy(kiln__build *b)
         free(s->progress_what);
         kiln__config_free(s->cfg);
         kiln__buf_release(&s->plan);
+        free(s->mock_options);
+        free(s->mock_requests);
+        for (size_t i = 0; i < s->n_children; i++)
+            kiln__build_destroy(s->children[i]);
+        free(s->children);
     }
+    if (b->owns_pipeline) {
+        kiln__pipeline_free(b->p);
+        free(b->p);
+        kiln__subst_destroy(b->subst);
+    }
+    free(b->plan_file);
     free(b->steps);
     free(b->queue);
     free(b->workspace);
@@ -379,8 +402,13 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     s->cfg = NULL;
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s: ", s->def->label);
-    kiln__config_fill(s->plugin->desc, s->def->with, &d, p->file, s->def->node, prefix, kiln__expand,
-                      &c, s->plugin->plugin_data, &s->cfg);
+    if (s->mocked) {
+        /* Checked against the real plugin's schema when it is installed. */
+        kiln__dryrun_prepare(s, kiln__expand, &c, &d);
+    } else {
+        kiln__config_fill(s->plugin->desc, s->def->with, &d, p->file, s->def->node, prefix,
+                          kiln__expand, &c, s->plugin->plugin_data, &s->cfg);
+    }
     int rc = d.errors ? KILN_ECONFIG : 0;
     if (rc)
         kiln__buf_add(why, d.text.buf, d.text.len ? d.text.len - 1 : 0);
@@ -418,7 +446,7 @@ static void start_step(kiln__rstep *s)
         s->timeout_timer = timer_new(b->eng, s);
         uv_timer_start(s->timeout_timer, on_step_timeout, (uint64_t)s->def->timeout_ms, 0);
     }
-    rc = s->plugin->desc->step->start(s, s->cfg->data, s->plugin->plugin_data);
+    rc = s->plugin->desc->step->start(s, s->cfg ? s->cfg->data : NULL, s->plugin->plugin_data);
     if (rc) {
         /* Synchronous failure: no step_done will come. */
         char msg[256];
@@ -459,6 +487,11 @@ static void cancel_step(kiln__rstep *s, kiln__cancel_why why)
     s->cancelling = why;
     if (s->plugin->desc->step->cancel)
         s->plugin->desc->step->cancel(s, s->plugin->plugin_data);
+    /* Sub-builds the step waits for end cancelled, and their callback ends
+     * the step. */
+    for (size_t i = 0; i < s->n_children; i++)
+        if (s->children[i]->phase != KILN__PHASE_DONE)
+            kiln__build_cancel(s->children[i], "the step that started it was cancelled");
     for (size_t i = 0; i < s->n_procs; i++)
         s->b->eng->exec->terminate(s->procs[i]);
     if (!s->done_called && !s->force_timer) {
@@ -502,6 +535,11 @@ void kiln__build_cancel_all(kiln__build *b, const char *why)
                 eng->exec->signal(b->steps[o].procs[i], SIGKILL);
     }
     kiln__build_cancel(b, why);
+    /* Sub-builds too, also those nobody waits for (wait: false). */
+    for (size_t o = 0; o < b->n_total; o++)
+        for (size_t i = 0; i < b->steps[o].n_children; i++)
+            if (b->steps[o].children[i]->phase != KILN__PHASE_DONE)
+                kiln__build_cancel_all(b->steps[o].children[i], why);
 }
 
 void kiln__build_cancel(kiln__build *b, const char *why)
@@ -863,6 +901,10 @@ void kiln__engine_release(kiln__engine *eng)
     uv_run(eng->loop, UV_RUN_DEFAULT);
     kiln__registry_release(&eng->reg);
     free(eng->readers);
+    free(eng->plan_dir);
+    for (size_t i = 0; i < eng->n_plan_files; i++)
+        free(eng->plan_files[i]);
+    free(eng->plan_files);
     kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");

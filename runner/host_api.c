@@ -286,6 +286,11 @@ static void h_http_abort(kiln_http *h)
     kiln__http_abort(h);
 }
 
+static void h_http_resume(kiln_http *h)
+{
+    kiln__http_resume(h);
+}
+
 void kiln__step_release_https(kiln__rstep *s)
 {
     while (s->n_https) {
@@ -478,6 +483,19 @@ static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...)
     kiln__buf_release(&m);
 }
 
+/* ---- sub-builds, dry runs (ABI 1.1) ------------------------------------------ */
+
+static int h_build_submit(kiln_step *s, const kiln_build_req *req, kiln_build_cb cb, void *data,
+                          const char **build_id)
+{
+    return kiln__build_submit(s, req, cb, data, build_id);
+}
+
+static int h_deploy_target(kiln_step *s, kiln_deploy_target *out)
+{
+    return kiln__deploy_target(s, out);
+}
+
 const kiln_host_api kiln__host_api = {
     KILN_ABI_MAJOR,
     KILN_ABI_MINOR,
@@ -512,4 +530,7 @@ const kiln_host_api kiln__host_api = {
     h_plan_add,
     h_strerror,
     h_diag,
+    h_build_submit,
+    h_deploy_target,
+    h_http_resume,
 };

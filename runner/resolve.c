@@ -8,6 +8,7 @@
 
 #include "builders.h"
 #include "config_map.h"
+#include "engine.h"
 #include "internal.h"
 
 const char *kiln__step_plugin_name(const kiln__step *s)
@@ -408,7 +409,21 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
             kiln__plugin *pl = NULL;
             kiln__buf err = KILN__BUF_INIT;
             const char *pname = kiln__step_plugin_name(st);
-            if (kiln__registry_get(reg, KILN_PLUGIN_STEP, pname, &pl, &err) != 0) {
+            int lrc = kiln__registry_get(reg, KILN_PLUGIN_STEP, pname, &pl, &err);
+            if (lrc == KILN_ENOTFOUND && reg->mock_deploys && kiln__is_known_deploy(pname)) {
+                /* dryrun.c: recorded by mock-deploy from `with:` as written. */
+                kiln__diag_at(d, KILN__DIAG_NOTE, p->file, kiln__ymap_get(st->node, "uses"),
+                              "%s: deploy plugin '%s' is not installed; this dry run records its "
+                              "options as written",
+                              st->label, pname);
+                kiln__buf_release(&err);
+                kiln__buf etmp = KILN__BUF_INIT;
+                for (size_t w = 0; st->with && w < st->with->n; w++)
+                    kiln__dryrun_check_node(&c, st->with->items[2 * w + 1], &etmp);
+                kiln__buf_release(&etmp);
+                continue;
+            }
+            if (lrc != 0) {
                 const kiln__ynode *at = st->uses ? kiln__ymap_get(st->node, "uses") : st->node;
                 kiln__diag_at(d, KILN__DIAG_ERROR, p->file, at, "%s: %s", st->label, err.buf);
                 kiln__buf_release(&err);

@@ -223,8 +223,8 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
                 ev->message ? ": " : "", ev->message ? ev->message : "");
         break;
     case KILN_EVENT_BUILD_END:
-        fprintf(c->out, "%s%s%s%s%s build %s in %s%s%s\n", c->color ? BOLD : "", col,
-                ev->depth ? "sub-" : "", kiln_status_name(ev->status), rst, ev->build_id, dur,
+        fprintf(c->out, "%s%s%s%s %sbuild %s in %s%s%s\n", c->color ? BOLD : "", col,
+                kiln_status_name(ev->status), rst, ev->depth ? "sub-" : "", ev->build_id, dur,
                 ev->message ? ": " : "", ev->message ? ev->message : "");
         break;
     default:
