@@ -471,15 +471,20 @@ static void on_force_timer(uv_timer_t *t)
 
 static void cancel_step(kiln__rstep *s, kiln__cancel_why why)
 {
-    if (s->status != KILN_STATUS_WORKING || s->cancelling || s->done_called)
+    if (s->status != KILN_STATUS_WORKING || s->cancelling)
         return;
-    s->cancelling = why;
     if (s->retry_timer) {
-        /* Waiting to retry: nothing runs, end it now. */
+        /* Waiting to retry: nothing runs, end it now. done_called is still
+         * set from the attempt that failed. */
+        s->cancelling = why;
         timer_discard(&s->retry_timer);
+        s->done_called = false;
         kiln__step_done(s, KILN_ECANCELED, NULL);
         return;
     }
+    if (s->done_called)
+        return;
+    s->cancelling = why;
     if (s->plugin->desc->step->cancel)
         s->plugin->desc->step->cancel(s, s->plugin->plugin_data);
     /* Sub-builds the step waits for end cancelled, and their callback ends

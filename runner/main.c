@@ -647,6 +647,16 @@ static int cmd_plugins(const struct opts *o)
             kiln__buf_reset(&err);
             rc = kiln__registry_get(&eng.reg, KILN_PLUGIN_LOG_SINK, o->file, &pl, &err);
         }
+        if (rc == KILN_ENOTFOUND) {
+            /* Both kinds were looked for: saying "no sink plugin" alone
+             * would hide that no step plugin has the name either. */
+            kiln__buf_reset(&err);
+            kiln__buf_addf(&err, "no plugin named '%s' (looked for kiln-step-%s.so and kiln-sink-%s.so in",
+                           o->file, o->file, o->file);
+            for (size_t i = 0; i < eng.reg.n_dirs; i++)
+                kiln__buf_addf(&err, "%s %s", i ? "," : "", eng.reg.dirs[i]);
+            kiln__buf_adds(&err, "; see 'kiln plugins')");
+        }
         if (rc) {
             fprintf(stderr, "kiln: %s\n", err.buf);
             kiln__buf_release(&err);
@@ -692,10 +702,18 @@ static int cmd_plugins(const struct opts *o)
             if (!d->options || !d->options->name)
                 printf("  (none)\n");
             for (const kiln_option *op = d->options; op && op->name; op++) {
-                printf("  %-16s %-16s %s%s%s%s\n", op->name, kiln__opt_type_name(op->type),
-                       op->flags & KILN_OPT_REQUIRED ? "required. " : "",
-                       op->default_value ? "default: " : "", op->default_value ? op->default_value : "",
-                       op->default_value ? ". " : "");
+                /* Padded columns, without the padding left at the end of a
+                 * line when an option has no flags or default. */
+                kiln__buf line = KILN__BUF_INIT;
+                kiln__buf_addf(&line, "  %-16s %-16s %s%s%s%s", op->name, kiln__opt_type_name(op->type),
+                               op->flags & KILN_OPT_REQUIRED ? "required. " : "",
+                               op->default_value ? "default: " : "",
+                               op->default_value ? op->default_value : "",
+                               op->default_value ? "." : "");
+                while (line.len && line.buf[line.len - 1] == ' ')
+                    line.buf[--line.len] = '\0';
+                puts(line.buf);
+                kiln__buf_release(&line);
                 if (op->choices) {
                     printf("  %-16s %-16s one of:", "", "");
                     for (int i = 0; op->choices[i]; i++)

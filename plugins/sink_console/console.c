@@ -143,7 +143,7 @@ static int console_write(kiln_sink *sink, const kiln_log_batch *b)
             c->mid_stream = (int)b->stream;
         } else {
             fputc('\n', c->out);
-            c->midline = false;
+            c->midline = false; /* a continued partial line is complete now */
         }
     }
     fflush(c->out);

@@ -55,6 +55,27 @@ check "on_exit_codes: 75 retried, 4 not: attempts 2" test "$(field r.json picky 
 check "on_exit_codes: exit code 4" test "$(field r.json picky exit_code)" = 4
 check "on_exit_codes: ran twice" test "$(cat count)" = 2
 
+echo "# a sibling's failure ends a step waiting to be retried"
+rm -f count
+cat >backoff.yaml <<'EOF2'
+steps:
+- id: flaky
+  waitFor: ['-']
+  retry: {limit: 3, backoff: 20s}
+  script: echo attempt >> attempts.txt; exit 1
+- id: bad
+  waitFor: ['-']
+  script: sleep 0.5; exit 2
+EOF2
+start=$(date +%s)
+rc=$(run_kiln out.txt run backoff.yaml --max-parallel 4 --report r.json)
+took=$(($(date +%s) - start))
+check "failure during backoff: exit 1" test "$rc" = 1
+check "failure during backoff: no wait for the backoff (${took}s)" test "$took" -lt 10
+check "failure during backoff: flaky CANCELLED" test "$(status r.json flaky)" = CANCELLED
+check "failure during backoff: no second attempt" test "$(wc -l <attempts.txt)" = 1
+check "failure during backoff: the build failed because of bad" test "$(jget r.json 'j["statusDetail"]')" = 'build step 1 "exec" failed: step exited with non-zero status: 2'
+
 echo "# retry does not leave \$KILN_OUTPUT files behind"
 rm -f count
 mkdir tmpdir

@@ -66,4 +66,29 @@ check "SIGTERM: exit 143" test "$rc" = 143
 check "SIGTERM: report CANCELLED" test "$(jget r.json 'j["status"]')" = CANCELLED
 check "SIGTERM: no child survives" no_survivors
 
+echo "# SIGINT while a step waits to be retried"
+cat >retry.yaml <<'EOF2'
+steps:
+- id: flaky
+  retry: {limit: 3, backoff: 20s}
+  script: echo attempt >> attempts.txt; exit 1
+finally:
+- id: fin
+  script: echo finally ran
+EOF2
+setsid "$KILN" run retry.yaml --kill-grace 1s --report r.json >out.txt 2>&1 &
+pid=$!
+retry_announced() { grep -qF "retrying in 20.00s" out.txt; }
+check "the retry is announced" wait_for 20 retry_announced
+start=$(date +%s)
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+took=$(($(date +%s) - start))
+check "SIGINT in backoff: exit 130" test "$rc" = 130
+check "SIGINT in backoff: does not wait out the 20 s backoff (${took}s)" test "$took" -lt 10
+check "SIGINT in backoff: no second attempt ran" test "$(wc -l <attempts.txt)" = 1
+check "SIGINT in backoff: step CANCELLED" test "$(status r.json flaky)" = CANCELLED
+check "SIGINT in backoff: finally ran" test "$(status r.json fin)" = SUCCESS
+
 finish
