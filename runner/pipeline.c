@@ -20,10 +20,7 @@
 /* The arena of the document owns every string we keep. */
 static char *doc_strdup(kiln__pipeline *p, const char *s)
 {
-    size_t n = strlen(s);
-    char *d = kiln__ydoc_alloc(&p->doc, n + 1);
-    memcpy(d, s, n + 1);
-    return d;
+    return kiln__ydoc_strdup(&p->doc, s);
 }
 
 /* snake_case -> camelCase, so that both spellings meet one table. */

@@ -78,6 +78,7 @@ typedef struct kiln__pipeline {
     const kiln__ynode *substitutions; /* mapping or NULL */
     kiln__strlist images, tags;
     const kiln__ynode *available_secrets;
+    bool images_added;        /* the images: push steps were appended (resolve.c) */
 } kiln__pipeline;
 
 /* Load and check the shape of FILE. Returns 0 when it could be read at all

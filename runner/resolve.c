@@ -386,8 +386,67 @@ static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s, kiln__registr
     s->with = m;
 }
 
+/*
+ * Cloud Build pushes the top-level `images:` after every step succeeded:
+ * here that is one more step per image at the end of the list (so after all
+ * the others), `docker-build` with args [push, IMAGE]. In a dry run the push
+ * is recorded in the plan, not sent.
+ */
+static void add_image_pushes(kiln__pipeline *p, kiln__registry *reg, kiln__diag *d)
+{
+    if (!p->images.n || p->images_added)
+        return;
+    p->images_added = true;
+    kiln__plugin *pl = NULL;
+    kiln__buf err = KILN__BUF_INIT;
+    if (kiln__registry_get(reg, KILN_PLUGIN_STEP, "docker-build", &pl, &err) != 0) {
+        kiln__diag_at(d, KILN__DIAG_ERROR, p->file, p->images.node,
+                      "images: pushing them needs the docker-build plugin: %s", err.buf);
+        kiln__buf_release(&err);
+        return;
+    }
+    kiln__buf_release(&err);
+    size_t base = p->n_steps;
+    p->steps = kiln__xrealloc(p->steps, (base + p->images.n) * sizeof *p->steps);
+    for (size_t i = 0; i < p->images.n; i++) {
+        const kiln__ynode *img = p->images.node->items[i];
+        kiln__step *st = &p->steps[base + i];
+        memset(st, 0, sizeof *st);
+        char buf[64];
+        snprintf(buf, sizeof buf, "images[%zu]", i);
+        st->index = (int)(base + i);
+        st->node = img;
+        st->id = st->key = kiln__ydoc_strdup(&p->doc, buf);
+        snprintf(buf, sizeof buf, "images[%zu] (push)", i);
+        st->label = kiln__ydoc_strdup(&p->doc, buf);
+        st->uses = "docker-build";
+        st->automap = -1;
+        st->retry.backoff_ms = 1000;
+        st->retry.factor = 2.0;
+        kiln__ynode *args = kiln__ydoc_alloc(&p->doc, sizeof *args);
+        args->kind = KILN__Y_SEQ;
+        args->line = img->line;
+        args->col = img->col;
+        args->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *args->items);
+        args->items[0] = mk_scalar(p, img, "push");
+        args->items[1] = (kiln__ynode *)img;
+        args->n = 2;
+        kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
+        m->kind = KILN__Y_MAP;
+        m->line = img->line;
+        m->col = img->col;
+        m->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *m->items);
+        m->items[0] = mk_scalar(p, img, "args");
+        m->items[1] = args;
+        m->n = 1;
+        st->with = m;
+    }
+    p->n_steps = base + p->images.n;
+}
+
 void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg, kiln__diag *d)
 {
+    add_image_pushes(p, reg, d);
     kiln__dag dag, fdag;
     kiln__dag_build(&dag, p->steps, p->n_steps);
     kiln__dag_build(&fdag, p->finally, p->n_finally);

@@ -537,8 +537,8 @@ static void on_ping(kiln_http *h, void *data, int err, const kiln_http_resp *res
         else
             dk_buf_addf(&why, "GET /version answered HTTP %d, not a Docker engine", resp->status);
         if (st->dry) {
-            kiln_info(st->step, "dry run: no Docker engine at %s (%s): %s; the build is skipped", st->addr.display,
-                      st->addr_src, why.s);
+            kiln_info(st->step, "dry run: no Docker engine at %s (%s): %s; %s", st->addr.display,
+                      st->addr_src, why.s, st->push_only ? "nothing to check the push against" : "the build is skipped");
             if (st->cfg->push) {
                 plan_pushes(st->step, &st->addr, "/v" DB_MAX_API, st->refs, st->n_refs, st->auth_src);
                 kiln_info(st->step, "dry run: %zu push request(s) recorded in the plan, not sent", st->n_refs);

@@ -279,10 +279,11 @@ cat >pipeline.yaml <<EOF2
 steps:
 - id: img
   name: gcr.io/cloud-builders/docker
-  args: [build, -t, "127.0.0.1:$REG/kiln/cb:\$SHORT_SHA", --label, "case=cbform", --build-arg, "V=1", ctx]
+  args: [build, -t, "127.0.0.1:$REG/kiln/cb:\$SHORT_SHA", -t, "127.0.0.1:$REG/kiln/cb:images", --label, "case=cbform", --build-arg, "V=1", ctx]
 - id: push
   name: gcr.io/cloud-builders/docker
   args: [push, "127.0.0.1:$REG/kiln/cb:\$SHORT_SHA"]
+images: ["127.0.0.1:$REG/kiln/cb:images"]
 EOF2
 kiln_run --substitutions SHORT_SHA=abc1234
 check "cloudbuild form: exits 0" test "$RC" = 0
@@ -292,6 +293,9 @@ check "cloudbuild form: the image is labelled from --label" \
 cb_digest=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["steps"][1]["outputs"].get("digest",""))' "$REPORT")
 check "cloudbuild form: push's digest is the registry's" \
     test -n "$cb_digest" -a "$cb_digest" = "$(manifest_digest "127.0.0.1:$REG" kiln/cb abc1234)"
+check "images: pushed after the steps, as a step of its own" \
+    test "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); s=j["steps"][2]; print(s["key"], s["status"])' "$REPORT")" = "images[0] SUCCESS"
+check "images: the registry has it" test -n "$(manifest_digest "127.0.0.1:$REG" kiln/cb images)"
 
 cat >pipeline.yaml <<EOF2
 steps:
