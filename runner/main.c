@@ -432,9 +432,11 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__secrets secrets;
     int rc = load_checked(&eng, o, &p, &subst, &secrets, build_id, workspace);
     if (rc || validate_only) {
-        if (!rc)
-            printf("%s: valid (%zu step%s%s)\n", o->file, p.n_steps, p.n_steps == 1 ? "" : "s",
-                   p.n_finally ? ", with finally steps" : "");
+        if (!rc) {
+            size_t pushes = p.images_added ? p.images.n : 0, n = p.n_steps - pushes;
+            printf("%s: valid (%zu step%s%s%s)\n", o->file, n, n == 1 ? "" : "s",
+                   pushes ? ", then images pushed" : "", p.n_finally ? ", with finally steps" : "");
+        }
         kiln__engine_release(&eng);
         if (subst)
             kiln__subst_destroy(subst);

@@ -18,11 +18,12 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
 
 # file | steps (valid files) or 0 | expected error text ("" = valid) | --substitutions that make it valid
+#      | images: pushed after the steps (graph shows them as steps of their own)
 # Run outside any git repository, SHORT_SHA is empty; files that tag images
 # with it get SHORT_SHA from --substitutions (as `gcloud builds submit` would
 # need too: an image tag "name:" is refused by docker-build's checks).
 expect() {
-    local file=$1 steps=$2 err=$3 subs=${4:-}
+    local file=$1 steps=$2 err=$3 subs=${4:-} images=${5:-0}
     local path=$corpus/$file
     [ -f "$path" ] || { bad "$file: missing from the corpus"; return; }
     local out rc
@@ -31,7 +32,7 @@ expect() {
         if [ $rc -eq 0 ] && grep -q "valid ($steps step" <<<"$out"; then ok; else bad "$file: expected valid with $steps steps, got rc=$rc: $(head -3 <<<"$out")"; fi
         local n
         n=$("$KILN" graph "$path" 2>/dev/null | grep -c '^#')
-        if [ "$n" = "$steps" ]; then ok; else bad "$file: graph shows $n steps, expected $steps"; fi
+        if [ "$n" = "$((steps + images))" ]; then ok; else bad "$file: graph shows $n steps, expected $steps + $images image pushes"; fi
     else
         if [ $rc -eq 2 ] && grep -qF -- "$err" <<<"$out"; then ok; else bad "$file: expected exit 2 with '$err', got rc=$rc: $(head -3 <<<"$out")"; fi
         if grep -qE "^[^ ]+\.yaml:[0-9]+:[0-9]+: error: " <<<"$out"; then ok; else bad "$file: the error has no FILE:LINE:COL"; fi
@@ -61,7 +62,7 @@ expect GoogleCloudPlatform__cloud-build-samples__multiple-node-versions-example_
 expect GoogleCloudPlatform__cloud-build-samples__private-pool__cloudbuild.yaml 2 ""
 expect GoogleCloudPlatform__cloud-build-samples__python-example-flask__cloudbuild.yaml 0 \
     "key in the template \"_ARTIFACT_REGISTRY_REPO\" $nm" "_ARTIFACT_REGISTRY_REPO=repo,SHORT_SHA=abc1234"
-expect GoogleCloudPlatform__cloud-build-samples__quickstart-build__cloudbuild.yaml 1 ""
+expect GoogleCloudPlatform__cloud-build-samples__quickstart-build__cloudbuild.yaml 1 "" "" 1
 expect GoogleCloudPlatform__cloud-build-samples__quickstart-deploy__cloudbuild.yaml 1 ""
 expect GoogleCloudPlatform__cloud-build-samples__run-example-builddeploy__cloudbuild.yaml 0 \
     "key in the template \"_REPO_NAME\" $nm" "_REPO_NAME=repo,SHORT_SHA=abc1234"
@@ -73,14 +74,14 @@ expect GoogleCloudPlatform__cloud-builders-community__android__examples__simple-
     "key in the template \"_CACHE_BUCKET\" $nm" "_CACHE_BUCKET=b,_ARTIFACT_BUCKET=a"
 expect GoogleCloudPlatform__cloud-builders-community__base-image-builder__cloudbuild.yaml 0 \
     "repeated string fields containing one element must be specified like ['foo'], not 'foo'"
-expect GoogleCloudPlatform__cloud-builders-community__envsubst__cloudbuild.yaml 9 ""
-expect GoogleCloudPlatform__cloud-builders-community__kubectl_wait_for_job__cloudbuild.yaml 1 ""
-expect GoogleCloudPlatform__cloud-builders__docker__cloudbuild.yaml 9 ""
+expect GoogleCloudPlatform__cloud-builders-community__envsubst__cloudbuild.yaml 9 "" "" 1
+expect GoogleCloudPlatform__cloud-builders-community__kubectl_wait_for_job__cloudbuild.yaml 1 "" "" 1
+expect GoogleCloudPlatform__cloud-builders__docker__cloudbuild.yaml 9 "" "" 4
 expect GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml 0 \
     "option 'tags': \":\" has an empty tag" "_IMAGE_NAME=gcr.io/p/app,_IMAGE_VERSION=1"
 expect GoogleCloudPlatform__cloud-builders__gke-deploy__test__cloudbuild_gcb_run.yaml 4 ""
 expect GoogleCloudPlatform__cloud-builders__kubectl__examples__pods-list__cloudbuild.yaml 2 ""
-expect GoogleCloudPlatform__cloud-builders__mvn__cloudbuild.yaml 18 ""
+expect GoogleCloudPlatform__cloud-builders__mvn__cloudbuild.yaml 18 "" "" 7
 expect GoogleCloudPlatform__emblem__ops__canary.cloudbuild.yaml 0 \
     "key in the template \"_BODY\" $nm" "_BODY=b,_ENV=e,_SERVICE=s,_REGION=r,_REVISION=v,_TRAFFIC=10,_IMAGE_NAME=i"
 expect GoogleCloudPlatform__emblem__ops__deploy.cloudbuild.yaml 2 ""
