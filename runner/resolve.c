@@ -444,6 +444,21 @@ static void add_image_pushes(kiln__pipeline *p, kiln__registry *reg, kiln__diag 
     p->n_steps = base + p->images.n;
 }
 
+/* Cloud Build's tag format: [\w][\w.-]{0,127} */
+static bool valid_build_tag(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        if (!word && (i == 0 || (c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
 void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg, kiln__diag *d)
 {
     add_image_pushes(p, reg, d);
@@ -515,7 +530,34 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         kiln__buf_reset(&tmp);
     }
     for (size_t i = 0; i < p->tags.n; i++) {
-        kiln__expand(&c, p->tags.node->items[i], p->tags.v[i], &tmp);
+        if (kiln__expand(&c, p->tags.node->items[i], p->tags.v[i], &tmp) == 0 && tmp.len &&
+            !valid_build_tag(tmp.buf))
+            kiln__diag_at(d, KILN__DIAG_ERROR, p->file, p->tags.node->items[i],
+                          "invalid build tag \"%s\": must match format \"^[\\w][\\w.-]{0,127}$\"",
+                          tmp.buf);
+        kiln__buf_reset(&tmp);
+    }
+    /* Step images, after substitution, as Cloud Build checks them. */
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const kiln__step *st = &p->steps[i];
+        if (!st->name || !st->name_node)
+            continue;
+        kiln__expand_ctx sc = {s, d, p->file, st, &dag, p, NULL, NULL, 0};
+        if (kiln__expand(&sc, st->name_node, st->name, &tmp) == 0) {
+            /* Only the repository must be lowercase, not a tag or digest. */
+            size_t repo_len = strcspn(tmp.buf, "@");
+            const char *slash = memrchr(tmp.buf, '/', repo_len);
+            const char *colon = memrchr(tmp.buf, ':', repo_len);
+            if (colon && (!slash || colon > slash))
+                repo_len = (size_t)(colon - tmp.buf);
+            for (const char *q = tmp.buf; q < tmp.buf + repo_len; q++)
+                if (*q >= 'A' && *q <= 'Z') {
+                    kiln__diag_at(d, KILN__DIAG_ERROR, p->file, st->name_node,
+                                  "%s: invalid image name \"%s\" contains uppercase letters",
+                                  st->label, tmp.buf);
+                    break;
+                }
+        }
         kiln__buf_reset(&tmp);
     }
     kiln__buf_release(&tmp);
