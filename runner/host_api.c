@@ -83,6 +83,15 @@ static const char *h_step_dir(const kiln_step *s)
     return s->dir;
 }
 
+static const char *h_step_getenv(const kiln_step *s, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    for (char **e = s->env; n && e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
 static int h_step_output(kiln_step *s, kiln_stream stream, const void *buf, size_t len)
 {
     if (s->status != KILN_STATUS_WORKING)
@@ -533,4 +542,5 @@ const kiln_host_api kiln__host_api = {
     h_build_submit,
     h_deploy_target,
     h_http_resume,
+    h_step_getenv,
 };

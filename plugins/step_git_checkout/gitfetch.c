@@ -530,7 +530,11 @@ char *gitfetch_read_token(kiln_step *step, const char *env, const char *file, in
 {
     *err = 0;
     if (env) {
-        const char *v = getenv(env);
+        /* The step's environment holds its secretEnv values; kiln's own
+         * environment is the fallback for hosts older than ABI 1.3. */
+        const char *v = KILN_API_HAS(kiln_api, step_getenv) ? kiln_api->step_getenv(step, env) : NULL;
+        if (!v)
+            v = getenv(env);
         if (!v || !*v) {
             kiln_error(step, "git-checkout: token-env: the environment variable %s is not set", env);
             *err = KILN_ECONFIG;

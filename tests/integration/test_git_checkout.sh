@@ -122,6 +122,15 @@ rc=$(run http "steps:
 R=$TMP/ws-http/r.json
 check "http-backend, token-env: succeeds" test "$rc" = 0
 check "http-backend, token-env: COMMIT_SHA" test "$(out "$R" co COMMIT_SHA)" = "$MASTER"
+# the token as a Cloud Build secret: availableSecrets + secretEnv on the step
+rc=$(run httpsecret "availableSecrets:
+  secretManager:
+  - {versionName: projects/p/secrets/git-token/versions/latest, env: GIT_TOKEN}
+steps:
+- {id: co, uses: git-checkout, secretEnv: [GIT_TOKEN], with: {repo: '$HURL', ref: master, username: ci, token-env: GIT_TOKEN}}" KILN_SECRET_GIT_TOKEN=s3cret-token)
+check "http-backend, token from secretEnv: succeeds" test "$rc" = 0
+check "http-backend, token from secretEnv: COMMIT_SHA" test "$(out "$TMP/ws-httpsecret/r.json" co COMMIT_SHA)" = "$MASTER"
+check "the secret token is in no log, output or report" bash -c "! grep -rq s3cret-token $TMP/ws-httpsecret --exclude=p.yaml"
 echo s3cret-token >"$TMP/token"
 rc=$(run http2 "steps:
 - {id: co, uses: git-checkout, with: {repo: '$HURL', ref: staging, username: ci, token-file: $TMP/token}}")

@@ -232,6 +232,12 @@ struct kiln_host_api {
      * KILN_EAGAIN. Loop thread only (a producer thread post()s to the loop
      * first). read_body is called again later, never inside this call. */
     void (*http_resume)(kiln_http *req);
+
+    /* -- ABI 1.3: a variable of the environment the step's processes get
+     * (options.env, the step's env, automapped substitutions and its
+     * secretEnv values), or NULL. Borrowed until the step ends. Secret values
+     * read here are masked in every sink like any other. */
+    const char *(*step_getenv)(const kiln_step *step, const char *name);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \
