@@ -26,12 +26,22 @@ void kiln__diag_release(kiln__diag *d)
 void kiln__diag_vat(kiln__diag *d, kiln__diag_level level, const char *file,
                     const kiln__ynode *node, const char *fmt, va_list ap)
 {
-    if (node)
-        kiln__buf_addf(&d->text, "%s:%d:%d: %s: ", file, node->line, node->col, level_word(level));
+    kiln__buf line = KILN__BUF_INIT;
+    if (node && node->line > 0) /* nodes made up by kiln have no position */
+        kiln__buf_addf(&line, "%s:%d:%d: %s: ", file, node->line, node->col, level_word(level));
     else
-        kiln__buf_addf(&d->text, "%s: %s: ", file, level_word(level));
-    kiln__buf_vaddf(&d->text, fmt, ap);
-    kiln__buf_addch(&d->text, '\n');
+        kiln__buf_addf(&line, "%s: %s: ", file, level_word(level));
+    kiln__buf_vaddf(&line, fmt, ap);
+    kiln__buf_addch(&line, '\n');
+    /* The same problem at the same place (a key used twice in one template)
+     * is said once. */
+    const char *dup = strstr(d->text.buf, line.buf);
+    bool seen = dup && (dup == d->text.buf || dup[-1] == '\n');
+    if (!seen)
+        kiln__buf_add(&d->text, line.buf, line.len);
+    kiln__buf_release(&line);
+    if (seen)
+        return;
     if (level == KILN__DIAG_ERROR)
         d->errors++;
     else if (level == KILN__DIAG_WARNING)

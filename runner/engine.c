@@ -23,25 +23,7 @@ extern char **environ;
 
 const char *kiln__status_name(kiln_status s)
 {
-    switch (s) {
-    case KILN_STATUS_QUEUED:
-        return "QUEUED";
-    case KILN_STATUS_WORKING:
-        return "WORKING";
-    case KILN_STATUS_SUCCESS:
-        return "SUCCESS";
-    case KILN_STATUS_FAILURE:
-        return "FAILURE";
-    case KILN_STATUS_TIMEOUT:
-        return "TIMEOUT";
-    case KILN_STATUS_CANCELLED:
-        return "CANCELLED";
-    case KILN_STATUS_INTERNAL_ERROR:
-        return "INTERNAL_ERROR";
-    case KILN_STATUS_SKIPPED:
-        return "SKIPPED";
-    }
-    return "STATUS_UNKNOWN";
+    return kiln_status_name(s);
 }
 
 static void free_handle(uv_handle_t *h)
@@ -85,7 +67,7 @@ static void enqueue(kiln__build *b, int ordinal)
 
 /* ---- events ---------------------------------------------------------- */
 
-static void step_event(kiln__rstep *s, kiln_event_type type)
+void kiln__step_event(kiln__rstep *s, kiln_event_type type)
 {
     kiln_event ev;
     memset(&ev, 0, sizeof ev);
@@ -101,6 +83,11 @@ static void step_event(kiln__rstep *s, kiln_event_type type)
     ev.time_us = type == KILN_EVENT_STEP_START ? s->start_us : s->end_us;
     ev.duration_us = s->end_us - s->start_us;
     ev.message = s->reason;
+    ev.progress_done = s->progress_done;
+    ev.progress_total = s->progress_total;
+    ev.progress_what = s->progress_what;
+    if (type == KILN_EVENT_STEP_PROGRESS)
+        ev.time_us = kiln__now_us();
     kiln__sinks_event(s->b->eng, &ev);
 }
 
@@ -151,6 +138,11 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     if (eng->max_parallel_forced)
         b->max_parallel = eng->max_parallel;
     b->status = KILN_STATUS_QUEUED;
+    /* Before anything can fail: kiln__build_destroy() closes these. */
+    uv_idle_init(eng->loop, &b->pump);
+    b->pump.data = b;
+    uv_timer_init(eng->loop, &b->timeout_timer);
+    b->timeout_timer.data = b;
 
     kiln__dag dags[2];
     kiln__dag_build(&dags[0], p->steps, p->n_steps);
@@ -176,7 +168,19 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
         s->n_pending = s->n_deps;
         kiln__buf_init(&s->plan);
         const char *pname = kiln__step_plugin_name(s->def);
-        if (kiln__registry_get(&eng->reg, KILN_PLUGIN_STEP, pname, &s->plugin, err) != 0) {
+        kiln__buf lerr = KILN__BUF_INIT;
+        int lrc = kiln__registry_get(&eng->reg, KILN_PLUGIN_STEP, pname, &s->plugin, &lerr);
+        if (eng->dry_run && ((lrc == 0 && (s->plugin->desc->flags & KILN_PLUGIN_DEPLOYS)) ||
+                             (lrc == KILN_ENOTFOUND && kiln__is_known_deploy(pname)))) {
+            kiln__buf_reset(&lerr);
+            if (lrc != 0)
+                s->plugin = NULL;
+            lrc = kiln__dryrun_bind(s, pname, &lerr);
+        }
+        if (lrc != 0)
+            kiln__buf_add(err, lerr.buf, lerr.len);
+        kiln__buf_release(&lerr);
+        if (lrc != 0) {
             kiln__dag_release(&dags[0]);
             kiln__dag_release(&dags[1]);
             kiln__build_destroy(b);
@@ -204,10 +208,6 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     }
     kiln__dag_release(&dags[0]);
     kiln__dag_release(&dags[1]);
-    uv_idle_init(eng->loop, &b->pump);
-    b->pump.data = b;
-    uv_timer_init(eng->loop, &b->timeout_timer);
-    b->timeout_timer.data = b;
     *out = b;
     return 0;
 }
@@ -252,6 +252,11 @@ void kiln__build_destroy(kiln__build *b)
         free(s->progress_what);
         kiln__config_free(s->cfg);
         kiln__buf_release(&s->plan);
+        free(s->mock_options);
+        free(s->mock_requests);
+        for (size_t i = 0; i < s->n_children; i++)
+            kiln__build_destroy(s->children[i]);
+        free(s->children);
     }
     for (size_t i = 0; i < b->n_spare_outputs; i++) {
         unlink(b->spare_outputs[i]);
@@ -263,6 +268,12 @@ void kiln__build_destroy(kiln__build *b)
         free(b->dead_outputs[i]);
     }
     free(b->dead_outputs);
+    if (b->owns_pipeline) {
+        kiln__pipeline_free(b->p);
+        free(b->p);
+        kiln__subst_destroy(b->subst);
+    }
+    free(b->plan_file);
     free(b->steps);
     free(b->queue);
     free(b->workspace);
@@ -450,8 +461,13 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     s->cfg = NULL;
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s: ", s->def->label);
-    kiln__config_fill(s->plugin->desc, s->def->with, &d, p->file, s->def->node, prefix, kiln__expand,
-                      &c, s->plugin->plugin_data, &s->cfg);
+    if (s->mocked) {
+        /* Checked against the real plugin's schema when it is installed. */
+        kiln__dryrun_prepare(s, kiln__expand, &c, &d);
+    } else {
+        kiln__config_fill(s->plugin->desc, s->def->with, &d, p->file, s->def->node, prefix,
+                          kiln__expand, &c, s->plugin->plugin_data, &s->cfg);
+    }
     int rc = d.errors ? KILN_ECONFIG : 0;
     if (rc)
         kiln__buf_add(why, d.text.buf, d.text.len ? d.text.len - 1 : 0);
@@ -473,7 +489,7 @@ static void start_step(kiln__rstep *s)
     s->done_reason = NULL;
     if (s->attempts == 1) {
         s->start_us = kiln__now_us();
-        step_event(s, KILN_EVENT_STEP_START);
+        kiln__step_event(s, KILN_EVENT_STEP_START);
     }
     b->running++;
     kiln__buf why = KILN__BUF_INIT;
@@ -489,7 +505,7 @@ static void start_step(kiln__rstep *s)
         s->timeout_timer = timer_new(b->eng, s);
         uv_timer_start(s->timeout_timer, on_step_timeout, (uint64_t)s->def->timeout_ms, 0);
     }
-    rc = s->plugin->desc->step->start(s, s->cfg->data, s->plugin->plugin_data);
+    rc = s->plugin->desc->step->start(s, s->cfg ? s->cfg->data : NULL, s->plugin->plugin_data);
     if (rc) {
         /* Synchronous failure: no step_done will come. */
         char msg[256];
@@ -514,17 +530,27 @@ static void on_force_timer(uv_timer_t *t)
 
 static void cancel_step(kiln__rstep *s, kiln__cancel_why why)
 {
-    if (s->status != KILN_STATUS_WORKING || s->cancelling || s->done_called)
+    if (s->status != KILN_STATUS_WORKING || s->cancelling)
         return;
-    s->cancelling = why;
     if (s->retry_timer) {
-        /* Waiting to retry: nothing runs, end it now. */
+        /* Waiting to retry: nothing runs, end it now. done_called is still
+         * set from the attempt that failed. */
+        s->cancelling = why;
         timer_discard(&s->retry_timer);
+        s->done_called = false;
         kiln__step_done(s, KILN_ECANCELED, NULL);
         return;
     }
+    if (s->done_called)
+        return;
+    s->cancelling = why;
     if (s->plugin->desc->step->cancel)
         s->plugin->desc->step->cancel(s, s->plugin->plugin_data);
+    /* Sub-builds the step waits for end cancelled, and their callback ends
+     * the step. */
+    for (size_t i = 0; i < s->n_children; i++)
+        if (s->children[i]->phase != KILN__PHASE_DONE)
+            kiln__build_cancel(s->children[i], "the step that started it was cancelled");
     for (size_t i = 0; i < s->n_procs; i++)
         s->b->eng->exec->terminate(s->procs[i]);
     if (!s->done_called && !s->force_timer) {
@@ -568,6 +594,11 @@ void kiln__build_cancel_all(kiln__build *b, const char *why)
                 eng->exec->signal(b->steps[o].procs[i], SIGKILL);
     }
     kiln__build_cancel(b, why);
+    /* Sub-builds too, also those nobody waits for (wait: false). */
+    for (size_t o = 0; o < b->n_total; o++)
+        for (size_t i = 0; i < b->steps[o].n_children; i++)
+            if (b->steps[o].children[i]->phase != KILN__PHASE_DONE)
+                kiln__build_cancel_all(b->steps[o].children[i], why);
 }
 
 void kiln__build_cancel(kiln__build *b, const char *why)
@@ -712,8 +743,14 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         double delay = (double)r->backoff_ms;
         for (int i = 1; i < s->attempts; i++)
             delay *= r->factor;
-        char d[32];
+        char d[32], code[64];
         kiln__format_duration((int64_t)delay * 1000, d, sizeof d);
+        /* A process step gives no reason of its own; say what the user
+         * would see had it not been retried. */
+        if (!reason && st == KILN_STATUS_FAILURE && status > 0) {
+            snprintf(code, sizeof code, "step exited with non-zero status: %d", status);
+            reason = code;
+        }
         kiln__sys_log(b, s, KILN_LOG_WARN, "attempt %d of %d %s%s%s; retrying in %s", s->attempts,
                       r->limit + 1, st == KILN_STATUS_TIMEOUT ? "timed out" : "failed",
                       reason ? ": " : "", reason ? reason : "", d);
@@ -743,7 +780,7 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
         s->reason = kiln__xasprintf("step timed out after %s", d);
     } else
         s->reason = NULL;
-    step_event(s, KILN_EVENT_STEP_END);
+    kiln__step_event(s, KILN_EVENT_STEP_END);
 
     bool ok = st == KILN_STATUS_SUCCESS || allowed;
     if (ok) {
@@ -928,6 +965,10 @@ void kiln__engine_release(kiln__engine *eng)
     uv_run(eng->loop, UV_RUN_DEFAULT);
     kiln__registry_release(&eng->reg);
     free(eng->readers);
+    free(eng->plan_dir);
+    for (size_t i = 0; i < eng->n_plan_files; i++)
+        free(eng->plan_files[i]);
+    free(eng->plan_files);
     kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");

@@ -162,6 +162,16 @@ struct kiln_step {
     char *progress_what;
     kiln__buf plan;              /* JSON texts from plan_add(), one per line */
     struct kiln_step *next_done; /* completion list */
+
+    /* dry runs: the step runs mock-deploy (plugin) in place of real */
+    bool mocked;
+    kiln__plugin *real;          /* the deploying plugin, or NULL when not installed */
+    char *mock_options;          /* resolved options as JSON, secrets masked */
+    char *mock_requests;         /* JSON array from the real plugin's describe() */
+
+    /* sub-builds this step started (build_submit), in order */
+    kiln__build **children;
+    size_t n_children;
 };
 
 typedef enum kiln__phase { KILN__PHASE_MAIN, KILN__PHASE_FINALLY, KILN__PHASE_DONE } kiln__phase;
@@ -201,6 +211,14 @@ struct kiln__build {
 
     void (*on_end)(kiln__build *b, void *data); /* when the build has ended */
     void *on_end_data;
+
+    /* a sub-build: started by parent_step, owns its pipeline and values */
+    kiln__rstep *parent_step;
+    bool owns_pipeline;
+    bool waited;                 /* the parent step waits for it */
+    kiln_build_cb cb;
+    void *cb_data;
+    char *plan_file;             /* dry runs: where mock-deploy records this build's deploys */
 };
 
 struct kiln__engine {
@@ -223,6 +241,9 @@ struct kiln__engine {
     int signal_count;
     int last_signal;
     kiln__build *top;
+    char *plan_dir;              /* dry runs: plan files go here (created on first use) */
+    char **plan_files;           /* plan files written, for the summary */
+    size_t n_plan_files;
     uv_signal_t sig_int, sig_term;
     uv_async_t post_async;       /* post() from other threads */
     uv_mutex_t post_mutex;
@@ -247,8 +268,31 @@ void kiln__build_kick(kiln__build *b);
 void kiln__build_cancel_all(kiln__build *b, const char *why);
 void kiln__engine_watch_signals(kiln__engine *eng, bool on);
 
+/* subbuild.c: sub-builds (kiln_api->build_submit) and build ids. */
+#define KILN__MAX_BUILD_DEPTH 5
+void kiln__new_build_id(char *out, size_t cap);
+int kiln__build_submit(kiln__rstep *s, const kiln_build_req *req, kiln_build_cb cb, void *data,
+                       const char **build_id);
+
+/* dryrun.c: mock-deploy in place of deploying plugins (see dryrun.c). */
+#define KILN__MOCK_PLUGIN "mock-deploy"
+/* Deploy plugins kiln knows by name, mocked in a dry run even when they are
+ * not installed. NULL-terminated. */
+extern const char *const kiln__known_deploys[];
+bool kiln__is_known_deploy(const char *name);
+/* At build creation: swap a deploying plugin for mock-deploy. */
+int kiln__dryrun_bind(kiln__rstep *s, const char *pname, kiln__buf *err);
+/* At step start: the options mock-deploy records. Problems go to d. */
+void kiln__dryrun_prepare(kiln__rstep *s, kiln__expand_fn expand, void *ctx, kiln__diag *d);
+int kiln__deploy_target(kiln__rstep *s, kiln_deploy_target *out);
+/* Validation: expand every string under n (a kiln__expand_ctx) to report
+ * substitution errors in the `with:` of a deploy plugin not installed. */
+void kiln__dryrun_check_node(void *ctx, const kiln__ynode *n, kiln__buf *tmp);
+
 /* Host side of step_done() and friends. */
 void kiln__step_done(kiln__rstep *s, int status, const char *reason);
+/* A step's start, end or progress, to every sink. */
+void kiln__step_event(kiln__rstep *s, kiln_event_type type);
 int kiln__step_set_output(kiln__rstep *s, const char *key, const char *value);
 void kiln__step_release_timers(kiln__rstep *s);
 void kiln__step_release_https(kiln__rstep *s);

@@ -83,6 +83,15 @@ static const char *h_step_dir(const kiln_step *s)
     return s->dir;
 }
 
+static const char *h_step_getenv(const kiln_step *s, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    for (char **e = s->env; n && e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
 static int h_step_output(kiln_step *s, kiln_stream stream, const void *buf, size_t len)
 {
     if (s->status != KILN_STATUS_WORKING)
@@ -122,6 +131,7 @@ static void h_step_progress(kiln_step *s, int64_t done, int64_t total, const cha
     s->progress_total = total;
     free(s->progress_what);
     s->progress_what = what ? kiln__xstrdup(what) : NULL;
+    kiln__step_event(s, KILN_EVENT_STEP_PROGRESS);
 }
 
 static void h_step_done(kiln_step *s, int status, const char *reason)
@@ -283,6 +293,11 @@ static int h_http_request(kiln_step *s, const kiln_http_req *req, kiln_http_cb c
 static void h_http_abort(kiln_http *h)
 {
     kiln__http_abort(h);
+}
+
+static void h_http_resume(kiln_http *h)
+{
+    kiln__http_resume(h);
 }
 
 void kiln__step_release_https(kiln__rstep *s)
@@ -477,6 +492,19 @@ static void h_diag(kiln_diag *d, const char *option, const char *fmt, ...)
     kiln__buf_release(&m);
 }
 
+/* ---- sub-builds, dry runs (ABI 1.1) ------------------------------------------ */
+
+static int h_build_submit(kiln_step *s, const kiln_build_req *req, kiln_build_cb cb, void *data,
+                          const char **build_id)
+{
+    return kiln__build_submit(s, req, cb, data, build_id);
+}
+
+static int h_deploy_target(kiln_step *s, kiln_deploy_target *out)
+{
+    return kiln__deploy_target(s, out);
+}
+
 const kiln_host_api kiln__host_api = {
     KILN_ABI_MAJOR,
     KILN_ABI_MINOR,
@@ -511,4 +539,8 @@ const kiln_host_api kiln__host_api = {
     h_plan_add,
     h_strerror,
     h_diag,
+    h_build_submit,
+    h_deploy_target,
+    h_http_resume,
+    h_step_getenv,
 };

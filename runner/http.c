@@ -53,6 +53,8 @@ struct kiln_http {
     bool in_todo;
     bool aborted;     /* by kiln__http_abort*() or destroy: no more plugin calls */
     bool quiet;       /* and no final callback */
+    bool paused;      /* read_body said KILN_EAGAIN: the upload waits for resume */
+    bool resume;      /* kiln__http_resume() was called: on_idle unpauses */
     int cb_err;       /* what read_body or on_data returned to stop the request */
     const char *cb_name;
     char *unix_socket; /* for error messages; curl has its own copy */
@@ -361,6 +363,11 @@ static size_t on_curl_read(char *buf, size_t size, size_t nmemb, void *userp)
     if (h->aborted)
         return CURL_READFUNC_ABORT;
     long r = h->read_body(h->read_data, buf, cap);
+    if (r == KILN_EAGAIN && !h->aborted) {
+        /* Nothing to send yet: curl stops asking until kiln__http_resume(). */
+        h->paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
     if (r < 0 || (size_t)r > cap) {
         h->cb_err = r < 0 ? (int)r : KILN_EINVAL;
         h->cb_name = "read_body";
@@ -420,6 +427,20 @@ static void on_idle(uv_idle_t *idle)
                 req_finish(h, KILN_EHTTP, curl_multi_strerror(mc));
             } else {
                 h->state = REQ_RUNNING;
+            }
+        } else if (h->resume) {
+            h->resume = false;
+            if (h->state == REQ_RUNNING && h->paused) {
+                h->paused = false;
+                /* curl may call read_body/on_data from inside curl_easy_pause */
+                c->in_curl++;
+                curl_easy_pause(h->easy, CURLPAUSE_CONT);
+                c->in_curl--;
+                if (c->destroy_pending) {
+                    teardown(c);
+                    return;
+                }
+                check_multi_info(c);
             }
         }
     }
@@ -666,6 +687,14 @@ static void req_abort(kiln_http *h, bool quiet)
 void kiln__http_abort(kiln_http *h)
 {
     req_abort(h, false);
+}
+
+void kiln__http_resume(kiln_http *h)
+{
+    if (!h || h->state != REQ_RUNNING || h->aborted || h->resume)
+        return;
+    h->resume = true;
+    todo_push(h);
 }
 
 void kiln__http_abort_quiet(kiln_http *h)

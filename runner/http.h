@@ -22,9 +22,10 @@
  *  - body is sent with Content-Length; read_body is sent with
  *    "Transfer-Encoding: chunked". Setting both is KILN_EINVAL.
  *  - read_body is called synchronously on the loop and should return at once
- *    with what it has; it cannot pause the upload (a negative return, KILN_EAGAIN
- *    included, aborts it). A producer that needs to wait for data must buffer
- *    ahead of the request, or the host API needs a resume entry (not built).
+ *    with what it has. KILN_EAGAIN pauses the upload (libcurl's
+ *    CURL_READFUNC_PAUSE): read_body is not called again until
+ *    kiln__http_resume(); the response side keeps running. Any other negative
+ *    return aborts the request.
  *  - curl's default "Content-Type: application/x-www-form-urlencoded" and
  *    "Expect: 100-continue" are not sent unless the caller sets them.
  *  - Redirects are not followed; only http and https are allowed.
@@ -69,6 +70,12 @@ int kiln__http_start(kiln__http_client *c, const kiln_http_req *req, kiln_http_c
 /* Stop a request; its callback fires later with KILN_ECANCELED (not inside
  * this call). Does nothing when the request is already finishing. */
 void kiln__http_abort(kiln_http *h);
+
+/* Continue an upload paused by read_body returning KILN_EAGAIN. Deferred to
+ * the idle handler (read_body is called again from there, never inside this
+ * call); safe from any callback, also from read_body itself before it returns
+ * KILN_EAGAIN. Does nothing for a request that is not running. */
+void kiln__http_resume(kiln_http *h);
 
 /* Stop a request; its callback is never called and h is dead on return. */
 void kiln__http_abort_quiet(kiln_http *h);

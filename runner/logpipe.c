@@ -98,6 +98,12 @@ static void stop_partial_timer(kiln__framer *f)
 static void on_partial_timer(uv_timer_t *t)
 {
     kiln__framer *f = t->data;
+    kiln__engine *eng = f->step->b->eng;
+    if (eng->paused_sinks > 0) {
+        /* A sink is full: the partial line waits like everything else. */
+        uv_timer_start(t, on_partial_timer, (uint64_t)eng->partial_flush_ms, 0);
+        return;
+    }
     if (f->len) {
         deliver(f, f->buf, f->len, 1, true);
         f->len = 0;

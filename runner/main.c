@@ -13,15 +13,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
+#include "builders.h"
 #include "config_map.h"
 #include "dag.h"
 #include "engine.h"
 #include "report.h"
 #include "resolve.h"
+#include "triggers.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -35,6 +39,11 @@ static const char usage_text[] =
     "  graph PIPELINE.yaml     print the step graph (--format text|dot|mermaid)\n"
     "  plugins [NAME]          list plugins, or show one plugin's options (--json)\n"
     "  version                 print kiln's version and plugin ABI\n"
+    "  trigger --triggers FILE --repo PATH --ref REF [--before SHA --after SHA]\n"
+    "                          evaluate a push, run every build whose trigger fires\n"
+    "  trigger --triggers FILE --list   list the triggers (with schedules)\n"
+    "  hook install --triggers FILE REPO.git\n"
+    "                          a post-receive hook: every push runs `kiln trigger`\n"
     "\n"
     "options of run and validate:\n"
     "  --substitutions K=V[,K=V...]  substitution values (repeatable)\n"
@@ -49,10 +58,24 @@ static const char usage_text[] =
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
     "  --dry-run                     deploy steps only record what they would do\n"
+    "                                (mock-deploy; a plan file per build)\n"
+    "  --plan-dir DIR                where dry-run plans go (default: --log-dir, else .)\n"
+    "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable)\n"
+    "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
     "  --secrets-file FILE           secret values, dotenv lines NAME=value (never commit it)\n"
     "  --secrets-command CMD         run CMD VERSION_NAME to print a secret's value\n"
     "  --plugin-path DIR             where to look for plugins (repeatable; also\n"
-    "                                KILN_PLUGIN_PATH)\n";
+    "                                KILN_PLUGIN_PATH)\n"
+    "\n"
+    "options of trigger and hook install:\n"
+    "  --triggers FILE   the triggers file (triggers: [...], Cloud Build's field names)\n"
+    "  --repo PATH       the repository pushed to (a bare repository or a clone)\n"
+    "  --ref REF         refs/heads/BRANCH, refs/tags/TAG, or a branch name\n"
+    "  --before SHA      the ref's old commit (changed files: before..after)\n"
+    "  --after SHA       the ref's new commit (default: what REF points at)\n"
+    "  --out DIR         where each build's checkout, logs, report and plan go\n"
+    "                    (default: a new directory under $TMPDIR)\n"
+    "  --dry-run         as for run; hook install: the hook runs dry runs\n";
 
 struct opts {
     const char *cmd;
@@ -65,7 +88,13 @@ struct opts {
     const char *workspace;
     const char *project;
     const char *format;
+    const char *plan_dir;
+    const char *triggers, *repo, *ref, *before, *after, *out;
+    bool list, triggered;
     const char *secrets_file, *secrets_command;
+    const char *builders;
+    const char **sinks; /* --sink NAME[:key=value,...] */
+    size_t n_sinks;
     bool quiet, dry_run, json;
     int max_parallel;
     int64_t kill_grace_ms;
@@ -87,6 +116,16 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* Is word one of the '|'-separated choices? */
+static bool one_of(const char *word, const char *choices)
+{
+    size_t n = strlen(word);
+    for (const char *p = choices; p; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
+        if (strncmp(p, word, n) == 0 && (p[n] == '|' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 /* --substitutions A=1,B=2: gcloud's form; a value may not contain ','. */
 static void add_substs(struct opts *o, const char *arg)
 {
@@ -102,7 +141,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD
+        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK,
+        O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -122,7 +162,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"json", no_argument, NULL, O_JSON},
         {"secrets-file", required_argument, NULL, O_SECFILE},
         {"secrets-command", required_argument, NULL, O_SECCMD},
+        {"builders", required_argument, NULL, O_BUILDERS},
+        {"sink", required_argument, NULL, O_SINK},
         {"help", no_argument, NULL, O_HELP},
+        {"plan-dir", required_argument, NULL, O_PLANDIR},
+        {"triggers", required_argument, NULL, O_TRIGGERS},
+        {"repo", required_argument, NULL, O_REPO},
+        {"ref", required_argument, NULL, O_REF},
+        {"before", required_argument, NULL, O_BEFORE},
+        {"after", required_argument, NULL, O_AFTER},
+        {"out", required_argument, NULL, O_OUT},
+        {"list", no_argument, NULL, O_LIST},
         {NULL, 0, NULL, 0},
     };
     o->cmd = argv[1];
@@ -149,7 +199,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->log_dir = optarg;
             break;
         case O_LOGFMT:
-            if (strcmp(optarg, "kiln") && strcmp(optarg, "cloudbuild"))
+            if (!one_of(optarg, "kiln|cloudbuild"))
                 return usage_error("--log-format: expected kiln or cloudbuild, got '%s'", optarg);
             o->log_format = optarg;
             break;
@@ -158,7 +208,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->quiet = true;
             break;
         case O_COLOR:
-            if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never"))
+            if (!one_of(optarg, "auto|always|never"))
                 return usage_error("--color: expected auto, always or never, got '%s'", optarg);
             o->color = optarg;
             break;
@@ -185,18 +235,49 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->plugin_paths[o->n_plugin_paths++] = optarg;
             break;
         case O_FORMAT:
-            if (strcmp(optarg, "text") && strcmp(optarg, "dot") && strcmp(optarg, "mermaid"))
+            if (!one_of(optarg, "text|dot|mermaid"))
                 return usage_error("--format: expected text, dot or mermaid, got '%s'", optarg);
             o->format = optarg;
             break;
         case O_JSON:
             o->json = true;
             break;
+        case O_PLANDIR:
+            o->plan_dir = optarg;
+            break;
+        case O_TRIGGERS:
+            o->triggers = optarg;
+            break;
+        case O_REPO:
+            o->repo = optarg;
+            break;
+        case O_REF:
+            o->ref = optarg;
+            break;
+        case O_BEFORE:
+            o->before = optarg;
+            break;
+        case O_AFTER:
+            o->after = optarg;
+            break;
+        case O_OUT:
+            o->out = optarg;
+            break;
+        case O_LIST:
+            o->list = true;
+            break;
         case O_SECFILE:
             o->secrets_file = optarg;
             break;
         case O_SECCMD:
             o->secrets_command = optarg;
+            break;
+        case O_BUILDERS:
+            o->builders = optarg;
+            break;
+        case O_SINK:
+            o->sinks = kiln__xrealloc(o->sinks, (o->n_sinks + 1) * sizeof *o->sinks);
+            o->sinks[o->n_sinks++] = optarg;
             break;
         case O_HELP:
             fputs(usage_text, stdout);
@@ -214,18 +295,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 static void new_build_id(char *out, size_t cap)
 {
-    unsigned char r[16] = {0};
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, r, sizeof r) != (ssize_t)sizeof r)
-            memset(r, 0, sizeof r);
-        close(fd);
-    }
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+    kiln__new_build_id(out, cap);
 }
 
 /* Load, resolve and check. Returns 0 (valid), or EXIT_USAGE after printing
@@ -237,11 +307,16 @@ static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline 
     memset(secrets, 0, sizeof *secrets);
     kiln__diag d;
     kiln__diag_init(&d);
+    static kiln__builders builders;
+    kiln__builders_release(&builders);
+    const char *bfile = o->builders ? o->builders : getenv("KILN_BUILDERS");
+    kiln__builders_load(&builders, bfile && *bfile ? bfile : NULL, &d);
+    kiln__resolve_set_builders(&builders);
     int rc = kiln__pipeline_load(p, o->file, &d);
     if (rc == 0) {
         const char *project = o->project ? o->project : getenv("GOOGLE_CLOUD_PROJECT");
         kiln__resolve_opts ro = {(const char *const *)o->substs, o->n_substs, workspace, build_id,
-                                 project ? project : "local", false};
+                                 project ? project : "local", o->triggered};
         kiln__resolve_subst(p, &ro, &d, subst);
         kiln__secret_opts so = {o->secrets_file, o->secrets_command};
         kiln__secrets_resolve(p, *subst, &so, &d, eng->masker, secrets);
@@ -284,6 +359,32 @@ static kiln__ynode *map_node(kiln__ydoc *doc, const char *const *kv, size_t n_pa
     return m;
 }
 
+/* --sink NAME[:key=value,...]: a sink plugin with options from the command
+ * line (values may not contain ','). */
+static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err)
+{
+    char *copy = kiln__ydoc_alloc(doc, strlen(spec) + 1);
+    memcpy(copy, spec, strlen(spec) + 1);
+    char *colon = strchr(copy, ':');
+    const char *kv[64];
+    size_t n = 0;
+    if (colon) {
+        *colon = '\0';
+        char *save = NULL;
+        for (char *tok = strtok_r(colon + 1, ",", &save); tok && n < 62; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '=');
+            if (!eq) {
+                kiln__buf_addf(err, "--sink %s: '%s' is not key=value", spec, tok);
+                return KILN_EINVAL;
+            }
+            *eq = '\0';
+            kv[n++] = tok;
+            kv[n++] = eq + 1;
+        }
+    }
+    return kiln__sink_add(eng, copy, map_node(doc, kv, n / 2), "--sink", err);
+}
+
 static void on_build_end(kiln__build *b, void *data)
 {
     kiln__engine *eng = b->eng;
@@ -308,6 +409,15 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__registry_init(&eng.reg, o->plugin_paths, o->n_plugin_paths);
     eng.reg.api = &kiln__host_api;
     eng.dry_run = o->dry_run;
+    eng.reg.mock_deploys = o->dry_run;
+    if (o->dry_run) {
+        const char *pd = o->plan_dir ? o->plan_dir : o->log_dir ? o->log_dir : ".";
+        char cwd[PATH_MAX];
+        if (pd[0] != '/' && getcwd(cwd, sizeof cwd))
+            eng.plan_dir = strcmp(pd, ".") ? kiln__xasprintf("%s/%s", cwd, pd) : kiln__xstrdup(cwd);
+        else
+            eng.plan_dir = kiln__xstrdup(pd);
+    }
     if (o->max_parallel) {
         eng.max_parallel = o->max_parallel;
         eng.max_parallel_forced = true;
@@ -322,9 +432,11 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__secrets secrets;
     int rc = load_checked(&eng, o, &p, &subst, &secrets, build_id, workspace);
     if (rc || validate_only) {
-        if (!rc)
-            printf("%s: valid (%zu step%s%s)\n", o->file, p.n_steps, p.n_steps == 1 ? "" : "s",
-                   p.n_finally ? ", with finally steps" : "");
+        if (!rc) {
+            size_t pushes = p.images_added ? p.images.n : 0, n = p.n_steps - pushes;
+            printf("%s: valid (%zu step%s%s%s)\n", o->file, n, n == 1 ? "" : "s",
+                   pushes ? ", then images pushed" : "", p.n_finally ? ", with finally steps" : "");
+        }
         kiln__engine_release(&eng);
         if (subst)
             kiln__subst_destroy(subst);
@@ -345,6 +457,8 @@ static int cmd_run(const struct opts *o, bool validate_only)
         const char *file_kv[] = {"dir", o->log_dir};
         rc = kiln__sink_add(&eng, "file", map_node(&sinkdoc, file_kv, 1), "--log-dir", &err);
     }
+    for (size_t i = 0; !rc && i < o->n_sinks; i++)
+        rc = add_cli_sink(&eng, &sinkdoc, o->sinks[i], &err);
     kiln__build *b = NULL;
     if (!rc)
         rc = kiln__build_create(&eng, &p, subst, workspace, o->only, &err, &b);
@@ -374,6 +488,10 @@ static int cmd_run(const struct opts *o, bool validate_only)
     }
     if (o->log_dir)
         fprintf(stderr, "kiln: step logs are in %s/\n", o->log_dir);
+    for (size_t i = 0; i < eng.n_plan_files; i++)
+        fprintf(stderr, "kiln: dry-run plan (what would have been deployed): %s\n", eng.plan_files[i]);
+    if (o->report)
+        fprintf(stderr, "kiln: report: %s\n", o->report);
     int sig = eng.last_signal;
     eng.top = NULL;
     kiln__build_destroy(b);
@@ -531,6 +649,16 @@ static int cmd_plugins(const struct opts *o)
             kiln__buf_reset(&err);
             rc = kiln__registry_get(&eng.reg, KILN_PLUGIN_LOG_SINK, o->file, &pl, &err);
         }
+        if (rc == KILN_ENOTFOUND) {
+            /* Both kinds were looked for: saying "no sink plugin" alone
+             * would hide that no step plugin has the name either. */
+            kiln__buf_reset(&err);
+            kiln__buf_addf(&err, "no plugin named '%s' (looked for kiln-step-%s.so and kiln-sink-%s.so in",
+                           o->file, o->file, o->file);
+            for (size_t i = 0; i < eng.reg.n_dirs; i++)
+                kiln__buf_addf(&err, "%s %s", i ? "," : "", eng.reg.dirs[i]);
+            kiln__buf_adds(&err, "; see 'kiln plugins')");
+        }
         if (rc) {
             fprintf(stderr, "kiln: %s\n", err.buf);
             kiln__buf_release(&err);
@@ -576,10 +704,18 @@ static int cmd_plugins(const struct opts *o)
             if (!d->options || !d->options->name)
                 printf("  (none)\n");
             for (const kiln_option *op = d->options; op && op->name; op++) {
-                printf("  %-16s %-16s %s%s%s%s\n", op->name, kiln__opt_type_name(op->type),
-                       op->flags & KILN_OPT_REQUIRED ? "required. " : "",
-                       op->default_value ? "default: " : "", op->default_value ? op->default_value : "",
-                       op->default_value ? ". " : "");
+                /* Padded columns, without the padding left at the end of a
+                 * line when an option has no flags or default. */
+                kiln__buf line = KILN__BUF_INIT;
+                kiln__buf_addf(&line, "  %-16s %-16s %s%s%s%s", op->name, kiln__opt_type_name(op->type),
+                               op->flags & KILN_OPT_REQUIRED ? "required. " : "",
+                               op->default_value ? "default: " : "",
+                               op->default_value ? op->default_value : "",
+                               op->default_value ? "." : "");
+                while (line.len && line.buf[line.len - 1] == ' ')
+                    line.buf[--line.len] = '\0';
+                puts(line.buf);
+                kiln__buf_release(&line);
                 if (op->choices) {
                     printf("  %-16s %-16s one of:", "", "");
                     for (int i = 0; op->choices[i]; i++)
@@ -593,6 +729,405 @@ static int cmd_plugins(const struct opts *o)
     }
     kiln__engine_release(&eng);
     return rc;
+}
+
+/* ---- trigger, hook install ----------------------------------------------------- */
+
+/* Run argv (no shell), collect stdout into out. Returns the exit status, or
+ * -1 when it could not run. stderr goes to ours. */
+static int capture(const char *const *argv, kiln__buf *out)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fds[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && out)
+            kiln__buf_add(out, chunk, (size_t)n);
+    close(fds[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void chomp(kiln__buf *b)
+{
+    while (b->len && (b->buf[b->len - 1] == '\n' || b->buf[b->len - 1] == '\r'))
+        b->buf[--b->len] = '\0';
+}
+
+static bool all_zeros(const char *sha)
+{
+    if (!sha || !*sha)
+        return false;
+    for (const char *p = sha; *p; p++)
+        if (*p != '0')
+            return false;
+    return true;
+}
+
+static int load_triggers(const char *file, kiln__triggers *ts)
+{
+    kiln__diag d;
+    kiln__diag_init(&d);
+    int rc = kiln__triggers_load(ts, file, &d);
+    if (d.text.len)
+        fputs(d.text.buf, stderr);
+    int errors = d.errors + (rc ? 1 : 0);
+    kiln__diag_release(&d);
+    if (errors) {
+        fprintf(stderr, "kiln: %s: %d error%s\n", file, errors, errors == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void push_subst(char ***v, size_t *n, const char *k, const char *val)
+{
+    *v = kiln__xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = kiln__xasprintf("%s=%s", k, val ? val : "");
+}
+
+static int run_triggered(const struct opts *o, const kiln__triggers *ts, const kiln__trigger *t,
+                         const char *repo, const char *ref, const char *after, const char *base)
+{
+    bool is_tag = !strncmp(ref, "refs/tags/", 10);
+    const char *name = is_tag ? ref + 10 : !strncmp(ref, "refs/heads/", 11) ? ref + 11 : ref;
+    char short_sha[8];
+    snprintf(short_sha, sizeof short_sha, "%.7s", after);
+    char *dir = kiln__xasprintf("%s/%s-%s", base, t->name, short_sha);
+    char *src = kiln__xasprintf("%s/src", dir);
+    mkdir(dir, 0777);
+    printf("\n== trigger %s: %s at %s (%s %s)\n", t->name, t->filename, short_sha,
+           is_tag ? "tag" : "branch", name);
+    fflush(stdout);
+    const char *clone[] = {"git", "clone", "-q", "--no-checkout", repo, src, NULL};
+    const char *co_b[] = {"git", "-C", src, "checkout", "-q", "-B", name, after, NULL};
+    const char *co_d[] = {"git", "-C", src, "checkout", "-q", "--detach", after, NULL};
+    int rc = capture(clone, NULL);
+    if (rc == 0)
+        rc = capture(is_tag ? co_d : co_b, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "kiln: trigger %s: cannot check out %s at %s (git exit status %d)\n", t->name,
+                repo, after, rc);
+        free(dir);
+        free(src);
+        return EXIT_FAILED;
+    }
+    char *file = kiln__xasprintf("%s/%s", src, t->filename);
+    if (access(file, R_OK) != 0) {
+        fprintf(stderr, "kiln: trigger %s: the commit has no %s (filename:)\n", t->name, t->filename);
+        free(file);
+        free(dir);
+        free(src);
+        return EXIT_FAILED;
+    }
+    /* The trigger's substitutions, then what Cloud Build sets for a push. */
+    char **substs = NULL;
+    size_t n = 0;
+    substs = kiln__xcalloc(o->n_substs + t->n_subst + 8, sizeof *substs);
+    for (size_t i = 0; i < o->n_substs; i++)
+        substs[n++] = kiln__xstrdup(o->substs[i]);
+    for (size_t i = 0; i < t->n_subst; i++)
+        substs[n++] = kiln__xstrdup(t->subst[i]);
+    char rname[PATH_MAX];
+    snprintf(rname, sizeof rname, "%s", repo);
+    size_t rl = strlen(rname);
+    while (rl > 1 && rname[rl - 1] == '/')
+        rname[--rl] = '\0';
+    if (rl > 4 && !strcmp(rname + rl - 4, ".git"))
+        rname[rl -= 4] = '\0';
+    const char *rbase = strrchr(rname, '/') ? strrchr(rname, '/') + 1 : rname;
+    push_subst(&substs, &n, "TRIGGER_NAME", t->name);
+    push_subst(&substs, &n, "TRIGGER_BUILD_CONFIG_PATH", t->filename);
+    push_subst(&substs, &n, "COMMIT_SHA", after);
+    push_subst(&substs, &n, "REVISION_ID", after);
+    push_subst(&substs, &n, "SHORT_SHA", short_sha);
+    push_subst(&substs, &n, is_tag ? "TAG_NAME" : "BRANCH_NAME", name);
+    push_subst(&substs, &n, "REF_NAME", name);
+    push_subst(&substs, &n, "REPO_NAME", rbase);
+    char *logs = kiln__xasprintf("%s/logs", dir);
+    char *report = kiln__xasprintf("%s/report.json", dir);
+    struct opts r = *o;
+    r.file = file;
+    r.workspace = src;
+    r.log_dir = logs;
+    r.report = report;
+    r.plan_dir = dir;
+    r.substs = substs;
+    r.n_substs = n;
+    r.triggered = true;
+    r.only = NULL;
+    rc = cmd_run(&r, false);
+    printf("== trigger %s: %s; logs: %s/ report: %s\n", t->name,
+           rc == 0 ? "SUCCESS" : rc == EXIT_USAGE ? "INVALID PIPELINE" : "FAILURE", logs, report);
+    fflush(stdout);
+    for (size_t i = 0; i < n; i++)
+        free(substs[i]);
+    free(substs);
+    free(logs);
+    free(report);
+    free(file);
+    free(dir);
+    free(src);
+    return rc;
+}
+
+static int cmd_trigger(const struct opts *o)
+{
+    if (!o->triggers)
+        return usage_error("trigger: which triggers file? (--triggers FILE)");
+    kiln__triggers ts;
+    int rc = load_triggers(o->triggers, &ts);
+    if (rc) {
+        kiln__triggers_free(&ts);
+        return rc;
+    }
+    if (o->list) {
+        printf("%-32s %-24s %-8s %-16s %-20s %s\n", "NAME", "REPO", "EVENT", "REGEX", "FILENAME",
+               "SCHEDULE");
+        for (size_t i = 0; i < ts.n; i++) {
+            const kiln__trigger *t = &ts.v[i];
+            printf("%-32s %-24s %-8s %s%-16s %-20s %s%s\n", t->name, t->repo ? t->repo : "(any)",
+                   t->branch ? "branch" : t->tag ? "tag" : "-", t->invert ? "!" : "",
+                   t->branch ? t->branch : t->tag ? t->tag : "-", t->filename,
+                   t->schedule ? t->schedule : "-",
+                   t->schedule ? " (accepted; schedules are not run yet)" : "");
+        }
+        kiln__triggers_free(&ts);
+        return 0;
+    }
+    if (!o->repo || !o->ref) {
+        kiln__triggers_free(&ts);
+        return usage_error("trigger: give --repo PATH and --ref REF (or --list)");
+    }
+    char *ref = strncmp(o->ref, "refs/", 5) ? kiln__xasprintf("refs/heads/%s", o->ref)
+                                            : kiln__xstrdup(o->ref);
+    if (all_zeros(o->after)) {
+        printf("kiln: %s was deleted: nothing to build\n", ref);
+        free(ref);
+        kiln__triggers_free(&ts);
+        return 0;
+    }
+    kiln__buf after = KILN__BUF_INIT;
+    if (o->after) {
+        kiln__buf_adds(&after, o->after);
+    } else {
+        char spec[1100];
+        snprintf(spec, sizeof spec, "%s^{commit}", ref);
+        const char *a[] = {"git", "-C", o->repo, "rev-parse", "--verify", "-q", spec, NULL};
+        if (capture(a, &after) != 0) {
+            fprintf(stderr, "kiln: trigger: %s has no ref %s\n", o->repo, ref);
+            kiln__buf_release(&after);
+            free(ref);
+            kiln__triggers_free(&ts);
+            return EXIT_USAGE;
+        }
+        chomp(&after);
+    }
+    /* Changed files: before..after, or the pushed commit's own changes. */
+    kiln__buf files = KILN__BUF_INIT;
+    int frc;
+    if (o->before && !all_zeros(o->before)) {
+        const char *a[] = {"git", "-C", o->repo, "diff", "--name-only", "--no-renames", o->before,
+                           after.buf, NULL};
+        frc = capture(a, &files);
+    } else {
+        const char *a[] = {"git", "-C", o->repo, "diff-tree", "--no-commit-id", "--name-only", "-r",
+                           "--root", after.buf, NULL};
+        frc = capture(a, &files);
+    }
+    const char **fv = NULL;
+    size_t nf = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(files.buf, "\n", &save); frc == 0 && line;
+         line = strtok_r(NULL, "\n", &save)) {
+        fv = kiln__xrealloc(fv, (nf + 1) * sizeof *fv);
+        fv[nf++] = line;
+    }
+    kiln__push push = {o->repo, ref, fv, nf, frc == 0};
+    printf("kiln: push to %s %s (%.7s), %zu changed file%s\n", o->repo, ref, after.buf, nf,
+           nf == 1 ? "" : "s");
+    bool *fired = kiln__xcalloc(ts.n ? ts.n : 1, sizeof *fired);
+    size_t n_fired = 0;
+    for (size_t i = 0; i < ts.n; i++) {
+        char why[512];
+        fired[i] = kiln__trigger_match(&ts, &ts.v[i], &push, why, sizeof why);
+        n_fired += fired[i];
+        printf("  %-9s %s: %s\n", fired[i] ? "fired" : "not fired", ts.v[i].name, why);
+    }
+    int result = 0;
+    if (!n_fired) {
+        printf("kiln: no trigger fired; nothing to build\n");
+    } else {
+        char base[PATH_MAX];
+        if (o->out) {
+            mkdir(o->out, 0777);
+            if (!realpath(o->out, base))
+                snprintf(base, sizeof base, "%s", o->out);
+        } else {
+            const char *tmp = getenv("TMPDIR");
+            snprintf(base, sizeof base, "%s/kiln-trigger-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+            if (!mkdtemp(base)) {
+                fprintf(stderr, "kiln: cannot create a directory for the builds: %s\n", strerror(errno));
+                result = EXIT_FAILED;
+                n_fired = 0;
+            }
+        }
+        char repo_abs[PATH_MAX];
+        if (!realpath(o->repo, repo_abs))
+            snprintf(repo_abs, sizeof repo_abs, "%s", o->repo);
+        for (size_t i = 0; i < ts.n && n_fired; i++) {
+            if (!fired[i])
+                continue;
+            int rc2 = run_triggered(o, &ts, &ts.v[i], repo_abs, ref, after.buf, base);
+            if (rc2 && !result)
+                result = EXIT_FAILED;
+        }
+    }
+    free(fired);
+    free(fv);
+    kiln__buf_release(&files);
+    kiln__buf_release(&after);
+    free(ref);
+    kiln__triggers_free(&ts);
+    return result;
+}
+
+/* 'it'\''s' */
+static void shell_quote(kiln__buf *b, const char *s)
+{
+    kiln__buf_addch(b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            kiln__buf_adds(b, "'\\''");
+        else
+            kiln__buf_addch(b, *s);
+    }
+    kiln__buf_addch(b, '\'');
+}
+
+#define HOOK_MARK "# installed by kiln hook install"
+
+static int cmd_hook_install(const struct opts *o)
+{
+    if (!o->file || !o->triggers)
+        return usage_error("hook install: expected --triggers FILE REPO.git");
+    kiln__buf gd = KILN__BUF_INIT;
+    const char *a[] = {"git", "-C", o->file, "rev-parse", "--absolute-git-dir", NULL};
+    if (capture(a, &gd) != 0) {
+        fprintf(stderr, "kiln: hook install: '%s' is not a git repository\n", o->file);
+        kiln__buf_release(&gd);
+        return EXIT_USAGE;
+    }
+    chomp(&gd);
+    kiln__triggers ts;
+    int rc = load_triggers(o->triggers, &ts);
+    kiln__triggers_free(&ts);
+    char trig[PATH_MAX], exe[PATH_MAX];
+    if (rc || !realpath(o->triggers, trig)) {
+        kiln__buf_release(&gd);
+        return rc ? rc : EXIT_USAGE;
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "kiln: hook install: cannot find kiln's own path\n");
+        kiln__buf_release(&gd);
+        return EXIT_FAILED;
+    }
+    exe[n] = '\0';
+    char *hook = kiln__xasprintf("%s/hooks/post-receive", gd.buf);
+    FILE *f = fopen(hook, "r");
+    if (f) {
+        char head[256] = "";
+        size_t got = fread(head, 1, sizeof head - 1, f);
+        head[got] = '\0';
+        fclose(f);
+        if (!strstr(head, HOOK_MARK)) {
+            fprintf(stderr, "kiln: hook install: %s exists and was not installed by kiln; move it "
+                    "away first\n", hook);
+            free(hook);
+            kiln__buf_release(&gd);
+            return EXIT_FAILED;
+        }
+    }
+    kiln__buf s = KILN__BUF_INIT;
+    kiln__buf_adds(&s, "#!/bin/sh\n" HOOK_MARK "\n"
+                       "# Each pushed ref runs `kiln trigger`; the builds' output shows in the push.\n"
+                       "# git sets these for the hook; the builds' own git commands must not see them.\n"
+                       "unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY \\\n"
+                       "      GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_PUSH_OPTION_COUNT GIT_PREFIX\n");
+    const char *path = getenv("PATH");
+    kiln__buf_adds(&s, "PATH=");
+    shell_quote(&s, path ? path : "/usr/bin:/bin");
+    kiln__buf_adds(&s, "; export PATH\n");
+    kiln__buf pp = KILN__BUF_INIT;
+    for (size_t i = 0; i < o->n_plugin_paths; i++) {
+        char rp[PATH_MAX];
+        kiln__buf_addf(&pp, "%s%s", pp.len ? ":" : "",
+                       realpath(o->plugin_paths[i], rp) ? rp : o->plugin_paths[i]);
+    }
+    const char *env_pp = getenv("KILN_PLUGIN_PATH");
+    if (env_pp && *env_pp)
+        kiln__buf_addf(&pp, "%s%s", pp.len ? ":" : "", env_pp);
+    if (pp.len) {
+        kiln__buf_adds(&s, "KILN_PLUGIN_PATH=");
+        shell_quote(&s, pp.buf);
+        kiln__buf_adds(&s, "; export KILN_PLUGIN_PATH\n");
+    }
+    kiln__buf_release(&pp);
+    kiln__buf_adds(&s, "repo=");
+    shell_quote(&s, gd.buf);
+    kiln__buf_adds(&s, "\nstatus=0\nwhile read -r old new ref; do\n  ");
+    shell_quote(&s, exe);
+    kiln__buf_adds(&s, " trigger --triggers ");
+    shell_quote(&s, trig);
+    kiln__buf_adds(&s, " --repo \"$repo\" --ref \"$ref\" --before \"$old\" --after \"$new\"");
+    if (o->dry_run)
+        kiln__buf_adds(&s, " --dry-run");
+    if (o->out) {
+        char rp[PATH_MAX];
+        mkdir(o->out, 0777);
+        kiln__buf_adds(&s, " --out ");
+        shell_quote(&s, realpath(o->out, rp) ? rp : o->out);
+    }
+    if (o->log_format) {
+        kiln__buf_adds(&s, " --log-format ");
+        shell_quote(&s, o->log_format);
+    }
+    kiln__buf_adds(&s, " --color never || status=1\ndone\nexit $status\n");
+    f = fopen(hook, "w");
+    bool ok = f && fwrite(s.buf, 1, s.len, f) == s.len;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (ok)
+        ok = chmod(hook, 0755) == 0;
+    if (!ok)
+        fprintf(stderr, "kiln: hook install: cannot write %s: %s\n", hook, strerror(errno));
+    else
+        printf("kiln: installed %s: every push runs the builds whose trigger in %s fires%s\n", hook,
+               trig, o->dry_run ? " (as dry runs)" : "");
+    kiln__buf_release(&s);
+    kiln__buf_release(&gd);
+    free(hook);
+    return ok ? 0 : EXIT_FAILED;
 }
 
 int main(int argc, char **argv)
@@ -610,6 +1145,13 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     struct opts o;
     memset(&o, 0, sizeof o);
+    if (!strcmp(argv[1], "hook")) {
+        /* kiln hook install ...: parsed as the command "install" */
+        if (argc < 3 || strcmp(argv[2], "install"))
+            return usage_error("hook: expected 'kiln hook install --triggers FILE REPO.git'");
+        argc--;
+        argv++;
+    }
     int rc = parse_args(argc, argv, &o);
     if (!rc) {
         if (!strcmp(o.cmd, "run"))
@@ -620,6 +1162,10 @@ int main(int argc, char **argv)
             rc = cmd_graph(&o);
         else if (!strcmp(o.cmd, "plugins"))
             rc = cmd_plugins(&o);
+        else if (!strcmp(o.cmd, "trigger"))
+            rc = cmd_trigger(&o);
+        else if (!strcmp(o.cmd, "install"))
+            rc = cmd_hook_install(&o);
         else
             rc = usage_error("unknown command '%s'", o.cmd);
     }
@@ -627,6 +1173,7 @@ int main(int argc, char **argv)
         free(o.substs[i]);
     free(o.substs);
     free(o.plugin_paths);
+    free(o.sinks);
     fflush(stdout);
     return rc;
 }

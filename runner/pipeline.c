@@ -20,10 +20,7 @@
 /* The arena of the document owns every string we keep. */
 static char *doc_strdup(kiln__pipeline *p, const char *s)
 {
-    size_t n = strlen(s);
-    char *d = kiln__ydoc_alloc(&p->doc, n + 1);
-    memcpy(d, s, n + 1);
-    return d;
+    return kiln__ydoc_strdup(&p->doc, s);
 }
 
 /* snake_case -> camelCase, so that both spellings meet one table. */
@@ -360,11 +357,16 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
         }
     }
     const kiln__ynode *retry = NULL;
+    bool runs_something = false; /* a field saying what to run, even a malformed one */
     for (size_t i = 0; i < n->n; i++) {
         const kiln__ynode *k = n->items[2 * i], *v = n->items[2 * i + 1];
         const struct field *f = find_field(c, step_fields, k, s->label);
         if (!f)
             continue;
+        bool what_to_run = f->slot == S_NAME || f->slot == S_ARGS || f->slot == S_SCRIPT ||
+                           f->slot == S_ENTRYPOINT || f->slot == S_USES || f->slot == S_WITH;
+        runs_something = runs_something || (what_to_run && f->slot != S_WITH);
+        int errors_before = c->d->errors;
         char what[300];
         snprintf(what, sizeof what, "%s: %s", s->label, k->value);
         switch ((enum step_slot)f->slot) {
@@ -406,6 +408,9 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             break;
         case S_VOLUMES:
             s->volumes = v;
+            note(c, k, "%s: volumes: steps run on this machine, so each volume path is this "
+                       "machine's directory, shared by every step and kept after the build",
+                 s->label);
             break;
         case S_TIMEOUT:
             s->timeout_ms = get_duration(c, v, what, true);
@@ -433,17 +438,23 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             note(c, k, "%s: %s", s->label, f->note);
             break;
         }
+        if (what_to_run && c->d->errors > errors_before)
+            s->invalid = true;
     }
     if (retry)
         parse_retry(c, s, retry);
-    if (s->script && (s->args.n || s->entrypoint) && !s->uses)
+    if (s->script && (s->args.n || s->entrypoint) && !s->uses) {
         err(c, n, "%s: script cannot be used together with args or entrypoint", s->label);
+        s->invalid = true;
+    }
     if (s->with && !s->uses)
         err(c, s->with, "%s: with: needs uses: to name the plugin that takes these options",
             s->label);
-    if (!s->uses && !s->name && !s->script && !s->args.n && !s->entrypoint)
+    if (!runs_something) {
         err(c, n, "%s: nothing to run: give name and args (Cloud Build), script, or uses (a plugin)",
             s->label);
+        s->invalid = true;
+    }
     char keybuf[64];
     if (!s->id)
         snprintf(keybuf, sizeof keybuf, "%s-%d", fin ? "finally" : "step", index);
@@ -552,6 +563,8 @@ static void parse_options(struct ctx *c, const kiln__ynode *n)
             break;
         case O_VOLUMES:
             o->volumes = v;
+            note(c, k, "options.volumes: steps run on this machine, so each volume path is this "
+                       "machine's directory, shared by every step and kept after the build");
             break;
         case O_SUBST_OPTION: {
             const char *s = get_string(c, v, what);
@@ -608,6 +621,59 @@ static const struct field top_fields[] = {
     {"artifacts", F_NOTE, T_NOTE, "artifacts are not uploaded by kiln"},
     {NULL, 0, 0, NULL},
 };
+
+static void warn(struct ctx *c, const kiln__ynode *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(struct ctx *c, const kiln__ynode *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kiln__diag_vat(c->d, KILN__DIAG_WARNING, c->p->file, at, fmt, ap);
+    va_end(ap);
+}
+
+/* Cloud Build's size limits (cloud-build-local's validator). kiln runs
+ * bigger builds, so these are warnings: the file would fail on Cloud Build. */
+static void check_limits(struct ctx *c, const kiln__ynode *steps_node)
+{
+    kiln__pipeline *p = c->p;
+    if (p->n_steps > 100)
+        warn(c, steps_node, "Cloud Build would reject this build: %zu steps, at most 100 are allowed",
+             p->n_steps);
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const kiln__step *s = &p->steps[i];
+        if (s->name && strlen(s->name) > 1000)
+            warn(c, s->name_node, "Cloud Build would reject %s: the name is longer than 1000 characters",
+                 s->label);
+        if (s->args.n > 100)
+            warn(c, s->args.node, "Cloud Build would reject %s: %zu args, at most 100 are allowed",
+                 s->label, s->args.n);
+        for (size_t k = 0; k < s->args.n; k++)
+            if (strlen(s->args.v[k]) > 4000)
+                warn(c, s->args.node->items[k],
+                     "Cloud Build would reject %s: an arg is longer than 4000 characters", s->label);
+        if (s->env.n > 100)
+            warn(c, s->env.node, "Cloud Build would reject %s: %zu env entries, at most 100 are allowed",
+                 s->label, s->env.n);
+        if (s->dir && strlen(s->dir) > 1000)
+            warn(c, s->dir_node, "Cloud Build would reject %s: dir is longer than 1000 characters",
+                 s->label);
+    }
+    if (p->tags.n > 64)
+        warn(c, p->tags.node, "Cloud Build would reject this build: %zu tags, at most 64 are allowed",
+             p->tags.n);
+    if (p->substitutions && p->substitutions->n > 100)
+        warn(c, p->substitutions,
+             "Cloud Build would reject this build: %zu substitutions, at most 100 are allowed",
+             p->substitutions->n);
+    for (size_t i = 0; p->substitutions && i < p->substitutions->n; i++) {
+        const kiln__ynode *k = p->substitutions->items[2 * i], *v = p->substitutions->items[2 * i + 1];
+        if (k->len > 100)
+            warn(c, k, "Cloud Build would reject this substitution: the key is longer than 100 bytes");
+        if (v->kind == KILN__Y_SCALAR && v->len > 4000)
+            warn(c, v, "Cloud Build would reject this substitution: the value is longer than 4000 bytes");
+    }
+}
 
 static kiln__step *parse_step_list(struct ctx *c, const kiln__ynode *n, const char *what,
                                    bool fin, size_t *count)
@@ -696,6 +762,7 @@ static void parse_top(struct ctx *c, const kiln__ynode *root)
     p->finally = parse_step_list(c, fin, "finally", true, &p->n_finally);
     check_ids(c, p->steps, p->n_steps, NULL, 0);
     check_ids(c, p->finally, p->n_finally, p->steps, p->n_steps);
+    check_limits(c, steps);
 }
 
 int kiln__pipeline_parse(kiln__pipeline *p, const char *file, const char *text, size_t len,

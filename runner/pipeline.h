@@ -52,6 +52,7 @@ typedef struct kiln__step {
     int automap;              /* -1 unset, 0, 1 */
     kiln__retry retry;
     const kiln__ynode *volumes;
+    bool invalid;             /* what it runs is malformed (already reported) */
 } kiln__step;
 
 typedef enum kiln__subst_mode { KILN__MUST_MATCH = 0, KILN__ALLOW_LOOSE = 1 } kiln__subst_mode;
@@ -77,6 +78,7 @@ typedef struct kiln__pipeline {
     const kiln__ynode *substitutions; /* mapping or NULL */
     kiln__strlist images, tags;
     const kiln__ynode *available_secrets;
+    bool images_added;        /* the images: push steps were appended (resolve.c) */
 } kiln__pipeline;
 
 /* Load and check the shape of FILE. Returns 0 when it could be read at all

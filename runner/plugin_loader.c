@@ -142,9 +142,11 @@ int kiln__plugin_open(const char *path, kiln_plugin_kind kind, const char *name,
     }
     if (why) {
         kiln__buf_addf(err, "refusing plugin '%s': %s", path, why);
+        /* d points into the library: read it before unloading. */
+        int rc = d && d->abi_major != KILN_ABI_MAJOR ? KILN_EABI : KILN_EPLUGIN;
         if (!getenv("KILN_NO_DLCLOSE"))
             dlclose(dl);
-        return d && entry && d->abi_major != KILN_ABI_MAJOR ? KILN_EABI : KILN_EPLUGIN;
+        return rc;
     }
     kiln__plugin *p = kiln__xcalloc(1, sizeof *p);
     p->desc = d;

@@ -36,6 +36,9 @@ typedef struct kiln__registry {
     kiln__plugin **loaded;
     size_t n_loaded, cap_loaded;
     const kiln_host_api *api;
+    /* A dry run: deploying plugins are replaced by mock-deploy, and deploy
+     * plugins kiln knows by name are accepted even when not installed. */
+    bool mock_deploys;
 } kiln__registry;
 
 /* extra_dirs: --plugin-path values (may be NULL / 0). */

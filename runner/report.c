@@ -19,6 +19,8 @@ static void add_time(cJSON *o, const char *name, int64_t us)
     cJSON_AddStringToObject(o, name, t);
 }
 
+static cJSON *build_json(const kiln__build *b);
+
 static cJSON *step_json(const kiln__rstep *s)
 {
     cJSON *o = cJSON_CreateObject();
@@ -67,13 +69,26 @@ static cJSON *step_json(const kiln__rstep *s)
         }
         free(copy);
     }
+    if (s->mocked)
+        cJSON_AddStringToObject(o, "mockedBy", KILN__MOCK_PLUGIN);
+    if (s->n_children) {
+        cJSON *subs = cJSON_AddArrayToObject(o, "builds");
+        for (size_t i = 0; i < s->n_children; i++)
+            cJSON_AddItemToArray(subs, build_json(s->children[i]));
+    }
     return o;
 }
 
-char *kiln__report_json(const kiln__build *b)
+static void subst_one(void *data, const char *key, const char *value)
+{
+    cJSON_AddStringToObject(data, key, value);
+}
+
+static cJSON *build_json(const kiln__build *b)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "id", b->id);
+    cJSON_AddNumberToObject(r, "depth", b->depth);
     const char *project = kiln__subst_get(b->subst, "PROJECT_ID");
     cJSON_AddStringToObject(r, "projectId", project ? project : "");
     cJSON_AddStringToObject(r, "status", kiln__status_name(b->status));
@@ -91,6 +106,16 @@ char *kiln__report_json(const kiln__build *b)
     cJSON *fin = cJSON_AddArrayToObject(r, "finally");
     for (size_t o = b->n_main; o < b->n_total; o++)
         cJSON_AddItemToArray(fin, step_json(&b->steps[o]));
+    cJSON *subs = cJSON_AddObjectToObject(r, "substitutions");
+    kiln__subst_foreach(b->subst, subst_one, subs);
+    if (b->plan_file)
+        cJSON_AddStringToObject(r, "plan", b->plan_file);
+    return r;
+}
+
+char *kiln__report_json(const kiln__build *b)
+{
+    cJSON *r = build_json(b);
     char *s = cJSON_Print(r);
     cJSON_Delete(r);
     /* Reasons and outputs may quote a secret: mask the whole text. */

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builders.h"
 #include "config_map.h"
+#include "engine.h"
 #include "internal.h"
 
 const char *kiln__step_plugin_name(const kiln__step *s)
@@ -283,10 +285,79 @@ static kiln__ynode *mk_scalar(kiln__pipeline *p, const kiln__ynode *pos, const c
     return n;
 }
 
-/* Cloud Build's fields of a step without uses: as exec's options. */
-static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s)
+static const kiln__builders *g_builders;
+
+void kiln__resolve_set_builders(const kiln__builders *b)
 {
-    if (s->uses)
+    g_builders = b;
+}
+
+static bool plugin_takes_args(const kiln_plugin *d)
+{
+    for (const kiln_option *o = d->options; o && o->name; o++)
+        if (!strcmp(o->name, "args") && o->type == KILN_OPT_STRING_LIST)
+            return true;
+    return false;
+}
+
+/* A Cloud Build step whose program the builder table maps to a plugin: the
+ * plugin takes over when installed and able to read the tool's own args;
+ * else the step runs on this machine and says which plugin it waits for. */
+static bool map_builder(kiln__pipeline *p, kiln__step *s, kiln__registry *reg, kiln__diag *d)
+{
+    if (!g_builders || s->script)
+        return false;
+    char buf[128];
+    size_t used = 0;
+    const char *prog = kiln__builder_program(s->name, s->entrypoint, s->args.v, s->args.n, buf,
+                                             sizeof buf, &used);
+    if (!prog)
+        return false;
+    const char *plugin = kiln__builders_match(g_builders, prog, s->args.v + used, s->args.n - used);
+    if (!plugin)
+        return false;
+    kiln__plugin *pl = NULL;
+    kiln__buf err = KILN__BUF_INIT;
+    int rc = kiln__registry_get(reg, KILN_PLUGIN_STEP, plugin, &pl, &err);
+    kiln__buf_release(&err);
+    const kiln__ynode *at = s->name_node ? s->name_node : s->node;
+    if (rc || !plugin_takes_args(pl->desc) || used) {
+        /* Once per plugin and file: a 100-step build needs one note, not 100. */
+        static char noted[1024];
+        char key[300];
+        snprintf(key, sizeof key, "|%s:%s|", p->file, plugin);
+        if (strstr(noted, key))
+            return false;
+        size_t nl = strlen(noted), kl = strlen(key);
+        if (nl + kl < sizeof noted)
+            memcpy(noted + nl, key, kl + 1);
+        kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at,
+                      "%s: '%s %s' maps to plugin '%s', which %s; such steps run on this machine",
+                      s->label,
+                      prog, s->args.n > used ? s->args.v[used] : "", plugin,
+                      rc ? "is not installed" : "does not take the tool's arguments");
+        return false;
+    }
+    kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
+    m->kind = KILN__Y_MAP;
+    m->line = s->node->line;
+    m->col = s->node->col;
+    m->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *m->items);
+    m->items[0] = mk_scalar(p, s->args.node, "args");
+    m->items[1] = (kiln__ynode *)s->args.node;
+    m->n = 1;
+    s->with = m;
+    s->uses = plugin;
+    kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at, "%s: '%s %s' runs through plugin '%s'", s->label,
+                  prog, s->args.n ? s->args.v[0] : "", plugin);
+    return true;
+}
+
+/* Cloud Build's fields of a step without uses: as exec's options. */
+static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s, kiln__registry *reg,
+                                 kiln__diag *d)
+{
+    if (s->uses || map_builder(p, s, reg, d))
         return;
     kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
     m->kind = KILN__Y_MAP;
@@ -315,8 +386,82 @@ static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s)
     s->with = m;
 }
 
+/*
+ * Cloud Build pushes the top-level `images:` after every step succeeded:
+ * here that is one more step per image at the end of the list (so after all
+ * the others), `docker-build` with args [push, IMAGE]. In a dry run the push
+ * is recorded in the plan, not sent.
+ */
+static void add_image_pushes(kiln__pipeline *p, kiln__registry *reg, kiln__diag *d)
+{
+    if (!p->images.n || p->images_added)
+        return;
+    p->images_added = true;
+    kiln__plugin *pl = NULL;
+    kiln__buf err = KILN__BUF_INIT;
+    if (kiln__registry_get(reg, KILN_PLUGIN_STEP, "docker-build", &pl, &err) != 0) {
+        kiln__diag_at(d, KILN__DIAG_ERROR, p->file, p->images.node,
+                      "images: pushing them needs the docker-build plugin: %s", err.buf);
+        kiln__buf_release(&err);
+        return;
+    }
+    kiln__buf_release(&err);
+    size_t base = p->n_steps;
+    p->steps = kiln__xrealloc(p->steps, (base + p->images.n) * sizeof *p->steps);
+    for (size_t i = 0; i < p->images.n; i++) {
+        const kiln__ynode *img = p->images.node->items[i];
+        kiln__step *st = &p->steps[base + i];
+        memset(st, 0, sizeof *st);
+        char buf[64];
+        snprintf(buf, sizeof buf, "images[%zu]", i);
+        st->index = (int)(base + i);
+        st->node = img;
+        st->id = st->key = kiln__ydoc_strdup(&p->doc, buf);
+        snprintf(buf, sizeof buf, "images[%zu] (push)", i);
+        st->label = kiln__ydoc_strdup(&p->doc, buf);
+        st->uses = "docker-build";
+        st->automap = -1;
+        st->retry.backoff_ms = 1000;
+        st->retry.factor = 2.0;
+        kiln__ynode *args = kiln__ydoc_alloc(&p->doc, sizeof *args);
+        args->kind = KILN__Y_SEQ;
+        args->line = img->line;
+        args->col = img->col;
+        args->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *args->items);
+        args->items[0] = mk_scalar(p, img, "push");
+        args->items[1] = (kiln__ynode *)img;
+        args->n = 2;
+        kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
+        m->kind = KILN__Y_MAP;
+        m->line = img->line;
+        m->col = img->col;
+        m->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *m->items);
+        m->items[0] = mk_scalar(p, img, "args");
+        m->items[1] = args;
+        m->n = 1;
+        st->with = m;
+    }
+    p->n_steps = base + p->images.n;
+}
+
+/* Cloud Build's tag format: [\w][\w.-]{0,127} */
+static bool valid_build_tag(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        if (!word && (i == 0 || (c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
 void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg, kiln__diag *d)
 {
+    add_image_pushes(p, reg, d);
     kiln__dag dag, fdag;
     kiln__dag_build(&dag, p->steps, p->n_steps);
     kiln__dag_build(&fdag, p->finally, p->n_finally);
@@ -325,7 +470,7 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         size_t n = list ? p->n_finally : p->n_steps;
         for (size_t i = 0; i < n; i++) {
             kiln__step *st = &steps[i];
-            synthesize_exec_with(p, st);
+            synthesize_exec_with(p, st, reg, d);
             kiln__expand_ctx c = {s, d, p->file, st, list ? &fdag : &dag, p, NULL, NULL, 0};
             kiln__buf tmp = KILN__BUF_INIT;
             for (size_t e = 0; e < st->env.n; e++) {
@@ -338,13 +483,31 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
             kiln__plugin *pl = NULL;
             kiln__buf err = KILN__BUF_INIT;
             const char *pname = kiln__step_plugin_name(st);
-            if (kiln__registry_get(reg, KILN_PLUGIN_STEP, pname, &pl, &err) != 0) {
+            int lrc = kiln__registry_get(reg, KILN_PLUGIN_STEP, pname, &pl, &err);
+            if (lrc == KILN_ENOTFOUND && reg->mock_deploys && kiln__is_known_deploy(pname)) {
+                /* dryrun.c: recorded by mock-deploy from `with:` as written. */
+                kiln__diag_at(d, KILN__DIAG_NOTE, p->file, kiln__ymap_get(st->node, "uses"),
+                              "%s: deploy plugin '%s' is not installed; this dry run records its "
+                              "options as written",
+                              st->label, pname);
+                kiln__buf_release(&err);
+                kiln__buf etmp = KILN__BUF_INIT;
+                for (size_t w = 0; st->with && w < st->with->n; w++)
+                    kiln__dryrun_check_node(&c, st->with->items[2 * w + 1], &etmp);
+                kiln__buf_release(&etmp);
+                continue;
+            }
+            if (lrc != 0) {
                 const kiln__ynode *at = st->uses ? kiln__ymap_get(st->node, "uses") : st->node;
                 kiln__diag_at(d, KILN__DIAG_ERROR, p->file, at, "%s: %s", st->label, err.buf);
                 kiln__buf_release(&err);
                 continue;
             }
             kiln__buf_release(&err);
+            /* Its options were built from fields already reported as wrong:
+             * checking them again would only repeat those errors. */
+            if (st->invalid)
+                continue;
             char prefix[300];
             snprintf(prefix, sizeof prefix, "%s: ", st->label);
             kiln__config *cfg = NULL;
@@ -367,7 +530,34 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         kiln__buf_reset(&tmp);
     }
     for (size_t i = 0; i < p->tags.n; i++) {
-        kiln__expand(&c, p->tags.node->items[i], p->tags.v[i], &tmp);
+        if (kiln__expand(&c, p->tags.node->items[i], p->tags.v[i], &tmp) == 0 && tmp.len &&
+            !valid_build_tag(tmp.buf))
+            kiln__diag_at(d, KILN__DIAG_ERROR, p->file, p->tags.node->items[i],
+                          "invalid build tag \"%s\": must match format \"^[\\w][\\w.-]{0,127}$\"",
+                          tmp.buf);
+        kiln__buf_reset(&tmp);
+    }
+    /* Step images, after substitution, as Cloud Build checks them. */
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const kiln__step *st = &p->steps[i];
+        if (!st->name || !st->name_node)
+            continue;
+        kiln__expand_ctx sc = {s, d, p->file, st, &dag, p, NULL, NULL, 0};
+        if (kiln__expand(&sc, st->name_node, st->name, &tmp) == 0) {
+            /* Only the repository must be lowercase, not a tag or digest. */
+            size_t repo_len = strcspn(tmp.buf, "@");
+            const char *slash = memrchr(tmp.buf, '/', repo_len);
+            const char *colon = memrchr(tmp.buf, ':', repo_len);
+            if (colon && (!slash || colon > slash))
+                repo_len = (size_t)(colon - tmp.buf);
+            for (const char *q = tmp.buf; q < tmp.buf + repo_len; q++)
+                if (*q >= 'A' && *q <= 'Z') {
+                    kiln__diag_at(d, KILN__DIAG_ERROR, p->file, st->name_node,
+                                  "%s: invalid image name \"%s\" contains uppercase letters",
+                                  st->label, tmp.buf);
+                    break;
+                }
+        }
         kiln__buf_reset(&tmp);
     }
     kiln__buf_release(&tmp);
@@ -377,8 +567,9 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         kiln__subst_unused(s, &w);
         char *save = NULL;
         for (char *line = strtok_r(w.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            /* Point at the key in the file when it came from there. */
-            const kiln__ynode *at = p->substitutions;
+            /* Point at the key in the file when it came from there; else
+             * it came from --substitutions. */
+            const kiln__ynode *at = NULL;
             const char *q1 = strchr(line, '"');
             if (q1 && p->substitutions) {
                 const char *q2 = strchr(q1 + 1, '"');

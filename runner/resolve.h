@@ -37,6 +37,10 @@ typedef struct kiln__resolve_opts {
 int kiln__resolve_subst(kiln__pipeline *p, const kiln__resolve_opts *o, kiln__diag *d,
                         kiln__subst **out);
 
+struct kiln__builders;
+/* The builder-image table used by kiln__resolve_check (builders.h). */
+void kiln__resolve_set_builders(const struct kiln__builders *b);
+
 /* Check everything that depends on plugins and substitutions. */
 void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg, kiln__diag *d);
 

@@ -1459,8 +1459,8 @@ static void fn_substr(struct dyn *d, kiln__buf *out, struct str v, const kiln__b
             if (end < 0)
                 d->panic = kiln__xasprintf("unexpected error in processing substitution: "
                                            "runtime error: slice bounds out of range "
-                                           "[:%lld] with length %lld+v",
-                                           (long long)end, (long long)n);
+                                           "[:%lld]+v",
+                                           (long long)end);
             else
                 d->panic = kiln__xasprintf("unexpected error in processing substitution: "
                                            "runtime error: slice bounds out of range "

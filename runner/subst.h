@@ -79,10 +79,13 @@ int kiln__subst_unused(const kiln__subst *s, kiln__buf *warnings);
  * Dynamic substitutions (options.dynamicSubstitutions): evaluate every value
  * with bash-style parameter expansion (§1.8: ${var}, ${#var}, ${var^},
  * ${var^^}, ${var,}, ${var,,}, ${var:n}, ${var:n:len}, ${var#p}, ${var##p},
- * ${var%p}, ${var%%p}, ${var-d}, ${var:-d}, ${var=d}, ${var:=d}, ${var/p/r},
+ * ${var%p}, ${var%%p}, ${var:-d}, ${var=d}, ${var:=d}, ${var/p/r},
  * ${var//p/r}, ${var/#p/r}, ${var/%p/r}), recursively and in dependency order,
- * replacing the values in place. A value starting with $NAME (unbraced) is
- * read as ${NAME}. Undefined variables are "". On failure returns -1 and sets
+ * replacing the values in place. As in the drone/envsubst Cloud Build used,
+ * ${var-d} and ${var+d} are bad substitutions and ${var:?d}, ${var:+d} act as
+ * ${var:-d}; a value starting with $NAME is read with the rest of the value
+ * inside braces (so $NAME alone is ${NAME}). Undefined variables are "".
+ * Values are left untouched on failure. On failure returns -1 and sets
  * *err (caller frees) to Cloud Build's text, e.g.
  * `[_FOO -> ${${_BAR}}]: bad substitution` or `cycle in evaluating
  * substitutions`; returns 0 on success.

@@ -287,6 +287,11 @@ void *kiln__ydoc_alloc(kiln__ydoc *doc, size_t n)
     return p;
 }
 
+char *kiln__ydoc_strdup(kiln__ydoc *doc, const char *s)
+{
+    return arena_strndup(doc, s, strlen(s));
+}
+
 void kiln__ydoc_free(kiln__ydoc *doc)
 {
     struct kiln__yarena *a = doc->arena;

@@ -45,6 +45,8 @@ int kiln__ydoc_load(kiln__ydoc *doc, const char *file, struct kiln__buf *err);
 void kiln__ydoc_free(kiln__ydoc *doc);
 /* Memory that lives as long as the document (zeroed). */
 void *kiln__ydoc_alloc(kiln__ydoc *doc, size_t n);
+/* A copy of s that lives as long as the document. */
+char *kiln__ydoc_strdup(kiln__ydoc *doc, const char *s);
 
 /* MAP lookup by key text; NULL when absent. */
 kiln__ynode *kiln__ymap_get(const kiln__ynode *map, const char *key);

@@ -143,38 +143,19 @@ static int console_write(kiln_sink *sink, const kiln_log_batch *b)
             c->mid_stream = (int)b->stream;
         } else {
             fputc('\n', c->out);
-            c->midline = false;
+            c->midline = false; /* a continued partial line is complete now */
         }
     }
     fflush(c->out);
     return 0;
 }
 
-static const char *status_word(kiln_status s)
-{
-    switch (s) {
-    case KILN_STATUS_SUCCESS:
-        return "SUCCESS";
-    case KILN_STATUS_FAILURE:
-        return "FAILURE";
-    case KILN_STATUS_TIMEOUT:
-        return "TIMEOUT";
-    case KILN_STATUS_CANCELLED:
-        return "CANCELLED";
-    case KILN_STATUS_QUEUED:
-        return "QUEUED";
-    case KILN_STATUS_WORKING:
-        return "WORKING";
-    case KILN_STATUS_SKIPPED:
-        return "SKIPPED";
-    default:
-        return "INTERNAL_ERROR";
-    }
-}
 
 static void console_event(kiln_sink *sink, const kiln_event *ev)
 {
     struct console *c = kiln_api->sink_get_data(sink);
+    if (ev->type == KILN_EVENT_STEP_PROGRESS)
+        return; /* the step's own lines show its progress on a terminal */
     end_midline(c);
     char dur[32];
     double secs = (double)ev->duration_us / 1e6;
@@ -212,7 +193,9 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
             if (!bad)
                 fputs("DONE\n", c->out);
             else
-                fprintf(c->out, "ERROR\nERROR: %s\n", ev->message ? ev->message : status_word(ev->status));
+                fprintf(c->out, "ERROR\nERROR: %s\n", ev->message ? ev->message : kiln_status_name(ev->status));
+            break;
+        default:
             break;
         }
         fflush(c->out);
@@ -236,13 +219,15 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
         if (c->cfg.quiet && !bad)
             break;
         prefix(c, ev->build_id, ev->depth, ev->step_id, ev->step_index);
-        fprintf(c->out, "%s%s%s in %s%s%s\n", col, status_word(ev->status), rst, dur,
+        fprintf(c->out, "%s%s%s in %s%s%s\n", col, kiln_status_name(ev->status), rst, dur,
                 ev->message ? ": " : "", ev->message ? ev->message : "");
         break;
     case KILN_EVENT_BUILD_END:
-        fprintf(c->out, "%s%s%s%s%s build %s in %s%s%s\n", c->color ? BOLD : "", col,
-                ev->depth ? "sub-" : "", status_word(ev->status), rst, ev->build_id, dur,
+        fprintf(c->out, "%s%s%s%s %sbuild %s in %s%s%s\n", c->color ? BOLD : "", col,
+                kiln_status_name(ev->status), rst, ev->depth ? "sub-" : "", ev->build_id, dur,
                 ev->message ? ": " : "", ev->message ? ev->message : "");
+        break;
+    default:
         break;
     }
     fflush(c->out);

@@ -228,7 +228,7 @@ static int file_for(struct fsink *f, const kiln_log_batch *b)
     char name[512];
     snprintf(name, sizeof name, "%s", step);
     sanitize(name);
-    char dir[4096], path[4608];
+    char dir[4096], path[4096 + 512 + 8];
     if (b->depth > 0 && f->top_build && strcmp(f->top_build, b->build_id) != 0) {
         char bid[128];
         snprintf(bid, sizeof bid, "%s", b->build_id);

@@ -134,7 +134,7 @@ kiln_run probe 'steps:
   uses: kedro-train
   with: {project: ./kedro_project, env: staging}'
 if [ ! -f "$REPORT" ]; then
-    if [ "${KILN_REQUIRE_RUN:-0}" = 1 ]; then
+    if [ "${KILN_REQUIRE_RUN:-1}" = 1 ]; then
         fail "kiln run produced no report.json"
     else
         echo "SKIP - kiln run is not usable yet (no report.json); part 2 skipped"

@@ -962,6 +962,139 @@ static void test_invalid_requests(void **state)
     assert_null(h); /* failed starts leave *out alone */
 }
 
+/* ---- paused uploads (read_body -> KILN_EAGAIN, kiln__http_resume) -------- */
+
+/* A producer that has data only when a timer gave it some, as a worker
+ * thread feeding a bounded buffer would. */
+struct slow_producer {
+    kiln_http *h;
+    uv_timer_t timer;
+    size_t avail;  /* bytes the timer made available */
+    size_t left;   /* bytes still to produce in total */
+    size_t sent;
+    uint32_t crc;
+    uint32_t seed;
+    int pauses;
+    int resumes;
+    bool paused;
+    bool resume_inside; /* resume from read_body itself before saying EAGAIN */
+};
+
+static long slow_read(void *data, char *buf, size_t cap)
+{
+    struct slow_producer *p = data;
+    if (p->left == 0)
+        return 0;
+    if (p->avail == 0) {
+        p->pauses++;
+        p->paused = true;
+        if (p->resume_inside && p->pauses % 2) {
+            /* a producer that got data between its check and its return */
+            p->avail = 1000;
+            p->paused = false;
+            p->resumes++;
+            kiln__http_resume(p->h);
+        }
+        return KILN_EAGAIN;
+    }
+    size_t n = cap < p->avail ? cap : p->avail;
+    if (n > p->left)
+        n = p->left;
+    for (size_t i = 0; i < n; i++) {
+        p->seed = p->seed * 1103515245u + 12345u;
+        buf[i] = (char)(p->seed >> 16);
+    }
+    p->crc = crc32_update(p->crc, (unsigned char *)buf, n);
+    p->avail -= n;
+    p->left -= n;
+    p->sent += n;
+    return (long)n;
+}
+
+static void slow_tick(uv_timer_t *t)
+{
+    struct slow_producer *p = t->data;
+    p->avail += 48 * 1024;
+    if (p->paused && p->h) {
+        p->paused = false;
+        p->resumes++;
+        kiln__http_resume(p->h);
+    }
+    if (p->left == 0)
+        uv_timer_stop(t);
+}
+
+static void paused_upload(struct fx *f, bool resume_inside)
+{
+    struct result r = {0};
+    const size_t total = 2u << 20;
+    struct slow_producer p = {.left = total, .seed = 7, .resume_inside = resume_inside};
+    kiln_http_req req = req_init("/upload");
+    req.method = "POST";
+    req.read_body = slow_read;
+    req.read_data = &p;
+    uv_timer_init(&f->loop, &p.timer);
+    p.timer.data = &p;
+    p.h = start_ok(f, &req, &r);
+    uv_timer_start(&p.timer, slow_tick, 2, 2);
+    assert_true(run_until(f, &r.calls, 1, 20000));
+    uv_timer_stop(&p.timer);
+    uv_close((uv_handle_t *)&p.timer, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* p.timer lives on this stack */
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(p.left, 0);
+    assert_true(p.pauses > 10);
+    assert_true(p.resumes > 10);
+    cJSON *j = parse_body(&r);
+    assert_int_equal((size_t)json_num(j, "bytes"), total);
+    assert_int_equal((uint32_t)json_num(j, "crc32"), p.crc);
+    cJSON_Delete(j);
+    result_release(&r);
+}
+
+static void test_paused_upload(void **state)
+{
+    paused_upload(*state, false);
+}
+
+static void test_paused_upload_resume_inside(void **state)
+{
+    paused_upload(*state, true);
+}
+
+static long never_read(void *data, char *buf, size_t cap)
+{
+    (*(int *)data)++;
+    return KILN_EAGAIN;
+}
+
+/* Aborting a paused upload ends it as canceled; resume after that is a no-op. */
+static void test_paused_upload_abort(void **state)
+{
+    struct fx *f = *state;
+    struct result r = {0};
+    int calls = 0;
+    kiln_http_req req = req_init("/upload");
+    req.method = "POST";
+    req.read_body = never_read;
+    req.read_data = &calls;
+    kiln_http *h = start_ok(f, &req, &r);
+    run_for(f, 200);
+    assert_int_equal(r.calls, 0);
+    assert_true(calls >= 1);
+    int before = calls;
+    run_for(f, 100);
+    assert_int_equal(calls, before); /* paused: not polled */
+    kiln__http_resume(h);
+    run_for(f, 50);
+    assert_int_equal(calls, before + 1); /* asked once more, paused again */
+    kiln__http_abort(h);
+    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_int_equal(r.err, KILN_ECANCELED);
+    result_release(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -974,6 +1107,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_on_data, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_on_data_error_aborts, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_read_body_error_aborts, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_paused_upload, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_paused_upload_resume_inside, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_paused_upload_abort, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_timeout, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_abort, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_abort_from_on_data, fx_setup, fx_teardown),

@@ -276,6 +276,8 @@ static const char *output(kiln_step *s, const char *k)
     return NULL;
 }
 static char made_dirs[16][4096];
+static kiln_step *made_steps[16];
+static int n_steps;
 static int n_made;
 
 static kiln_step *new_step(void)
@@ -290,7 +292,17 @@ static kiln_step *new_step(void)
         snprintf(made_dirs[n_made++], sizeof(made_dirs[0]), "%s", tmpl);
     kiln_step *s = calloc(1, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "%s", tmpl);
+    if (n_steps < 16)
+        made_steps[n_steps++] = s; /* freed after the group */
     return s;
+}
+
+static int free_steps(void **state)
+{
+    for (int i = 0; i < n_steps; i++)
+        free(made_steps[i]);
+    n_steps = 0;
+    return 0;
 }
 
 static void test_good_run(void **state)
@@ -454,7 +466,7 @@ int main(void)
         cmocka_unit_test(test_missing_env_and_kedro), cmocka_unit_test(test_outputs_missing_and_usage),
         cmocka_unit_test(test_cancel_stops_tree),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, free_steps);
     for (int i = 0; i < n_made; i++) {
         char cmd[4200];
         snprintf(cmd, sizeof(cmd), "rm -rf '%.4000s'", made_dirs[i]);

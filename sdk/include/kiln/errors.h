@@ -40,7 +40,8 @@ extern "C" {
     XX(ESKIPPED, -4006, "skipped")                                                              \
     XX(ESPAWN, -4007, "cannot start process")                                                   \
     XX(EEXIT, -4008, "process exited with a non-zero status")                                   \
-    XX(ENOTFOUND, -4009, "not found")
+    XX(ENOTFOUND, -4009, "not found")                                                           \
+    XX(ELIMIT, -4010, "limit exceeded")
 
 typedef enum kiln_errno {
 #define KILN__ERRNO_ENUM(name, val, msg) KILN_##name = (val),

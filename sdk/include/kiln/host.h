@@ -69,7 +69,10 @@ typedef struct kiln_spawn_opts {
 /* ---- HTTP ------------------------------------------------------------ */
 
 /* Streaming request body: fill up to cap bytes; return the count, 0 at the
- * end, or a negative KILN_E* to abort. Runs on the loop thread. */
+ * end, or a negative KILN_E* to abort. Runs on the loop thread and must not
+ * block. Since ABI 1.2, KILN_EAGAIN means "nothing yet": the upload pauses
+ * until the plugin calls kiln_api->http_resume() (check KILN_API_HAS first;
+ * an older host aborts the request instead). */
 typedef long (*kiln_http_read_cb)(void *data, char *buf, size_t cap);
 /* Streaming response body: called as chunks arrive. Return 0, or a negative
  * KILN_E* to abort the request. */
@@ -108,6 +111,45 @@ typedef void (*kiln_timer_cb)(kiln_timer *timer, void *data);
 typedef void (*kiln_work_cb)(void *data);               /* on a worker thread */
 typedef void (*kiln_after_work_cb)(void *data, int err); /* on the loop thread */
 typedef void (*kiln_post_cb)(void *data);               /* on the loop thread */
+
+/* ---- sub-builds (ABI 1.1) ----------------------------------------------- */
+
+/* Another pipeline run as a child build of the step's build, in-process, on
+ * the same loop and the same log sinks (records carry the child's build id
+ * and depth). Substitutions follow Cloud Build's manual builds: MUST_MATCH
+ * unless the file says otherwise, no dynamic substitutions, and trigger
+ * built-ins (BRANCH_NAME, COMMIT_SHA, ...) only from the workspace's git
+ * checkout or from `substitutions`. */
+typedef struct kiln_build_req {
+    uint32_t struct_size;                 /* sizeof(kiln_build_req) */
+    const char *config;                   /* pipeline file; relative to workspace */
+    const char *workspace;                /* the child's working directory (absolute) */
+    const char *const *substitutions;     /* "K=V", NULL-terminated, or NULL */
+    bool wait;                            /* false: the callback is never called */
+} kiln_build_req;
+
+typedef struct kiln_build_result {
+    const char *build_id;
+    kiln_status status;                   /* SUCCESS, FAILURE, TIMEOUT, CANCELLED */
+    const char *reason;                   /* why it failed, or NULL */
+} kiln_build_result;
+
+/* Called once when a waited-for child build ends, unless the step ended
+ * first (contract rule 4). res is borrowed. */
+typedef void (*kiln_build_cb)(kiln_step *step, void *data, const kiln_build_result *res);
+
+/* ---- dry runs (ABI 1.1) -------------------------------------------------- */
+
+/* What a step replaced by mock-deploy would have done. Everything is
+ * borrowed until step_done(). */
+typedef struct kiln_deploy_target {
+    uint32_t struct_size;      /* sizeof(kiln_deploy_target), set by the caller */
+    const char *plugin;        /* the real plugin's name */
+    bool installed;            /* false: not installed, options are the raw `with:` */
+    const char *options_json;  /* resolved options as a JSON object, secrets masked */
+    const char *requests_json; /* JSON array of what describe() planned ("[]" when none) */
+    const char *plan_file;     /* where this build's plan goes (JSON lines) */
+} kiln_deploy_target;
 
 struct kiln_host_api {
     uint32_t abi_major, abi_minor, struct_size;
@@ -173,6 +215,29 @@ struct kiln_host_api {
     void (*diag)(kiln_diag *diag, const char *option, const char *fmt, ...) KILN_PRINTF(3, 4);
 
     /* ---- APPEND NEW ENTRIES BELOW THIS LINE ONLY ---- */
+
+    /* -- ABI 1.1: sub-builds. Loads, resolves and checks req->config, then
+     * starts it as a child build of the step's build. Returns 0 (the child
+     * runs; *build_id, borrowed until step_done(), names it), or a negative
+     * KILN_E* after logging every problem to the step: KILN_ECONFIG (the
+     * pipeline is invalid), KILN_ELIMIT (sub-builds nested too deep), ... */
+    int (*build_submit)(kiln_step *step, const kiln_build_req *req, kiln_build_cb cb, void *data,
+                        const char **build_id);
+    /* -- ABI 1.1: dry runs. For a step that mock-deploy runs in place of a
+     * deploying plugin: fills *out (set out->struct_size first). Runs the
+     * real plugin's describe() when it has one. KILN_EINVAL otherwise. */
+    int (*deploy_target)(kiln_step *step, kiln_deploy_target *out);
+
+    /* -- ABI 1.2: continue an upload paused by read_body returning
+     * KILN_EAGAIN. Loop thread only (a producer thread post()s to the loop
+     * first). read_body is called again later, never inside this call. */
+    void (*http_resume)(kiln_http *req);
+
+    /* -- ABI 1.3: a variable of the environment the step's processes get
+     * (options.env, the step's env, automapped substitutions and its
+     * secretEnv values), or NULL. Borrowed until the step ends. Secret values
+     * read here are masked in every sink like any other. */
+    const char *(*step_getenv)(const kiln_step *step, const char *name);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \

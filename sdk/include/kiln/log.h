@@ -81,7 +81,8 @@ typedef enum kiln_event_type {
     KILN_EVENT_BUILD_START = 1,
     KILN_EVENT_STEP_START = 2,
     KILN_EVENT_STEP_END = 3,
-    KILN_EVENT_BUILD_END = 4
+    KILN_EVENT_BUILD_END = 4,
+    KILN_EVENT_STEP_PROGRESS = 5 /* a plugin's step_progress(); sinks may ignore it */
 } kiln_event_type;
 
 /* Step and build statuses, as Cloud Build names them. */
@@ -96,6 +97,14 @@ typedef enum kiln_status {
     KILN_STATUS_SKIPPED = 7 /* kiln: not run because of --only or a failed dependency */
 } kiln_status;
 
+/* The status as Cloud Build spells it ("SUCCESS", "FAILURE", ...). */
+static inline const char *kiln_status_name(kiln_status s)
+{
+    static const char *const names[] = {"QUEUED",  "WORKING",   "SUCCESS",        "FAILURE",
+                                        "TIMEOUT", "CANCELLED", "INTERNAL_ERROR", "SKIPPED"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "STATUS_UNKNOWN";
+}
+
 typedef struct kiln_event {
     kiln_event_type type;
     const char *build_id;
@@ -109,6 +118,9 @@ typedef struct kiln_event {
     int64_t time_us;
     int64_t duration_us;     /* END events */
     const char *message;     /* END events: why it failed, or NULL */
+    int64_t progress_done;   /* STEP_PROGRESS (and STEP_END: the last values) */
+    int64_t progress_total;
+    const char *progress_what;
 } kiln_event;
 
 #ifdef __cplusplus

@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: MIT
+# Helpers shared by the integration tests (sourced; not a test itself).
+#
+# Every test runs the real kiln binary ($KILN, set by ctest) in a fresh
+# temporary directory and asserts what a user sees: the exit code, console
+# lines, log files and report.json. Checks record their result and go on;
+# `finish` prints the tally and fails the script when any check failed.
+set -euo pipefail
+
+: "${KILN:?KILN must name the kiln binary (ctest sets it)}"
+: "${KILN_SOURCE_DIR:?}"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-itest.XXXXXX")
+# A marker unique to this run, put into the command lines of long-running
+# step processes, so that survivors can be found with pgrep -f.
+MARK=kilnmark$$x$RANDOM
+cleanup() {
+    pkill -KILL -f "$MARK" 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+cd "$TMP"
+FAILS=0
+PASSES=0
+
+pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+# check DESCRIPTION COMMAND...: record the result, keep going
+check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+has_line() { grep -qF -- "$2" "$1"; }
+lacks_line() { ! grep -qF -- "$2" "$1"; }
+count_lines() { grep -cF -- "$2" "$1" || true; }
+# jget FILE EXPR: print a value from a JSON file; EXPR is Python over `j`
+jget() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+# status REPORT ID: the status of step ID (main or finally) in a report
+status() {
+    python3 -c 'import json,sys
+j=json.load(open(sys.argv[1]))
+print(next((s["status"] for s in j["steps"]+j["finally"] if s["key"]==sys.argv[2]), "ABSENT"))' "$1" "$2"
+}
+# field REPORT ID KEY: another field of step ID ("None" when null)
+field() {
+    python3 -c 'import json,sys
+j=json.load(open(sys.argv[1]))
+s=next(s for s in j["steps"]+j["finally"] if s["key"]==sys.argv[2])
+print(s.get(sys.argv[3]))' "$1" "$2" "$3"
+}
+# run_kiln OUT ARGS...: run kiln, stdout+stderr to OUT, print the exit code
+run_kiln() {
+    local out=$1; shift
+    local rc=0
+    "$KILN" "$@" >"$out" 2>&1 || rc=$?
+    echo "$rc"
+}
+# A copy of sleep whose path carries the marker: `$SLEEP 30` in a step is a
+# process that pgrep -f "$MARK" finds.
+SLEEP=$TMP/sleep-$MARK
+ln -s "$(command -v sleep)" "$SLEEP"
+# alive: processes carrying the marker that have not exited (zombies left
+# for init to reap do not count)
+alive() { ps -eo stat=,args= | awk -v m="$MARK" '$1 !~ /^Z/ && index($0, m)' | grep -v awk || true; }
+no_survivors() {
+    local left
+    left=$(alive)
+    if [ -n "$left" ]; then
+        echo "  survivors: $left"
+        return 1
+    fi
+}
+# wait_for TIMEOUT_S COMMAND...: poll until COMMAND succeeds
+wait_for() {
+    local deadline=$(($(date +%s) + $1)); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+finish() {
+    echo "# $PASSES passed, $FAILS failed"
+    [ "$FAILS" -eq 0 ]
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The SDK as a third party uses it: scripts/sdk-example.sh installs this
+# build into a temporary prefix, builds sdk/examples/hello_step out of tree
+# with find_package(KilnSdk) and with cc + pkg-config, and runs a pipeline
+# that uses it. Skipped (exit 0 with a note) only when cmake or pkg-config
+# is missing.
+set -euo pipefail
+: "${KILN_SOURCE_DIR:?}" "${KILN_BUILD_DIR:?}"
+for tool in cmake pkg-config cc ninja; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "skip: $tool is not installed"
+        exit 0
+    fi
+done
+bash "$KILN_SOURCE_DIR/scripts/sdk-example.sh" "$KILN_BUILD_DIR"

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The seed story (issue 4) as the README's first command runs it
+# (scripts/run-example.sh): real bare repositories, kiln's post-receive
+# hooks, real `git push`es, dry runs. Asserts on the builds' reports:
+#  - the right pipeline ran for each repository and branch;
+#  - the model build's sub-build ran the API at the same branch, with the
+#    API's commit and the model's SHORT_SHA passed down;
+#  - deploys were recorded by mock-deploy (Cloud Run on staging, Kubernetes
+#    on master) in a plan file;
+#  - no trigger fired for a branch none watches, and a push touching only
+#    ignored files built nothing.
+set -euo pipefail
+: "${KILN_SOURCE_DIR:?}" "${KILN_BUILD_DIR:?}"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-seed-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+FAILS=0
+pass() { echo "ok   - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+
+KILN_EXAMPLE_DIR=$TMP/ex bash "$KILN_SOURCE_DIR/scripts/run-example.sh" "$KILN_BUILD_DIR" >"$TMP/out.txt" 2>&1 ||
+  { cat "$TMP/out.txt"; fail "run-example.sh exits 0"; }
+B=$TMP/ex/builds
+ls "$B" >"$TMP/builds.txt"
+api_staging=$(git -C "$TMP/ex/srv/purchase_predict_api.git" rev-parse staging)
+api_master=$(git -C "$TMP/ex/srv/purchase_predict_api.git" rev-parse master)
+
+# q REPORT EXPR: evaluate a Python expression over the report `r`
+q() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+one() { ls -d "$B"/$1 2>/dev/null | head -1; }
+
+check "four builds ran (one per trigger)" test "$(wc -l <"$TMP/builds.txt")" -eq 4
+for t in purchase-predict-staging purchase-predict-master purchase-predict-api-staging purchase-predict-api-master; do
+  check "trigger $t built once" test "$(grep -c "^$t-[0-9a-f]\{7\}$" "$TMP/builds.txt")" -eq 1
+done
+
+ms=$(one 'purchase-predict-staging-*')/report.json
+mm=$(one 'purchase-predict-master-*')/report.json
+as=$(one 'purchase-predict-api-staging-*')/report.json
+am=$(one 'purchase-predict-api-master-*')/report.json
+for r in "$ms" "$mm" "$as" "$am"; do
+  check "$(basename "$(dirname "$r")") succeeded" test "$(q "$r" 'r["status"]')" = SUCCESS
+done
+check "api staging ran cloudbuild-staging.yaml" grep -q 'cloudbuild-staging.yaml$' <<<"$(q "$as" 'r["pipeline"]')"
+check "api master ran cloudbuild-master.yaml" grep -q 'cloudbuild-master.yaml$' <<<"$(q "$am" 'r["pipeline"]')"
+check "model staging: BRANCH_NAME staging, _KEDRO_ENV staging" test \
+  "$(q "$ms" 'r["substitutions"]["BRANCH_NAME"]+" "+r["substitutions"]["_KEDRO_ENV"]')" = "staging staging"
+check "model master: _KEDRO_ENV production (trigger substitution)" test \
+  "$(q "$mm" 'r["substitutions"]["_KEDRO_ENV"]')" = production
+
+# The sub-build: nested under the api step, same branch, API commit, model SHA.
+sub='[s for s in r["steps"] if s["key"]=="api"][0]["builds"][0]'
+for pair in "$ms:staging:$api_staging:cloudrun-deploy" "$mm:master:$api_master:k8s-deploy"; do
+  IFS=: read -r r br sha plugin <<<"$pair"
+  check "sub-build ($br) is nested in the report and succeeded" test "$(q "$r" "$sub[\"status\"]")" = SUCCESS
+  check "sub-build ($br) has depth 1" test "$(q "$r" "$sub[\"depth\"]")" = 1
+  check "sub-build ($br) ran at BRANCH_NAME=$br" test "$(q "$r" "$sub[\"substitutions\"][\"BRANCH_NAME\"]")" = "$br"
+  check "sub-build ($br) ran the API's $br commit" test "$(q "$r" "$sub[\"substitutions\"][\"COMMIT_SHA\"]")" = "$sha"
+  check "sub-build ($br) got the model's SHORT_SHA as _MODEL_SHA" test \
+    "$(q "$r" "$sub[\"substitutions\"][\"_MODEL_SHA\"]")" = "$(q "$r" 'r["substitutions"]["SHORT_SHA"]')"
+  check "sub-build ($br) ran cloudbuild-$br.yaml" grep -q "cloudbuild-$br.yaml\$" <<<"$(q "$r" "$sub[\"pipeline\"]")"
+  check "sub-build ($br) deploy recorded by mock-deploy as $plugin" test \
+    "$(q "$r" "[s for s in $sub[\"steps\"] if s[\"key\"]==\"deploy\"][0][\"plan\"][0][\"plugin\"]")" = "$plugin"
+  plan=$(q "$r" "$sub[\"plan\"]")
+  check "sub-build ($br) plan file lists the push and the deploy" test \
+    "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["step"] for l in open(sys.argv[1])))' "$plan")" = "push deploy"
+done
+check "the train step really ran (model output)" test -s "$(q "$ms" '[s for s in r["steps"] if s["key"]=="train"][0]["outputs"]["model"]')"
+check "the log files exist" test -s "$(dirname "$ms")/logs/train.log"
+check "push to feature-x: evaluated" grep -q "not fired purchase-predict-staging: branch 'feature-x' does not match" "$TMP/out.txt"
+nothing_for_feature() { grep -A5 'refs/heads/feature-x' "$TMP/out.txt" | grep -q 'no trigger fired; nothing to build'; }
+check "push to feature-x: no trigger fired, nothing built" nothing_for_feature
+check "docs-only push: skipped by ignoredFiles" grep -q 'purchase-predict-staging: every changed file (1) matches ignoredFiles' "$TMP/out.txt"
+check "output names the stand-in for kedro" grep -q 'kedro is not installed' "$TMP/out.txt"
+check "output says the missing docker engine plainly" grep -q 'the image .* is not built' "$TMP/out.txt"
+
+if [ "$FAILS" -ne 0 ]; then
+  echo "--- run-example output"; tail -80 "$TMP/out.txt"
+  exit 1
+fi
