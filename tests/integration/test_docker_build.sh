@@ -450,7 +450,9 @@ rm -rf logs report.json
 before=$(disconnects)
 timeout 60 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
 KPID=$!
-for i in $(seq 1 100); do grep -qx sleeping logs/img.log 2>/dev/null && break; sleep 0.1; done
+# Wait for the RUN to be running (slow when the machine is busy with other tests).
+for i in $(seq 1 600); do grep -qx sleeping logs/img.log 2>/dev/null && break; sleep 0.1; done
+check "cancel: the RUN was running before the signal" grep -qx sleeping logs/img.log
 t0=$(date +%s)
 kill -TERM $KPID
 RC=0; wait $KPID || RC=$?
