@@ -685,6 +685,12 @@ static void on_retry_timer(uv_timer_t *t)
 {
     kiln__rstep *s = t->data;
     timer_discard(&s->retry_timer);
+    /* A new attempt starts clean: what a failed attempt set is not an output. */
+    for (size_t i = 0; i < s->n_outputs; i++) {
+        free(s->outputs[i].key);
+        free(s->outputs[i].value);
+    }
+    s->n_outputs = 0;
     s->b->running--; /* start_step counts it again */
     start_step(s);
 }

@@ -56,6 +56,7 @@ struct fsink;
 struct open_file {
     char *key; /* build id + '/' + step id */
     int fd;
+    bool midline; /* the last output ended without a newline */
 };
 
 struct fsink {
@@ -261,6 +262,7 @@ static int file_for(struct fsink *f, const kiln_log_batch *b)
     }
     f->files[f->n_files].key = strdup(key);
     f->files[f->n_files].fd = fd;
+    f->files[f->n_files].midline = false;
     f->n_files++;
     return fd;
 }
@@ -271,10 +273,19 @@ static int file_write(kiln_sink *sink, const kiln_log_batch *b)
     int fd = file_for(f, b);
     if (fd < 0)
         return 0;
+    struct open_file *of = NULL;
+    for (size_t i = f->n_files; i-- > 0 && !of;)
+        if (f->files[i].fd == fd)
+            of = &f->files[i];
     if (b->stream == KILN_STREAM_SYSTEM) {
         size_t pos = 0;
         const char *line;
         size_t len;
+        if (of && of->midline) {
+            /* kiln's message goes on a line of its own, after a partial line. */
+            chunk_add(&f->active, fd, "\n", 1);
+            of->midline = false;
+        }
         while (kiln_batch_next(b, &pos, &line, &len)) {
             chunk_add(&f->active, fd, "kiln: ", 6);
             chunk_add(&f->active, fd, line, len);
@@ -282,6 +293,8 @@ static int file_write(kiln_sink *sink, const kiln_log_batch *b)
         }
     } else {
         chunk_add(&f->active, fd, b->text, b->len);
+        if (of && b->len)
+            of->midline = b->text[b->len - 1] != '\n';
     }
     submit(f);
     if (f->active.len >= HIGH_WATER && !f->paused) {
