@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "diag.h"
 #include "internal.h"
 
 #ifndef KILN_PLUGIN_INSTALL_DIR
@@ -157,6 +158,21 @@ int kiln__plugin_open(const char *path, kiln_plugin_kind kind, const char *name,
     return 0;
 }
 
+struct names {
+    kiln_plugin_kind kind;
+    char **v;
+    size_t n;
+};
+
+static void collect_name(void *data, const char *path, kiln_plugin_kind kind, const char *name)
+{
+    struct names *ns = data;
+    if (kind != ns->kind)
+        return;
+    ns->v = kiln__xrealloc(ns->v, (ns->n + 1) * sizeof *ns->v);
+    ns->v[ns->n++] = kiln__xstrdup(name);
+}
+
 int kiln__registry_get(kiln__registry *r, kiln_plugin_kind kind, const char *name,
                        kiln__plugin **out, kiln__buf *err)
 {
@@ -201,8 +217,18 @@ int kiln__registry_get(kiln__registry *r, kiln_plugin_kind kind, const char *nam
         *out = p;
         return 0;
     }
-    kiln__buf_addf(err, "no %s plugin named '%s' (looked for kiln-%s-%s.so in", kiln__kind_word(kind),
-                   name, kiln__kind_word(kind), name);
+    kiln__buf_addf(err, "no %s plugin named '%s'", kiln__kind_word(kind), name);
+    struct names found = {kind, NULL, 0};
+    kiln__registry_scan(r, collect_name, &found);
+    found.v = kiln__xrealloc(found.v, (found.n + 1) * sizeof *found.v);
+    found.v[found.n] = NULL;
+    const char *hint = kiln__did_you_mean(name, (const char *const *)found.v);
+    if (hint)
+        kiln__buf_addf(err, " (did you mean '%s'?)", hint);
+    for (size_t i = 0; i < found.n; i++)
+        free(found.v[i]);
+    free(found.v);
+    kiln__buf_addf(err, " (looked for kiln-%s-%s.so in", kiln__kind_word(kind), name);
     for (size_t i = 0; i < r->n_dirs; i++)
         kiln__buf_addf(err, "%s %s", i ? "," : "", r->dirs[i]);
     kiln__buf_adds(err, "; see 'kiln plugins')");
