@@ -169,6 +169,19 @@ check "good: outputs.nodes_done" test "$(step0 "$REPORT" outputs.nodes_done)" = 
 check "good: params reached the nodes" test "$(jget "$CASE/kedro_project/data/08_reporting/metrics.json" 'j["n_epochs"]')" = 7
 check "good: learning_rate reached the nodes" test "$(jget "$CASE/kedro_project/data/08_reporting/metrics.json" 'j["learning_rate"]')" = 0.2
 
+# 1b. progress reaches the sinks as structured events (the jsonl sink shows them)
+new_case progress
+printf 'steps:\n- id: train\n  uses: kedro-train\n  with: {project: ./kedro_project, env: staging}\n' >pipeline.yaml
+RC=0; timeout 120 "$KILN" run pipeline.yaml --quiet --sink jsonl:path=events.jsonl >kiln.out 2>kiln.err || RC=$?
+check "progress: kiln exits 0" test "$RC" = 0
+check "progress: step_progress events with done/total" python3 -c '
+import json
+ev = [json.loads(l) for l in open("events.jsonl")]
+p = [e for e in ev if e.get("event") == "step_progress" and e.get("step_id") == "train"]
+assert p, "no step_progress events"
+assert p[-1]["done"] == 4 and p[-1]["total"] == 4, p[-1]
+assert [e["done"] for e in p] == sorted(e["done"] for e in p), "progress went backwards"'
+
 # 2. a failing node
 kiln_run failing 'steps:
 - id: train
