@@ -21,11 +21,6 @@ extern char **environ;
 
 #define FORCE_SLACK_MS 2000
 
-const char *kiln__status_name(kiln_status s)
-{
-    return kiln_status_name(s);
-}
-
 static void free_handle(uv_handle_t *h)
 {
     free(h);
@@ -606,9 +601,6 @@ void kiln__build_cancel(kiln__build *b, const char *why)
     if (b->phase == KILN__PHASE_MAIN) {
         kiln__sys_log(b, NULL, KILN_LOG_WARN, "cancelling the build: %s", why);
         fail_build(b, KILN_STATUS_CANCELLED, why);
-        if (b->status != KILN_STATUS_CANCELLED && b->status != KILN_STATUS_WORKING) {
-            /* Already failing: an interrupt still says so. */
-        }
     } else if (b->phase == KILN__PHASE_FINALLY) {
         kiln__sys_log(b, NULL, KILN_LOG_WARN, "cancelling the finally steps: %s", why);
         for (size_t o = b->n_main; o < b->n_total; o++)
@@ -854,9 +846,6 @@ static void on_pump(uv_idle_t *h)
     }
     if (b->running == 0 && !b->done_head && (b->q_head == b->q_tail || stopping || fin_stopping)) {
         if (b->phase == KILN__PHASE_MAIN && b->n_total > b->n_main) {
-            if (b->status == KILN_STATUS_WORKING) {
-                /* Steps never reached (e.g. --only) count as ended. */
-            }
             start_finally(b);
             kiln__build_kick(b);
             return;

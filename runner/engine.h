@@ -300,7 +300,6 @@ void kiln__step_track_proc(kiln__rstep *s, kiln_proc *p);
 void kiln__step_untrack_proc(kiln__rstep *s, kiln_proc *p);
 void kiln__engine_add_reader(kiln__engine *eng, kiln_proc *p);
 void kiln__engine_remove_reader(kiln__engine *eng, kiln_proc *p);
-const char *kiln__status_name(kiln_status s);
 
 /* host_api.c */
 void kiln__host_attach(kiln__engine *eng);  /* post() machinery; the engine plugins talk to */

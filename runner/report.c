@@ -33,7 +33,7 @@ static cJSON *step_json(const kiln__rstep *s)
     if (s->def->name)
         cJSON_AddStringToObject(o, "name", s->def->name);
     cJSON_AddStringToObject(o, "uses", kiln__step_plugin_name(s->def));
-    cJSON_AddStringToObject(o, "status", kiln__status_name(s->status));
+    cJSON_AddStringToObject(o, "status", kiln_status_name(s->status));
     if (s->allowed_failure)
         cJSON_AddTrueToObject(o, "allowed_failure");
     if (s->exit_code >= 0)
@@ -91,7 +91,7 @@ static cJSON *build_json(const kiln__build *b)
     cJSON_AddNumberToObject(r, "depth", b->depth);
     const char *project = kiln__subst_get(b->subst, "PROJECT_ID");
     cJSON_AddStringToObject(r, "projectId", project ? project : "");
-    cJSON_AddStringToObject(r, "status", kiln__status_name(b->status));
+    cJSON_AddStringToObject(r, "status", kiln_status_name(b->status));
     if (b->fail_reason)
         cJSON_AddStringToObject(r, "statusDetail", b->fail_reason);
     cJSON_AddStringToObject(r, "pipeline", b->p->file);

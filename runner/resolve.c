@@ -285,6 +285,30 @@ static kiln__ynode *mk_scalar(kiln__pipeline *p, const kiln__ynode *pos, const c
     return n;
 }
 
+/* An empty list or mapping at pos's position, with room for cap items
+ * (a mapping's pairs take two). The caller fills items and sets n. */
+static kiln__ynode *mk_node(kiln__pipeline *p, kiln__ykind kind, const kiln__ynode *pos, size_t cap)
+{
+    kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
+    m->kind = kind;
+    m->line = pos->line;
+    m->col = pos->col;
+    m->items = kiln__ydoc_alloc(&p->doc, cap * sizeof *m->items);
+    return m;
+}
+
+/* True the first time key is seen (notes said once per build, not per step). */
+static bool first_time(kiln__buf *seen, const char *key)
+{
+    kiln__buf k = KILN__BUF_INIT;
+    kiln__buf_addf(&k, "|%s|", key);
+    bool first = !strstr(seen->buf, k.buf);
+    if (first)
+        kiln__buf_add(seen, k.buf, k.len);
+    kiln__buf_release(&k);
+    return first;
+}
+
 static const kiln__builders *g_builders;
 
 void kiln__resolve_set_builders(const kiln__builders *b)
@@ -303,7 +327,8 @@ static bool plugin_takes_args(const kiln_plugin *d)
 /* A Cloud Build step whose program the builder table maps to a plugin: the
  * plugin takes over when installed and able to read the tool's own args;
  * else the step runs on this machine and says which plugin it waits for. */
-static bool map_builder(kiln__pipeline *p, kiln__step *s, kiln__registry *reg, kiln__diag *d)
+static bool map_builder(kiln__pipeline *p, kiln__step *s, kiln__registry *reg, kiln__diag *d,
+                        kiln__buf *noted)
 {
     if (!g_builders || s->script)
         return false;
@@ -321,49 +346,37 @@ static bool map_builder(kiln__pipeline *p, kiln__step *s, kiln__registry *reg, k
     int rc = kiln__registry_get(reg, KILN_PLUGIN_STEP, plugin, &pl, &err);
     kiln__buf_release(&err);
     const kiln__ynode *at = s->name_node ? s->name_node : s->node;
+    const char *sub = s->args.n > used ? s->args.v[used] : "";
+    char what[256];
+    snprintf(what, sizeof what, "%s %s", prog, sub);
+    bool say = first_time(noted, what); /* one note per command, not per step */
     if (rc || !plugin_takes_args(pl->desc) || used) {
-        /* Once per plugin and file: a 100-step build needs one note, not 100. */
-        static char noted[1024];
-        char key[300];
-        snprintf(key, sizeof key, "|%s:%s|", p->file, plugin);
-        if (strstr(noted, key))
-            return false;
-        size_t nl = strlen(noted), kl = strlen(key);
-        if (nl + kl < sizeof noted)
-            memcpy(noted + nl, key, kl + 1);
-        kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at,
-                      "%s: '%s %s' maps to plugin '%s', which %s; such steps run on this machine",
-                      s->label,
-                      prog, s->args.n > used ? s->args.v[used] : "", plugin,
-                      rc ? "is not installed" : "does not take the tool's arguments");
+        if (say)
+            kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at,
+                          "%s: '%s' maps to plugin '%s', which %s; such steps run on this machine",
+                          s->label, what, plugin,
+                          rc ? "is not installed" : "does not take the tool's arguments");
         return false;
     }
-    kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
-    m->kind = KILN__Y_MAP;
-    m->line = s->node->line;
-    m->col = s->node->col;
-    m->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *m->items);
+    kiln__ynode *m = mk_node(p, KILN__Y_MAP, s->node, 2);
     m->items[0] = mk_scalar(p, s->args.node, "args");
     m->items[1] = (kiln__ynode *)s->args.node;
     m->n = 1;
     s->with = m;
     s->uses = plugin;
-    kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at, "%s: '%s %s' runs through plugin '%s'", s->label,
-                  prog, s->args.n ? s->args.v[0] : "", plugin);
+    if (say)
+        kiln__diag_at(d, KILN__DIAG_NOTE, p->file, at, "%s: '%s' runs through plugin '%s'", s->label,
+                      what, plugin);
     return true;
 }
 
 /* Cloud Build's fields of a step without uses: as exec's options. */
 static void synthesize_exec_with(kiln__pipeline *p, kiln__step *s, kiln__registry *reg,
-                                 kiln__diag *d)
+                                 kiln__diag *d, kiln__buf *noted)
 {
-    if (s->uses || map_builder(p, s, reg, d))
+    if (s->uses || map_builder(p, s, reg, d, noted))
         return;
-    kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
-    m->kind = KILN__Y_MAP;
-    m->line = s->node->line;
-    m->col = s->node->col;
-    m->items = kiln__ydoc_alloc(&p->doc, 8 * sizeof *m->items);
+    kiln__ynode *m = mk_node(p, KILN__Y_MAP, s->node, 8);
     size_t k = 0;
     if (s->name) {
         m->items[k++] = mk_scalar(p, s->name_node, "image");
@@ -423,19 +436,11 @@ static void add_image_pushes(kiln__pipeline *p, kiln__registry *reg, kiln__diag 
         st->automap = -1;
         st->retry.backoff_ms = 1000;
         st->retry.factor = 2.0;
-        kiln__ynode *args = kiln__ydoc_alloc(&p->doc, sizeof *args);
-        args->kind = KILN__Y_SEQ;
-        args->line = img->line;
-        args->col = img->col;
-        args->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *args->items);
+        kiln__ynode *args = mk_node(p, KILN__Y_SEQ, img, 2);
         args->items[0] = mk_scalar(p, img, "push");
         args->items[1] = (kiln__ynode *)img;
         args->n = 2;
-        kiln__ynode *m = kiln__ydoc_alloc(&p->doc, sizeof *m);
-        m->kind = KILN__Y_MAP;
-        m->line = img->line;
-        m->col = img->col;
-        m->items = kiln__ydoc_alloc(&p->doc, 2 * sizeof *m->items);
+        kiln__ynode *m = mk_node(p, KILN__Y_MAP, img, 2);
         m->items[0] = mk_scalar(p, img, "args");
         m->items[1] = args;
         m->n = 1;
@@ -462,6 +467,7 @@ static bool valid_build_tag(const char *t)
 void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg, kiln__diag *d)
 {
     add_image_pushes(p, reg, d);
+    kiln__buf noted = KILN__BUF_INIT; /* plugins already named in a builder note */
     kiln__dag dag, fdag;
     kiln__dag_build(&dag, p->steps, p->n_steps);
     kiln__dag_build(&fdag, p->finally, p->n_finally);
@@ -470,7 +476,7 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         size_t n = list ? p->n_finally : p->n_steps;
         for (size_t i = 0; i < n; i++) {
             kiln__step *st = &steps[i];
-            synthesize_exec_with(p, st, reg, d);
+            synthesize_exec_with(p, st, reg, d, &noted);
             kiln__expand_ctx c = {s, d, p->file, st, list ? &fdag : &dag, p, NULL, NULL, 0};
             kiln__buf tmp = KILN__BUF_INIT;
             for (size_t e = 0; e < st->env.n; e++) {
@@ -587,6 +593,7 @@ void kiln__resolve_check(kiln__pipeline *p, kiln__subst *s, kiln__registry *reg,
         }
         kiln__buf_release(&w);
     }
+    kiln__buf_release(&noted);
     kiln__dag_release(&dag);
     kiln__dag_release(&fdag);
 }
