@@ -209,7 +209,8 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-static int file_for(struct fsink *f, const kiln_log_batch *b)
+/* The open file of the batch's step (opened on first use), or NULL. */
+static struct open_file *file_for(struct fsink *f, const kiln_log_batch *b)
 {
     const char *step = b->step_id ? b->step_id : "build";
     char key[1024];
@@ -219,7 +220,7 @@ static int file_for(struct fsink *f, const kiln_log_batch *b)
     for (size_t i = f->n_files; i-- > 0;)
         if (strcmp(f->files[i].key, key) == 0) {
             if (f->files[i].fd >= 0)
-                return f->files[i].fd;
+                return &f->files[i];
             reopen = true; /* output after the step ended: append */
             slot = i;
             break;
@@ -236,7 +237,7 @@ static int file_for(struct fsink *f, const kiln_log_batch *b)
         sanitize(bid);
         snprintf(dir, sizeof dir, "%s/%s", f->dir, bid);
         if (mkdirs(dir) != 0)
-            return -1;
+            return NULL;
     } else {
         snprintf(dir, sizeof dir, "%s", f->dir);
     }
@@ -247,11 +248,11 @@ static int file_for(struct fsink *f, const kiln_log_batch *b)
             f->write_error = errno;
             fprintf(stderr, "kiln: error: cannot open log file '%s': %s\n", path, strerror(errno));
         }
-        return -1;
+        return NULL;
     }
     if (reopen) {
         f->files[slot].fd = fd;
-        return fd;
+        return &f->files[slot];
     }
     if (f->n_files == f->cap_files) {
         f->cap_files = f->cap_files ? f->cap_files * 2 : 16;
@@ -263,25 +264,21 @@ static int file_for(struct fsink *f, const kiln_log_batch *b)
     f->files[f->n_files].key = strdup(key);
     f->files[f->n_files].fd = fd;
     f->files[f->n_files].midline = false;
-    f->n_files++;
-    return fd;
+    return &f->files[f->n_files++];
 }
 
 static int file_write(kiln_sink *sink, const kiln_log_batch *b)
 {
     struct fsink *f = kiln_api->sink_get_data(sink);
-    int fd = file_for(f, b);
-    if (fd < 0)
+    struct open_file *of = file_for(f, b);
+    if (!of)
         return 0;
-    struct open_file *of = NULL;
-    for (size_t i = f->n_files; i-- > 0 && !of;)
-        if (f->files[i].fd == fd)
-            of = &f->files[i];
+    int fd = of->fd;
     if (b->stream == KILN_STREAM_SYSTEM) {
         size_t pos = 0;
         const char *line;
         size_t len;
-        if (of && of->midline) {
+        if (of->midline) {
             /* kiln's message goes on a line of its own, after a partial line. */
             chunk_add(&f->active, fd, "\n", 1);
             of->midline = false;
@@ -293,7 +290,7 @@ static int file_write(kiln_sink *sink, const kiln_log_batch *b)
         }
     } else {
         chunk_add(&f->active, fd, b->text, b->len);
-        if (of && b->len)
+        if (b->len)
             of->midline = b->text[b->len - 1] != '\n';
     }
     submit(f);
