@@ -16,6 +16,7 @@
 
 #include "dag.h"
 #include "resolve.h"
+#include "volumes.h"
 
 extern char **environ;
 
@@ -203,6 +204,11 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     }
     kiln__dag_release(&dags[0]);
     kiln__dag_release(&dags[1]);
+    int vrc = kiln__volumes_setup(b, err);
+    if (vrc) {
+        kiln__build_destroy(b);
+        return vrc;
+    }
     *out = b;
     return 0;
 }
@@ -268,6 +274,7 @@ void kiln__build_destroy(kiln__build *b)
         free(b->p);
         kiln__subst_destroy(b->subst);
     }
+    kiln__volumes_remove(b);
     free(b->plan_file);
     free(b->steps);
     free(b->queue);
@@ -448,9 +455,12 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
     }
     kiln__buf_release(&tmp);
     struct stat st;
-    if (stat(s->dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    char *in_volume = kiln__volumes_host_path(s, s->dir); /* dir: in a volume */
+    if (stat(in_volume ? in_volume : s->dir, &st) != 0 || !S_ISDIR(st.st_mode))
         kiln__diag_at(&d, KILN__DIAG_ERROR, p->file, s->def->dir_node,
-                      "%s: working directory '%s' does not exist", s->def->label, s->dir);
+                      "%s: working directory '%s' does not exist%s", s->def->label, s->dir,
+                      in_volume ? " in its volume" : "");
+    free(in_volume);
 
     kiln__config_free(s->cfg);
     s->cfg = NULL;

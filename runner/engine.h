@@ -219,6 +219,7 @@ struct kiln__build {
     kiln_build_cb cb;
     void *cb_data;
     char *plan_file;             /* dry runs: where mock-deploy records this build's deploys */
+    char *volume_dir;            /* the build's volumes (volumes.h), or NULL */
 };
 
 struct kiln__engine {

@@ -462,15 +462,18 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__build *b = NULL;
     if (!rc)
         rc = kiln__build_create(&eng, &p, subst, workspace, o->only, &err, &b);
-    if (rc) {
+    if (rc == KILN_ECONFIG) /* FILE:LINE:COL lines, as for any invalid file */
+        fprintf(stderr, "%s\nkiln: %s: nothing was run\n", err.buf, o->file);
+    else if (rc)
         fprintf(stderr, "kiln: %s\n", err.buf);
+    if (rc) {
         kiln__buf_release(&err);
         kiln__engine_release(&eng);
         kiln__ydoc_free(&sinkdoc);
         kiln__subst_destroy(subst);
         kiln__secrets_release(&secrets);
         kiln__pipeline_free(&p);
-        return rc == KILN_ENOTFOUND ? EXIT_USAGE : EXIT_FAILED;
+        return rc == KILN_ENOTFOUND || rc == KILN_ECONFIG ? EXIT_USAGE : EXIT_FAILED;
     }
     kiln__buf_release(&err);
     eng.top = b;

@@ -16,6 +16,7 @@
 #include <kiln/errors.h>
 
 #include "buf.h"
+#include "volumes.h"
 
 /* The arena of the document owns every string we keep. */
 static char *doc_strdup(kiln__pipeline *p, const char *s)
@@ -325,6 +326,55 @@ static void parse_retry(struct ctx *c, kiln__step *s, const kiln__ynode *n)
     }
 }
 
+static const struct field volume_fields[] = {
+    {"name", F_STRING, 0, NULL},
+    {"path", F_STRING, 1, NULL},
+    {NULL, 0, 0, NULL},
+};
+
+/* [{name, path}, ...]; Cloud Build's rules are checked once the whole file
+ * is read (kiln__volumes_check). */
+static void parse_volumes(struct ctx *c, const kiln__ynode *n, const char *what, kiln__vollist *out)
+{
+    memset(out, 0, sizeof *out);
+    if (kiln__ynode_is_null(n))
+        return;
+    if (n->kind != KILN__Y_SEQ) {
+        err(c, n, "%s: expected a list of volumes such as [{name: cache, path: /cache}], got %s",
+            what, kiln__ykind_name(n));
+        return;
+    }
+    out->node = n;
+    out->v = kiln__ydoc_alloc(&c->p->doc, (n->n ? n->n : 1) * sizeof *out->v);
+    for (size_t i = 0; i < n->n; i++) {
+        const kiln__ynode *it = n->items[i];
+        if (it->kind != KILN__Y_MAP) {
+            err(c, it, "%s: expected a volume such as {name: cache, path: /cache}, got %s", what,
+                kiln__ykind_name(it));
+            continue;
+        }
+        kiln__volume *v = &out->v[out->n++];
+        v->node = it;
+        v->name = v->path = "";
+        for (size_t j = 0; j < it->n; j++) {
+            const kiln__ynode *k = it->items[2 * j], *val = it->items[2 * j + 1];
+            const struct field *f = find_field(c, volume_fields, k, "a volume");
+            if (!f)
+                continue;
+            char vwhat[200];
+            snprintf(vwhat, sizeof vwhat, "%s: %s", what, f->name);
+            const char *str = get_string(c, val, vwhat);
+            if (f->slot == 0) {
+                v->name = str ? str : "";
+                v->name_node = val;
+            } else {
+                v->path = str ? str : "";
+                v->path_node = val;
+            }
+        }
+    }
+}
+
 static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int index, bool fin)
 {
     memset(s, 0, sizeof *s);
@@ -407,10 +457,7 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             get_strlist(c, v, what, &s->secret_env);
             break;
         case S_VOLUMES:
-            s->volumes = v;
-            note(c, k, "%s: volumes: steps run on this machine, so each volume path is this "
-                       "machine's directory, shared by every step and kept after the build",
-                 s->label);
+            parse_volumes(c, v, what, &s->volumes);
             break;
         case S_TIMEOUT:
             s->timeout_ms = get_duration(c, v, what, true);
@@ -562,9 +609,7 @@ static void parse_options(struct ctx *c, const kiln__ynode *n)
             get_strlist(c, v, what, &o->secret_env);
             break;
         case O_VOLUMES:
-            o->volumes = v;
-            note(c, k, "options.volumes: steps run on this machine, so each volume path is this "
-                       "machine's directory, shared by every step and kept after the build");
+            parse_volumes(c, v, what, &o->volumes);
             break;
         case O_SUBST_OPTION: {
             const char *s = get_string(c, v, what);
@@ -762,6 +807,7 @@ static void parse_top(struct ctx *c, const kiln__ynode *root)
     p->finally = parse_step_list(c, fin, "finally", true, &p->n_finally);
     check_ids(c, p->steps, p->n_steps, NULL, 0);
     check_ids(c, p->finally, p->n_finally, p->steps, p->n_steps);
+    kiln__volumes_check(c->d, p);
     check_limits(c, steps);
 }
 

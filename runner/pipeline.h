@@ -32,6 +32,18 @@ typedef struct kiln__retry {
     int *on_exit_codes;       /* retry only on these exit codes; none = any failure */
 } kiln__retry;
 
+/* A Cloud Build volume: {name, path}. Checked by kiln__volumes_check(). */
+typedef struct kiln__volume {
+    const char *name, *path;      /* "" when absent */
+    const kiln__ynode *node, *name_node, *path_node;
+} kiln__volume;
+
+typedef struct kiln__vollist {
+    size_t n;
+    kiln__volume *v;
+    const kiln__ynode *node;      /* the list, or NULL */
+} kiln__vollist;
+
 typedef struct kiln__step {
     int index;                /* position in steps[] (or finally[]) */
     bool is_finally;
@@ -51,7 +63,7 @@ typedef struct kiln__step {
     int *allow_exit_codes;
     int automap;              /* -1 unset, 0, 1 */
     kiln__retry retry;
-    const kiln__ynode *volumes;
+    kiln__vollist volumes;
     bool invalid;             /* what it runs is malformed (already reported) */
 } kiln__step;
 
@@ -64,7 +76,7 @@ typedef struct kiln__options {
     bool dynamic_substitutions;
     bool automap_substitutions;
     int max_parallel;         /* 0 = not set */
-    const kiln__ynode *volumes;
+    kiln__vollist volumes;
 } kiln__options;
 
 typedef struct kiln__pipeline {

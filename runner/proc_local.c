@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "volumes.h"
 
 /* Processes start with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), no
  * copy of kiln's page tables) on plain pipes, and their exit is watched
@@ -379,6 +380,14 @@ static int find_program(const char *file, char *const *env, const char *cwd, cha
     return err;
 }
 
+/* The program of a kiln-mount-exec argv: the word after "--". */
+static const char *wrapped_program(char **argv)
+{
+    while (strcmp(*argv, "--") != 0)
+        argv++;
+    return argv[1];
+}
+
 /* fd moved to 3 or above, so that dup2 onto 0-2 cannot clobber another. */
 static int above_stdio(int fd)
 {
@@ -516,20 +525,38 @@ static int local_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit
     p->fout.line_data = p->ferr.line_data = opts->line_data;
     char **env = spawn_env(step, opts);
     int rc;
+    /* A step with volumes: its processes start through kiln-mount-exec, from
+     * "/" as its working directory may exist only in a volume. */
+    const char *cwd = opts->cwd ? opts->cwd : step->dir;
+    char **wrapped = kiln__volumes_wrap(step, opts->argv, cwd);
+    kiln_spawn_opts wopts;
+    if (wrapped) {
+        wopts = *opts;
+        wopts.argv = (const char *const *)wrapped;
+        wopts.cwd = "/";
+        opts = &wopts;
+    }
 #if KILN_PIDFD_SPAWN
     if (pidfd_usable()) {
-        rc = spawn_posix(step, opts, p, env, out);
+        /* As for any step, a program not found is the spawn's error. */
+        char file[PATH_MAX];
+        int e = wrapped && !strchr(wrapped_program(wrapped), '/')
+                    ? find_program(wrapped_program(wrapped), env, cwd, file, sizeof file)
+                    : 0;
+        rc = e ? spawn_error(e) : spawn_posix(step, opts, p, env, out);
         if (rc) {
             kiln__framer_finish(&p->fout);
             kiln__framer_finish(&p->ferr);
             free(p);
         }
         free(env);
+        kiln__volumes_free_argv(wrapped);
         return rc;
     }
 #endif
     rc = spawn_uv(step, opts, p, env, out);
     free(env);
+    kiln__volumes_free_argv(wrapped);
     return rc;
 }
 

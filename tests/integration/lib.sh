@@ -15,7 +15,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-itest.XXXXXX")
 MARK=kilnmark$$x$RANDOM
 cleanup() {
     pkill -KILL -f "$MARK" 2>/dev/null || true
-    rm -rf "$TMP"
+    if [ -n "${KILN_TEST_KEEP:-}" ]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 cd "$TMP"

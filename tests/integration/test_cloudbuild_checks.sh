@@ -15,7 +15,6 @@ steps:
 - name: ubuntu
   args: [echo, hi]
   wait_for: ['-']
-  volumes: [{name: v, path: /persistent}]
 logs_bucket: gs://somewhere
 options:
   machine_type: E2_HIGHCPU_8
@@ -24,10 +23,9 @@ options:
 Y
 "$KILN" validate notes.yaml >out 2>err; rc=$?
 check "local-only fields: still valid" test $rc = 0
-check "machineType noted (snake_case spelling accepted)" grep -q "notes.yaml:8:3: note: options.machine_type: steps run on this machine; machineType is ignored" err
-check "logsBucket noted" grep -q "notes.yaml:6:1: note: logs_bucket: logs go to kiln's log sinks" err
+check "machineType noted (snake_case spelling accepted)" grep -q "notes.yaml:7:3: note: options.machine_type: steps run on this machine; machineType is ignored" err
+check "logsBucket noted" grep -q "notes.yaml:5:1: note: logs_bucket: logs go to kiln's log sinks" err
 check "pool noted" grep -q "note: options.pool: steps run on this machine, not in a worker pool" err
-check "volumes noted" grep -q "notes.yaml:5:3: note: build step #0: volumes:" err
 
 python3 -c '
 print("steps:")

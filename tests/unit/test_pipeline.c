@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "path.h"
 #include "pipeline.h"
 
 /* Parse YAML; return the diagnostics text (malloc'd) and the error count. */
@@ -152,6 +153,59 @@ static void test_durations(void **state)
     assert_int_equal(kiln__parse_duration("s", false, &ms), -1);
 }
 
+/* Go's path.Clean vectors (absolute ones), which cloud-build-local applies to
+ * volume paths before comparing them. */
+static void test_path_clean(void **state)
+{
+    static const char *const cases[][2] = {
+        {"/", "/"},           {"//", "/"},          {"/abc", "/abc"},   {"/abc/", "/abc"},
+        {"/abc/def", "/abc/def"}, {"//abc//def//", "/abc/def"}, {"/abc/./def", "/abc/def"},
+        {"/./", "/"},         {"/..", "/"},         {"/../abc", "/abc"}, {"/abc/..", "/"},
+        {"/abc/def/../ghi", "/abc/ghi"}, {"/abc/def/../../..", "/"}, {"/a/b/c/./../../g", "/a/g"},
+        {"/abc/...", "/abc/..."}, {"/a..b/.c", "/a..b/.c"},
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(kiln__path_clean(cases[i][0], out, sizeof out), 0);
+        if (strcmp(out, cases[i][1]) != 0)
+            fail_msg("clean(%s) = %s, want %s", cases[i][0], out, cases[i][1]);
+    }
+    assert_int_equal(kiln__path_clean("/0123456789/0123456789", out, 12), -1);
+    assert_true(kiln__path_under("/a/b", "/a"));
+    assert_true(kiln__path_under("/a", "/a"));
+    assert_false(kiln__path_under("/ab", "/a"));
+    assert_true(kiln__path_under("/x", "/"));
+    assert_int_equal(kiln__path_depth("/"), 0);
+    assert_int_equal(kiln__path_depth("/a/b"), 2);
+}
+
+/* Volumes: parsed in either spelling; Cloud Build's rules with its texts. */
+static void test_volumes(void **state)
+{
+    int n;
+    kiln__pipeline p;
+    char *t = parse("steps:\n"
+                    "- args: [a]\n  volumes: [{name: cache, path: /c}]\n"
+                    "- args: [b]\n  volumes:\n  - name: cache\n    path: /d/../c/\n",
+                    &n, &p);
+    assert_int_equal(n, 0);
+    assert_int_equal(p.steps[1].volumes.n, 1);
+    assert_string_equal(p.steps[1].volumes.v[0].path, "/d/../c/");
+    assert_int_equal(p.steps[1].volumes.v[0].path_node->line, 7);
+    kiln__pipeline_free(&p);
+    free(t);
+    t = parse("steps:\n- args: [a]\n  volumes: [{name: cache, path: /c}, {name: cache2, path: /c/}]\n"
+              "- args: [b]\n  volumes: [{name: cache, path: /e}, {name: cache2, path: /f}, "
+              "{name: b@d, path: /g}, {naem: x}]\n",
+              &n, NULL);
+    assert_has(t, "p.yaml:3:59: error: build step #0: volume path \"/c\" is defined in more than one volume entry");
+    assert_has(t, "p.yaml:5:71: error: build step #1: volume name \"b@d\" does not match");
+    assert_has(t, "p.yaml:5:88: error: unknown field \"naem\" in a volume\n");
+    assert_has(t, "p.yaml:5:87: error: build step #1: a volume needs both a name and a path");
+    assert_has(t, "error: Volume \"b@d\" is only used by one step");
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +215,8 @@ int main(void)
         cmocka_unit_test(test_snake_and_camel_case),
         cmocka_unit_test(test_yaml_error_and_empty),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_path_clean),
+        cmocka_unit_test(test_volumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
