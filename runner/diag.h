@@ -28,6 +28,9 @@ struct kiln_diag {
     const kiln__ynode *with;  /* the step's `with:` mapping, or NULL */
     const kiln__ynode *step;  /* the step node, for options that are absent */
     const char *prefix;       /* e.g. "step 'train': " */
+    /* --cloudbuild-strict: what Cloud Build would reject (its size limits,
+     * kiln's own fields) is an error, not a warning or nothing. */
+    bool cloudbuild_strict;
 };
 typedef struct kiln_diag kiln__diag;
 

@@ -62,6 +62,9 @@ static const char usage_text[] =
     "  --plan-dir DIR                where dry-run plans go (default: --log-dir, else .)\n"
     "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable)\n"
     "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
+    "  --cloudbuild-strict           what Cloud Build would reject is an error: its size\n"
+    "                                limits, and kiln's fields (uses, with, retry, finally,\n"
+    "                                maxParallel)\n"
     "  --secrets-file FILE           secret values, dotenv lines NAME=value (never commit it)\n"
     "  --secrets-command CMD         run CMD VERSION_NAME to print a secret's value\n"
     "  --plugin-path DIR             where to look for plugins (repeatable; also\n"
@@ -95,7 +98,7 @@ struct opts {
     const char *builders;
     const char **sinks; /* --sink NAME[:key=value,...] */
     size_t n_sinks;
-    bool quiet, dry_run, json;
+    bool quiet, dry_run, json, cloudbuild_strict;
     int max_parallel;
     int64_t kill_grace_ms;
     char **substs;
@@ -142,7 +145,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
         O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK,
-        O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST
+        O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST, O_STRICT
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -163,6 +166,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"secrets-file", required_argument, NULL, O_SECFILE},
         {"secrets-command", required_argument, NULL, O_SECCMD},
         {"builders", required_argument, NULL, O_BUILDERS},
+        {"cloudbuild-strict", no_argument, NULL, O_STRICT},
         {"sink", required_argument, NULL, O_SINK},
         {"help", no_argument, NULL, O_HELP},
         {"plan-dir", required_argument, NULL, O_PLANDIR},
@@ -228,6 +232,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case O_DRY:
             o->dry_run = true;
+            break;
+        case O_STRICT:
+            o->cloudbuild_strict = true;
             break;
         case O_PPATH:
             o->plugin_paths = kiln__xrealloc(o->plugin_paths,
@@ -312,6 +319,7 @@ static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline 
     const char *bfile = o->builders ? o->builders : getenv("KILN_BUILDERS");
     kiln__builders_load(&builders, bfile && *bfile ? bfile : NULL, &d);
     kiln__resolve_set_builders(&builders);
+    d.cloudbuild_strict = o->cloudbuild_strict;
     int rc = kiln__pipeline_load(p, o->file, &d);
     if (rc == 0) {
         const char *project = o->project ? o->project : getenv("GOOGLE_CLOUD_PROJECT");

@@ -326,6 +326,14 @@ static void parse_retry(struct ctx *c, kiln__step *s, const kiln__ynode *n)
     }
 }
 
+/* A field of kiln's own: fine, unless the file must stay Cloud Build's. */
+static void kiln_only(struct ctx *c, const kiln__ynode *key, const char *what)
+{
+    if (c->d->cloudbuild_strict)
+        err(c, key, "%s: a field of kiln's own, which Cloud Build would reject (--cloudbuild-strict)",
+            what);
+}
+
 static const struct field volume_fields[] = {
     {"name", F_STRING, 0, NULL},
     {"path", F_STRING, 1, NULL},
@@ -469,9 +477,11 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
             s->automap = get_bool(c, v, what);
             break;
         case S_USES:
+            kiln_only(c, k, what);
             s->uses = get_string(c, v, what);
             break;
         case S_WITH:
+            kiln_only(c, k, what);
             if (!kiln__ynode_is_null(v) && v->kind != KILN__Y_MAP)
                 err(c, v, "%s: with: expected a mapping of the plugin's options, got %s", s->label,
                     kiln__ykind_name(v));
@@ -479,6 +489,7 @@ static void parse_step(struct ctx *c, kiln__step *s, const kiln__ynode *n, int i
                 s->with = v;
             break;
         case S_RETRY:
+            kiln_only(c, k, what);
             retry = v;
             break;
         case S_RESULTS:
@@ -631,6 +642,7 @@ static void parse_options(struct ctx *c, const kiln__ynode *n)
             o->automap_substitutions = get_bool(c, v, what);
             break;
         case O_MAX_PARALLEL:
+            kiln_only(c, k, what);
             if (get_int(c, v, what, &x) == 0) {
                 if (x < 1 || x > 4096)
                     err(c, v, "%s: expected 1 to 4096, got %lld", what, x);
@@ -673,7 +685,8 @@ static void warn(struct ctx *c, const kiln__ynode *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    kiln__diag_vat(c->d, KILN__DIAG_WARNING, c->p->file, at, fmt, ap);
+    kiln__diag_vat(c->d, c->d->cloudbuild_strict ? KILN__DIAG_ERROR : KILN__DIAG_WARNING,
+                   c->p->file, at, fmt, ap);
     va_end(ap);
 }
 
@@ -787,6 +800,7 @@ static void parse_top(struct ctx *c, const kiln__ynode *root)
             get_strlist(c, v, "images", &p->images);
             break;
         case T_FINALLY:
+            kiln_only(c, k, k->value);
             fin = v;
             break;
         case T_AVAILABLE_SECRETS:

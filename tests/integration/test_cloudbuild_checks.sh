@@ -33,6 +33,31 @@ for i in range(101): print(f"- id: s{i}\n  args: [\"true\"]")' > big.yaml
 "$KILN" validate big.yaml >out 2>err; rc=$?
 check "101 steps: valid for kiln" test $rc = 0
 check "101 steps: warns that Cloud Build would reject it" grep -q "big.yaml:2:1: warning: Cloud Build would reject this build: 101 steps, at most 100 are allowed" err
+"$KILN" validate --cloudbuild-strict big.yaml >out 2>err; rc=$?
+check "101 steps, --cloudbuild-strict: exit 2" test $rc = 2
+check "...the limit is an error" grep -q "big.yaml:2:1: error: Cloud Build would reject this build: 101 steps, at most 100 are allowed" err
+
+cat > kilnish.yaml <<'Y'
+steps:
+- id: a
+  uses: exec
+  with: {args: [echo, hi]}
+  retry: {limit: 1}
+options: {max_parallel: 2}
+finally:
+- args: [echo]
+Y
+"$KILN" validate kilnish.yaml >out 2>err; rc=$?
+check "kiln's own fields: valid by default" test $rc = 0
+"$KILN" validate --cloudbuild-strict kilnish.yaml >out 2>err; rc=$?
+check "kiln's own fields, --cloudbuild-strict: exit 2" test $rc = 2
+for want in '3:3: error: build step #0 - "a": uses: a field of kiln'"'"'s own, which Cloud Build would reject (--cloudbuild-strict)' \
+            '4:3: error: build step #0 - "a": with: a field' '5:3: error: build step #0 - "a": retry: a field' \
+            '6:11: error: options.max_parallel: a field' '7:1: error: finally: a field'; do
+    check "--cloudbuild-strict names $want" grep -qF "kilnish.yaml:$want" err
+done
+"$KILN" run --cloudbuild-strict kilnish.yaml >out 2>err; rc=$?
+check "run --cloudbuild-strict refuses it too, running nothing" test $rc = 2 -a ! -s out
 
 cat > tags.yaml <<'Y'
 substitutions: {_T: "x/y"}
