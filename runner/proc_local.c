@@ -543,6 +543,8 @@ static int local_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit
         int e = wrapped && !strchr(wrapped_program(wrapped), '/')
                     ? find_program(wrapped_program(wrapped), env, cwd, file, sizeof file)
                     : 0;
+        if (e == ENOENT && kiln__volumes_in_path(step, env_get(env, "PATH")))
+            e = 0; /* it may be in a volume: kiln-mount-exec will tell */
         rc = e ? spawn_error(e) : spawn_posix(step, opts, p, env, out);
         if (rc) {
             kiln__framer_finish(&p->fout);

@@ -466,3 +466,24 @@ char *kiln__volumes_host_path(const kiln__rstep *s, const char *path)
         }
     return NULL;
 }
+
+bool kiln__volumes_in_path(const kiln__rstep *s, const char *path_env)
+{
+    for (const char *d = path_env; d && *d;) {
+        const char *end = strchr(d, ':');
+        size_t len = end ? (size_t)(end - d) : strlen(d);
+        char dir[PATH_MAX];
+        if (len && len < sizeof dir && d[0] == '/') {
+            memcpy(dir, d, len);
+            dir[len] = '\0';
+            char *host = kiln__volumes_host_path(s, dir);
+            free(host);
+            if (host)
+                return true;
+        }
+        if (!end)
+            break;
+        d = end + 1;
+    }
+    return false;
+}

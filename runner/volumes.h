@@ -35,6 +35,10 @@ void kiln__volumes_remove(kiln__build *b);
 char **kiln__volumes_wrap(const kiln__rstep *s, const char *const *argv, const char *cwd);
 void kiln__volumes_free_argv(char **argv);
 
+/* Does an entry of PATH_ENV (a $PATH value) lie in one of s's volumes? A
+ * program found only there is looked up by kiln-mount-exec, not by kiln. */
+bool kiln__volumes_in_path(const kiln__rstep *s, const char *path_env);
+
 /* Where PATH, as step s sees it, is on this machine when it lies in one of
  * the step's volumes (malloc'd), else NULL. */
 char *kiln__volumes_host_path(const kiln__rstep *s, const char *path);

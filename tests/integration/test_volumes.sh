@@ -64,6 +64,16 @@ check "finally steps get the global volumes" grep -qx g logs2/fin.log
 check "nothing was written to this machine's / or /usr" test ! -e "/new-$MARK" -a ! -e "/usr/kiln-$MARK" -a ! -e "$ROOTDIR"
 check "no leftovers" eval '! leftovers'
 
+# A tool one step installs into a volume on the next step's PATH.
+cat > tool.yaml <<Y
+steps:
+- {name: ubuntu, entrypoint: bash, args: ['-c', 'printf "#!/bin/sh\\necho tool-ran\\n" > /opt/kiln-$MARK/bin/mytool-$MARK; chmod +x /opt/kiln-$MARK/bin/mytool-$MARK'], volumes: [{name: tools, path: /opt/kiln-$MARK/bin}]}
+- {name: ubuntu, args: [mytool-$MARK], env: ['PATH=/opt/kiln-$MARK/bin:/usr/bin:/bin'], volumes: [{name: tools, path: /opt/kiln-$MARK/bin}]}
+Y
+rc=$(run_kiln out-tool run tool.yaml)
+check "a program found on PATH only inside a volume runs" test "$rc" = 0
+check "...and prints" grep -q "tool-ran" out-tool
+
 # 3. A working directory missing in its volume: the usual error, saying so.
 cat > nodir.yaml <<Y
 steps:
