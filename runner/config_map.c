@@ -187,25 +187,29 @@ static int set_option(struct fill *f, const kiln_option *o, const kiln__ynode *n
         return -1;
     }
     case KILN_OPT_STRING_LIST: {
-        if (n->kind != KILN__Y_SEQ) {
+        /* A single string is a list of one (plugin options; Cloud Build's
+         * own fields keep Cloud Build's stricter rule). */
+        bool one = n->kind == KILN__Y_SCALAR;
+        if (n->kind != KILN__Y_SEQ && !one) {
             bad(f, n, o, "expected a list of strings such as ['a', 'b'], got %s", kiln__ykind_name(n));
             return -1;
         }
-        const char **v = keep(f->c, kiln__xcalloc(n->n + 1, sizeof *v));
+        size_t count = one ? 1 : n->n;
+        const char **v = keep(f->c, kiln__xcalloc(count + 1, sizeof *v));
         int rc = 0;
-        for (size_t i = 0; i < n->n; i++) {
-            if (n->items[i]->kind != KILN__Y_SCALAR) {
-                bad(f, n->items[i], o, "expected a string in the list, got %s",
-                    kiln__ykind_name(n->items[i]));
+        for (size_t i = 0; i < count; i++) {
+            const kiln__ynode *it = one ? n : n->items[i];
+            if (it->kind != KILN__Y_SCALAR) {
+                bad(f, it, o, "expected a string in the list, got %s", kiln__ykind_name(it));
                 rc = -1;
                 continue;
             }
-            v[i] = scalar_text(f, o, n->items[i]);
+            v[i] = scalar_text(f, o, it);
             if (!v[i])
                 rc = -1;
         }
         kiln_strv *sv = keep(f->c, kiln__xcalloc(1, sizeof *sv));
-        sv->n = n->n;
+        sv->n = count;
         sv->v = v;
         if (dst)
             *(const kiln_strv **)dst = sv;

@@ -602,6 +602,16 @@ static int req_setup(kiln_http *h, const kiln_http_req *r, const char *method)
     SET(CURLOPT_WRITEDATA, (void *)h);
     if (r->timeout_ms > 0)
         SET(CURLOPT_TIMEOUT_MS, r->timeout_ms > LONG_MAX ? LONG_MAX : (long)r->timeout_ms);
+    if (r->ca_file)
+        SET(CURLOPT_CAINFO, r->ca_file);
+    if (r->ca_pem) {
+        struct curl_blob blob = {(void *)r->ca_pem, strlen(r->ca_pem), CURL_BLOB_COPY};
+        SET(CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (r->insecure) {
+        SET(CURLOPT_SSL_VERIFYPEER, 0L);
+        SET(CURLOPT_SSL_VERIFYHOST, 0L);
+    }
 
     if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);

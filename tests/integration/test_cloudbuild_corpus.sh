@@ -108,7 +108,7 @@ if command -v docker >/dev/null || grep -qE "(cannot run 'docker': not found|doc
 out=$("$KILN" validate "$corpus/GoogleCloudPlatform__cloud-builders__gke-deploy__doc__app__cloudbuild-with-configs.yaml" --substitutions _IMAGE_NAME=gcr.io/p/app,_IMAGE_VERSION=1 2>&1)
 if grep -q "'docker build' runs through plugin 'docker-build'" <<<"$out"; then ok; else bad "gke-deploy: docker build not run through docker-build: $out"; fi
 if grep -q "'docker push' runs through plugin 'docker-build'" <<<"$out"; then ok; else bad "gke-deploy: docker push not run through docker-build: $out"; fi
-if grep -q "'gke-deploy apply' maps to plugin 'k8s-deploy'" <<<"$out"; then ok; else bad "gke-deploy: gke-deploy apply not mapped to k8s-deploy: $out"; fi
+if grep -q "'gke-deploy apply' runs through plugin 'k8s-deploy'" <<<"$out"; then ok; else bad "gke-deploy: gke-deploy apply does not run through k8s-deploy: $out"; fi
 
 # Every valid file also runs as a dry run, on a machine where its tools are
 # missing (PATH holds only a shell, echo and cat; no Docker engine) and without the

@@ -91,6 +91,11 @@ typedef struct kiln_http_req {
     kiln_http_data_cb on_data;     /* NULL: the body is collected into resp->body */
     void *on_data_data;
     int64_t timeout_ms;            /* 0: none */
+    /* ABI 1.4: TLS for https URLs; by default the system's CAs verify the
+     * server. A host older than 1.4 (kiln_api->abi_minor < 4) ignores these. */
+    const char *ca_file;           /* PEM file of the CAs to trust instead, or NULL */
+    const char *ca_pem;            /* PEM text of the CAs to trust instead, or NULL */
+    bool insecure;                 /* do not verify the server's certificate at all */
 } kiln_http_req;
 
 typedef struct kiln_http_resp {

@@ -61,7 +61,7 @@ typedef enum kiln_opt_type {
     KILN_OPT_BOOL,        /* bool */
     KILN_OPT_DURATION,    /* int64_t milliseconds; accepts "90s", "1.5s", "10m", "2h", "250ms" */
     KILN_OPT_ENUM,        /* int, index into choices */
-    KILN_OPT_STRING_LIST, /* const kiln_strv *, never NULL (n == 0 when absent) */
+    KILN_OPT_STRING_LIST, /* const kiln_strv *, never NULL (n == 0 when absent); 'a' = ['a'] */
     KILN_OPT_STRING_MAP,  /* const kiln_kvv *, never NULL (n == 0 when absent) */
     KILN_OPT_JSON         /* const char *: any YAML value rendered as JSON text, or NULL */
 } kiln_opt_type;

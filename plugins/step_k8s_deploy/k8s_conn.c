@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+#include "k8s_conn.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "k8s_yaml.h"
+
+static char *dup_or_null(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
+
+void k8_conn_free(k8_conn *c)
+{
+    free(c->server);
+    free(c->token);
+    free(c->ca_file);
+    free(c->ca_pem);
+    free(c->namespace_);
+    free(c->source);
+    memset(c, 0, sizeof *c);
+}
+
+static void set_server(k8_conn *c, const char *server)
+{
+    c->server = dup_or_null(server);
+    size_t n = strlen(c->server);
+    while (n > 0 && c->server[n - 1] == '/')
+        c->server[--n] = '\0';
+}
+
+static const char *str_at(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The `what` of the entry named NAME in a kubeconfig list. */
+static const cJSON *named(const cJSON *cfg, const char *list, const char *name, const char *what)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cfg, list))
+    {
+        const char *n = str_at(e, "name");
+        if (n && name && !strcmp(n, name))
+            return cJSON_GetObjectItemCaseSensitive(e, what);
+    }
+    return NULL;
+}
+
+static int b64_value(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+static char *b64_decode(const char *in)
+{
+    size_t n = strlen(in);
+    char *out = malloc(n * 3 / 4 + 4);
+    if (!out)
+        abort();
+    size_t k = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        int v = b64_value((unsigned char)*p);
+        if (v < 0) {
+            if (*p == '\n' || *p == '\r' || *p == ' ')
+                continue;
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* PATH as written in the kubeconfig: relative to its directory. */
+static char *relative_to(const char *kubeconfig, const char *path)
+{
+    if (path[0] == '/')
+        return dup_or_null(path);
+    const char *slash = strrchr(kubeconfig, '/');
+    char *r = NULL;
+    if (asprintf(&r, "%.*s/%s", slash ? (int)(slash - kubeconfig) : 1, slash ? kubeconfig : ".",
+                 path) < 0)
+        abort();
+    return r;
+}
+
+static void list_contexts(const cJSON *cfg, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cfg, "contexts"))
+    {
+        const char *name = str_at(e, "name");
+        if (name && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", name);
+    }
+    if (!n)
+        snprintf(buf, cap, "none");
+}
+
+static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t errcap)
+{
+    char path[4096];
+    if (o->kubeconfig && *o->kubeconfig)
+        snprintf(path, sizeof path, "%s", o->kubeconfig);
+    else if (o->kubeconfig_env && *o->kubeconfig_env)
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(o->kubeconfig_env, ":"), o->kubeconfig_env);
+    else
+        snprintf(path, sizeof path, "%s/.kube/config", o->home ? o->home : "");
+    size_t len;
+    char *text = k8_read_file(path, &len);
+    if (!text) {
+        snprintf(err, errcap,
+                 "no cluster to deploy to: %s: %s (give server: and token:, or kubeconfig:, or set "
+                 "KUBECONFIG)",
+                 path, strerror(errno));
+        return -1;
+    }
+    char perr[300];
+    cJSON *docs = k8_yaml_docs(text, len, NULL, 0, perr, sizeof perr);
+    free(text);
+    cJSON *cfg = docs ? cJSON_GetArrayItem(docs, 0) : NULL;
+    if (!cfg || !cJSON_IsObject(cfg)) {
+        snprintf(err, errcap, "%s:%s", path, docs ? " not a kubeconfig (expected a mapping)" : perr);
+        cJSON_Delete(docs);
+        return -1;
+    }
+    char gke[600] = "", avail[1000];
+    const char *ctx_name = o->context && *o->context ? o->context : NULL;
+    if (!ctx_name && o->cluster && *o->cluster) {
+        /* gcloud container clusters get-credentials names contexts so. */
+        snprintf(gke, sizeof gke, "gke_%s_%s_%s", o->project ? o->project : "",
+                 o->location ? o->location : "", o->cluster);
+        if (named(cfg, "contexts", gke, "context"))
+            ctx_name = gke;
+        else if (named(cfg, "contexts", o->cluster, "context"))
+            ctx_name = o->cluster;
+        else {
+            list_contexts(cfg, avail, sizeof avail);
+            snprintf(err, errcap,
+                     "cluster %s: %s has no context named %s or %s (contexts: %s); give context: or "
+                     "server:",
+                     o->cluster, path, gke, o->cluster, avail);
+            cJSON_Delete(docs);
+            return -1;
+        }
+    }
+    if (!ctx_name)
+        ctx_name = str_at(cfg, "current-context");
+    const cJSON *ctx = ctx_name ? named(cfg, "contexts", ctx_name, "context") : NULL;
+    if (!ctx) {
+        list_contexts(cfg, avail, sizeof avail);
+        snprintf(err, errcap, "%s: %s (contexts: %s)", path,
+                 ctx_name ? "the context is not defined" : "no current-context", avail);
+        if (ctx_name)
+            snprintf(err, errcap, "%s: no context named %s (contexts: %s)", path, ctx_name, avail);
+        cJSON_Delete(docs);
+        return -1;
+    }
+    const char *cluster_name = str_at(ctx, "cluster"), *user_name = str_at(ctx, "user");
+    const cJSON *cl = named(cfg, "clusters", cluster_name, "cluster");
+    const char *server = cl ? str_at(cl, "server") : NULL;
+    if (!server || !*server) {
+        snprintf(err, errcap, "%s: context %s: cluster %s has no server", path, ctx_name,
+                 cluster_name ? cluster_name : "(none)");
+        cJSON_Delete(docs);
+        return -1;
+    }
+    set_server(c, server);
+    c->namespace_ = dup_or_null(str_at(ctx, "namespace"));
+    const char *ca = str_at(cl, "certificate-authority"), *ca_data = str_at(cl, "certificate-authority-data");
+    if (ca)
+        c->ca_file = relative_to(path, ca);
+    if (ca_data && !(c->ca_pem = b64_decode(ca_data))) {
+        snprintf(err, errcap, "%s: cluster %s: certificate-authority-data is not base64", path, cluster_name);
+        cJSON_Delete(docs);
+        return -1;
+    }
+    c->insecure = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "insecure-skip-tls-verify"));
+    const cJSON *user = user_name ? named(cfg, "users", user_name, "user") : NULL;
+    const char *token = user ? str_at(user, "token") : NULL, *token_file = user ? str_at(user, "tokenFile") : NULL;
+    if (token && *token) {
+        c->token = dup_or_null(token);
+    } else if (token_file) {
+        char *tf = relative_to(path, token_file);
+        size_t tl;
+        char *t = k8_read_file(tf, &tl);
+        if (!t) {
+            snprintf(err, errcap, "%s: user %s: cannot read tokenFile %s: %s", path, user_name, tf,
+                     strerror(errno));
+            free(tf);
+            cJSON_Delete(docs);
+            return -1;
+        }
+        free(tf);
+        while (tl && (t[tl - 1] == '\n' || t[tl - 1] == '\r'))
+            t[--tl] = '\0';
+        c->token = t;
+    } else if (user && !o->token) {
+        static const char *const other[] = {"exec", "auth-provider", "client-certificate",
+                                            "client-certificate-data", "username", NULL};
+        for (const char *const *k = other; *k; k++)
+            if (cJSON_GetObjectItemCaseSensitive(user, *k)) {
+                snprintf(err, errcap,
+                         "%s: user %s authenticates with %s, which k8s-deploy does not support yet; "
+                         "give token: (for GKE: token: $(gcloud auth print-access-token), from a secret)",
+                         path, user_name, *k);
+                cJSON_Delete(docs);
+                return -1;
+            }
+    }
+    if (asprintf(&c->source, "kubeconfig %s, context %s", path, ctx_name) < 0)
+        abort();
+    cJSON_Delete(docs);
+    return 0;
+}
+
+int k8_conn_resolve(const k8_conn_opts *o, k8_conn *out, char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    int rc = 0;
+    if (o->server && *o->server) {
+        set_server(out, o->server);
+        out->source = dup_or_null("the step's server option");
+    } else {
+        rc = from_kubeconfig(o, out, err, errcap);
+    }
+    if (rc == 0) {
+        if (o->token && *o->token) {
+            free(out->token);
+            out->token = dup_or_null(o->token);
+        }
+        if (o->ca_file && *o->ca_file) {
+            free(out->ca_file);
+            free(out->ca_pem);
+            out->ca_pem = NULL;
+            out->ca_file = dup_or_null(o->ca_file);
+        }
+        out->insecure = out->insecure || o->insecure;
+        if (strncmp(out->server, "http://", 7) && strncmp(out->server, "https://", 8)) {
+            snprintf(err, errcap, "server %s: expected an http:// or https:// URL (%s)", out->server,
+                     out->source);
+            rc = -1;
+        }
+    }
+    if (rc)
+        k8_conn_free(out);
+    return rc;
+}

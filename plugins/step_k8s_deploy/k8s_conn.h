@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Which API server a k8s-deploy step talks to, and as whom: the step's
+ * server/token options, or a kubeconfig context (chosen by name, by the
+ * GKE cluster and location, or the current one).
+ */
+#ifndef K8S_CONN_H
+#define K8S_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct k8_conn_opts {
+    const char *server, *token, *ca_file;
+    bool insecure;
+    const char *kubeconfig;   /* option, else $KUBECONFIG, else ~/.kube/config */
+    const char *kubeconfig_env, *home;
+    const char *context;
+    const char *cluster, *location, *project; /* GKE: context gke_PROJECT_LOCATION_CLUSTER */
+} k8_conn_opts;
+
+typedef struct k8_conn {
+    char *server;             /* no trailing '/' */
+    char *token;              /* or NULL */
+    char *ca_file, *ca_pem;   /* or NULL */
+    bool insecure;
+    char *namespace_;         /* the context's, or NULL */
+    char *source;             /* for messages: "kubeconfig F, context C" */
+} k8_conn;
+
+/* 0, or -1 with a message in err. */
+int k8_conn_resolve(const k8_conn_opts *o, k8_conn *out, char *err, size_t errcap);
+void k8_conn_free(k8_conn *c);
+
+#endif /* K8S_CONN_H */
