@@ -11,16 +11,6 @@
 
 #include "k8s_yaml.h"
 
-static char *dup_or_null(const char *s)
-{
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
 void k8_conn_free(k8_conn *c)
 {
     free(c->server);
@@ -34,16 +24,10 @@ void k8_conn_free(k8_conn *c)
 
 static void set_server(k8_conn *c, const char *server)
 {
-    c->server = dup_or_null(server);
+    c->server = k8_strdup(server);
     size_t n = strlen(c->server);
     while (n > 0 && c->server[n - 1] == '/')
         c->server[--n] = '\0';
-}
-
-static const char *str_at(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 /* The `what` of the entry named NAME in a kubeconfig list. */
@@ -52,7 +36,7 @@ static const cJSON *named(const cJSON *cfg, const char *list, const char *name, 
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cfg, list))
     {
-        const char *n = str_at(e, "name");
+        const char *n = k8_str(e, "name");
         if (n && name && !strcmp(n, name))
             return cJSON_GetObjectItemCaseSensitive(e, what);
     }
@@ -102,7 +86,7 @@ static char *b64_decode(const char *in)
 static char *relative_to(const char *kubeconfig, const char *path)
 {
     if (path[0] == '/')
-        return dup_or_null(path);
+        return k8_strdup(path);
     const char *slash = strrchr(kubeconfig, '/');
     char *r = NULL;
     if (asprintf(&r, "%.*s/%s", slash ? (int)(slash - kubeconfig) : 1, slash ? kubeconfig : ".",
@@ -118,7 +102,7 @@ static void list_contexts(const cJSON *cfg, char *buf, size_t cap)
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cfg, "contexts"))
     {
-        const char *name = str_at(e, "name");
+        const char *name = k8_str(e, "name");
         if (name && n < cap)
             n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", name);
     }
@@ -174,7 +158,7 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
         }
     }
     if (!ctx_name)
-        ctx_name = str_at(cfg, "current-context");
+        ctx_name = k8_str(cfg, "current-context");
     const cJSON *ctx = ctx_name ? named(cfg, "contexts", ctx_name, "context") : NULL;
     if (!ctx) {
         list_contexts(cfg, avail, sizeof avail);
@@ -185,9 +169,9 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
         cJSON_Delete(docs);
         return -1;
     }
-    const char *cluster_name = str_at(ctx, "cluster"), *user_name = str_at(ctx, "user");
+    const char *cluster_name = k8_str(ctx, "cluster"), *user_name = k8_str(ctx, "user");
     const cJSON *cl = named(cfg, "clusters", cluster_name, "cluster");
-    const char *server = cl ? str_at(cl, "server") : NULL;
+    const char *server = cl ? k8_str(cl, "server") : NULL;
     if (!server || !*server) {
         snprintf(err, errcap, "%s: context %s: cluster %s has no server", path, ctx_name,
                  cluster_name ? cluster_name : "(none)");
@@ -195,8 +179,8 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
         return -1;
     }
     set_server(c, server);
-    c->namespace_ = dup_or_null(str_at(ctx, "namespace"));
-    const char *ca = str_at(cl, "certificate-authority"), *ca_data = str_at(cl, "certificate-authority-data");
+    c->namespace_ = k8_strdup(k8_str(ctx, "namespace"));
+    const char *ca = k8_str(cl, "certificate-authority"), *ca_data = k8_str(cl, "certificate-authority-data");
     if (ca)
         c->ca_file = relative_to(path, ca);
     if (ca_data && !(c->ca_pem = b64_decode(ca_data))) {
@@ -206,9 +190,9 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
     }
     c->insecure = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "insecure-skip-tls-verify"));
     const cJSON *user = user_name ? named(cfg, "users", user_name, "user") : NULL;
-    const char *token = user ? str_at(user, "token") : NULL, *token_file = user ? str_at(user, "tokenFile") : NULL;
+    const char *token = user ? k8_str(user, "token") : NULL, *token_file = user ? k8_str(user, "tokenFile") : NULL;
     if (token && *token) {
-        c->token = dup_or_null(token);
+        c->token = k8_strdup(token);
     } else if (token_file) {
         char *tf = relative_to(path, token_file);
         size_t tl;
@@ -249,20 +233,20 @@ int k8_conn_resolve(const k8_conn_opts *o, k8_conn *out, char *err, size_t errca
     int rc = 0;
     if (o->server && *o->server) {
         set_server(out, o->server);
-        out->source = dup_or_null("the step's server option");
+        out->source = k8_strdup("the step's server option");
     } else {
         rc = from_kubeconfig(o, out, err, errcap);
     }
     if (rc == 0) {
         if (o->token && *o->token) {
             free(out->token);
-            out->token = dup_or_null(o->token);
+            out->token = k8_strdup(o->token);
         }
         if (o->ca_file && *o->ca_file) {
             free(out->ca_file);
             free(out->ca_pem);
             out->ca_pem = NULL;
-            out->ca_file = dup_or_null(o->ca_file);
+            out->ca_file = k8_strdup(o->ca_file);
         }
         out->insecure = out->insecure || o->insecure;
         if (strncmp(out->server, "http://", 7) && strncmp(out->server, "https://", 8)) {

@@ -4,33 +4,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "k8s_yaml.h"
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
 
 void k8_set_free(k8_set *s)
 {
@@ -47,12 +26,6 @@ void k8_set_free(k8_set *s)
     memset(s, 0, sizeof *s);
 }
 
-static const char *str_at(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static int add_object(k8_set *s, cJSON *j, const char *file, int line, char *err, size_t errcap)
 {
     if (!cJSON_IsObject(j)) {
@@ -62,9 +35,9 @@ static int add_object(k8_set *s, cJSON *j, const char *file, int line, char *err
         cJSON_Delete(j);
         return -1;
     }
-    const char *av = str_at(j, "apiVersion"), *kind = str_at(j, "kind");
+    const char *av = k8_str(j, "apiVersion"), *kind = k8_str(j, "kind");
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "metadata");
-    const char *name = cJSON_IsObject(meta) ? str_at(meta, "name") : NULL;
+    const char *name = cJSON_IsObject(meta) ? k8_str(meta, "name") : NULL;
     const char *missing = !av || !*av ? "apiVersion" : !kind || !*kind ? "kind" : !name || !*name
                                                                                    ? "metadata.name"
                                                                                    : NULL;
@@ -89,7 +62,7 @@ static int add_object(k8_set *s, cJSON *j, const char *file, int line, char *err
     k8_obj *o = &s->v[s->n++];
     memset(o, 0, sizeof *o);
     o->json = j;
-    o->file = xstrdup(file);
+    o->file = k8_strdup(file);
     o->line = line;
     o->api_version = av;
     o->kind = kind;
@@ -120,7 +93,7 @@ static int load_file(k8_set *s, const char *path, const char *shown, char *err, 
         cJSON *d = cJSON_DetachItemFromArray(docs, 0);
         int line = i < MAXDOCS ? lines[i] : 0;
         i++;
-        const char *kind = cJSON_IsObject(d) ? str_at(d, "kind") : NULL;
+        const char *kind = cJSON_IsObject(d) ? k8_str(d, "kind") : NULL;
         cJSON *items = cJSON_GetObjectItemCaseSensitive(d, "items");
         if (kind && !strcmp(kind, "List") && cJSON_IsArray(items)) {
             while (rc == 0 && cJSON_GetArraySize(items) > 0)
@@ -156,7 +129,7 @@ int k8_load(const char *dir, const kiln_strv *paths, k8_set *out, char *err, siz
     }
     for (size_t i = 0; i < paths->n; i++) {
         const char *p = paths->v[i];
-        char *full = p[0] == '/' ? xstrdup(p) : xasprintf("%s/%s", dir, p);
+        char *full = p[0] == '/' ? k8_strdup(p) : k8_asprintf("%s/%s", dir, p);
         struct stat st;
         int rc = 0;
         if (stat(full, &st) != 0) {
@@ -172,7 +145,7 @@ int k8_load(const char *dir, const kiln_strv *paths, k8_set *out, char *err, siz
                     names = realloc(names, (n + 1) * sizeof *names);
                     if (!names)
                         abort();
-                    names[n++] = xstrdup(e->d_name);
+                    names[n++] = k8_strdup(e->d_name);
                 }
             if (d)
                 closedir(d);
@@ -182,8 +155,8 @@ int k8_load(const char *dir, const kiln_strv *paths, k8_set *out, char *err, siz
                 rc = -1;
             }
             for (size_t k = 0; k < n; k++) {
-                char *f = xasprintf("%s/%s", full, names[k]);
-                char *shown = xasprintf("%s/%s", p, names[k]);
+                char *f = k8_asprintf("%s/%s", full, names[k]);
+                char *shown = k8_asprintf("%s/%s", p, names[k]);
                 if (rc == 0)
                     rc = load_file(out, f, shown, err, errcap);
                 free(f);
@@ -261,7 +234,7 @@ struct image_ctx {
 static void set_image(cJSON *c, void *data)
 {
     struct image_ctx *x = data;
-    const char *cur = str_at(c, "image");
+    const char *cur = k8_str(c, "image");
     size_t n = repo_len(x->image);
     if (cur && repo_len(cur) == n && !strncmp(cur, x->image, n)) {
         cJSON_ReplaceItemInObjectCaseSensitive(c, "image", cJSON_CreateString(x->image));
@@ -292,7 +265,7 @@ static void set_env(cJSON *c, void *data)
     for (size_t i = 0; i < x->n; i++) {
         cJSON *e, *found = NULL;
         cJSON_ArrayForEach(e, env)
-            if (!found && cJSON_IsObject(e) && str_at(e, "name") && !strcmp(str_at(e, "name"), x->keys[i]))
+            if (!found && cJSON_IsObject(e) && k8_str(e, "name") && !strcmp(k8_str(e, "name"), x->keys[i]))
                 found = e;
         cJSON *nv = cJSON_CreateObject();
         cJSON_AddStringToObject(nv, "name", x->keys[i]);
@@ -394,12 +367,12 @@ int k8_place(k8_obj *o, const char *plural, bool namespaced, const char *namespa
              char *err, size_t errcap)
 {
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(o->json, "metadata");
-    const char *own = str_at(meta, "namespace");
+    const char *own = k8_str(meta, "namespace");
     free(o->plural);
     free(o->ns);
     free(o->what);
     free(o->path);
-    o->plural = xstrdup(plural);
+    o->plural = k8_strdup(plural);
     o->namespaced = namespaced;
     o->ns = NULL;
     if (namespaced) {
@@ -410,19 +383,19 @@ int k8_place(k8_obj *o, const char *plural, bool namespaced, const char *namespa
                      o->file, o->line, own, namespace_);
             return -1;
         }
-        o->ns = xstrdup(own && *own ? own : namespace_);
+        o->ns = k8_strdup(own && *own ? own : namespace_);
         if (!own || !*own)
             cJSON_AddStringToObject(meta, "namespace", o->ns);
     }
     char group[128], gp[200];
     group_of(o->api_version, group, sizeof group);
     k8_group_path(o->api_version, gp, sizeof gp);
-    char *lower = xstrdup(o->kind);
+    char *lower = k8_strdup(o->kind);
     for (char *p = lower; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    o->what = *group ? xasprintf("%s.%s/%s", lower, group, o->name) : xasprintf("%s/%s", lower, o->name);
+    o->what = *group ? k8_asprintf("%s.%s/%s", lower, group, o->name) : k8_asprintf("%s/%s", lower, o->name);
     free(lower);
-    o->path = namespaced ? xasprintf("%s/namespaces/%s/%s/%s", gp, o->ns, plural, o->name)
-                         : xasprintf("%s/%s/%s", gp, plural, o->name);
+    o->path = namespaced ? k8_asprintf("%s/namespaces/%s/%s/%s", gp, o->ns, plural, o->name)
+                         : k8_asprintf("%s/%s/%s", gp, plural, o->name);
     return 0;
 }

@@ -3,11 +3,37 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+const char *k8_str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+char *k8_strdup(const char *s)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        abort();
+    return d;
+}
+
+char *k8_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
 
 char *k8_read_file(const char *path, size_t *len)
 {
@@ -159,7 +185,7 @@ cJSON *k8_yaml_docs(const char *text, size_t len, int *lines, size_t cap, char *
             yaml_document_delete(&doc);
             break; /* end of the stream */
         }
-        int line = (int)doc.start_mark.line + 1;
+        int line = (int)root->start_mark.line + 1; /* its first content line */
         cJSON *j = convert(&doc, root, 0);
         yaml_document_delete(&doc);
         if (!j) {

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * k8s-deploy's pieces that need no server: YAML read as kubectl reads it,
+ * manifests loaded and changed (image, env-vars, namespace, order), REST
+ * paths, and kubeconfig contexts. The API side is in
+ * tests/integration/test_k8s_deploy.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../plugins/step_k8s_deploy/k8s_conn.c"
+#include "../../plugins/step_k8s_deploy/k8s_objects.c"
+#include "../../plugins/step_k8s_deploy/k8s_yaml.c"
+
+static char dir[256];
+
+static void write_file(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof dir, "%s/kiln-k8s-unit-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_yaml_scalars_as_kubectl(void **state)
+{
+    const char *y = "a: yes\nb: 'yes'\nc: 0755\nd: 80\ne: 1.5\nf: ~\ng: \"80\"\nh: Off\ni: v1.2\n"
+                    "j: 1e3\nk: -7\nl: 0x1F\n";
+    char err[200];
+    int lines[4];
+    cJSON *docs = k8_yaml_docs(y, strlen(y), lines, 4, err, sizeof err);
+    assert_non_null(docs);
+    cJSON *d = cJSON_GetArrayItem(docs, 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "a")));
+    assert_string_equal(cJSON_GetObjectItem(d, "b")->valuestring, "yes");
+    assert_int_equal((int)cJSON_GetObjectItem(d, "c")->valuedouble, 0755);
+    assert_int_equal((int)cJSON_GetObjectItem(d, "d")->valuedouble, 80);
+    assert_true(cJSON_GetObjectItem(d, "e")->valuedouble == 1.5);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "f")));
+    assert_string_equal(cJSON_GetObjectItem(d, "g")->valuestring, "80");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d, "h")));
+    assert_string_equal(cJSON_GetObjectItem(d, "i")->valuestring, "v1.2");
+    assert_true(cJSON_GetObjectItem(d, "j")->valuedouble == 1000);
+    assert_int_equal((int)cJSON_GetObjectItem(d, "k")->valuedouble, -7);
+    assert_int_equal((int)cJSON_GetObjectItem(d, "l")->valuedouble, 31);
+    cJSON_Delete(docs);
+}
+
+static void test_yaml_documents_and_errors(void **state)
+{
+    const char *y = "---\n---\nkind: A\n---\n# only a comment\n---\nkind: B\n";
+    char err[200];
+    int lines[4] = {0};
+    cJSON *docs = k8_yaml_docs(y, strlen(y), lines, 4, err, sizeof err);
+    assert_non_null(docs);
+    assert_int_equal(cJSON_GetArraySize(docs), 2); /* empty documents are skipped */
+    assert_int_equal(lines[0], 3);
+    assert_int_equal(lines[1], 7);
+    cJSON_Delete(docs);
+    const char *bad = "a: [1, 2\nb: 3\n";
+    assert_null(k8_yaml_docs(bad, strlen(bad), NULL, 0, err, sizeof err));
+    assert_non_null(strstr(err, "2:")); /* LINE:COL */
+}
+
+static const char *deployment =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n"
+    "      initContainers: [{name: init, image: 'localhost:5000/tools:1'}]\n"
+    "      containers:\n      - {name: web, image: 'localhost:5000/web:1', env: [{name: A, value: old}]}\n"
+    "      - {name: side, image: 'busybox@sha256:abc'}\n";
+
+static void test_load_change_order_place(void **state)
+{
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/k8s", dir);
+    mkdir(sub, 0755);
+    write_file("k8s/b-deploy.yaml", deployment);
+    write_file("k8s/a-svc.yml",
+               "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: web}}\n"
+               "- {apiVersion: v1, kind: ConfigMap, metadata: {name: cfg, namespace: other}}\n");
+    write_file("k8s/c-ns.json", "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"x\"}}");
+    write_file("k8s/notes.txt", "not a manifest");
+    const char *paths[] = {"k8s"};
+    kiln_strv pv = {1, paths};
+    k8_set s;
+    char err[600];
+    assert_int_equal(k8_load(dir, &pv, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 4); /* List expanded, .txt ignored, files in name order */
+    assert_string_equal(s.v[0].kind, "Service");
+    assert_string_equal(s.v[0].file, "k8s/a-svc.yml");
+
+    /* Same repository (registry with a port), tag replaced; others untouched. */
+    assert_int_equal(k8_set_image(&s, "localhost:5000/web:2"), 1);
+    const char *keys[] = {"A", "B"}, *values[] = {"new", "b"};
+    k8_set_env(&s, keys, values, 2);
+    k8_order(&s);
+    assert_string_equal(s.v[0].kind, "Namespace"); /* namespaces first, the rest in order */
+    assert_string_equal(s.v[1].kind, "Service");
+    assert_string_equal(s.v[3].kind, "Deployment");
+    char *text = cJSON_PrintUnformatted(s.v[3].json);
+    assert_non_null(strstr(text, "\"image\":\"localhost:5000/web:2\""));
+    assert_non_null(strstr(text, "\"image\":\"localhost:5000/tools:1\""));
+    assert_non_null(strstr(text, "\"env\":[{\"name\":\"A\",\"value\":\"new\"},{\"name\":\"B\",\"value\":\"b\"}]"));
+    assert_non_null(strstr(text, "\"image\":\"busybox@sha256:abc\""));
+    cJSON_free(text);
+
+    const char *plural;
+    bool namespaced;
+    assert_int_equal(k8_builtin_kind("apps/v1", "Deployment", &plural, &namespaced), 0);
+    assert_int_equal(k8_place(&s.v[3], plural, namespaced, "prod", true, err, sizeof err), 0);
+    assert_string_equal(s.v[3].path, "/apis/apps/v1/namespaces/prod/deployments/web");
+    assert_string_equal(s.v[3].what, "deployment.apps/web");
+    assert_int_equal(k8_builtin_kind("v1", "Namespace", &plural, &namespaced), 0);
+    assert_int_equal(k8_place(&s.v[0], plural, namespaced, "prod", true, err, sizeof err), 0);
+    assert_string_equal(s.v[0].path, "/api/v1/namespaces/x");
+    /* The ConfigMap names namespace "other": refused when one is forced. */
+    assert_int_equal(k8_builtin_kind("v1", "ConfigMap", &plural, &namespaced), 0);
+    assert_int_equal(k8_place(&s.v[2], plural, namespaced, "prod", true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "k8s/a-svc.yml:1: the namespace from the provided object \"other\" does not match"));
+    assert_int_equal(k8_place(&s.v[2], plural, namespaced, "prod", false, err, sizeof err), 0);
+    assert_string_equal(s.v[2].path, "/api/v1/namespaces/other/configmaps/cfg");
+    k8_set_free(&s);
+}
+
+static void test_load_errors(void **state)
+{
+    write_file("noname.yaml", "apiVersion: v1\nkind: Service\nmetadata: {}\n---\n");
+    write_file("badname.yaml", "---\napiVersion: v1\nkind: Service\nmetadata: {name: Web_1}\n");
+    write_file("empty.yaml", "# nothing\n");
+    char err[600];
+    k8_set s;
+    const char *p1[] = {"noname.yaml"};
+    kiln_strv v1 = {1, p1};
+    assert_int_equal(k8_load(dir, &v1, &s, err, sizeof err), -1);
+    assert_string_equal(err, "noname.yaml:1: the object has no metadata.name");
+    const char *p2[] = {"badname.yaml"};
+    kiln_strv v2 = {1, p2};
+    assert_int_equal(k8_load(dir, &v2, &s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "badname.yaml:2: Service name \"Web_1\" is not valid"));
+    const char *p3[] = {"missing.yaml"};
+    kiln_strv v3 = {1, p3};
+    assert_int_equal(k8_load(dir, &v3, &s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "the manifest missing.yaml does not exist"));
+    const char *p4[] = {"empty.yaml"};
+    kiln_strv v4 = {1, p4};
+    assert_int_equal(k8_load(dir, &v4, &s, err, sizeof err), -1);
+    assert_string_equal(err, "the manifests hold no objects");
+}
+
+static void test_kubeconfig(void **state)
+{
+    write_file("token", "tok-from-file\n");
+    write_file("kubeconfig",
+               "apiVersion: v1\nkind: Config\ncurrent-context: dev\n"
+               "clusters:\n- name: c1\n  cluster: {server: 'https://10.0.0.1/', certificate-authority-data: "
+               "'LS0tLS1CRUdJTg=='}\n"
+               "- name: c2\n  cluster: {server: 'http://127.0.0.1:8080', certificate-authority: ca.pem}\n"
+               "contexts:\n- name: dev\n  context: {cluster: c2, user: u2, namespace: team}\n"
+               "- name: gke_proj_europe-west1-b_api\n  context: {cluster: c1, user: u1}\n"
+               "- name: gke_proj_europe-west1-b_exec\n  context: {cluster: c1, user: u3}\n"
+               "users:\n- name: u1\n  user: {token: tok1}\n- name: u2\n  user: {tokenFile: token}\n"
+               "- name: u3\n  user: {exec: {command: gke-gcloud-auth-plugin}}\n");
+    char kc[400], err[1200];
+    snprintf(kc, sizeof kc, "%s/kubeconfig", dir);
+    k8_conn c;
+    k8_conn_opts o = {.kubeconfig = kc};
+    assert_int_equal(k8_conn_resolve(&o, &c, err, sizeof err), 0);
+    assert_string_equal(c.server, "http://127.0.0.1:8080");
+    assert_string_equal(c.token, "tok-from-file");
+    assert_string_equal(c.namespace_, "team");
+    assert_non_null(strstr(c.ca_file, "/ca.pem"));
+    assert_non_null(strstr(c.source, "context dev"));
+    k8_conn_free(&c);
+
+    k8_conn_opts g = {.kubeconfig = kc, .cluster = "api", .location = "europe-west1-b", .project = "proj"};
+    assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), 0);
+    assert_string_equal(c.server, "https://10.0.0.1"); /* trailing '/' dropped */
+    assert_string_equal(c.token, "tok1");
+    assert_string_equal(c.ca_pem, "-----BEGIN");
+    k8_conn_free(&c);
+
+    g.cluster = "nope";
+    assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cluster nope: "));
+    assert_non_null(strstr(err, "has no context named gke_proj_europe-west1-b_nope or nope (contexts: dev, "
+                                "gke_proj_europe-west1-b_api, gke_proj_europe-west1-b_exec)"));
+
+    g.cluster = "exec";
+    assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "user u3 authenticates with exec, which k8s-deploy does not support yet"));
+    g.token = "given"; /* a token option makes it usable */
+    assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), 0);
+    assert_string_equal(c.token, "given");
+    k8_conn_free(&c);
+
+    k8_conn_opts s = {.server = "127.0.0.1:6443"};
+    assert_int_equal(k8_conn_resolve(&s, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "expected an http:// or https:// URL"));
+    k8_conn_opts none = {.kubeconfig = "/nonexistent/kubeconfig"};
+    assert_int_equal(k8_conn_resolve(&none, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no cluster to deploy to: /nonexistent/kubeconfig: No such file or directory"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yaml_scalars_as_kubectl),
+        cmocka_unit_test(test_yaml_documents_and_errors),
+        cmocka_unit_test(test_load_change_order_place),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_kubeconfig),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
