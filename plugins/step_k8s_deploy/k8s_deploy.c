@@ -638,8 +638,8 @@ static void on_status(kiln_http *h, void *data, int err, const kiln_http_resp *r
         return;
     }
     if (now_ms() >= st->deadline_ms) {
-        finish(st, KILN_ETIMEDOUT, "deployment \"%s\" did not roll out within %llds (last: %s)", o->name,
-               (long long)(st->eff.timeout_ms / 1000), st->last_wait ? st->last_wait : "no status");
+        finish(st, KILN_ETIMEDOUT, "deployment \"%s\" did not roll out within %gs (last: %s)", o->name,
+               (double)st->eff.timeout_ms / 1000, st->last_wait ? st->last_wait : "no status");
         return;
     }
     int rc = kiln_api->timer_start(st->step, K8_POLL_MS, on_poll, st, &st->timer);
