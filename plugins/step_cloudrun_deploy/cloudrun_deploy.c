@@ -78,7 +78,9 @@ static const kiln_option cr_options[] = {
     OPT_RANGE(KILN_OPT_INT, "concurrency", "0", concurrency, 0, 1000, "Requests per instance (0: leave)."),
     OPT(KILN_OPT_DURATION, "request-timeout", NULL, 0, request_timeout_ms, "Request timeout of the revision."),
     OPT_ENUM("ingress", "", ingress, cr_ingress_choices, "Ingress: all, internal or internal-and-cloud-load-balancing."),
-    OPT(KILN_OPT_STRING, "endpoint", CR_ENDPOINT, 0, endpoint, "Cloud Run Admin API endpoint."),
+    OPT(KILN_OPT_STRING, "endpoint", NULL, 0, endpoint,
+        "Cloud Run Admin API endpoint; default $CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN (gcloud's override), "
+        "else " CR_ENDPOINT "."),
     OPT(KILN_OPT_STRING, "token", NULL, KILN_OPT_SECRET, token,
         "OAuth access token; default $GOOGLE_OAUTH_ACCESS_TOKEN or $CLOUDSDK_AUTH_ACCESS_TOKEN."),
     OPT(KILN_OPT_DURATION, "wait-timeout", "10m", 0, wait_timeout_ms, "How long to wait for the deployment."),
@@ -233,6 +235,14 @@ static int effective(const cr_config *c, kiln_step *step, cr_eff *e, char *err, 
         return -1;
     if (!e->c.project || !*e->c.project)
         e->c.project = kiln_api->subst_get(KILN_OBJ(step), "PROJECT_ID");
+    if (!e->c.endpoint || !*e->c.endpoint) {
+        const char *o = KILN_API_HAS(kiln_api, step_getenv)
+                            ? kiln_api->step_getenv(step, "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN")
+                            : NULL;
+        if (!o)
+            o = getenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN");
+        e->c.endpoint = o && *o ? o : CR_ENDPOINT;
+    }
     if ((!e->c.region || !*e->c.region) && KILN_API_HAS(kiln_api, step_getenv))
         e->c.region = kiln_api->step_getenv(step, "CLOUDSDK_RUN_REGION");
     const char *missing = !e->c.service || !*e->c.service ? "service"
