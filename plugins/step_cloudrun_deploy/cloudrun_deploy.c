@@ -616,12 +616,14 @@ static void on_operation(kiln_http *h, void *data, int err, const kiln_http_resp
         get_service(st);
         return;
     }
-    if (now_ms() >= st->deadline_ms) {
+    int64_t left = st->deadline_ms - now_ms();
+    if (left <= 0) {
         finish(st, KILN_ETIMEDOUT, "service %s was not deployed within %gs (operation %s goes on in Cloud Run)",
                st->eff.c.service, (double)st->eff.c.wait_timeout_ms / 1000, st->op_name);
         return;
     }
-    int rc = kiln_api->timer_start(st->step, CR_POLL_MS, on_poll_timer, st, &st->timer);
+    int rc = kiln_api->timer_start(st->step, left < CR_POLL_MS ? (uint64_t)left : CR_POLL_MS, on_poll_timer, st,
+                                   &st->timer);
     if (rc < 0)
         finish(st, rc, "cannot start a timer: %s", kiln_api->strerror(rc));
 }

@@ -108,11 +108,11 @@ n_before=$(requests POST PATCH)
 cat > cb.yaml <<'Y'
 steps:
 - name: gcr.io/cloud-builders/gcloud
-  args: [run, deploy, other-api, --image=gcr.io/local/other:1, --region=europe-west1, --platform=managed, --port=8080, --no-allow-unauthenticated, --set-env-vars=A=1,B=2]
+  args: [run, deploy, other-api, --image=gcr.io/local/other:1, --region=europe-west1, --platform=managed, --port=8080, --no-allow-unauthenticated, '--set-env-vars=A=1,B=2']
 Y
 rc=$(CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN=$ENDPOINT/ run_kiln out8 run cb.yaml)
 check "gcloud run deploy step: exit 0" test "$rc" = 0
-check "...runs through cloudrun-deploy" grep -qF "'gcloud run deploy' runs through plugin 'cloudrun-deploy'" out8
+check "...runs through cloudrun-deploy" grep -qF "'gcloud run' runs through plugin 'cloudrun-deploy'" out8
 check "...one more create" test "$(requests POST PATCH)" -gt "$n_before"
 check "...with its flags" python3 -c '
 import json,sys
