@@ -11,7 +11,9 @@
 # private install made by scripts/cloudrun-client.sh, through
 # tests/fakes/cloudrun_client_check.js, and asserts what it returned.
 # Part 3 runs gcloud, when installed, for what of it the fake serves: the
-# IAM commands of `gcloud run services` (Cloud Run admin v1 IAM methods).
+# IAM commands of `gcloud run services` (Cloud Run admin v1 IAM methods), and
+# the Cloud Run v2 client the SDK bundles (generated GAPIC Python, REST) with
+# tests/fakes/cloudrun_gapic_check.py.
 # `gcloud run deploy`, `describe` and `list` speak the Knative v1 API on a
 # regional host, which the fake does not implement: that is printed as a
 # skip. A client that cannot be had is skipped with the reason, and part 1
@@ -491,6 +493,52 @@ else
     check "$C: the requests came from gcloud" log_any "$L" '"gcloud/" in (l["user_agent"] or "")'
     check "$C: the token never appears in the log" lacks_line "$L" "$TOKEN"
     check "$C: SIGTERM: the fake exits 0" stop_fake "$GPID"
+
+    # The Cloud Run v2 client that the SDK bundles (generated GAPIC Python,
+    # REST transport, google-api-core operations), run with gcloud's Python.
+    GPY=$(gcloud info --format='value(basic.python_location)' 2>/dev/null || true)
+    GROOT=$(gcloud info --format='value(installation.sdk_root)' 2>/dev/null || true)
+    if [ -z "$GPY" ] || [ ! -d "$GROOT/lib/googlecloudsdk/generated_clients/gapic_clients/run_v2" ]; then
+        echo "skip - gcloud's bundled Cloud Run v2 client: not in this SDK ($GROOT)"
+    else
+        C="gcloud $GV bundled run_v2 client"
+        start_fake "$G/gapic" --token "$TOKEN" --deploy-seconds 1
+        GAPID=$FAKE_PID
+        rc=0
+        "$GPY" "$KILN_SOURCE_DIR/tests/fakes/cloudrun_gapic_check.py" "$GROOT" "$PORT" "$TOKEN" "$PROJECT" "$REGION" \
+            "$G/gapic/out.json" >"$G/gapic/py.out" 2>&1 || rc=$?
+        check "$C: the script ran to the end (rc $rc)" test "$rc" = 0
+        [ "$rc" = 0 ] || sed 's/^/  /' "$G/gapic/py.out"
+        O=$G/gapic/out.json
+        check "$C: create_service + operation.result(): ready, generation 1" is "$O" \
+            '(j["create"]["doneAtStart"], j["create"]["result"]["generation"], j["create"]["result"]["terminalState"], j["create"]["result"]["latestReadyRevision"].split("/")[-1][:12])' \
+            "(False, 1, 'CONDITION_SUCCEEDED', 'gapic-00001-')"
+        check "$C: create again: Conflict 409, 'Resource 'gapic' already exists.'" is "$O" \
+            '(j["createAgain"]["error"]["type"], j["createAgain"]["error"]["message"].split(": ", 1)[1])' \
+            "('Conflict', \"Resource 'gapic' already exists.\")"
+        check "$C: get_service of a missing service: NotFound, the real message" is "$O" \
+            '(j["getMissing"]["error"]["type"], j["getMissing"]["error"]["grpc"], j["getMissing"]["error"]["message"].split(": ", 1)[1])' \
+            "('NotFound', 'NOT_FOUND', \"Resource 'nope' of kind 'SERVICE' in region '$REGION' in project '$PROJECT' does not exist.\")"
+        check "$C: update_service: generation 2 ready" is "$O" \
+            '(j["update"]["result"]["generation"], j["update"]["result"]["observedGeneration"], j["update"]["result"]["image"].endswith(":2"))' "(2, 2, True)"
+        check "$C: a stale etag: Conflict 409" is "$O" '(j["updateStaleEtag"]["error"]["type"], j["updateStaleEtag"]["error"]["code"])' "('Conflict', 409)"
+        check "$C: a failing deploy: operation.result() raises FailedPrecondition with the real message" matches "$O" \
+            'j["failingDeploy"]["error"]["type"] + " " + j["failingDeploy"]["error"]["grpc"] + " " + j["failingDeploy"]["error"]["message"]' \
+            "^FailedPrecondition FAILED_PRECONDITION Revision 'gapic-00003-[a-z0-9]{3}' is not ready and cannot serve traffic\\. The user-provided container failed to start"
+        check "$C: after the failure: CONDITION_FAILED, observedGeneration 2 of 3, serving gapic-00002" is "$O" \
+            '(j["afterFailure"]["terminalState"], j["afterFailure"]["observedGeneration"], j["afterFailure"]["generation"], j["afterFailure"]["latestReadyRevision"].split("/")[-1][:12])' \
+            "('CONDITION_FAILED', 2, 3, 'gapic-00002-')"
+        check "$C: list_services, get_iam_policy (ACAB), set_iam_policy (version 1)" is "$O" \
+            '(len(j["list"]["names"]), j["getIamPolicy"]["etag"], j["setIamPolicy"]["version"], j["setIamPolicy"]["bindings"])' \
+            "(1, 'ACAB', 1, [['roles/run.invoker', ['allUsers']]])"
+        check "$C: delete_service + operation.result(): the deleted Service" is "$O" 'j["delete"]["result"]["name"].split("/")[-1]' gapic
+        check "$C: a wrong token: the 401 makes google-auth try to refresh a token it cannot refresh" is "$O" \
+            'j["wrongToken"]["exception"].split(":")[0]' RefreshError
+        check "$C: ... after the server answered 401" log_any "$G/gapic/requests.jsonl" 'l["authorization"] is True and l["status"] == 401'
+        check "$C: it POSTed the JSON Service with serviceId, from python-requests" log_any "$G/gapic/requests.jsonl" \
+            'l["method"] == "POST" and (l["user_agent"] or "").startswith("python-requests/") and l["query"].get("serviceId") == "gapic" and l["body"]["labels"] == {"app": "gapic"}'
+        check "$C: SIGTERM: the fake exits 0" stop_fake "$GAPID"
+    fi
     unset CLOUDSDK_CONFIG CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN
     echo "skip - gcloud run deploy/describe/list/update: they use the Knative serving v1 API" \
         "(/apis/serving.knative.dev/v1/namespaces/P/services/S) on a regional host (REGION-run.googleapis.com," \
