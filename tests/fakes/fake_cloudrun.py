@@ -5,12 +5,12 @@
 Cloud Run cannot be reached from the test machines, so this stands in for
 run.googleapis.com: services, their long-running operations and their IAM
 policies, over REST/JSON as Google's front end serves them. It is checked by
-a real Google client, @google-cloud/run for Node.js in its REST mode, and by
-gcloud's IAM commands where gcloud is installed
-(tests/integration/test_fake_cloudrun.sh), and is meant to answer a client
-such as kiln's cloudrun-deploy plugin the way the real API would: the same
-paths, JSON shapes, status codes and error bodies, and real messages where
-they could be found.
+real Google clients: @google-cloud/run for Node.js in its REST mode and,
+where gcloud is installed, gcloud's IAM commands and the Cloud Run v2 client
+gcloud bundles (tests/integration/test_fake_cloudrun.sh). It is meant to
+answer a client such as kiln's cloudrun-deploy plugin the way the real API
+would: the same paths, JSON shapes, status codes and error bodies, and real
+messages where they could be found.
 
 Usage:
   python3 fake_cloudrun.py --port-file FILE [--port 0] [--log FILE]
