@@ -39,6 +39,10 @@ const char *kiln__strerror(int err);
 const char *kiln__err_name(int err);
 int kiln__strcmp_p(const void *a, const void *b); /* qsort over char * */
 
+/* plugin_loader.c: the directory of the running kiln (plugins and
+ * kiln-mount-exec are looked for next to it). 0, or -1. */
+int kiln__exe_dir(char *out, size_t cap);
+
 /* time */
 int64_t kiln__now_us(void); /* wall clock, microseconds since the epoch */
 void kiln__format_time(int64_t us, char *out, size_t cap); /* RFC 3339, UTC, microseconds */

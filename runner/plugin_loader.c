@@ -55,20 +55,14 @@ void kiln__registry_init(kiln__registry *r, const char *const *extra_dirs, size_
     /* Next to the executable: the build tree (build/runner/kiln -> build/plugins)
      * and an installation (bin/kiln -> lib/kiln/plugins). */
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            char cand[PATH_MAX + 32];
-            snprintf(cand, sizeof cand, "%s/../plugins", exe);
-            if (is_dir(cand))
-                add_dir(r, cand);
-            snprintf(cand, sizeof cand, "%s/../lib/kiln/plugins", exe);
-            if (is_dir(cand))
-                add_dir(r, cand);
-        }
+    if (kiln__exe_dir(exe, sizeof exe) == 0) {
+        char cand[PATH_MAX + 32];
+        snprintf(cand, sizeof cand, "%s/../plugins", exe);
+        if (is_dir(cand))
+            add_dir(r, cand);
+        snprintf(cand, sizeof cand, "%s/../lib/kiln/plugins", exe);
+        if (is_dir(cand))
+            add_dir(r, cand);
     }
     add_dir(r, KILN_PLUGIN_INSTALL_DIR);
 }
@@ -284,4 +278,17 @@ void kiln__registry_scan(kiln__registry *r, kiln__plugin_each_cb cb, void *data)
     for (size_t k = 0; k < n_seen; k++)
         free(seen[k]);
     free(seen);
+}
+
+int kiln__exe_dir(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+    if (n <= 0 || (size_t)n >= cap - 1)
+        return -1;
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return 0;
 }

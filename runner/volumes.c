@@ -202,17 +202,9 @@ static const char *mount_exec_path(void)
         return path[0] ? path : NULL;
     looked = true;
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            if ((size_t)snprintf(path, sizeof path, "%s/" MOUNT_EXEC, exe) < sizeof path &&
-                access(path, X_OK) == 0)
-                return path;
-        }
-    }
+    if (kiln__exe_dir(exe, sizeof exe) == 0 &&
+        (size_t)snprintf(path, sizeof path, "%s/" MOUNT_EXEC, exe) < sizeof path && access(path, X_OK) == 0)
+        return path;
     snprintf(path, sizeof path, "%s/" MOUNT_EXEC, KILN_LIBEXEC_DIR);
     if (access(path, X_OK) == 0)
         return path;

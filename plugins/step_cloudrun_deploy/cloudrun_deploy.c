@@ -28,6 +28,8 @@
 #include <cJSON.h>
 #include <kiln/kiln.h>
 
+#include "../common/container_env.h"
+
 KILN_API_DEFINE;
 
 #define CR_POLL_MS 1000
@@ -267,26 +269,6 @@ static void eff_free(cr_eff *e)
 
 /* ---- the Service body ------------------------------------------------------ */
 
-static cJSON *obj_at(cJSON *o, const char *key)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsObject(v)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-        v = cJSON_AddObjectToObject(o, key);
-    }
-    return v;
-}
-
-static cJSON *arr_at(cJSON *o, const char *key)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsArray(v)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-        v = cJSON_AddArrayToObject(o, key);
-    }
-    return v;
-}
-
 static void set_str(cJSON *o, const char *key, const char *v)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(o, key);
@@ -308,9 +290,9 @@ static void apply_options(cJSON *svc, const cr_config *c)
         "latestCreatedRevision", "trafficStatuses", "uri", "urls", "reconciling", "satisfiesPzs", NULL};
     for (const char *const *k = output_only; *k; k++)
         cJSON_DeleteItemFromObjectCaseSensitive(svc, *k);
-    cJSON *tpl = obj_at(svc, "template");
+    cJSON *tpl = kp_obj_at(svc, "template");
     cJSON_DeleteItemFromObjectCaseSensitive(tpl, "revision"); /* a new one is named by Cloud Run */
-    cJSON *containers = arr_at(tpl, "containers");
+    cJSON *containers = kp_arr_at(tpl, "containers");
     cJSON *ctr = cJSON_GetArrayItem(containers, 0);
     if (!cJSON_IsObject(ctr)) {
         ctr = cJSON_CreateObject();
@@ -324,36 +306,19 @@ static void apply_options(cJSON *svc, const cr_config *c)
         cJSON_DeleteItemFromObjectCaseSensitive(ctr, "ports");
         cJSON_AddItemToObject(ctr, "ports", ports);
     }
-    if (c->env_vars && c->env_vars->n) {
-        cJSON *env = arr_at(ctr, "env");
-        for (size_t i = 0; i < c->env_vars->n; i++) {
-            cJSON *e, *found = NULL;
-            cJSON_ArrayForEach(e, env)
-            {
-                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-                if (!found && cJSON_IsString(n) && !strcmp(n->valuestring, c->env_vars->keys[i]))
-                    found = e;
-            }
-            cJSON *nv = cJSON_CreateObject();
-            cJSON_AddStringToObject(nv, "name", c->env_vars->keys[i]);
-            cJSON_AddStringToObject(nv, "value", c->env_vars->values[i]);
-            if (found)
-                cJSON_ReplaceItemViaPointer(env, found, nv);
-            else
-                cJSON_AddItemToArray(env, nv);
-        }
-    }
+    if (c->env_vars && c->env_vars->n)
+        kp_container_set_env(ctr, c->env_vars->keys, c->env_vars->values, c->env_vars->n);
     if (c->memory || c->cpu) {
-        cJSON *limits = obj_at(obj_at(ctr, "resources"), "limits");
+        cJSON *limits = kp_obj_at(kp_obj_at(ctr, "resources"), "limits");
         if (c->memory)
             set_str(limits, "memory", c->memory);
         if (c->cpu)
             set_str(limits, "cpu", c->cpu);
     }
     if (c->min_instances >= 0)
-        set_num(obj_at(tpl, "scaling"), "minInstanceCount", (double)c->min_instances);
+        set_num(kp_obj_at(tpl, "scaling"), "minInstanceCount", (double)c->min_instances);
     if (c->max_instances >= 0)
-        set_num(obj_at(tpl, "scaling"), "maxInstanceCount", (double)c->max_instances);
+        set_num(kp_obj_at(tpl, "scaling"), "maxInstanceCount", (double)c->max_instances);
     if (c->concurrency > 0)
         set_num(tpl, "maxInstanceRequestConcurrency", (double)c->concurrency);
     if (c->request_timeout_ms > 0) {
@@ -364,7 +329,7 @@ static void apply_options(cJSON *svc, const cr_config *c)
     if (c->service_account)
         set_str(tpl, "serviceAccount", c->service_account);
     if (c->labels && c->labels->n) {
-        cJSON *labels = obj_at(svc, "labels");
+        cJSON *labels = kp_obj_at(svc, "labels");
         for (size_t i = 0; i < c->labels->n; i++)
             set_str(labels, c->labels->keys[i], c->labels->values[i]);
     }
@@ -376,8 +341,6 @@ static void apply_options(cJSON *svc, const cr_config *c)
 
 /* ---- the step ------------------------------------------------------------------ */
 
-typedef enum { PH_GET, PH_DEPLOY, PH_OPERATION, PH_SERVICE, PH_GET_IAM, PH_SET_IAM } cr_phase;
-
 typedef struct cr_step {
     kiln_step *step;
     cr_eff eff;
@@ -385,7 +348,7 @@ typedef struct cr_step {
     char *base;        /* ENDPOINT/v2/projects/P/locations/R */
     char *op_name;
     bool creating;
-    cr_phase phase;
+    bool waiting;      /* Cloud Run accepted the operation; polling it */
     kiln_http *req;
     kiln_timer *timer;
     int64_t deadline_ms;
@@ -478,7 +441,7 @@ static bool failed(cr_step *st, int err, const kiln_http_resp *resp, const char 
     st->req = NULL;
     if (st->cancelled) {
         finish(st, KILN_ECANCELED, "cloudrun-deploy canceled while %s%s", doing,
-               st->phase == PH_OPERATION ? " (Cloud Run goes on with the operation it accepted)" : "");
+               st->waiting ? " (Cloud Run goes on with the operation it accepted)" : "");
         return true;
     }
     if (err) {
@@ -531,7 +494,6 @@ static void on_got_service(kiln_http *h, void *data, int err, const kiln_http_re
     if (asprintf(&url, st->creating ? "%s/services?serviceId=%s" : "%s/services/%s", st->base,
                  st->eff.c.service) < 0)
         abort();
-    st->phase = PH_DEPLOY;
     send(st, st->creating ? "POST" : "PATCH", url, body, on_deployed);
     free(url);
     cJSON_free(body);
@@ -581,7 +543,7 @@ static void on_deployed(kiln_http *h, void *data, int err, const kiln_http_resp 
         return;
     }
     kiln_info(st->step, "  Creating Revision...");
-    st->phase = PH_OPERATION;
+    st->waiting = true;
     if (done)
         get_service(st);
     else
@@ -692,10 +654,10 @@ static void cr_done(cr_step *st)
 
 static void get_service(cr_step *st)
 {
+    st->waiting = false; /* the operation is over */
     char *url = NULL;
     if (asprintf(&url, "%s/services/%s", st->base, st->eff.c.service) < 0)
         abort();
-    st->phase = PH_SERVICE;
     send(st, "GET", url, NULL, on_service_ready);
     free(url);
 }
@@ -705,14 +667,14 @@ static void get_service(cr_step *st)
 /* Add or remove allUsers in the invoker binding; true when it changed. */
 static bool change_policy(cJSON *policy, bool allow)
 {
-    cJSON *bindings = arr_at(policy, "bindings"), *b, *inv = NULL;
+    cJSON *bindings = kp_arr_at(policy, "bindings"), *b, *inv = NULL;
     cJSON_ArrayForEach(b, bindings)
     {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(b, "role");
         if (!inv && cJSON_IsString(role) && !strcmp(role->valuestring, "roles/run.invoker"))
             inv = b;
     }
-    cJSON *members = inv ? arr_at(inv, "members") : NULL, *m, *found = NULL;
+    cJSON *members = inv ? kp_arr_at(inv, "members") : NULL, *m, *found = NULL;
     cJSON_ArrayForEach(m, members) if (!found && cJSON_IsString(m) && !strcmp(m->valuestring, "allUsers"))
         found = m;
     if (allow == (found != NULL))
@@ -773,7 +735,6 @@ static void on_get_iam(kiln_http *h, void *data, int err, const kiln_http_resp *
     char *url = NULL;
     if (asprintf(&url, "%s/services/%s:setIamPolicy", st->base, st->eff.c.service) < 0)
         abort();
-    st->phase = PH_SET_IAM;
     send(st, "POST", url, body, on_set_iam);
     free(url);
     cJSON_free(body);
@@ -784,7 +745,6 @@ static void get_iam(cr_step *st)
     char *url = NULL;
     if (asprintf(&url, "%s/services/%s:getIamPolicy", st->base, st->eff.c.service) < 0)
         abort();
-    st->phase = PH_GET_IAM;
     send(st, "GET", url, NULL, on_get_iam);
     free(url);
 }
@@ -843,7 +803,6 @@ static int cr_start(kiln_step *step, const void *config, void *plugin_data)
     char *url = NULL;
     if (asprintf(&url, "%s/services/%s", st->base, st->eff.c.service) < 0)
         abort();
-    st->phase = PH_GET;
     send(st, "GET", url, NULL, on_got_service);
     free(url);
     return 0;

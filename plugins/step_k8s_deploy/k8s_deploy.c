@@ -249,11 +249,8 @@ static int prepare_objects(const k8_config *c, const k8_eff *e, kiln_step *step,
 
 /* ---- the step -------------------------------------------------------------- */
 
-typedef enum { PH_DISCOVER, PH_APPLY, PH_WAIT } k8_phase;
-
 typedef struct k8_step {
     kiln_step *step;
-    const k8_config *cfg;
     k8_eff eff;
     k8_conn conn;
     k8_set objs;
@@ -262,10 +259,8 @@ typedef struct k8_step {
     cJSON **gv_resources; /* their discovery lists */
     size_t n_gvs, gv_i;
     size_t obj_i;
-    k8_phase phase;
     kiln_http *req;
     kiln_timer *timer;
-    char *headers[4];
     int64_t deadline_ms;
     char *last_wait;      /* the last progress line, said once */
     int created, configured;
@@ -289,8 +284,6 @@ static void st_free(k8_step *st)
     }
     free(st->gvs);
     free(st->gv_resources);
-    for (int i = 0; i < 4; i++)
-        free(st->headers[i]);
     free(st->eff.manifests);
     free(st->last_wait);
     free(st);
@@ -471,7 +464,6 @@ static void discover_next(k8_step *st)
             return;
         }
     }
-    st->phase = PH_APPLY;
     st->obj_i = 0;
     apply_next(st);
 }
@@ -515,7 +507,6 @@ static void apply_next(k8_step *st)
         char n[32];
         snprintf(n, sizeof n, "%zu", st->objs.n);
         kiln_api->step_set_output(st->step, "applied", n);
-        st->phase = PH_WAIT;
         st->obj_i = 0;
         st->deadline_ms = now_ms() + st->eff.timeout_ms;
         wait_next(st);
@@ -689,7 +680,6 @@ static int k8_start(kiln_step *step, const void *config, void *plugin_data)
     if (!st)
         return KILN_ENOMEM;
     st->step = step;
-    st->cfg = c;
     kiln_api->step_set_data(step, st);
     char err[2048];
     if (effective(c, step, &st->eff, err, sizeof err) < 0 ||
@@ -715,7 +705,6 @@ static int k8_start(kiln_step *step, const void *config, void *plugin_data)
         if (!seen)
             st->gvs[st->n_gvs++] = strdup(st->objs.v[i].api_version);
     }
-    st->phase = PH_DISCOVER;
     discover_next(st);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/container_env.h"
 #include "k8s_yaml.h"
 
 void k8_set_free(k8_set *s)
@@ -257,24 +258,7 @@ struct env_ctx {
 static void set_env(cJSON *c, void *data)
 {
     struct env_ctx *x = data;
-    cJSON *env = cJSON_GetObjectItemCaseSensitive(c, "env");
-    if (!cJSON_IsArray(env)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(c, "env");
-        env = cJSON_AddArrayToObject(c, "env");
-    }
-    for (size_t i = 0; i < x->n; i++) {
-        cJSON *e, *found = NULL;
-        cJSON_ArrayForEach(e, env)
-            if (!found && cJSON_IsObject(e) && k8_str(e, "name") && !strcmp(k8_str(e, "name"), x->keys[i]))
-                found = e;
-        cJSON *nv = cJSON_CreateObject();
-        cJSON_AddStringToObject(nv, "name", x->keys[i]);
-        cJSON_AddStringToObject(nv, "value", x->values[i]);
-        if (found)
-            cJSON_ReplaceItemViaPointer(env, found, nv);
-        else
-            cJSON_AddItemToArray(env, nv);
-    }
+    kp_container_set_env(c, x->keys, x->values, x->n);
 }
 
 void k8_set_env(k8_set *s, const char *const *keys, const char *const *values, size_t n)

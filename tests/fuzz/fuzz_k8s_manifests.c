@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../plugins/common/container_env.c"
 #include "../../plugins/step_k8s_deploy/k8s_conn.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
 #include "../../plugins/step_k8s_deploy/k8s_yaml.c"

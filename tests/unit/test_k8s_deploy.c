@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "../../plugins/common/container_env.c"
 #include "../../plugins/step_k8s_deploy/k8s_conn.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
 #include "../../plugins/step_k8s_deploy/k8s_yaml.c"
