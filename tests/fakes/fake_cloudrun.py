@@ -148,7 +148,6 @@ Limits, compared with the real service:
   - Unknown paths and methods get a JSON 404 (the real front end answers
     with an HTML page).
 """
-import argparse
 import base64
 import copy
 import hashlib
@@ -156,14 +155,14 @@ import hmac
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import fakelib
 
 SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 CREATOR = "kiln-fake-deployer@example.com"
@@ -884,48 +883,8 @@ SERVICES = re.compile(r"^/(v1|v2)/projects/([^/]+)/locations/([^/]+)/services(?:
 OPERATIONS = re.compile(r"^/v2/projects/([^/]+)/locations/([^/]+)/operations(?:/([^/:]+))?(?::([A-Za-z]+))?$")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakelib.LoggingHandler):
     server_version = "kiln-fake-cloudrun"
-    sys_version = ""
-
-    def log_message(self, *args):
-        pass
-
-    def send_response(self, code, message=None):
-        super().send_response(code, message)
-        self._log(code)
-
-    def _log(self, code):
-        if self._logged:
-            return
-        self._logged = True
-        cfg = self.server.cfg
-        u = urlsplit(self.path)
-        line = {"method": self.command, "path": u.path,
-                "query": {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()},
-                "content_type": self.headers.get("Content-Type"),
-                "authorization": self.headers.get("Authorization") is not None,
-                "user_agent": self.headers.get("User-Agent"),
-                "body": self._log_body, "status": code}
-        with cfg.log_lock:
-            if cfg.log is not None:
-                cfg.log.write(json.dumps(line) + "\n")
-                cfg.log.flush()
-
-    def _read_body(self):
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
 
     def _send_json(self, code, obj, headers=()):
         data = (json.dumps(obj, indent=None if self._compact else 2) + "\n").encode()
@@ -1095,26 +1054,8 @@ class Handler(BaseHTTPRequestHandler):
         raise url_not_found(urlsplit(self.path).path)
 
 
-class Config:
-    pass
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="A fake Cloud Run Admin API v2 for tests (see the header).")
-    ap.add_argument("--port-file", required=True, help="where to write the port once listening")
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 picks a free one")
-    ap.add_argument("--log", help="append one JSON line per request to this file")
-    ap.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request")
+    ap = fakelib.arg_parser("A fake Cloud Run Admin API v2 for tests (see the header).")
     ap.add_argument("--deploy-seconds", type=float, default=1.0,
                     help="how long a simulated deploy (an operation) takes")
     ap.add_argument("--project", action="append", default=[],
@@ -1122,38 +1063,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.deploy_seconds < 0:
         ap.error("--deploy-seconds must not be negative")
-
-    cfg = Config()
-    cfg.token = args.token
-    cfg.log = open(args.log, "a", encoding="utf-8") if args.log else None
-    cfg.log_lock = threading.Lock()
-    cfg.store = Store(args.deploy_seconds, args.project)
-
-    server = Server(("127.0.0.1", args.port), Handler)
-    server.cfg = cfg
-    port = server.server_address[1]
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda s, f: stop.set())
-    signal.signal(signal.SIGINT, lambda s, f: stop.set())
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                               name="http", daemon=True)
-    serving.start()
-
-    tmp = f"{args.port_file}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, args.port_file)
-
-    while not stop.wait(0.5):
-        pass
-    server.shutdown()
-    server.server_close()
-    with cfg.log_lock:
-        if cfg.log:
-            cfg.log.close()
-            cfg.log = None
-    return 0
+    server = fakelib.make_server(args, Handler, Store(args.deploy_seconds, args.project))
+    return fakelib.serve(server, args.port_file)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,6 @@ Limits, compared with a real API server:
     created and nothing is garbage-collected.
   - Namespaces are deleted at once (no Terminating phase, no finalizers).
 """
-import argparse
 import base64
 import bisect
 import copy
@@ -136,10 +135,8 @@ import hashlib
 import hmac
 import json
 import math
-import os
 import re
 import select
-import signal
 import socket
 import ssl
 import sys
@@ -147,10 +144,11 @@ import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+import fakelib
 
 SERVER_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.0+kiln-fake",
@@ -890,49 +888,8 @@ def discovery_documents(port):
     return docs
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakelib.LoggingHandler):
     server_version = "kiln-fake-k8s"
-    sys_version = ""
-
-    def log_message(self, *args):
-        pass
-
-    # Every response passes through here: that is where the log line is written.
-    def send_response(self, code, message=None):
-        super().send_response(code, message)
-        self._log(code)
-
-    def _log(self, code):
-        if self._logged:
-            return
-        self._logged = True
-        cfg = self.server.cfg
-        u = urlsplit(self.path)
-        line = {"method": self.command, "path": u.path,
-                "query": {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()},
-                "content_type": self.headers.get("Content-Type"),
-                "authorization": self.headers.get("Authorization") is not None,
-                "user_agent": self.headers.get("User-Agent"),
-                "body": self._log_body, "status": code}
-        with cfg.log_lock:
-            if cfg.log is not None:
-                cfg.log.write(json.dumps(line) + "\n")
-                cfg.log.flush()
-
-    def _read_body(self):
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n > 0 else b""
 
     def _send_json(self, code, obj):
         data = json.dumps(obj).encode()
@@ -1119,27 +1076,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class Config:
-    pass
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        # A client that hangs up or fails the TLS handshake is not news.
-        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="A fake Kubernetes API server for tests (see the header).")
-    ap.add_argument("--port-file", required=True, help="where to write the port once listening")
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 picks a free one")
-    ap.add_argument("--log", help="append one JSON line per request to this file")
-    ap.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request")
+    ap = fakelib.arg_parser("A fake Kubernetes API server for tests (see the header).")
     ap.add_argument("--namespaces", default="default,kube-system,kube-public",
                     help="namespaces that exist from the start (comma-separated)")
     ap.add_argument("--rollout-seconds", type=float, default=1.0,
@@ -1152,53 +1090,23 @@ def main(argv=None):
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
 
-    cfg = Config()
-    cfg.token = args.token
-    cfg.log = open(args.log, "a", encoding="utf-8") if args.log else None
-    cfg.log_lock = threading.Lock()
-    cfg.store = Store([n.strip() for n in args.namespaces.split(",") if n.strip()], args.rollout_seconds)
-
-    server = Server(("127.0.0.1", args.port), Handler)
-    server.cfg = cfg
+    store = Store([n.strip() for n in args.namespaces.split(",") if n.strip()], args.rollout_seconds)
+    server = fakelib.make_server(args, Handler, store)
     if args.tls_cert:
         # The handshake happens in the handler's thread, on the first read.
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    port = server.server_address[1]
-    cfg.docs = discovery_documents(port)
+    server.cfg.docs = discovery_documents(server.server_address[1])
 
     stop = threading.Event()
 
-    def on_signal(signum, frame):
-        stop.set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
     def rollouts():
         while not stop.is_set():
-            cfg.store.tick()
+            store.tick()
             stop.wait(0.05)
     threading.Thread(target=rollouts, name="rollouts", daemon=True).start()
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                               name="http", daemon=True)
-    serving.start()
-
-    tmp = f"{args.port_file}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, args.port_file)
-
-    while not stop.wait(0.5):
-        pass
-    cfg.store.stop()
-    server.shutdown()
-    server.server_close()
-    if cfg.log:
-        with cfg.log_lock:
-            cfg.log.close()
-            cfg.log = None
-    return 0
+    return fakelib.serve(server, args.port_file, stop, before_shutdown=store.stop)
 
 
 if __name__ == "__main__":

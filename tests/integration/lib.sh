@@ -13,7 +13,11 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/kiln-itest.XXXXXX")
 # A marker unique to this run, put into the command lines of long-running
 # step processes, so that survivors can be found with pgrep -f.
 MARK=kilnmark$$x$RANDOM
+FAKE_PIDS=()
 cleanup() {
+    local p
+    for p in "${FAKE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${FAKE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     pkill -KILL -f "$MARK" 2>/dev/null || true
     if [ -n "${KILN_TEST_KEEP:-}" ]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -74,6 +78,23 @@ wait_for() {
         sleep 0.05
     done
 }
+# start_fake DIR ARGS...: python3 $FAKE (a server of tests/fakes/) on a free
+# port, logging to DIR/requests.jsonl; sets PORT and FAKE_PID. The servers
+# are stopped when the test ends.
+start_fake() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    python3 "$FAKE" --port 0 --port-file "$dir/port" --log "$dir/requests.jsonl" "$@" >"$dir/server.out" 2>&1 &
+    FAKE_PID=$!
+    FAKE_PIDS+=("$FAKE_PID")
+    if ! wait_for 10 test -s "$dir/port"; then
+        echo "FAIL - the fake did not start:"; sed 's/^/  /' "$dir/server.out"
+        exit 1
+    fi
+    PORT=$(cat "$dir/port")
+}
+# stop_fake PID: SIGTERM; succeeds when the server exits 0
+stop_fake() { local rc=0; kill -TERM "$1"; wait "$1" || rc=$?; [ "$rc" = 0 ]; }
 finish() {
     echo "# $PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]

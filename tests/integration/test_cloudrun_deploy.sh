@@ -8,19 +8,14 @@ source "$(dirname "$0")/lib.sh"
 
 FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_cloudrun.py
 TOKEN=tok-$MARK
-python3 "$FAKE" --port 0 --port-file "$TMP/port" --log "$TMP/req.log" --token "$TOKEN" \
-    --deploy-seconds 1 >"$TMP/fake.out" 2>&1 &
-FAKE_PID=$!
-stop_fake() { kill "$FAKE_PID" 2>/dev/null || true; wait "$FAKE_PID" 2>/dev/null || true; cleanup; }
-trap stop_fake EXIT
-wait_for 10 test -s "$TMP/port" || { echo "the fake did not start: $(cat "$TMP/fake.out")"; exit 1; }
-ENDPOINT=http://127.0.0.1:$(cat "$TMP/port")
+start_fake "$TMP/fake" --token "$TOKEN" --deploy-seconds 1
+ENDPOINT=http://127.0.0.1:$PORT
 export GOOGLE_OAUTH_ACCESS_TOKEN=$TOKEN
 BASE=$ENDPOINT/v2/projects/local/locations/europe-west1
 get() { curl -s -H "Authorization: Bearer $TOKEN" "$BASE$1"; }
 requests() { python3 -c '
 import json,sys
-print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["method"] in sys.argv[2:]))' "$TMP/req.log" "$@"; }
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["method"] in sys.argv[2:]))' "$TMP/fake/requests.jsonl" "$@"; }
 
 deploy_yaml() { # deploy_yaml FILE IMAGE-TAG [extra with: lines]
     cat > "$1" <<Y
@@ -74,7 +69,7 @@ check "...MODEL_SHA kept, image replaced" python3 -c '
 import json,sys
 c=json.loads(sys.argv[1])["template"]["containers"][0]
 assert c["image"].endswith(":sha2") and {e["name"] for e in c["env"]}=={"ENV","MODEL_SHA"}, c' "$(get /services/purchase-predict-api)"
-check "...IAM left alone (unchanged)" test "$(grep -c setIamPolicy "$TMP/req.log")" = 1
+check "...IAM left alone (unchanged)" test "$(grep -c setIamPolicy "$TMP/fake/requests.jsonl")" = 1
 
 # 3. A revision that does not start.
 deploy_yaml d3.yaml fail-deploy

@@ -21,33 +21,7 @@ source "$(dirname "$0")/lib.sh"
 FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
 KUBECTL_SH=$KILN_SOURCE_DIR/scripts/kubectl.sh
 TOKEN=kiln-test-token-$RANDOM$RANDOM
-FAKE_PIDS=()
-# lib.sh traps EXIT with cleanup; this stops the servers first, then chains.
-stop_fakes() {
-    local p
-    for p in "${FAKE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${FAKE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    cleanup
-}
-trap stop_fakes EXIT
-
-# start_fake DIR ARGS...: a fake on a free port, logging to DIR/requests.jsonl;
-# sets PORT and FAKE_PID
-start_fake() {
-    local dir=$1; shift
-    mkdir -p "$dir"
-    python3 "$FAKE" --port 0 --port-file "$dir/port" --log "$dir/requests.jsonl" \
-        --rollout-seconds 1 "$@" >"$dir/server.out" 2>&1 &
-    FAKE_PID=$!
-    FAKE_PIDS+=("$FAKE_PID")
-    if ! wait_for 10 test -s "$dir/port"; then
-        echo "FAIL - the fake did not start:"; sed 's/^/  /' "$dir/server.out"
-        exit 1
-    fi
-    PORT=$(cat "$dir/port")
-}
-# stop_fake PID: SIGTERM; succeeds when the server exits 0
-stop_fake() { local rc=0; kill -TERM "$1"; wait "$1" || rc=$?; [ "$rc" = 0 ]; }
+# start_fake, stop_fake: lib.sh
 # log_any LOG EXPR: some request in LOG satisfies EXPR (Python over `l`)
 log_any() {
     python3 -c 'import json,sys

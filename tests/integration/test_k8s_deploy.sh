@@ -8,13 +8,7 @@ source "$(dirname "$0")/lib.sh"
 
 FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
 TOKEN=tok-$MARK
-python3 "$FAKE" --port 0 --port-file "$TMP/port" --log "$TMP/req.log" --token "$TOKEN" \
-    --namespaces default,kube-system,api-purchase --rollout-seconds 1.5 >"$TMP/fake.out" 2>&1 &
-FAKE_PID=$!
-stop_fake() { kill "$FAKE_PID" 2>/dev/null || true; wait "$FAKE_PID" 2>/dev/null || true; cleanup; }
-trap stop_fake EXIT
-wait_for 10 test -s "$TMP/port" || { echo "the fake did not start: $(cat "$TMP/fake.out")"; exit 1; }
-PORT=$(cat "$TMP/port")
+start_fake "$TMP/fake" --token "$TOKEN" --namespaces default,kube-system,api-purchase --rollout-seconds 1.5
 SERVER=http://127.0.0.1:$PORT
 
 # A kubeconfig as `gcloud container clusters get-credentials` leaves it.
@@ -40,7 +34,7 @@ n=0
 for l in open(sys.argv[1]):
     r=json.loads(l)
     if r["method"]=="PATCH": n+=1
-print(n)' "$TMP/req.log"; }
+print(n)' "$TMP/fake/requests.jsonl"; }
 get() { curl -s -H "Authorization: Bearer $TOKEN" "$SERVER$1"; }
 
 # 1. The seed's master deploy: render, then k8s-deploy with its options.
@@ -81,7 +75,7 @@ rs=[json.loads(l) for l in open(sys.argv[1])]
 p=[r for r in rs if r["method"]=="PATCH"]
 assert all(r["content_type"]=="application/apply-patch+yaml" and r["query"].get("fieldManager")=="kiln" and r["query"].get("force")=="false" for r in p), p
 assert [r["path"] for r in p]==["/apis/apps/v1/namespaces/api-purchase/deployments/purchase-predict-api","/api/v1/namespaces/api-purchase/services/purchase-predict-api"], [r["path"] for r in p]
-' "$TMP/req.log"
+' "$TMP/fake/requests.jsonl"
 dep=$(get /apis/apps/v1/namespaces/api-purchase/deployments/purchase-predict-api)
 check "the cluster has the rendered image" grep -qF '"image": "gcr.io/local/purchase-predict-api:sha1"' <<<"$(python3 -m json.tool <<<"$dep")"
 check "...and env-vars set on the container (ENV replaced, MODEL_SHA added)" python3 -c '
@@ -182,13 +176,9 @@ assert r[0]["body"]["spec"]["template"]["spec"]["containers"][0]["image"]=="gcr.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/tls.key" \
     -out "$TMP/tls.crt" -days 1 -subj /CN=kiln-test-k8s -addext subjectAltName=IP:127.0.0.1 \
     >"$TMP/openssl.out" 2>&1 || { echo "openssl failed: $(cat "$TMP/openssl.out")"; exit 1; }
-python3 "$FAKE" --port 0 --port-file "$TMP/tls-port" --token "$TOKEN" --namespaces default,api-purchase \
-    --rollout-seconds 0.5 --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" >"$TMP/fake-tls.out" 2>&1 &
-TLS_PID=$!
-stop_fakes() { kill "$TLS_PID" 2>/dev/null || true; wait "$TLS_PID" 2>/dev/null || true; stop_fake; }
-trap stop_fakes EXIT
-wait_for 10 test -s "$TMP/tls-port" || { echo "the https fake did not start: $(cat "$TMP/fake-tls.out")"; exit 1; }
-TLS_SERVER=https://127.0.0.1:$(cat "$TMP/tls-port")
+start_fake "$TMP/tls" --token "$TOKEN" --namespaces default,api-purchase --rollout-seconds 0.5 \
+    --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key"
+TLS_SERVER=https://127.0.0.1:$PORT
 tls_kubeconfig() { # tls_kubeconfig FILE [CA-DATA-LINE]
     cat > "$1" <<Y
 apiVersion: v1
