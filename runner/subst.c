@@ -1024,6 +1024,21 @@ static int get_esc(struct str *chunk, int32_t *r)
     return rc;
 }
 
+/* One lo or lo-hi range of a class; -1 on a malformed class. */
+static int get_range(struct str *chunk, int32_t *lo, int32_t *hi)
+{
+    if (get_esc(chunk, lo))
+        return -1;
+    *hi = *lo;
+    if (chunk->p[0] == '-') {
+        chunk->p++;
+        chunk->n--;
+        if (get_esc(chunk, hi))
+            return -1;
+    }
+    return 0;
+}
+
 /* matchChunk: 1 and *rest on a match at the start of s, 0 on none, -1 on a
  * malformed pattern. */
 static int match_chunk(struct str chunk, struct str s, struct str *rest)
@@ -1054,15 +1069,8 @@ static int match_chunk(struct str chunk, struct str s, struct str *rest)
                     break;
                 }
                 int32_t lo, hi;
-                if (get_esc(&chunk, &lo))
+                if (get_range(&chunk, &lo, &hi))
                     return -1;
-                hi = lo;
-                if (chunk.p[0] == '-') {
-                    chunk.p++;
-                    chunk.n--;
-                    if (get_esc(&chunk, &hi))
-                        return -1;
-                }
                 if (lo <= r && r <= hi)
                     match = true;
                 nrange++;
@@ -1210,15 +1218,8 @@ static int glob_compile(struct str pat, struct glob *g)
                         break;
                     }
                     int32_t lo, hi;
-                    if (get_esc(&chunk, &lo))
+                    if (get_range(&chunk, &lo, &hi))
                         return -1;
-                    hi = lo;
-                    if (chunk.p[0] == '-') {
-                        chunk.p++;
-                        chunk.n--;
-                        if (get_esc(&chunk, &hi))
-                            return -1;
-                    }
                     g->ranges[g->nranges][0] = lo;
                     g->ranges[g->nranges][1] = hi;
                     g->nranges++;
