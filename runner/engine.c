@@ -131,6 +131,7 @@ int kiln__build_create(kiln__engine *eng, kiln__pipeline *p, kiln__subst *subst,
     b->n_total = p->n_steps + p->n_finally;
     b->steps = kiln__xcalloc(b->n_total ? b->n_total : 1, sizeof *b->steps);
     b->max_parallel = p->options.max_parallel ? p->options.max_parallel : eng->max_parallel;
+    b->default_cap = !p->options.max_parallel && !eng->max_parallel_forced;
     if (eng->max_parallel_forced)
         b->max_parallel = eng->max_parallel;
     b->status = KILN_STATUS_QUEUED;
@@ -854,6 +855,14 @@ static void on_pump(uv_idle_t *h)
         kiln__rstep *s = &b->steps[b->queue[b->q_head++]];
         start_step(s);
     }
+    if (b->default_cap && !b->cap_noted && !stopping && !fin_stopping && b->q_head < b->q_tail) {
+        /* Cloud Build starts every ready step; say why this one waits. */
+        b->cap_noted = true;
+        kiln__sys_log(b, NULL, KILN_LOG_INFO,
+                      "%zu ready steps wait for a free slot: kiln runs at most %d steps at once "
+                      "by default (--max-parallel N or options.maxParallel to change it)",
+                      b->q_tail - b->q_head, b->max_parallel);
+    }
     if (b->running == 0 && !b->done_head && (b->q_head == b->q_tail || stopping || fin_stopping)) {
         if (b->phase == KILN__PHASE_MAIN && b->n_total > b->n_main) {
             start_finally(b);
@@ -937,8 +946,7 @@ int kiln__engine_init(kiln__engine *eng)
     eng->kill_grace_ms = 10000;
     eng->partial_flush_ms = 100;
     eng->log_level = KILN_LOG_INFO;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    eng->max_parallel = ncpu > 0 ? (int)ncpu : 1;
+    eng->max_parallel = KILN__DEFAULT_MAX_PARALLEL;
     eng->reg.api = &kiln__host_api;
     eng->masker = kiln__masker_create();
     uv_signal_init(eng->loop, &eng->sig_int);

@@ -16,6 +16,13 @@
 #ifndef KILN_ENGINE_H
 #define KILN_ENGINE_H
 
+/* Steps running at once when neither --max-parallel nor options.maxParallel
+ * says: Cloud Build starts every ready step, so a file written for it (a
+ * server step, a step polling it, ...) must not stall here; 32 covers the
+ * widest fan-outs of the Cloud Build corpus while keeping a graph of
+ * thousands of independent steps from forking them all at once. */
+#define KILN__DEFAULT_MAX_PARALLEL 32
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -189,6 +196,8 @@ struct kiln__build {
     kiln__rstep *steps;          /* n_main + n_finally */
     size_t n_main, n_total;
     int max_parallel;
+    bool default_cap;            /* max_parallel is KILN__DEFAULT_MAX_PARALLEL, not asked for */
+    bool cap_noted;              /* the note about steps waiting for that cap was logged */
 
     kiln__phase phase;
     kiln_status status;          /* build status; WORKING while running */

@@ -47,7 +47,7 @@ static const char usage_text[] =
     "\n"
     "options of run and validate:\n"
     "  --substitutions K=V[,K=V...]  substitution values (repeatable)\n"
-    "  --max-parallel N              steps running at once (default: CPUs)\n"
+    "  --max-parallel N              steps running at once (default: 32)\n"
     "  --report FILE                 write a JSON report of the build\n"
     "  --log-dir DIR                 one log file per step under DIR\n"
     "  --log-format kiln|cloudbuild  console line format\n"
