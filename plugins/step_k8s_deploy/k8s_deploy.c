@@ -773,6 +773,8 @@ static int k8_describe(kiln_step *step, const void *config, void *plugin_data)
         cJSON_AddStringToObject(r, "method", "PATCH");
         if (have_conn)
             cJSON_AddStringToObject(r, "server", conn.server);
+        else
+            cJSON_AddStringToObject(r, "note", cerr); /* why no server: a real run stops there */
         k8_step tmp = {.eff = e};
         char *q = apply_query(&tmp, o);
         cJSON_AddStringToObject(r, "path", q);
