@@ -774,7 +774,12 @@ static int k8_describe(kiln_step *step, const void *config, void *plugin_data)
         if (have_conn)
             cJSON_AddStringToObject(r, "server", conn.server);
         else
-            cJSON_AddStringToObject(r, "note", cerr); /* why no server: a real run stops there */
+        {
+            /* Why no server is named: a real run would stop there. */
+            char note[1200];
+            snprintf(note, sizeof note, "server not known here: %s", cerr);
+            cJSON_AddStringToObject(r, "note", note);
+        }
         k8_step tmp = {.eff = e};
         char *q = apply_query(&tmp, o);
         cJSON_AddStringToObject(r, "path", q);

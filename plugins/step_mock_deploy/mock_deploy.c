@@ -28,9 +28,10 @@ static const char *jstr(const cJSON *o, const char *k)
 }
 
 /* One line per planned request: method, where it goes (url, or server and
- * path), what it is about (object, image, change) and the plugin's note. A
- * request is any JSON the plugin chose; these fields are the conventional
- * ones (docs/PLUGIN_API.md, "Dry runs"). Returns how many lines it printed. */
+ * path) and what it is about (object, image or change), then each distinct
+ * note of the plugin once. A request is any JSON the plugin chose; these
+ * fields are the conventional ones (docs/PLUGIN_API.md, "Dry runs").
+ * Returns how many requests it showed. */
 static int say_requests(kiln_step *step, const cJSON *reqs)
 {
     int n = 0;
@@ -40,7 +41,7 @@ static int say_requests(kiln_step *step, const cJSON *reqs)
         if (!cJSON_IsObject(r))
             continue;
         const char *method = jstr(r, "method"), *url = jstr(r, "url"), *server = jstr(r, "server");
-        const char *path = jstr(r, "path"), *note = jstr(r, "note");
+        const char *path = jstr(r, "path");
         const char *about = jstr(r, "object");
         if (!about)
             about = jstr(r, "image");
@@ -48,10 +49,18 @@ static int say_requests(kiln_step *step, const cJSON *reqs)
             about = jstr(r, "change");
         if (!method && !url && !path)
             continue;
-        kiln_info(step, "would send %s %s%s%s%s%s%s%s", method ? method : "GET", url ? url : server ? server : "",
-                  url ? "" : path ? path : "", about ? " (" : "", about ? about : "", about ? ")" : "",
-                  note ? "; " : "", note ? note : "");
+        kiln_info(step, "would send %s %s%s%s%s%s", method ? method : "GET", url ? url : server ? server : "",
+                  url ? "" : path ? path : "", about ? " (" : "", about ? about : "", about ? ")" : "");
         n++;
+    }
+    cJSON_ArrayForEach(r, reqs)
+    {
+        const char *note = jstr(r, "note");
+        bool dup = false;
+        for (const cJSON *p = reqs->child; p && p != r && !dup; p = p->next)
+            dup = jstr(p, "note") && note && strcmp(jstr(p, "note"), note) == 0;
+        if (note && !dup)
+            kiln_info(step, "note: %s", note);
     }
     return n;
 }
