@@ -20,9 +20,10 @@
  *             X-Registry-Auth from registry_auth or auth_env. Outputs: digest
  *             (the first tag's), digests (REF@DIGEST, comma-separated),
  *             image (the first tag pinned by digest).
- *  dry run    the build runs when an engine answers (and is skipped with a
- *             note when none does); pushes are not sent but recorded with
- *             plan_add(), exactly as they would be sent, without credentials.
+ *  dry run    the build runs when an engine answers; when none does, one
+ *             line says so and the build request is recorded with
+ *             plan_add() instead. Pushes are not sent but recorded,
+ *             exactly as they would be sent, without credentials.
  *             describe() records the same plan without touching anything.
  *  cancel     aborts the request in flight; the engine stops a build when the
  *             client drops the connection. The producer thread is stopped and
