@@ -28,7 +28,6 @@
 const char *const kiln__known_deploys[] = {
     "cloudrun-deploy", /* gcloud run deploy */
     "k8s-deploy",      /* kubectl apply / gke-deploy run */
-    "image-push",      /* docker push, Cloud Build's images: */
     NULL,
 };
 
@@ -209,6 +208,34 @@ int kiln__deploy_target(kiln__rstep *s, kiln_deploy_target *out)
     size_t n = out->struct_size < sizeof t ? out->struct_size : sizeof t;
     memcpy((char *)out + sizeof(uint32_t), (char *)&t + sizeof(uint32_t), n - sizeof(uint32_t));
     return 0;
+}
+
+void kiln__dryrun_record(kiln__rstep *s)
+{
+    const char *file = plan_file(s->b);
+    if (!file)
+        return;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "build", s->b->id);
+    cJSON_AddStringToObject(e, "step", s->def->key);
+    cJSON_AddStringToObject(e, "plugin", kiln__step_plugin_name(s->def));
+    cJSON_AddBoolToObject(e, "installed", true);
+    cJSON_AddStringToObject(e, "status", kiln_status_name(s->status));
+    cJSON *arr = cJSON_AddArrayToObject(e, "requests");
+    char *copy = kiln__xstrdup(s->plan.buf), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        cJSON_AddItemToArray(arr, j ? j : cJSON_CreateString(line));
+    }
+    free(copy);
+    char *t = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    FILE *f = fopen(file, "a");
+    if (!f || fprintf(f, "%s\n", t) < 0)
+        kiln__sys_log(s->b, s, KILN_LOG_WARN, "cannot write the plan file %s", file);
+    if (f)
+        fclose(f);
+    cJSON_free(t);
 }
 
 void kiln__dryrun_check_node(void *ctx, const kiln__ynode *n, kiln__buf *tmp)

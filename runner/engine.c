@@ -775,6 +775,8 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
     free_env(s);
     s->status = st;
     s->allowed_failure = allowed;
+    if (b->eng->dry_run && !s->mocked && s->plan.len)
+        kiln__dryrun_record(s);
     s->end_us = kiln__now_us();
     free(s->reason);
     if (reason)

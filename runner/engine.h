@@ -295,6 +295,10 @@ int kiln__dryrun_bind(kiln__rstep *s, const char *pname, kiln__buf *err);
 /* At step start: the options mock-deploy records. Problems go to d. */
 void kiln__dryrun_prepare(kiln__rstep *s, kiln__expand_fn expand, void *ctx, kiln__diag *d);
 int kiln__deploy_target(kiln__rstep *s, kiln_deploy_target *out);
+/* At the end of a step that is not mocked: what it recorded with plan_add()
+ * (docker-build's build and push) goes to the plan file, as one entry shaped
+ * like mock-deploy's. */
+void kiln__dryrun_record(kiln__rstep *s);
 /* Validation: expand every string under n (a kiln__expand_ctx) to report
  * substitution errors in the `with:` of a deploy plugin not installed. */
 void kiln__dryrun_check_node(void *ctx, const kiln__ynode *n, kiln__buf *tmp);

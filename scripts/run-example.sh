@@ -6,7 +6,8 @@
 #      (Flask), with kiln's post-receive hook and pipelines/triggers.yaml;
 #   2. git push to staging, then to master: the hooks run the builds whose
 #      trigger fires; the model build trains, then builds the API at the same
-#      branch as a sub-build; deploys are recorded by mock-deploy;
+#      branch as a sub-build; deploys are recorded by mock-deploy, image pushes
+#      (and builds, without a Docker engine) by docker-build, in plan files;
 #   3. a push to a branch no trigger watches, and a push that only touches
 #      ignored files: nothing runs.
 # Everything goes to a new directory (or $KILN_EXAMPLE_DIR), kept afterwards.
@@ -27,7 +28,8 @@ say() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 
 say "kiln's seed story, in $work"
 echo "note: kedro is not installed; the train step runs the stand-in $root/tests/kedro/kedro"
-echo "note: a dry run: push and deploy steps are recorded by mock-deploy, everything else runs"
+echo "note: a dry run: deploys are recorded by mock-deploy and image pushes by docker-build in each build's"
+echo "      plan file (and the image build too when no Docker engine answers); everything else runs"
 
 say "1. two bare repositories, four triggers, the post-receive hooks"
 bash "$root/scripts/seed-repos.sh" "$work"
@@ -68,8 +70,13 @@ r = json.load(open(sys.argv[1]))
 def show(b, indent):
     print(f"{indent}{b['status']:8} {b['pipeline']}")
     for s in b["steps"]:
-        extra = f" (recorded by {s['mockedBy']})" if s.get("mockedBy") else ""
-        print(f"{indent}  {s['status']:8} {s['key']}{extra}")
+        if s.get("mockedBy"):
+            extra = f" (recorded by {s['mockedBy']})"
+        elif s.get("plan"):
+            extra = " (recorded in the plan)"
+        else:
+            extra = ""
+        print(f"{indent}  {s['status']:8} {s['key']:8} {s.get('uses', '?')}{extra}")
         for c in s.get("builds", []):
             show(c, indent + "    ")
 show(r, "")

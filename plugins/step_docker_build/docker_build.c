@@ -20,9 +20,10 @@
  *             X-Registry-Auth from registry_auth or auth_env. Outputs: digest
  *             (the first tag's), digests (REF@DIGEST, comma-separated),
  *             image (the first tag pinned by digest).
- *  dry run    the build runs when an engine answers (and is skipped with a
- *             note when none does); pushes are not sent but recorded with
- *             plan_add(), exactly as they would be sent, without credentials.
+ *  dry run    the build runs when an engine answers; when none does, one
+ *             line says so and the build request is recorded with
+ *             plan_add() instead. Pushes are not sent but recorded,
+ *             exactly as they would be sent, without credentials.
  *             describe() records the same plan without touching anything.
  *  cancel     aborts the request in flight; the engine stops a build when the
  *             client drops the connection. The producer thread is stopped and
@@ -176,6 +177,7 @@ static int apply_cli(const db_config *c, dk_cli *cli, db_config *eff, char *err,
 }
 
 static void db_build_start(db_step *st);
+static int plan_build(db_step *st);
 static int db_describe_cfg(kiln_step *step, const db_config *c, char *err, size_t errcap);
 static void db_push_next(db_step *st);
 static void db_finish(db_step *st, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -537,14 +539,27 @@ static void on_ping(kiln_http *h, void *data, int err, const kiln_http_resp *res
         else
             dk_buf_addf(&why, "GET /version answered HTTP %d, not a Docker engine", resp->status);
         if (st->dry) {
-            kiln_info(st->step, "dry run: no Docker engine at %s (%s): %s; %s", st->addr.display,
-                      st->addr_src, why.s, st->push_only ? "nothing to check the push against" : "the build is skipped");
-            if (st->cfg->push) {
-                plan_pushes(st->step, &st->addr, "/v" DB_MAX_API, st->refs, st->n_refs, st->auth_src);
-                kiln_info(st->step, "dry run: %zu push request(s) recorded in the plan, not sent", st->n_refs);
+            /* A dry run goes on without an engine: what would have been
+             * sent to it is recorded in the plan instead. */
+            kiln_info(st->step, "dry run: no Docker engine answered at %s (%s): %s", st->addr.display,
+                      st->addr_src, why.s);
+            int rc = 0;
+            if (!st->push_only) {
+                rc = plan_build(st);
+                if (st->n_refs)
+                    kiln_info(st->step, "dry run: the build of %s:%s is recorded in the plan, not run",
+                              st->refs[0].repo, st->refs[0].tag);
+                else
+                    kiln_info(st->step, "dry run: the build is recorded in the plan, not run");
+            }
+            if (rc == 0 && st->cfg->push) {
+                rc = plan_pushes(st->step, &st->addr, "/v" DB_MAX_API, st->refs, st->n_refs, st->auth_src);
+                for (size_t i = 0; i < st->n_refs; i++)
+                    kiln_info(st->step, "dry run: the push of %s:%s is recorded in the plan, not sent",
+                              st->refs[i].repo, st->refs[i].tag);
             }
             dk_buf_free(&why);
-            db_finish(st, 0, NULL);
+            db_finish(st, rc, rc ? "could not record the plan" : NULL);
             return;
         }
         db_finish(st, KILN_EHTTP, "no Docker engine at %s (%s): %s", st->addr.display, st->addr_src, why.s);
@@ -710,35 +725,70 @@ static void on_build_done(kiln_http *h, void *data, int err, const kiln_http_res
     db_push_next(st);
 }
 
-static void db_build_start(db_step *st)
+/* POST /build's URL: tags, Dockerfile and the build options. */
+static void build_url(const db_step *st, const char *api, dk_buf *url)
 {
     const db_config *c = st->cfg;
-    dk_buf url = {0};
-    st->phase = PH_BUILD;
-    dk_buf_addf(&url, "%s%s/build?rm=1&forcerm=1", st->addr.base, st->api);
+    dk_buf_addf(url, "%s%s/build?rm=1&forcerm=1", st->addr.base, api);
     for (size_t i = 0; i < st->n_refs; i++) {
-        dk_buf_adds(&url, "&t=");
+        dk_buf_adds(url, "&t=");
         dk_buf r = {0};
         dk_buf_addf(&r, "%s:%s", st->refs[i].repo, st->refs[i].tag);
-        dk_buf_add_urlenc(&url, r.s);
+        dk_buf_add_urlenc(url, r.s);
         dk_buf_free(&r);
     }
-    dk_buf_adds(&url, "&dockerfile=");
-    dk_buf_add_urlenc(&url, st->dockerfile_rel);
-    add_json_param(&url, "buildargs", c->build_args);
-    add_json_param(&url, "labels", c->labels);
+    dk_buf_adds(url, "&dockerfile=");
+    dk_buf_add_urlenc(url, st->dockerfile_rel);
+    add_json_param(url, "buildargs", c->build_args);
+    add_json_param(url, "labels", c->labels);
     if (c->target && *c->target) {
-        dk_buf_adds(&url, "&target=");
-        dk_buf_add_urlenc(&url, c->target);
+        dk_buf_adds(url, "&target=");
+        dk_buf_add_urlenc(url, c->target);
     }
     if (c->platform && *c->platform) {
-        dk_buf_adds(&url, "&platform=");
-        dk_buf_add_urlenc(&url, c->platform);
+        dk_buf_adds(url, "&platform=");
+        dk_buf_add_urlenc(url, c->platform);
     }
     if (c->no_cache)
-        dk_buf_adds(&url, "&nocache=1");
+        dk_buf_adds(url, "&nocache=1");
     if (c->pull)
-        dk_buf_adds(&url, "&pull=1");
+        dk_buf_adds(url, "&pull=1");
+}
+
+/* Dry run, no engine: the build request as it would be sent, in the plan. */
+static int plan_build(db_step *st)
+{
+    dk_buf url = {0};
+    build_url(st, "/v" DB_MAX_API, &url);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "docker-build");
+    cJSON_AddStringToObject(o, "method", "POST");
+    cJSON_AddStringToObject(o, "url", url.s);
+    cJSON_AddStringToObject(o, "engine", st->addr.display);
+    if (st->addr.socket)
+        cJSON_AddStringToObject(o, "unix_socket", st->addr.socket);
+    dk_buf ref = {0};
+    if (st->n_refs)
+        dk_buf_addf(&ref, "%s:%s", st->refs[0].repo, st->refs[0].tag);
+    if (ref.len)
+        cJSON_AddStringToObject(o, "image", ref.s);
+    cJSON_AddStringToObject(o, "context", st->ctx_dir);
+    cJSON_AddStringToObject(o, "dockerfile", st->dockerfile_extra ? st->dockerfile_extra : st->dockerfile_rel);
+    cJSON_AddStringToObject(o, "note", "not run: no Docker engine answered");
+    char *json = cJSON_PrintUnformatted(o);
+    int rc = kiln_api->plan_add(st->step, json);
+    cJSON_free(json);
+    cJSON_Delete(o);
+    dk_buf_free(&url);
+    dk_buf_free(&ref);
+    return rc;
+}
+
+static void db_build_start(db_step *st)
+{
+    dk_buf url = {0};
+    st->phase = PH_BUILD;
+    build_url(st, st->api, &url);
 
     /* Credentials for pulling base images: X-Registry-Config. */
     dk_buf regcfg = {0};

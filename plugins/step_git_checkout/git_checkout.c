@@ -72,8 +72,6 @@ static void fetched(kiln_step *step, void *data, int err, const struct gitfetch_
     set_out(step, "REF_NAME", r->ref_name);
     set_out(step, "REPO_NAME", r->repo_name);
     set_out(step, "dir", r->dir);
-    kiln_info(step, "git-checkout: %s at %s%s%s is in %s", r->url, short_sha,
-              r->ref_name ? " " : "", r->ref_name ? r->ref_name : "", r->dir);
     kiln_api->step_done(step, 0, NULL);
 }
 

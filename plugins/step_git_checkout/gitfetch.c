@@ -25,8 +25,10 @@ struct gitfetch {
     char *repo, *ref, *dest, *url, *user, *token;
     int64_t depth;
     char *cfg_file;     /* GIT_CONFIG_GLOBAL with the Authorization header */
+    char *out_file;     /* where a plumbing command's stdout goes, not the log */
     kiln_proc *proc;
     bool cancelled;
+    bool capturing;     /* the running command's stdout goes to out_file */
     /* collected stdout lines of the current stage */
     char **lines;
     size_t n_lines;
@@ -143,6 +145,10 @@ static void gitfetch_free(struct gitfetch *g)
         unlink(g->cfg_file);
         free(g->cfg_file);
     }
+    if (g->out_file) {
+        unlink(g->out_file);
+        free(g->out_file);
+    }
     clear_lines(g);
     free(g->repo);
     free(g->ref);
@@ -171,6 +177,19 @@ static void finish(struct gitfetch *g, int err)
         r.url = g->url;
         r.dir = g->dest;
     }
+    if (!err) {
+        /* The one line a user sees about the fetch; git's plumbing output
+         * (ls-remote, rev-parse) was captured, never logged. */
+        const char *ws = kiln_api->workspace(KILN_OBJ(g->step));
+        const char *shown = g->dest;
+        size_t wl = ws ? strlen(ws) : 0;
+        if (wl && strncmp(g->dest, ws, wl) == 0 && g->dest[wl] == '/')
+            shown = g->dest + wl + 1;
+        const char *what = g->kind == K_BRANCH ? "branch " : g->kind == K_TAG ? "tag " : "commit";
+        kiln_info(g->step, "fetched %s%s at %.7s from %s into %s%s", what,
+                  g->kind == K_COMMIT ? "" : g->name, g->commit, g->url, shown,
+                  g->depth ? " (shallow)" : "");
+    }
     gitfetch_cb cb = g->cb;
     kiln_step *step = g->step;
     void *data = g->data;
@@ -179,13 +198,23 @@ static void finish(struct gitfetch *g, int err)
     gitfetch_free(g);
 }
 
-static void on_line(void *data, kiln_stream stream, const char *line, size_t len)
+/* The captured stdout of the command that just ended, as lines. */
+static void read_captured(struct gitfetch *g)
 {
-    struct gitfetch *g = data;
-    if (stream != KILN_STREAM_STDOUT)
+    FILE *f = fopen(g->out_file, "r");
+    if (!f)
         return;
-    g->lines = realloc(g->lines, (g->n_lines + 1) * sizeof *g->lines);
-    g->lines[g->n_lines++] = strndup(line, len);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        g->lines = realloc(g->lines, (g->n_lines + 1) * sizeof *g->lines);
+        g->lines[g->n_lines++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
 }
 
 static void on_exit_cb(kiln_proc *proc, void *data, int status)
@@ -196,6 +225,8 @@ static void on_exit_cb(kiln_proc *proc, void *data, int status)
         finish(g, KILN_ECANCELED);
         return;
     }
+    if (g->capturing)
+        read_captured(g);
     if (status != 0 && g->stage != S_ORIGIN) {
         static const char *const what[] = {"read the workspace's origin", "create the directory",
                                            "set the remote", "list the remote's refs",
@@ -208,12 +239,23 @@ static void on_exit_cb(kiln_proc *proc, void *data, int status)
     next_stage(g);
 }
 
-static int run_git(struct gitfetch *g, const char *const *args, bool quiet_lines)
+/* Run git. capture: its stdout is plumbing the plugin reads (a URL, refs,
+ * a commit), so it goes to out_file and is read back into g->lines instead
+ * of reaching the log; stderr (git's errors) still goes to the log. The
+ * host's spawn() always logs stdout, hence sh's redirection; exec keeps
+ * git the process the host signals. */
+static int run_git(struct gitfetch *g, const char *const *args, bool capture)
 {
-    const char *argv[24];
+    const char *argv[32];
     size_t k = 0;
+    if (capture) {
+        argv[k++] = "/bin/sh";
+        argv[k++] = "-c";
+        argv[k++] = "exec \"$@\" >\"$0\"";
+        argv[k++] = g->out_file;
+    }
     argv[k++] = "git";
-    for (size_t i = 0; args[i] && k < 23; i++)
+    for (size_t i = 0; args[i] && k < 31; i++)
         argv[k++] = args[i];
     argv[k] = NULL;
     char cfg_env[4200];
@@ -232,9 +274,8 @@ static int run_git(struct gitfetch *g, const char *const *args, bool quiet_lines
     o.struct_size = sizeof o;
     o.argv = argv;
     o.extra_env = extra;
-    o.on_line = quiet_lines ? NULL : on_line;
-    o.line_data = g;
     clear_lines(g);
+    g->capturing = capture;
     int rc = kiln_api->spawn(g->step, &o, on_exit_cb, g, &g->proc);
     if (rc == KILN_ENOENT)
         kiln_error(g->step, "git-checkout: cannot run 'git': not found (is git installed and on PATH?)");
@@ -372,17 +413,14 @@ static void next_stage(struct gitfetch *g)
             g->stage = S_REMOTE;
             if (stat(gitdir, &st) == 0)
                 continue; /* fetch into the existing checkout */
-            kiln_info(g->step, "git-checkout: %s at %s%s into %s", g->url,
-                      g->ref ? g->ref : "its default branch",
-                      g->depth ? " (shallow)" : "", g->dest);
             const char *a[] = {"init", "-q", "--", g->dest, NULL};
-            rc = run_git(g, a, true);
+            rc = run_git(g, a, false);
             break;
         }
         case S_REMOTE: {
             g->stage = S_LSREMOTE;
             const char *a[] = {"-C", g->dest, "config", "remote.origin.url", g->url, NULL};
-            rc = run_git(g, a, true);
+            rc = run_git(g, a, false);
             break;
         }
         case S_LSREMOTE: {
@@ -398,7 +436,7 @@ static void next_stage(struct gitfetch *g)
             }
             const char *a[] = {"-C", g->dest, "ls-remote", "--symref", "origin", b, t[0] ? t : NULL,
                                NULL};
-            rc = run_git(g, a, false);
+            rc = run_git(g, a, true);
             break;
         }
         case S_FETCH: {
@@ -415,7 +453,7 @@ static void next_stage(struct gitfetch *g)
                 snprintf(spec, sizeof spec, "%s", g->commit);
             const char *a[] = {"-C", g->dest, "fetch", "-q", "--no-tags", "origin", spec,
                                g->depth ? depth : NULL, NULL};
-            rc = run_git(g, a, true);
+            rc = run_git(g, a, false);
             break;
         }
         case S_CHECKOUT: {
@@ -424,21 +462,21 @@ static void next_stage(struct gitfetch *g)
             if (g->kind == K_BRANCH) {
                 snprintf(target, sizeof target, "refs/remotes/origin/%s", g->name);
                 const char *a[] = {"-C", g->dest, "checkout", "-q", "-f", "-B", g->name, target, NULL};
-                rc = run_git(g, a, true);
+                rc = run_git(g, a, false);
             } else {
                 if (g->kind == K_TAG)
                     snprintf(target, sizeof target, "refs/tags/%s^{commit}", g->name);
                 else
                     snprintf(target, sizeof target, "%s", g->commit);
                 const char *a[] = {"-C", g->dest, "checkout", "-q", "-f", "--detach", target, NULL};
-                rc = run_git(g, a, true);
+                rc = run_git(g, a, false);
             }
             break;
         }
         case S_REVPARSE: {
             g->stage = S_DONE;
             const char *a[] = {"-C", g->dest, "rev-parse", "HEAD", NULL};
-            rc = run_git(g, a, false);
+            rc = run_git(g, a, true);
             break;
         }
         case S_DONE:
@@ -490,6 +528,21 @@ int gitfetch_start(kiln_step *step, const struct gitfetch_opts *o, gitfetch_cb c
             return rc;
         }
     }
+    {
+        const char *tmp = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/kiln-git-out-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        int fd = mkstemp(path);
+        if (fd < 0) {
+            int rc = -errno;
+            kiln_error(step, "git-checkout: cannot create a temporary file in %s: %s",
+                       tmp && *tmp ? tmp : "/tmp", kiln_api->strerror(rc));
+            gitfetch_free(g);
+            return rc;
+        }
+        close(fd);
+        g->out_file = strdup(path);
+    }
     if (out)
         *out = g; /* valid until the callback, which may come before this returns */
     bool relative = strncmp(o->repo, "./", 2) == 0 || strncmp(o->repo, "../", 3) == 0;
@@ -497,7 +550,7 @@ int gitfetch_start(kiln_step *step, const struct gitfetch_opts *o, gitfetch_cb c
         g->stage = S_ORIGIN;
         const char *ws = kiln_api->workspace(KILN_OBJ(step));
         const char *a[] = {"-C", ws, "config", "--get", "remote.origin.url", NULL};
-        int rc = run_git(g, a, false);
+        int rc = run_git(g, a, true);
         if (rc) {
             if (out)
                 *out = NULL;

@@ -773,6 +773,13 @@ static int k8_describe(kiln_step *step, const void *config, void *plugin_data)
         cJSON_AddStringToObject(r, "method", "PATCH");
         if (have_conn)
             cJSON_AddStringToObject(r, "server", conn.server);
+        else
+        {
+            /* Why no server is named: a real run would stop there. */
+            char note[1200];
+            snprintf(note, sizeof note, "server not known here: %s", cerr);
+            cJSON_AddStringToObject(r, "note", note);
+        }
         k8_step tmp = {.eff = e};
         char *q = apply_query(&tmp, o);
         cJSON_AddStringToObject(r, "path", q);

@@ -21,6 +21,50 @@
 
 KILN_API_DEFINE;
 
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* One line per planned request: method, where it goes (url, or server and
+ * path) and what it is about (object, image or change), then each distinct
+ * note of the plugin once. A request is any JSON the plugin chose; these
+ * fields are the conventional ones (docs/PLUGIN_API.md, "Dry runs").
+ * Returns how many requests it showed. */
+static int say_requests(kiln_step *step, const cJSON *reqs)
+{
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, reqs)
+    {
+        if (!cJSON_IsObject(r))
+            continue;
+        const char *method = jstr(r, "method"), *url = jstr(r, "url"), *server = jstr(r, "server");
+        const char *path = jstr(r, "path");
+        const char *about = jstr(r, "object");
+        if (!about)
+            about = jstr(r, "image");
+        if (!about)
+            about = jstr(r, "change");
+        if (!method && !url && !path)
+            continue;
+        kiln_info(step, "would send %s %s%s%s%s%s", method ? method : "GET", url ? url : server ? server : "",
+                  url ? "" : path ? path : "", about ? " (" : "", about ? about : "", about ? ")" : "");
+        n++;
+    }
+    cJSON_ArrayForEach(r, reqs)
+    {
+        const char *note = jstr(r, "note");
+        bool dup = false;
+        for (const cJSON *p = reqs->child; p && p != r && !dup; p = p->next)
+            dup = jstr(p, "note") && note && strcmp(jstr(p, "note"), note) == 0;
+        if (note && !dup)
+            kiln_info(step, "note: %s", note);
+    }
+    return n;
+}
+
 static int mock_start(kiln_step *step, const void *config, void *plugin_data)
 {
     if (!KILN_API_HAS(kiln_api, deploy_target)) {
@@ -45,10 +89,12 @@ static int mock_start(kiln_step *step, const void *config, void *plugin_data)
     cJSON *reqs = cJSON_Parse(t.requests_json ? t.requests_json : "[]");
     int n_reqs = reqs ? cJSON_GetArraySize(reqs) : 0;
     cJSON_AddItemToObject(e, "requests", reqs ? reqs : cJSON_CreateArray());
+    const cJSON *e_reqs = cJSON_GetObjectItemCaseSensitive(e, "requests");
     char *line = cJSON_PrintUnformatted(e);
-    cJSON_Delete(e);
-    if (!line)
+    if (!line) {
+        cJSON_Delete(e);
         return KILN_ENOMEM;
+    }
     kiln_api->plan_add(step, line);
     if (t.plan_file) {
         FILE *f = fopen(t.plan_file, "a");
@@ -57,6 +103,7 @@ static int mock_start(kiln_step *step, const void *config, void *plugin_data)
             if (f)
                 fclose(f);
             cJSON_free(line);
+            cJSON_Delete(e);
             return KILN_EIO;
         }
         fclose(f);
@@ -68,7 +115,14 @@ static int mock_start(kiln_step *step, const void *config, void *plugin_data)
     else
         kiln_info(step, "dry run: %s is not installed; its options, resolved, are recorded in %s",
                   t.plugin, t.plan_file ? t.plan_file : "the report");
-    kiln_info(step, "would deploy with: %s", t.options_json);
+    int n_reqs_shown = say_requests(step, e_reqs);
+    cJSON_Delete(e);
+    /* The options say what the step was given; the requests, when the real
+     * plugin planned them, say what it would really send (a Cloud Build
+     * `kubectl apply -f F -n NS` step has its objects and namespace only in
+     * args). Show the requests then, and the options only without them. */
+    if (!n_reqs_shown)
+        kiln_info(step, "would deploy with: %s", t.options_json);
     kiln_api->step_done(step, 0, NULL);
     return 0;
 }

@@ -410,8 +410,12 @@ check "dry run: the plan holds no credentials" lacks_line "$REPORT" s3cret
 check "dry run: the log says the push was skipped" has_line "$LOG" "dry run: push of 127.0.0.1:$AREG/kiln/dry:1 skipped"
 DOCKER_HOST=unix://$CASE/none.sock REGISTRY_AUTH=ci:s3cret kiln_run --dry-run
 check "dry run without an engine: exit 0, build skipped with a note" \
-    test "$RC" = 0 && has_line "$LOG" "dry run: no Docker engine at unix://$CASE/none.sock"
+    test "$RC" = 0 && has_line "$LOG" "dry run: no Docker engine answered at unix://$CASE/none.sock"
 check "dry run without an engine: the push is still in the plan" grep -q "docker-push" <<<"$(step0 "$REPORT" plan)"
+check "dry run without an engine: the build is in the plan, with its URL" \
+    grep -q "\"url\": *\"http://docker/v1.41/build?rm=1&forcerm=1&t=127.0.0.1%3A$AREG%2Fkiln%2Fdry%3A1&dockerfile=Dockerfile" <<<"$(step0 "$REPORT" plan)"
+check "dry run without an engine: the log says the build was recorded, not run" \
+    has_line "$LOG" "dry run: the build of 127.0.0.1:$AREG/kiln/dry:1 is recorded in the plan, not run"
 
 # ---------------------------------------------------------------------------
 echo "# timeout and cancel drop the connection; the engine cancels the build"

@@ -152,6 +152,22 @@ rc=$(run sub "steps:
 R=$TMP/ws-sub/r.json
 check "sub-build over git://: succeeds" test "$rc" = 0
 check "sub-build: child output tagged with its build id" grep -q '^\[[0-9a-f]\{8\}/hi\] child sees staging' "$TMP/ws-sub/out.txt"
+check "sub-build: one line says what was fetched" grep -qE \
+  "^\[sub\] fetched branch staging at ${FIRST:0:7} from git://127.0.0.1:$DPORT/app.git into \.kiln/sub-builds/sub \(shallow\)\$" "$TMP/ws-sub/out.txt"
+check "sub-build: no git plumbing in the log (ls-remote, rev-parse)" \
+  bash -c "! grep -qE 'refs/heads/|^\[sub\] [0-9a-f]{40}\$' '$TMP/ws-sub/out.txt'"
+
+# A relative repo, as the seed's model pipeline names the API's: resolved
+# against the workspace's origin, which is not shown either.
+mkdir -p "$TMP/ws-rel"; git init -q "$TMP/ws-rel"; git -C "$TMP/ws-rel" remote add origin "$SRV/model.git"
+rc=$(run rel "steps:
+- {id: sub, uses: submit-sub-build, with: {repo: ../app.git, ref: staging, substitutions: {BRANCH_NAME: staging}}}")
+check "relative repo: succeeds" test "$rc" = 0
+check "relative repo: one line names the resolved repository" grep -qE \
+  "^\[sub\] fetched branch staging at ${FIRST:0:7} from $SRV/app.git into \.kiln/sub-builds/sub \(shallow\)\$" "$TMP/ws-rel/out.txt"
+check "relative repo: the fetch is the step's only line before the child starts" test \
+  "$(sed -n '/^\[sub\] starting/,/^\[sub\] sub-build .*: /p' "$TMP/ws-rel/out.txt" | grep -c '^\[sub\]')" = 3
+check "relative repo: the origin URL is not echoed" bash -c "! grep -qx '\[sub\] $SRV/model.git' '$TMP/ws-rel/out.txt'"
 check "sub-build: nested in the report at depth 1" test "$(q "$R" 'r["steps"][0]["builds"][0]["depth"]')" = 1
 check "sub-build: build_id output names the child" test \
   "$(out "$R" sub build_id)" = "$(q "$R" 'r["steps"][0]["builds"][0]["id"]')"

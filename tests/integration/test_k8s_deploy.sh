@@ -171,6 +171,33 @@ assert all(x["server"]==sys.argv[1] and x["contentType"]=="application/apply-pat
 assert r[0]["body"]["spec"]["template"]["spec"]["containers"][0]["image"]=="gcr.io/local/purchase-predict-api:sha2"
 ' "$SERVER"
 
+# 8b. A dry run of Cloud Build's kubectl form: the log says what would
+# really be applied (objects, namespace, server), taken from args, not the
+# empty options (manifests [], namespace null) the step was given.
+cat > cbdry.yaml <<'Y'
+steps:
+- name: gcr.io/cloud-builders/kubectl
+  args: [apply, -f, k8s/deployment.yaml, -f, k8s/service.yaml, --namespace, api-purchase]
+  env: [CLOUDSDK_COMPUTE_ZONE=europe-west1-b, CLOUDSDK_CONTAINER_CLUSTER=purchase-predict-api]
+Y
+n_before=$(patches)
+rc=$(run_kiln out12 run --dry-run cbdry.yaml --project local --plan-dir plans12)
+check "kubectl apply, dry run: exit 0, nothing sent" test "$rc:$(patches)" = "0:$n_before"
+check "...the log names the Deployment, its namespace and the server" grep -qF \
+    "would send PATCH $SERVER/apis/apps/v1/namespaces/api-purchase/deployments/purchase-predict-api?fieldManager=kiln&force=false (deployment.apps/purchase-predict-api)" out12
+check "...and the Service" grep -qF \
+    "would send PATCH $SERVER/api/v1/namespaces/api-purchase/services/purchase-predict-api?fieldManager=kiln&force=false (service/purchase-predict-api)" out12
+check "...not the options it was given (manifests [], namespace null)" eval "! grep -qF 'would deploy with' out12"
+check "...the plan holds the same two PATCHes" python3 -c '
+import json,glob
+e=[json.loads(l) for f in glob.glob("plans12/plan-*.jsonl") for l in open(f)]
+assert [r["object"] for r in e[0]["requests"]]==["deployment.apps/purchase-predict-api","service/purchase-predict-api"], e'
+# Without a cluster to ask, the server cannot be named: the log says why.
+rc=$(KUBECONFIG=$TMP/none run_kiln out13 run --dry-run cbdry.yaml --project local --plan-dir plans13)
+check "...without a kubeconfig: the PATCH path" grep -qF \
+    "would send PATCH /apis/apps/v1/namespaces/api-purchase/deployments/purchase-predict-api?fieldManager=kiln&force=false (deployment.apps/purchase-predict-api)" out13
+check "...and why no server is named, once" test "$(grep -c "note: server not known here: .*$TMP/none" out13)" = 1
+
 # 9. https: the CA from the kubeconfig (certificate-authority-data), from
 # ca_file, none (refused), or no verification on request.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/tls.key" \

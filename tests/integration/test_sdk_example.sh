@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The SDK as a third party uses it: scripts/sdk-example.sh installs this
-# build into a temporary prefix, builds sdk/examples/hello_step out of tree
-# with find_package(KilnSdk) and with cc + pkg-config, and runs a pipeline
-# that uses it. Skipped (exit 0 with a note) only when cmake or pkg-config
-# is missing.
+# build into a temporary prefix, builds sdk/examples/hello_step and
+# sdk/examples/http_wait out of tree with find_package(KilnSdk) and with
+# cc + pkg-config, and runs pipelines that use them; http-wait against a
+# real HTTP server on 127.0.0.1, with a step timeout and a failing sibling
+# that must cancel it (statuses TIMEOUT and CANCELLED). Skipped (exit 0
+# with a note) only when a tool is missing.
 set -euo pipefail
 : "${KILN_SOURCE_DIR:?}" "${KILN_BUILD_DIR:?}"
-for tool in cmake pkg-config cc ninja; do
+for tool in cmake pkg-config cc ninja python3; do
     if ! command -v "$tool" >/dev/null; then
         echo "skip: $tool is not installed"
         exit 0

@@ -6,8 +6,12 @@
 #  - the right pipeline ran for each repository and branch;
 #  - the model build's sub-build ran the API at the same branch, with the
 #    API's commit and the model's SHORT_SHA passed down;
+#  - every step of the story is one of kiln's own plugins (no step names a
+#    plugin that does not exist), the image is built and pushed by
+#    docker-build;
 #  - deploys were recorded by mock-deploy (Cloud Run on staging, Kubernetes
-#    on master) in a plan file;
+#    on master), and the image's build and push by docker-build (no Docker
+#    engine answers here), in the build's plan file;
 #  - no trigger fired for a branch none watches, and a push touching only
 #    ignored files built nothing.
 set -euo pipefail
@@ -63,9 +67,31 @@ for pair in "$ms:staging:$api_staging:cloudrun-deploy" "$mm:master:$api_master:k
   check "sub-build ($br) deploy recorded by mock-deploy as $plugin" test \
     "$(q "$r" "[s for s in $sub[\"steps\"] if s[\"key\"]==\"deploy\"][0][\"plan\"][0][\"plugin\"]")" = "$plugin"
   plan=$(q "$r" "$sub[\"plan\"]")
-  check "sub-build ($br) plan file lists the push and the deploy" test \
-    "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["step"] for l in open(sys.argv[1])))' "$plan")" = "push deploy"
+  check "sub-build ($br) plan file lists the build, the push and the deploy" test \
+    "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["step"] for l in open(sys.argv[1])))' "$plan")" = "build push deploy"
+  check "sub-build ($br) plan holds docker-build's build and push of the image" python3 -c '
+import json,sys
+e={j["step"]:j for j in map(json.loads, open(sys.argv[1]))}
+tag="gcr.io/local/purchase-predict-api:"+sys.argv[2][:7]
+b,p=e["build"],e["push"]
+assert b["plugin"]=="docker-build" and p["plugin"]=="docker-build", (b,p)
+assert [r["kind"] for r in b["requests"]]==["docker-build"] and b["requests"][0]["method"]=="POST", b
+assert "/build?" in b["requests"][0]["url"] and b["requests"][0]["image"]==tag, b
+assert [(r["kind"],r["image"]) for r in p["requests"]]==[("docker-push",tag)], p
+' "$plan" "$sha"
 done
+# Every step of every build (sub-builds included) ran one of kiln's plugins.
+all_uses() { q "$1" '" ".join(sorted({s["uses"] for b in [r]+[c for s in r["steps"] for c in s.get("builds",[])] for s in b["steps"]}))'; }
+installed=$(KILN_PLUGIN_PATH=$KILN_BUILD_DIR/plugins "$KILN_BUILD_DIR/runner/kiln" plugins --json |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(p["name"] for p in (d["plugins"] if isinstance(d,dict) else d)))')
+for r in "$ms" "$mm" "$as" "$am"; do
+  for u in $(all_uses "$r"); do
+    check "$(basename "$(dirname "$r")"): step plugin $u is one of kiln's" grep -qw -- "$u" <<<"$installed"
+  done
+done
+check "api master: build and push run through docker-build" test \
+  "$(q "$am" '" ".join(s["uses"] for s in r["steps"] if s["key"] in ("build","push"))')" = "docker-build docker-build"
+check "no step probes for docker in a script" bash -c "! grep -rq 'command -v docker' '$KILN_SOURCE_DIR/pipelines'"
 check "the train step really ran (model output)" test -s "$(q "$ms" '[s for s in r["steps"] if s["key"]=="train"][0]["outputs"]["model"]')"
 check "the log files exist" test -s "$(dirname "$ms")/logs/train.log"
 check "push to feature-x: evaluated" grep -q "not fired purchase-predict-staging: branch 'feature-x' does not match" "$TMP/out.txt"
@@ -73,7 +99,10 @@ nothing_for_feature() { grep -A5 'refs/heads/feature-x' "$TMP/out.txt" | grep -q
 check "push to feature-x: no trigger fired, nothing built" nothing_for_feature
 check "docs-only push: skipped by ignoredFiles" grep -q 'purchase-predict-staging: every changed file (1) matches ignoredFiles' "$TMP/out.txt"
 check "output names the stand-in for kedro" grep -q 'kedro is not installed' "$TMP/out.txt"
-check "output says the missing docker engine plainly" grep -q 'the image .* is not built' "$TMP/out.txt"
+check "output says plainly that no Docker engine answered" grep -q 'dry run: no Docker engine answered at ' "$TMP/out.txt"
+check "output says the build was recorded, not run" grep -q 'dry run: the build of gcr.io/local/purchase-predict-api:[0-9a-f]\{7\} is recorded in the plan, not run' "$TMP/out.txt"
+check "the plan file of the API's own master build holds its build and push" test \
+  "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["step"] for l in open(sys.argv[1])))' "$(q "$am" 'r["plan"]')")" = "build push deploy"
 
 if [ "$FAILS" -ne 0 ]; then
   echo "--- run-example output"; tail -80 "$TMP/out.txt"
