@@ -178,7 +178,8 @@ static const char *severity_name(kiln_log_level l)
     }
 }
 
-static void add_ids(struct buf *b, const char *build_id, const char *step_id, int step_index, int depth)
+static void add_ids(struct buf *b, const char *build_id, const char *step_id, int step_index,
+                    int depth)
 {
     adds(b, ",\"build_id\":");
     add_strz(b, build_id);
@@ -307,8 +308,8 @@ static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
 
 static void jsonl_event(kiln_sink *sink, const kiln_event *ev)
 {
-    static const char *const names[] = {"", "build_start", "step_start", "step_end", "build_end",
-                                        "step_progress"};
+    static const char *const names[] = {"",         "build_start", "step_start",
+                                        "step_end", "build_end",   "step_progress"};
     struct jsonl *j = kiln_api->sink_get_data(sink);
     struct buf *b = &j->active;
     if ((unsigned)ev->type >= sizeof names / sizeof names[0])

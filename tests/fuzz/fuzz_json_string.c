@@ -23,7 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Length a lead byte announces by its bit pattern, 0 for none. */
 static size_t announced(uint8_t b)
 {
-    return b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    return b < 0x80             ? 1
+           : (b & 0xE0) == 0xC0 ? 2
+           : (b & 0xF0) == 0xE0 ? 3
+           : (b & 0xF8) == 0xF0 ? 4
+                                : 0;
 }
 
 /* Is S (L bytes, L = announced(S[0])) a well-formed UTF-8 character? */
@@ -80,7 +84,10 @@ static size_t reference(const uint8_t *s, size_t n, uint8_t *out)
 
 static int hexval(uint8_t c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Decode JSON string contents; abort on anything JSON forbids. */
@@ -97,12 +104,26 @@ static size_t json_decode(const uint8_t *s, size_t n, uint8_t *out)
         if (++i >= n)
             abort();
         switch (s[i]) {
-        case '"': case '\\': case '/': out[o++] = s[i]; break;
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
+        case '"':
+        case '\\':
+        case '/':
+            out[o++] = s[i];
+            break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
         case 'u': {
             if (n - i < 5)
                 abort();

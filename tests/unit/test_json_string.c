@@ -55,14 +55,12 @@ static void unicode_6_table_3_8_example(void **state)
 
 static void non_shortest_forms(void **state) /* Table 3-8 */
 {
-    EXPECT("\xC0\xAF\xE0\x80\xBF\xF0\x81\x82\x41",
-           FFFD FFFD FFFD FFFD FFFD FFFD FFFD FFFD "A");
+    EXPECT("\xC0\xAF\xE0\x80\xBF\xF0\x81\x82\x41", FFFD FFFD FFFD FFFD FFFD FFFD FFFD FFFD "A");
 }
 
 static void surrogates(void **state) /* Table 3-9 */
 {
-    EXPECT("\xED\xA0\x80\xED\xBF\xBF\xED\xAF\x41",
-           FFFD FFFD FFFD FFFD FFFD FFFD FFFD FFFD "A");
+    EXPECT("\xED\xA0\x80\xED\xBF\xBF\xED\xAF\x41", FFFD FFFD FFFD FFFD FFFD FFFD FFFD FFFD "A");
 }
 
 static void other_ill_formed(void **state) /* Table 3-10 */
@@ -80,19 +78,21 @@ static void truncated(void **state) /* Table 3-11 */
 
 static void what_a_step_prints(void **state)
 {
-    EXPECT("\xFF\xFE", FFFD FFFD);          /* a UTF-16 byte order mark */
-    EXPECT("\x80\xBF\x80", FFFD FFFD FFFD); /* lone continuation bytes */
-    EXPECT("\xC0\xAF", FFFD FFFD);          /* overlong '/' */
+    EXPECT("\xFF\xFE", FFFD FFFD);                   /* a UTF-16 byte order mark */
+    EXPECT("\x80\xBF\x80", FFFD FFFD FFFD);          /* lone continuation bytes */
+    EXPECT("\xC0\xAF", FFFD FFFD);                   /* overlong '/' */
     EXPECT("\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD); /* above U+10FFFF */
     EXPECT("\xF5\x80", FFFD FFFD);
 }
 
 static void well_formed_is_kept(void **state)
 {
-    EXPECT("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80");
+    EXPECT("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80",
+           "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80");
     /* the edges of Table 3-7 */
     EXPECT("\xC2\x80\xDF\xBF", "\xC2\x80\xDF\xBF");
-    EXPECT("\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF", "\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF");
+    EXPECT("\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF",
+           "\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF");
     EXPECT("\xF0\x90\x80\x80\xF4\x8F\xBF\xBF", "\xF0\x90\x80\x80\xF4\x8F\xBF\xBF");
     EXPECT(FFFD, FFFD);
     EXPECT("", "");
