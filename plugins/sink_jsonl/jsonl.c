@@ -38,7 +38,12 @@
 
 KILN_API_DEFINE;
 
-#define HIGH_WATER (8u << 20)
+/* Bytes waiting above which write() says KILN_EAGAIN. Small on purpose:
+ * with 8 MiB (the file sink's mark) the same 530 MB of JSON cost 2-3x the
+ * system time on ext4 here than with 1-2 MiB (bench/sinks.sh), presumably
+ * because a small chunk is still in the CPU's cache when the worker copies
+ * it into the page cache. */
+#define HIGH_WATER (1u << 20)
 
 struct jsonl_config {
     const char *path;
