@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json_string.h"
 #include "pipeline.h"
 
 const char *kiln__opt_type_name(kiln_opt_type t)
@@ -404,9 +405,16 @@ char *kiln__ynode_to_json(const kiln__ynode *n)
     cJSON *j = node_json(n);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    char *copy = kiln__xstrdup(s ? s : "null");
-    cJSON_free(s);
-    return copy;
+    return kiln__json_take(s);
+}
+
+char *kiln__json_take(char *printed)
+{
+    char *text = kp_utf8_sanitize(printed ? printed : "null", printed ? strlen(printed) : 4, NULL);
+    cJSON_free(printed);
+    if (!text)
+        abort();
+    return text;
 }
 
 char *kiln__config_to_json(const kiln_plugin *desc, const kiln__config *c)
@@ -461,7 +469,5 @@ char *kiln__config_to_json(const kiln_plugin *desc, const kiln__config *c)
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    char *copy = kiln__xstrdup(s);
-    cJSON_free(s);
-    return copy;
+    return kiln__json_take(s);
 }

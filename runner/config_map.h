@@ -49,6 +49,12 @@ char *kiln__config_to_json(const kiln_plugin *desc, const kiln__config *c);
  * null keep that type). Caller frees. */
 char *kiln__ynode_to_json(const kiln__ynode *n);
 
+/* Take the text cJSON printed (freed here with cJSON_free; NULL reads as
+ * "null") and return it as UTF-8: cJSON copies bytes >= 0x80 unchanged, so
+ * every ill-formed sequence in its strings becomes U+FFFD
+ * (plugins/common/json_string.h). Caller frees with free(). */
+char *kiln__json_take(char *printed);
+
 const char *kiln__opt_type_name(kiln_opt_type t);
 
 #endif /* KILN_CONFIG_MAP_H */

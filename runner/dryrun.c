@@ -125,9 +125,7 @@ void kiln__dryrun_prepare(kiln__rstep *s, kiln__expand_fn expand, void *ctx, kil
     int before = d->errors;
     cJSON *j = s->def->with ? raw_json(s->def->with, false, expand, ctx) : cJSON_CreateObject();
     if (d->errors == before) {
-        char *t = cJSON_PrintUnformatted(j);
-        s->mock_options = kiln__xstrdup(t);
-        cJSON_free(t);
+        s->mock_options = kiln__json_take(cJSON_PrintUnformatted(j));
     }
     cJSON_Delete(j);
 }
@@ -192,9 +190,7 @@ int kiln__deploy_target(kiln__rstep *s, kiln_deploy_target *out)
             kiln__buf_release(&s->plan);
             s->plan = saved;
         }
-        char *t = cJSON_PrintUnformatted(arr);
-        s->mock_requests = kiln__xstrdup(t);
-        cJSON_free(t);
+        s->mock_requests = kiln__json_take(cJSON_PrintUnformatted(arr));
         cJSON_Delete(arr);
     }
     kiln_deploy_target t;

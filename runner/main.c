@@ -595,6 +595,14 @@ static int cmd_graph(const struct opts *o)
 
 /* ---- plugins ----------------------------------------------------------- */
 
+/* J on standard output as UTF-8: plugin paths and descriptions are bytes. */
+static void put_json(const cJSON *j)
+{
+    char *text = kiln__json_take(cJSON_Print(j));
+    puts(text);
+    free(text);
+}
+
 struct listing {
     kiln__registry *reg;
     bool json;
@@ -645,9 +653,7 @@ static int cmd_plugins(const struct opts *o)
             printf("%-18s %-5s %-8s %s\n", "NAME", "KIND", "VERSION", "SUMMARY");
         kiln__registry_scan(&eng.reg, list_one, &l);
         if (o->json) {
-            char *s = cJSON_Print(l.arr);
-            puts(s);
-            cJSON_free(s);
+            put_json(l.arr);
         } else if (!l.count) {
             printf("(no plugins found; set KILN_PLUGIN_PATH or --plugin-path)\n");
         }
@@ -704,9 +710,7 @@ static int cmd_plugins(const struct opts *o)
                 cJSON_AddStringToObject(oj, "help", op->description ? op->description : "");
                 cJSON_AddItemToArray(opts, oj);
             }
-            char *s = cJSON_Print(j);
-            puts(s);
-            cJSON_free(s);
+            put_json(j);
             cJSON_Delete(j);
         } else {
             printf("%s %s (%s plugin%s)\n%s\nfile: %s\n\noptions:\n", d->name, d->version ? d->version : "",

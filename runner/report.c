@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_string.h"
 #include "resolve.h"
 
 static void add_time(cJSON *o, const char *name, int64_t us)
@@ -122,7 +123,13 @@ char *kiln__report_json(const kiln__build *b)
     kiln__buf masked = KILN__BUF_INIT;
     kiln__mask(b->eng->masker, s, strlen(s), &masked);
     cJSON_free(s);
-    return kiln__buf_detach(&masked);
+    /* Step output, outputs, paths and substitutions are bytes: the report is
+     * UTF-8 (ill-formed sequences read as U+FFFD). */
+    char *text = kp_utf8_sanitize(masked.buf, masked.len, NULL);
+    kiln__buf_release(&masked);
+    if (!text)
+        abort();
+    return text;
 }
 
 int kiln__report_write(const kiln__build *b, const char *path)

@@ -1,7 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #include "container_env.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "json_string.h"
+
+char *kp_json_print(const cJSON *j)
+{
+    char *s = cJSON_PrintUnformatted(j);
+    char *text = s ? kp_utf8_sanitize(s, strlen(s), NULL) : NULL;
+    cJSON_free(s);
+    return text;
+}
 
 cJSON *kp_obj_at(cJSON *o, const char *key)
 {

@@ -14,6 +14,12 @@
 cJSON *kp_obj_at(cJSON *o, const char *key);
 cJSON *kp_arr_at(cJSON *o, const char *key);
 
+/* J as unformatted JSON text in UTF-8 (ill-formed sequences in its strings
+ * read as U+FFFD, json_string.h), for request bodies and plan entries.
+ * Caller frees with free(); NULL when memory ran out. Plugins that use it
+ * also list ../common/json_string.c. */
+char *kp_json_print(const cJSON *j);
+
 /* Set or replace each KEY=VALUE in a container's env list ({name, value}). */
 void kp_container_set_env(cJSON *container, const char *const *keys, const char *const *values, size_t n);
 

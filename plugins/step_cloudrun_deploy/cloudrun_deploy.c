@@ -485,7 +485,7 @@ static void on_got_service(kiln_http *h, void *data, int err, const kiln_http_re
         return;
     }
     apply_options(svc, &st->eff.c);
-    char *body = cJSON_PrintUnformatted(svc);
+    char *body = kp_json_print(svc);
     cJSON_Delete(svc);
     kiln_info(st->step, "Deploying container to Cloud Run service [%s] in project [%s] region [%s]",
               st->eff.c.service, st->eff.c.project, st->eff.c.region);
@@ -496,7 +496,7 @@ static void on_got_service(kiln_http *h, void *data, int err, const kiln_http_re
         abort();
     send(st, st->creating ? "POST" : "PATCH", url, body, on_deployed);
     free(url);
-    cJSON_free(body);
+    free(body);
 }
 
 static void take_operation(cr_step *st, const cJSON *op)
@@ -730,14 +730,14 @@ static void on_get_iam(kiln_http *h, void *data, int err, const kiln_http_resp *
     kiln_info(st->step, "  Setting IAM Policy... (%s unauthenticated invocations)", allow ? "allowing" : "refusing");
     cJSON *req = cJSON_CreateObject();
     cJSON_AddItemToObject(req, "policy", policy);
-    char *body = cJSON_PrintUnformatted(req);
+    char *body = kp_json_print(req);
     cJSON_Delete(req);
     char *url = NULL;
     if (asprintf(&url, "%s/services/%s:setIamPolicy", st->base, st->eff.c.service) < 0)
         abort();
     send(st, "POST", url, body, on_set_iam);
     free(url);
-    cJSON_free(body);
+    free(body);
 }
 
 static void get_iam(cr_step *st)
@@ -840,9 +840,9 @@ static int cr_describe(kiln_step *step, const void *config, void *plugin_data)
     cJSON_AddStringToObject(r, "url", url);
     cJSON_AddStringToObject(r, "note", "fields kiln sets; the rest of a deployed service is kept");
     cJSON_AddItemToObject(r, "body", svc);
-    char *json = cJSON_PrintUnformatted(r);
+    char *json = kp_json_print(r);
     int rc = json ? kiln_api->plan_add(step, json) : KILN_ENOMEM;
-    cJSON_free(json);
+    free(json);
     cJSON_Delete(r);
     free(url);
     if (rc == 0 && e.c.allow_unauth != 0) {
@@ -853,9 +853,9 @@ static int cr_describe(kiln_step *step, const void *config, void *plugin_data)
         cJSON_AddStringToObject(r, "url", url);
         cJSON_AddStringToObject(r, "change", e.c.allow_unauth == 1 ? "add allUsers to roles/run.invoker"
                                                                    : "remove allUsers from roles/run.invoker");
-        json = cJSON_PrintUnformatted(r);
+        json = kp_json_print(r);
         rc = json ? kiln_api->plan_add(step, json) : KILN_ENOMEM;
-        cJSON_free(json);
+        free(json);
         cJSON_Delete(r);
         free(url);
     }

@@ -32,6 +32,7 @@
 #include <cJSON.h>
 #include <kiln/kiln.h>
 
+#include "../common/container_env.h"
 #include "k8s_conn.h"
 #include "k8s_objects.h"
 
@@ -513,11 +514,11 @@ static void apply_next(k8_step *st)
         return;
     }
     k8_obj *o = &st->objs.v[st->obj_i];
-    char *body = cJSON_PrintUnformatted(o->json);
+    char *body = kp_json_print(o->json);
     char *path = apply_query(st, o);
     int rc = body ? send(st, "PATCH", path, body, "application/apply-patch+yaml", on_applied) : KILN_ENOMEM;
     free(path);
-    cJSON_free(body);
+    free(body);
     if (rc < 0)
         finish(st, rc, "cannot send %s to %s: %s", o->what, st->conn.server, kiln_api->strerror(rc));
 }
@@ -787,10 +788,10 @@ static int k8_describe(kiln_step *step, const void *config, void *plugin_data)
         cJSON_AddStringToObject(r, "contentType", "application/apply-patch+yaml");
         cJSON_AddStringToObject(r, "object", o->what);
         cJSON_AddItemToObject(r, "body", cJSON_Duplicate(o->json, true));
-        char *json = cJSON_PrintUnformatted(r);
+        char *json = kp_json_print(r);
         cJSON_Delete(r);
         rc = json ? kiln_api->plan_add(step, json) : KILN_ENOMEM;
-        cJSON_free(json);
+        free(json);
     }
     if (have_conn)
         k8_conn_free(&conn);

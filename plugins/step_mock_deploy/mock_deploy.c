@@ -19,6 +19,8 @@
 
 #include <kiln/kiln.h>
 
+#include "../common/json_string.h"
+
 KILN_API_DEFINE;
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -90,7 +92,10 @@ static int mock_start(kiln_step *step, const void *config, void *plugin_data)
     int n_reqs = reqs ? cJSON_GetArraySize(reqs) : 0;
     cJSON_AddItemToObject(e, "requests", reqs ? reqs : cJSON_CreateArray());
     const cJSON *e_reqs = cJSON_GetObjectItemCaseSensitive(e, "requests");
-    char *line = cJSON_PrintUnformatted(e);
+    char *printed = cJSON_PrintUnformatted(e);
+    /* Substituted options may hold any bytes: the plan file is UTF-8. */
+    char *line = printed ? kp_utf8_sanitize(printed, strlen(printed), NULL) : NULL;
+    cJSON_free(printed);
     if (!line) {
         cJSON_Delete(e);
         return KILN_ENOMEM;
@@ -102,13 +107,13 @@ static int mock_start(kiln_step *step, const void *config, void *plugin_data)
             kiln_error(step, "mock-deploy: cannot write the plan file %s", t.plan_file);
             if (f)
                 fclose(f);
-            cJSON_free(line);
+            free(line);
             cJSON_Delete(e);
             return KILN_EIO;
         }
         fclose(f);
     }
-    cJSON_free(line);
+    free(line);
     if (t.installed)
         kiln_info(step, "dry run: %s not run; %d request%s recorded in %s", t.plugin, n_reqs,
                   n_reqs == 1 ? "" : "s", t.plan_file ? t.plan_file : "the report");

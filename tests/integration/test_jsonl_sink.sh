@@ -44,5 +44,19 @@ check "build_end event" grep -q '"event":"build_end".*"status":"SUCCESS"' out.js
 check "the secret is masked" grep -q '"text":"pw=\*\*\*\*\*\*\*\*"' out.jsonl
 check "the secret is nowhere" bash -c '! grep -q hunter2 out.jsonl'
 
+# Far more than the sink's high-water mark: kiln must pause the step
+# (KILN_EAGAIN, sink_ready) and lose nothing.
+cat > big.yaml <<'Y'
+steps:
+- id: big
+  args: [seq, 1, 200000]
+Y
+"$KILN" run big.yaml --quiet --sink jsonl:path=big.jsonl >out 2>err; rc=$?
+check "big: exit 0" test $rc = 0
+check "big: every line, in order, each with its seq" python3 -c '
+import json
+t = [(j["seq"], j["text"]) for j in map(json.loads, open("big.jsonl", encoding="utf-8")) if "seq" in j]
+assert t == [(i, str(i)) for i in range(1, 200001)], (len(t), t[:3], t[-3:])'
+
 echo "# $pass passed, $fail failed"
 [ $fail -eq 0 ]
