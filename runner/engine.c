@@ -947,6 +947,16 @@ static void on_signal(uv_signal_t *h, int signum)
     eng->last_signal = signum;
     if (!eng->top)
         return;
+    if (eng->top->phase == KILN__PHASE_DONE) {
+        /* The steps are over; kiln waits for the sinks and writes the
+         * report. One signal (often the second copy of the first, as
+         * timeout(1) sends) is not worth losing the report; two end kiln. */
+        if (++eng->late_signals >= 2) {
+            signal(signum, SIG_DFL);
+            raise(signum);
+        }
+        return;
+    }
     const char *name = signum == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
     kiln__build_cancel_all(eng->top, name);
 }

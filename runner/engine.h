@@ -248,6 +248,7 @@ struct kiln__engine {
     kiln_log_level log_level;
     int signal_count;
     int last_signal;
+    int late_signals;            /* after the top build's steps ended (on_signal) */
     kiln__build *top;
     struct kiln__loss *losses;   /* sinkloss.h: log records sinks lost, per sink and step */
     size_t n_losses;

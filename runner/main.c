@@ -516,7 +516,12 @@ static int cmd_run(const struct opts *o, bool validate_only)
     uv_run(eng.loop, UV_RUN_DEFAULT);
 
     /* Every sink writes out or counts as lost what it still holds before
-     * the report and the summary say what was lost. */
+     * the report and the summary say what was lost. Signals stay watched
+     * meanwhile (on_signal: a second one ends kiln), unreferenced so that
+     * they keep no loop turning. */
+    kiln__engine_watch_signals(&eng, true);
+    uv_unref((uv_handle_t *)&eng.sig_int);
+    uv_unref((uv_handle_t *)&eng.sig_term);
     kiln__sinks_close(&eng);
     if (eng.loss_fail_reason && b->status == KILN_STATUS_SUCCESS) {
         /* A required sink lost records only while closing. */
@@ -538,6 +543,7 @@ static int cmd_run(const struct opts *o, bool validate_only)
         fprintf(stderr, "kiln: dry-run plan (what would have been deployed): %s\n", eng.plan_files[i]);
     if (o->report)
         fprintf(stderr, "kiln: report: %s\n", o->report);
+    kiln__engine_watch_signals(&eng, false);
     int sig = eng.last_signal;
     eng.top = NULL;
     kiln__build_destroy(b);
