@@ -4,6 +4,7 @@
  * cancellation, retries and finally steps. See engine.h for the model.
  */
 #include "engine.h"
+#include "sinkloss.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -818,18 +819,42 @@ static void finish_step(kiln__rstep *s, int status, const char *reason)
 
 /* ---- the pump -------------------------------------------------------- */
 
+static void finish_build(kiln__build *b)
+{
+    if (b->status == KILN_STATUS_WORKING)
+        b->status = KILN_STATUS_SUCCESS;
+    if (b == b->eng->top && b->eng->loss_fail_reason && b->status == KILN_STATUS_SUCCESS) {
+        b->status = KILN_STATUS_FAILURE;
+        free(b->fail_reason);
+        b->fail_reason = kiln__xstrdup(b->eng->loss_fail_reason);
+    }
+    b->end_us = kiln__now_us();
+    build_event(b, KILN_EVENT_BUILD_END);
+    if (b->on_end)
+        b->on_end(b, b->on_end_data);
+}
+
 static void end_build(kiln__build *b)
 {
     b->phase = KILN__PHASE_DONE;
     uv_timer_stop(&b->timeout_timer);
     uv_idle_stop(&b->pump);
     b->pump_active = false;
-    if (b->status == KILN_STATUS_WORKING)
-        b->status = KILN_STATUS_SUCCESS;
-    b->end_us = kiln__now_us();
-    build_event(b, KILN_EVENT_BUILD_END);
-    if (b->on_end)
-        b->on_end(b, b->on_end_data);
+    if (b == b->eng->top && b->eng->sink_work > 0) {
+        /* A sink still writing may yet lose records (a full disk): the
+         * build's result waits for it (kiln__build_sinks_idle). */
+        b->draining = true;
+        return;
+    }
+    finish_build(b);
+}
+
+void kiln__build_sinks_idle(kiln__build *b)
+{
+    if (!b->draining)
+        return;
+    b->draining = false;
+    finish_build(b);
 }
 
 static void start_finally(kiln__build *b)
@@ -851,6 +876,8 @@ static void on_pump(uv_idle_t *h)
             b->done_tail = NULL;
         finish_step(s, s->done_status, s->done_reason);
     }
+    if (b == b->eng->top && b->eng->loss_fail_reason && b->status == KILN_STATUS_WORKING)
+        fail_build(b, KILN_STATUS_FAILURE, b->eng->loss_fail_reason); /* a required sink lost records */
     bool stopping = b->status != KILN_STATUS_WORKING && b->phase == KILN__PHASE_MAIN;
     bool fin_stopping = b->phase == KILN__PHASE_FINALLY && b->finally_cancelled;
     while (!stopping && !fin_stopping && b->q_head < b->q_tail && b->running < b->max_parallel) {
@@ -931,6 +958,16 @@ static void on_signal(uv_signal_t *h, int signum)
     eng->last_signal = signum;
     if (!eng->top)
         return;
+    if (eng->top->phase == KILN__PHASE_DONE) {
+        /* The steps are over; kiln waits for the sinks and writes the
+         * report. One signal (often the second copy of the first, as
+         * timeout(1) sends) is not worth losing the report; two end kiln. */
+        if (++eng->late_signals >= 2) {
+            signal(signum, SIG_DFL);
+            raise(signum);
+        }
+        return;
+    }
     const char *name = signum == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)";
     kiln__build_cancel_all(eng->top, name);
 }
@@ -984,6 +1021,7 @@ void kiln__engine_release(kiln__engine *eng)
     for (size_t i = 0; i < eng->n_plan_files; i++)
         free(eng->plan_files[i]);
     free(eng->plan_files);
+    kiln__losses_release(eng);
     kiln__masker_destroy(eng->masker);
     if (uv_loop_close(eng->loop) != 0)
         fprintf(stderr, "kiln: warning: handles left open at exit\n");

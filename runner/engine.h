@@ -99,11 +99,17 @@ struct kiln_sink {
     void *data;
     bool paused;
     bool closed;
+    bool required;               /* a loss fails the build (--sink NAME:required=true) */
+    bool warned;                 /* the one warning about a loss was printed */
+    int index;                   /* position in eng->sinks */
+    char *broken;                /* open() failed: why; every record counts as lost */
 };
 
-/* Open a sink plugin NAME with options given as a mapping node (or NULL). */
+/* Open a sink plugin NAME with options given as a mapping node (or NULL).
+ * When open() fails, a required sink is an error; any other is kept as
+ * broken: the build runs and what it would have received is counted lost. */
 int kiln__sink_add(kiln__engine *eng, const char *name, const kiln__ynode *with, const char *origin,
-                   kiln__buf *err);
+                   bool required, kiln__buf *err);
 void kiln__sinks_write(kiln__engine *eng, const kiln_log_batch *b);
 void kiln__sinks_event(kiln__engine *eng, const kiln_event *ev);
 /* A build-level or step-level SYSTEM message to every sink. */
@@ -214,6 +220,7 @@ struct kiln__build {
     uv_idle_t pump;
     bool pump_active;
     bool finally_cancelled;
+    bool draining;               /* the top build's steps ended; sinks are still writing */
     int closing;
     uv_timer_t timeout_timer;
     int64_t start_us, end_us;
@@ -250,7 +257,12 @@ struct kiln__engine {
     kiln_log_level log_level;
     int signal_count;
     int last_signal;
+    int late_signals;            /* after the top build's steps ended (on_signal) */
     kiln__build *top;
+    struct kiln__loss *losses;   /* sinkloss.h: log records sinks lost, per sink and step */
+    size_t n_losses;
+    char *loss_fail_reason;      /* a required sink lost records: why the build fails */
+    int sink_work;               /* sinks' queue_work() requests not yet completed */
     char *plan_dir;              /* dry runs: plan files go here (created on first use) */
     char **plan_files;           /* plan files written, for the summary */
     size_t n_plan_files;
@@ -274,6 +286,8 @@ void kiln__build_start(kiln__build *b);
 void kiln__build_cancel(kiln__build *b, const char *why);
 void kiln__build_destroy(kiln__build *b);
 void kiln__build_kick(kiln__build *b);
+/* The sinks have no work in flight: a draining top build ends now. */
+void kiln__build_sinks_idle(kiln__build *b);
 /* Cancel a build and the sub-builds it started (Ctrl-C). */
 void kiln__build_cancel_all(kiln__build *b, const char *why);
 void kiln__engine_watch_signals(kiln__engine *eng, bool on);

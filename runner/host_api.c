@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "http.h"
+#include "sinkloss.h"
 
 /* The engine plugins talk to. kiln runs one engine per process. */
 static kiln__engine *g_eng;
@@ -323,6 +324,7 @@ struct work {
     kiln_work_cb work;
     kiln_after_work_cb after;
     void *data;
+    bool sink; /* a sink's: the top build's end waits for it (kiln__build_sinks_idle) */
 };
 
 static void work_run(uv_work_t *r)
@@ -336,6 +338,9 @@ static void work_after(uv_work_t *r, int status)
     struct work *w = r->data;
     if (w->after)
         w->after(w->data, status == UV_ECANCELED ? KILN_ECANCELED : 0);
+    /* After the callback, which may have queued the sink's next write. */
+    if (w->sink && g_eng && --g_eng->sink_work == 0 && g_eng->top)
+        kiln__build_sinks_idle(g_eng->top);
     free(w);
 }
 
@@ -348,11 +353,14 @@ static int h_queue_work(kiln_object *obj, kiln_work_cb work, kiln_after_work_cb 
     w->after = after;
     w->data = data;
     w->req.data = w;
+    w->sink = obj && obj->type == KILN__OBJ_SINK;
     int rc = uv_queue_work(g_eng->loop, &w->req, work_run, work_after);
     if (rc) {
         free(w);
         return KILN_EIO;
     }
+    if (w->sink)
+        g_eng->sink_work++;
     return 0;
 }
 
@@ -464,6 +472,12 @@ static void h_sink_set_data(kiln_sink *s, void *data)
     s->data = data;
 }
 
+static void h_sink_lost(kiln_sink *s, const char *build_id, const char *step_id, uint64_t bytes,
+                        uint64_t lines, const char *reason)
+{
+    kiln__sink_lost(s, build_id, step_id, bytes, lines, reason);
+}
+
 /* ---- dry runs, errors ----------------------------------------------------- */
 
 static int h_plan_add(kiln_step *s, const char *json)
@@ -543,4 +557,5 @@ const kiln_host_api kiln__host_api = {
     h_deploy_target,
     h_http_resume,
     h_step_getenv,
+    h_sink_lost,
 };

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "sinkloss.h"
 
 #define FRAMER_CAP (64 * 1024)
 
@@ -238,11 +239,17 @@ void kiln__sinks_write(kiln__engine *eng, const kiln_log_batch *b)
         struct kiln_sink *s = eng->sinks[i];
         if (s->closed)
             continue;
+        if (s->broken) {
+            kiln__sink_lost(s, b->build_id, b->step_id, b->len, b->n_lines, s->broken);
+            continue;
+        }
         int rc = s->plugin->desc->sink->write(s, b);
         if (rc == KILN_EAGAIN && !s->paused) {
             s->paused = true;
             if (eng->paused_sinks++ == 0)
                 pause_readers(eng, true);
+        } else if (rc < 0 && rc != KILN_EAGAIN) {
+            kiln__sink_lost(s, b->build_id, b->step_id, b->len, b->n_lines, kiln__strerror(rc));
         }
     }
 }
@@ -251,7 +258,7 @@ void kiln__sinks_event(kiln__engine *eng, const kiln_event *ev)
 {
     for (size_t i = 0; i < eng->n_sinks; i++) {
         struct kiln_sink *s = eng->sinks[i];
-        if (!s->closed && s->plugin->desc->sink->event)
+        if (!s->closed && !s->broken && s->plugin->desc->sink->event)
             s->plugin->desc->sink->event(s, ev);
     }
 }
@@ -298,7 +305,7 @@ void kiln__sys_log(kiln__build *b, kiln__rstep *step, kiln_log_level lvl, const 
 }
 
 int kiln__sink_add(kiln__engine *eng, const char *name, const kiln__ynode *with, const char *origin,
-                   kiln__buf *err)
+                   bool required, kiln__buf *err)
 {
     kiln__plugin *pl;
     int rc = kiln__registry_get(&eng->reg, KILN_PLUGIN_LOG_SINK, name, &pl, err);
@@ -321,12 +328,21 @@ int kiln__sink_add(kiln__engine *eng, const char *name, const kiln__ynode *with,
     s->eng = eng;
     s->plugin = pl;
     s->cfg = cfg;
+    s->required = required;
+    s->index = (int)eng->n_sinks;
     rc = pl->desc->sink->open(s, cfg->data, pl->plugin_data);
-    if (rc) {
-        kiln__buf_addf(err, "cannot open log sink '%s': %s", name, kiln__strerror(rc));
+    if (rc && required) {
+        kiln__buf_addf(err, "cannot open required log sink '%s': %s", name, kiln__strerror(rc));
         kiln__config_free(cfg);
         free(s);
         return rc;
+    }
+    if (rc) {
+        /* Logs are not the build: it runs, and the loss is counted. */
+        s->broken = kiln__xasprintf("cannot open the sink: %s", kiln__strerror(rc));
+        s->warned = true;
+        fprintf(stderr, "kiln: warning: cannot open log sink '%s': %s; what it would receive is counted as lost\n",
+                name, kiln__strerror(rc));
     }
     eng->sinks = kiln__xrealloc(eng->sinks, (eng->n_sinks + 1) * sizeof *eng->sinks);
     eng->sinks[eng->n_sinks++] = s;
@@ -343,7 +359,10 @@ void kiln__sinks_close(kiln__engine *eng)
 {
     for (size_t i = 0; i < eng->n_sinks; i++) {
         struct kiln_sink *s = eng->sinks[i];
-        s->plugin->desc->sink->close(s);
+        if (s->broken)
+            s->closed = true; /* never opened: nothing to close */
+        else
+            s->plugin->desc->sink->close(s);
     }
     /* Sinks that finish asynchronously do so on the loop. */
     bool all;
@@ -356,6 +375,7 @@ void kiln__sinks_close(kiln__engine *eng)
     } while (!all);
     for (size_t i = 0; i < eng->n_sinks; i++) {
         kiln__config_free(eng->sinks[i]->cfg);
+        free(eng->sinks[i]->broken);
         free(eng->sinks[i]);
     }
     free(eng->sinks);

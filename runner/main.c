@@ -24,6 +24,7 @@
 #include "dag.h"
 #include "engine.h"
 #include "report.h"
+#include "sinkloss.h"
 #include "resolve.h"
 #include "triggers.h"
 
@@ -50,6 +51,8 @@ static const char usage_text[] =
     "  --max-parallel N              steps running at once (default: 32)\n"
     "  --report FILE                 write a JSON report of the build\n"
     "  --log-dir DIR                 one log file per step under DIR\n"
+    "  --log-dir-required            a step log --log-dir cannot keep (a full disk)\n"
+    "                                fails the build (default: it is only reported)\n"
     "  --log-format kiln|cloudbuild  console line format\n"
     "  --quiet                       no step output on the console\n"
     "  --color auto|always|never     colour on the console\n"
@@ -60,7 +63,8 @@ static const char usage_text[] =
     "  --dry-run                     deploy steps only record what they would do\n"
     "                                (mock-deploy; a plan file per build)\n"
     "  --plan-dir DIR                where dry-run plans go (default: --log-dir, else .)\n"
-    "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable)\n"
+    "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable);\n"
+    "                                required=true: a record it loses fails the build\n"
     "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
     "  --cloudbuild-strict           what Cloud Build would reject is an error: its size\n"
     "                                limits, and kiln's fields (uses, with, retry, finally,\n"
@@ -98,7 +102,7 @@ struct opts {
     const char *builders;
     const char **sinks; /* --sink NAME[:key=value,...] */
     size_t n_sinks;
-    bool quiet, dry_run, json, cloudbuild_strict;
+    bool quiet, dry_run, json, cloudbuild_strict, log_dir_required;
     int max_parallel;
     int64_t kill_grace_ms;
     char **substs;
@@ -145,13 +149,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
         O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK,
-        O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST, O_STRICT
+        O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST, O_STRICT,
+        O_LOGDIR_REQ
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
         {"max-parallel", required_argument, NULL, O_MAXPAR},
         {"report", required_argument, NULL, O_REPORT},
         {"log-dir", required_argument, NULL, O_LOGDIR},
+        {"log-dir-required", no_argument, NULL, O_LOGDIR_REQ},
         {"log-format", required_argument, NULL, O_LOGFMT},
         {"quiet", no_argument, NULL, O_QUIET},
         {"color", required_argument, NULL, O_COLOR},
@@ -201,6 +207,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case O_LOGDIR:
             o->log_dir = optarg;
+            break;
+        case O_LOGDIR_REQ:
+            o->log_dir_required = true;
             break;
         case O_LOGFMT:
             if (!one_of(optarg, "kiln|cloudbuild"))
@@ -297,6 +306,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         o->file = argv[optind++];
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->log_dir_required && !o->log_dir)
+        return usage_error("--log-dir-required: which directory? (give --log-dir DIR too)");
     return 0;
 }
 
@@ -368,7 +379,8 @@ static kiln__ynode *map_node(kiln__ydoc *doc, const char *const *kv, size_t n_pa
 }
 
 /* --sink NAME[:key=value,...]: a sink plugin with options from the command
- * line (values may not contain ','). */
+ * line (values may not contain ','). required=true|false is kiln's own
+ * option of every sink, not the plugin's. */
 static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err)
 {
     char *copy = kiln__ydoc_alloc(doc, strlen(spec) + 1);
@@ -376,6 +388,7 @@ static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, ki
     char *colon = strchr(copy, ':');
     const char *kv[64];
     size_t n = 0;
+    bool required = false;
     if (colon) {
         *colon = '\0';
         char *save = NULL;
@@ -386,11 +399,20 @@ static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, ki
                 return KILN_EINVAL;
             }
             *eq = '\0';
+            if (strcmp(tok, "required") == 0) {
+                if (!one_of(eq + 1, "true|false")) {
+                    kiln__buf_addf(err, "--sink %s: required: expected true or false, got '%s'", spec,
+                                   eq + 1);
+                    return KILN_EINVAL;
+                }
+                required = strcmp(eq + 1, "true") == 0;
+                continue;
+            }
             kv[n++] = tok;
             kv[n++] = eq + 1;
         }
     }
-    return kiln__sink_add(eng, copy, map_node(doc, kv, n / 2), "--sink", err);
+    return kiln__sink_add(eng, copy, map_node(doc, kv, n / 2), "--sink", required, err);
 }
 
 static void on_build_end(kiln__build *b, void *data)
@@ -460,10 +482,12 @@ static int cmd_run(const struct opts *o, bool validate_only)
                                 "color", o->color ? o->color : "auto",
                                 "quiet", o->quiet ? "true" : "false"};
     kiln__buf err = KILN__BUF_INIT;
-    rc = kiln__sink_add(&eng, "console", map_node(&sinkdoc, console_kv, 3), "--log-format", &err);
+    rc = kiln__sink_add(&eng, "console", map_node(&sinkdoc, console_kv, 3), "--log-format", false,
+                        &err);
     if (!rc && o->log_dir) {
         const char *file_kv[] = {"dir", o->log_dir};
-        rc = kiln__sink_add(&eng, "file", map_node(&sinkdoc, file_kv, 1), "--log-dir", &err);
+        rc = kiln__sink_add(&eng, "file", map_node(&sinkdoc, file_kv, 1), "--log-dir",
+                            o->log_dir_required, &err);
     }
     for (size_t i = 0; !rc && i < o->n_sinks; i++)
         rc = add_cli_sink(&eng, &sinkdoc, o->sinks[i], &err);
@@ -491,6 +515,22 @@ static int cmd_run(const struct opts *o, bool validate_only)
     kiln__build_start(b);
     uv_run(eng.loop, UV_RUN_DEFAULT);
 
+    /* Every sink writes out or counts as lost what it still holds before
+     * the report and the summary say what was lost. Signals stay watched
+     * meanwhile (on_signal: a second one ends kiln), unreferenced so that
+     * they keep no loop turning. */
+    kiln__engine_watch_signals(&eng, true);
+    uv_unref((uv_handle_t *)&eng.sig_int);
+    uv_unref((uv_handle_t *)&eng.sig_term);
+    kiln__sinks_close(&eng);
+    if (eng.loss_fail_reason && b->status == KILN_STATUS_SUCCESS) {
+        /* A required sink lost records only while closing. */
+        b->status = KILN_STATUS_FAILURE;
+        free(b->fail_reason);
+        b->fail_reason = kiln__xstrdup(eng.loss_fail_reason);
+        fprintf(stderr, "kiln: the build is a FAILURE: %s\n", b->fail_reason);
+    }
+    kiln__losses_print(&eng, stderr);
     kiln_status status = b->status;
     if (o->report) {
         int wrc = kiln__report_write(b, o->report);
@@ -503,6 +543,7 @@ static int cmd_run(const struct opts *o, bool validate_only)
         fprintf(stderr, "kiln: dry-run plan (what would have been deployed): %s\n", eng.plan_files[i]);
     if (o->report)
         fprintf(stderr, "kiln: report: %s\n", o->report);
+    kiln__engine_watch_signals(&eng, false);
     int sig = eng.last_signal;
     eng.top = NULL;
     kiln__build_destroy(b);
@@ -640,6 +681,10 @@ static void list_one(void *data, const char *path, kiln_plugin_kind kind, const 
     kiln__buf_release(&err);
 }
 
+static const char sink_required_help[] =
+    "A record the sink cannot keep (a full disk) fails the build; without it the loss is only "
+    "reported (--sink NAME:required=true; for --log-dir: --log-dir-required).";
+
 static int cmd_plugins(const struct opts *o)
 {
     kiln__engine eng;
@@ -710,13 +755,23 @@ static int cmd_plugins(const struct opts *o)
                 cJSON_AddStringToObject(oj, "help", op->description ? op->description : "");
                 cJSON_AddItemToArray(opts, oj);
             }
+            if (d->kind == KILN_PLUGIN_LOG_SINK) {
+                cJSON *oj = cJSON_CreateObject();
+                cJSON_AddStringToObject(oj, "name", "required");
+                cJSON_AddStringToObject(oj, "type", kiln__opt_type_name(KILN_OPT_BOOL));
+                cJSON_AddStringToObject(oj, "default", "false");
+                cJSON_AddBoolToObject(oj, "required", false);
+                cJSON_AddStringToObject(oj, "help", sink_required_help);
+                cJSON_AddBoolToObject(oj, "kiln", true);
+                cJSON_AddItemToArray(opts, oj);
+            }
             put_json(j);
             cJSON_Delete(j);
         } else {
             printf("%s %s (%s plugin%s)\n%s\nfile: %s\n\noptions:\n", d->name, d->version ? d->version : "",
                    kiln__kind_word(d->kind), d->flags & KILN_PLUGIN_DEPLOYS ? ", deploys" : "",
                    d->summary ? d->summary : "", pl->path);
-            if (!d->options || !d->options->name)
+            if ((!d->options || !d->options->name) && d->kind != KILN_PLUGIN_LOG_SINK)
                 printf("  (none)\n");
             for (const kiln_option *op = d->options; op && op->name; op++) {
                 /* Padded columns, without the padding left at the end of a
@@ -740,6 +795,9 @@ static int cmd_plugins(const struct opts *o)
                 if (op->description)
                     printf("  %-16s %-16s %s\n", "", "", op->description);
             }
+            if (d->kind == KILN_PLUGIN_LOG_SINK)
+                printf("  %-16s %-16s default: false. (kiln's, for every sink)\n  %-16s %-16s %s\n",
+                       "required", kiln__opt_type_name(KILN_OPT_BOOL), "", "", sink_required_help);
         }
     }
     kiln__engine_release(&eng);

@@ -10,6 +10,7 @@
 
 #include "json_string.h"
 #include "resolve.h"
+#include "sinkloss.h"
 
 static void add_time(cJSON *o, const char *name, int64_t us)
 {
@@ -72,6 +73,7 @@ static cJSON *step_json(const kiln__rstep *s)
     }
     if (s->mocked)
         cJSON_AddStringToObject(o, "mockedBy", KILN__MOCK_PLUGIN);
+    cJSON_AddItemToObject(o, "logLoss", kiln__losses_json(s->b->eng, s->b->id, s->def->key));
     if (s->n_children) {
         cJSON *subs = cJSON_AddArrayToObject(o, "builds");
         for (size_t i = 0; i < s->n_children; i++)
@@ -111,6 +113,8 @@ static cJSON *build_json(const kiln__build *b)
     kiln__subst_foreach(b->subst, subst_one, subs);
     if (b->plan_file)
         cJSON_AddStringToObject(r, "plan", b->plan_file);
+    if (!b->parent) /* every build's, including the build's own messages */
+        cJSON_AddItemToObject(r, "logLoss", kiln__losses_json(b->eng, NULL, NULL));
     return r;
 }
 

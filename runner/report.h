@@ -3,6 +3,10 @@
  * The JSON report of a build (--report FILE), shaped like Cloud Build's
  * Build resource: id, status, times, and per step status, timing, exit code,
  * outputs and progress. Finally steps are listed under "finally".
+ * "logLoss" lists what log sinks lost (sinkloss.h): at the top level every
+ * loss as {sink, [build,] step, bytes, lines, reason, required}, and per
+ * step that step's as {sink, bytes, lines, reason, required}; both are []
+ * when nothing was lost.
  */
 #ifndef KILN_REPORT_H
 #define KILN_REPORT_H

@@ -10,6 +10,11 @@
  * than the high-water mark is waiting, write() says KILN_EAGAIN and kiln
  * stops reading step output until the disk has caught up: a fast step is
  * slowed down, never cut short.
+ *
+ * A step's file that cannot be opened or written (ENOSPC, EIO, EDQUOT)
+ * stops there: what did not reach it, and every later batch of that step,
+ * is reported to the host as lost (sink_lost), so the file is always a
+ * prefix of the step's log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +46,9 @@ struct seg {
     int fd;
     size_t off, len;
     bool close_after; /* the step ended: close the file once written */
+    size_t file;      /* index into fsink.files */
+    size_t done;      /* bytes written */
+    int err;          /* errno: the rest of the segment is lost (or not tried) */
 };
 
 /* Bytes waiting to be written, as (file, range) segments over one buffer. */
@@ -55,8 +63,10 @@ struct chunk {
 struct fsink;
 struct open_file {
     char *key; /* build id + '/' + step id */
+    char *build_id, *step_id; /* step_id NULL: the build's own messages */
     int fd;
     bool midline; /* the last output ended without a newline */
+    int err;      /* errno: the file stopped; later output is lost */
 };
 
 struct fsink {
@@ -72,7 +82,7 @@ struct fsink {
     int write_error;
 };
 
-static void chunk_add(struct chunk *c, int fd, const char *p, size_t n)
+static void chunk_add(struct chunk *c, int fd, size_t file, const char *p, size_t n)
 {
     if (c->len + n > c->cap) {
         size_t cap = c->cap ? c->cap : 65536;
@@ -97,7 +107,7 @@ static void chunk_add(struct chunk *c, int fd, const char *p, size_t n)
                 abort();
             c->segs = s;
         }
-        c->segs[c->n_segs++] = (struct seg){fd, c->len, n, false};
+        c->segs[c->n_segs++] = (struct seg){fd, c->len, n, false, file, 0, 0};
     }
     c->len += n;
 }
@@ -107,18 +117,26 @@ static void write_all(void *data)
 {
     struct chunk *c = &((struct fsink *)data)->flight;
     for (size_t i = 0; i < c->n_segs; i++) {
-        const char *p = c->data + c->segs[i].off;
-        size_t left = c->segs[i].len;
+        struct seg *sg = &c->segs[i];
+        const char *p = c->data + sg->off;
+        size_t left = sg->err ? 0 : sg->len;
+        if (sg->err)
+            c->err = sg->err; /* its file stopped: reported as lost in after_write */
         while (left) {
-            ssize_t n = write(c->segs[i].fd, p, left);
+            ssize_t n = write(sg->fd, p, left);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
-                c->err = errno;
+                sg->err = c->err = errno;
+                /* No later piece of this file after a gap. */
+                for (size_t j = i + 1; j < c->n_segs; j++)
+                    if (c->segs[j].file == sg->file)
+                        c->segs[j].err = sg->err;
                 break;
             }
             p += n;
             left -= (size_t)n;
+            sg->done += (size_t)n;
         }
         if (c->segs[i].close_after)
             close(c->segs[i].fd);
@@ -134,6 +152,8 @@ static void finish_close(struct fsink *f)
         if (f->files[i].fd >= 0)
             close(f->files[i].fd);
         free(f->files[i].key);
+        free(f->files[i].build_id);
+        free(f->files[i].step_id);
     }
     free(f->files);
     free(f->active.data);
@@ -147,14 +167,45 @@ static void finish_close(struct fsink *f)
     kiln_api->sink_closed(sink);
 }
 
+/* Lines a lost range touches: a line partly kept counts as lost. */
+static uint64_t lines_in(const char *p, size_t len)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += p[i] == '\n';
+    return n + (len && p[len - 1] != '\n');
+}
+
+/* len bytes at p of file `file` did not reach the disk (err): the file
+ * stops there, and the host counts them. */
+static void lose(struct fsink *f, size_t file, const char *p, size_t len, uint64_t lines, int err)
+{
+    struct open_file *of = &f->files[file];
+    if (!of->err) {
+        of->err = err;
+        for (size_t j = 0; j < f->active.n_segs; j++)
+            if (f->active.segs[j].file == file)
+                f->active.segs[j].err = err; /* queued before the error was known */
+    }
+    if (!len)
+        return;
+    if (KILN_API_HAS(kiln_api, sink_lost)) {
+        kiln_api->sink_lost(f->sink, of->build_id, of->step_id, len, p ? lines_in(p, len) : lines,
+                            strerror(err));
+    } else if (!f->write_error) {
+        f->write_error = err;
+        fprintf(stderr, "kiln: error: cannot write step logs under '%s': %s\n", f->dir, strerror(err));
+    }
+}
+
 static void after_write(void *data, int err)
 {
     struct fsink *f = data;
     f->in_flight = false;
-    if (f->flight.err && !f->write_error) {
-        f->write_error = f->flight.err;
-        fprintf(stderr, "kiln: error: cannot write step logs under '%s': %s\n", f->dir,
-                strerror(f->flight.err));
+    for (size_t i = 0; f->flight.err && i < f->flight.n_segs; i++) {
+        const struct seg *sg = &f->flight.segs[i];
+        if (sg->err)
+            lose(f, sg->file, f->flight.data + sg->off + sg->done, sg->len - sg->done, 0, sg->err);
     }
     f->flight.len = 0;
     f->flight.n_segs = 0;
@@ -209,7 +260,8 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-/* The open file of the batch's step (opened on first use), or NULL. */
+/* The open file of the batch's step (opened on first use). When it cannot
+ * be opened, its err says why. */
 static struct open_file *file_for(struct fsink *f, const kiln_log_batch *b)
 {
     const char *step = b->step_id ? b->step_id : "build";
@@ -219,7 +271,7 @@ static struct open_file *file_for(struct fsink *f, const kiln_log_batch *b)
     size_t slot = f->n_files;
     for (size_t i = f->n_files; i-- > 0;)
         if (strcmp(f->files[i].key, key) == 0) {
-            if (f->files[i].fd >= 0)
+            if (f->files[i].fd >= 0 || f->files[i].err)
                 return &f->files[i];
             reopen = true; /* output after the step ended: append */
             slot = i;
@@ -231,27 +283,29 @@ static struct open_file *file_for(struct fsink *f, const kiln_log_batch *b)
     snprintf(name, sizeof name, "%s", step);
     sanitize(name);
     char dir[4096], path[4096 + 512 + 8];
+    int fd = -1, err = 0;
     if (b->depth > 0 && f->top_build && strcmp(f->top_build, b->build_id) != 0) {
         char bid[128];
         snprintf(bid, sizeof bid, "%s", b->build_id);
         sanitize(bid);
         snprintf(dir, sizeof dir, "%s/%s", f->dir, bid);
-        if (mkdirs(dir) != 0)
-            return NULL;
+        err = -mkdirs(dir);
     } else {
         snprintf(dir, sizeof dir, "%s", f->dir);
     }
     snprintf(path, sizeof path, "%s/%s.log", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | (reopen ? 0 : O_TRUNC) | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        if (!f->write_error) {
-            f->write_error = errno;
-            fprintf(stderr, "kiln: error: cannot open log file '%s': %s\n", path, strerror(errno));
-        }
-        return NULL;
+    if (!err) {
+        fd = open(path, O_WRONLY | O_CREAT | (reopen ? 0 : O_TRUNC) | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0)
+            err = errno;
+    }
+    if (err && !KILN_API_HAS(kiln_api, sink_lost) && !f->write_error) {
+        f->write_error = err;
+        fprintf(stderr, "kiln: error: cannot open log file '%s': %s\n", path, strerror(err));
     }
     if (reopen) {
         f->files[slot].fd = fd;
+        f->files[slot].err = err;
         return &f->files[slot];
     }
     if (f->n_files == f->cap_files) {
@@ -262,8 +316,11 @@ static struct open_file *file_for(struct fsink *f, const kiln_log_batch *b)
         f->files = nf;
     }
     f->files[f->n_files].key = strdup(key);
+    f->files[f->n_files].build_id = strdup(b->build_id);
+    f->files[f->n_files].step_id = b->step_id ? strdup(b->step_id) : NULL;
     f->files[f->n_files].fd = fd;
     f->files[f->n_files].midline = false;
+    f->files[f->n_files].err = err;
     return &f->files[f->n_files++];
 }
 
@@ -271,8 +328,15 @@ static int file_write(kiln_sink *sink, const kiln_log_batch *b)
 {
     struct fsink *f = kiln_api->sink_get_data(sink);
     struct open_file *of = file_for(f, b);
-    if (!of)
+    size_t file = (size_t)(of - f->files);
+    if (of->err) {
+        /* As it would have been written: kiln's lines get "kiln: " and a newline. */
+        size_t len = b->len;
+        if (b->stream == KILN_STREAM_SYSTEM)
+            len += 6 * (size_t)b->n_lines + (b->len && b->text[b->len - 1] != '\n');
+        lose(f, file, NULL, len, b->n_lines, of->err);
         return 0;
+    }
     int fd = of->fd;
     if (b->stream == KILN_STREAM_SYSTEM) {
         size_t pos = 0;
@@ -280,16 +344,16 @@ static int file_write(kiln_sink *sink, const kiln_log_batch *b)
         size_t len;
         if (of->midline) {
             /* kiln's message goes on a line of its own, after a partial line. */
-            chunk_add(&f->active, fd, "\n", 1);
+            chunk_add(&f->active, fd, file, "\n", 1);
             of->midline = false;
         }
         while (kiln_batch_next(b, &pos, &line, &len)) {
-            chunk_add(&f->active, fd, "kiln: ", 6);
-            chunk_add(&f->active, fd, line, len);
-            chunk_add(&f->active, fd, "\n", 1);
+            chunk_add(&f->active, fd, file, "kiln: ", 6);
+            chunk_add(&f->active, fd, file, line, len);
+            chunk_add(&f->active, fd, file, "\n", 1);
         }
     } else {
-        chunk_add(&f->active, fd, b->text, b->len);
+        chunk_add(&f->active, fd, file, b->text, b->len);
         if (b->len)
             of->midline = b->text[b->len - 1] != '\n';
     }
@@ -313,7 +377,7 @@ static void file_event(kiln_sink *sink, const kiln_event *ev)
     for (size_t i = f->n_files; i-- > 0;) {
         if (strcmp(f->files[i].key, key) != 0 || f->files[i].fd < 0)
             continue;
-        chunk_add(&f->active, f->files[i].fd, "", 0);
+        chunk_add(&f->active, f->files[i].fd, i, "", 0);
         f->active.segs[f->active.n_segs - 1].close_after = true;
         f->files[i].fd = -1;
         submit(f);

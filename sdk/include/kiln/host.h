@@ -243,6 +243,30 @@ struct kiln_host_api {
      * secretEnv values), or NULL. Borrowed until the step ends. Secret values
      * read here are masked in every sink like any other. */
     const char *(*step_getenv)(const kiln_step *step, const char *name);
+
+    /* -- ABI 1.5: this sink accepted records it could not keep (a full disk,
+     * an I/O error, a failed upload). The host adds the losses up per sink
+     * and step, warns once per sink, lists them in the report (logLoss) and
+     * the end-of-run summary, and fails the build when the sink is required
+     * (--sink NAME:required=true). The build's result stands otherwise.
+     *
+     * build_id, step_id: the lost records' batch->build_id and
+     * batch->step_id (build_id NULL: the top build; step_id NULL: the
+     * build's own messages). bytes, lines: how much of that step's log
+     * did not reach the sink's destination, counted in what the sink
+     * would have stored (a sink that stores batches as delivered counts
+     * batch->len and batch->n_lines); a line partly kept counts as lost.
+     * reason: one line for the user, e.g. strerror(errno), copied; NULL
+     * when unknown. Report each lost byte once; calls with nothing lost,
+     * or after sink_closed(), are ignored.
+     *
+     * Loop thread only; allowed inside write(), event() and close(), and
+     * from any later callback until sink_closed(). A write() that returns
+     * a negative KILN_E* other than KILN_EAGAIN has not accepted its
+     * batch: the host counts that batch as lost itself (reason: the
+     * error's text), so do not report it here as well. */
+    void (*sink_lost)(kiln_sink *sink, const char *build_id, const char *step_id, uint64_t bytes,
+                      uint64_t lines, const char *reason);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \

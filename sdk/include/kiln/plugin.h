@@ -28,8 +28,11 @@
  *     thread may call.
  *  6. Sinks: write() copies what it needs and returns 0, or KILN_EAGAIN to say
  *     "accepted, but I am above my high-water mark": the host stops reading
- *     step output until the sink calls sink_ready(). close() completes with
- *     sink_closed(), which the sink may call from inside close().
+ *     step output until the sink calls sink_ready(). Any other negative
+ *     KILN_E* means the batch was not accepted: the host counts it as lost.
+ *     Records accepted and lost later (a full disk) are reported with
+ *     kiln_api->sink_lost() (ABI 1.5). close() completes with sink_closed(),
+ *     which the sink may call from inside close().
  */
 #ifndef KILN_PLUGIN_H
 #define KILN_PLUGIN_H
