@@ -172,15 +172,23 @@ echo $((q - 1)) >/proc/sys/kernel/ns_last_pid || exit 3
 setsid "$SLEEP" 331 &
 other=$!
 [ "$other" = "$q" ] || { echo "got pid $other, not $q"; kill "$other"; exit 3; }
+for _ in $(seq 600); do [ "$(ps -o pgid= -p "$other" | tr -d ' ')" = "$q" ] && break; sleep 0.05; done
 kill -9 "$k"
 wait "$k" 2>/dev/null
+# This namespace's /proc: only its processes are seen. The watchdog kills,
+# then exits; a killed process stays a zombie here until waited for.
+for _ in $(seq 1200); do
+    pgrep -x kiln-watchdog >/dev/null || break
+    sleep 0.05
+done
+pgrep -x kiln-watchdog >/dev/null && { echo "the watchdog did not exit"; exit 1; }
+state() { ps -o stat= -p "$1" | cut -c1; }
+[ "$(state "$other")" = S ] || { echo "the process that reused group $q was killed"; exit 1; }
 for _ in $(seq 1200); do
     pgrep -f -- "$MARK 330" >/dev/null || break
     sleep 0.05
 done
-sleep 0.5 # the watchdog has exited, or would have killed by now
 pgrep -f -- "$MARK 330" >/dev/null && { echo "the long step survived"; exit 1; }
-kill -0 "$other" 2>/dev/null || { echo "the process that reused group $q was killed"; exit 1; }
 kill "$other"
 echo "reused $q"
 exit 0
