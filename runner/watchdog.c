@@ -128,7 +128,7 @@ static bool send_all(const void *buf, size_t len)
 }
 
 /* The watchdog died (someone killed it): start another one and tell it
- * every live group again. */
+ * every live group again. False when that failed too. */
 static bool restart(void)
 {
     close(wd_fd);
@@ -145,7 +145,11 @@ static bool restart(void)
         return false;
     }
     fprintf(stderr, "kiln: warning: the watchdog ended; started another one (pid %ld)\n", (long)wd_pid);
-    return n_live == 0 || send_all(live, n_live * sizeof *live);
+    if (n_live == 0 || send_all(live, n_live * sizeof *live))
+        return true;
+    fprintf(stderr, "kiln: warning: the new watchdog ended at once; step processes will outlive kiln "
+                    "if it is killed\n");
+    return false;
 }
 
 static void send_record(int32_t r)
@@ -162,7 +166,9 @@ static void send_record(int32_t r)
             return;
         }
     }
-    if (!send_all(&r, sizeof r) && (!restart() || !send_all(&r, sizeof r)))
+    /* A new watchdog learns the live groups, r's included when r registers
+     * one; a group being forgotten it never knew. */
+    if (!send_all(&r, sizeof r) && !restart())
         wd_failed = true;
 }
 

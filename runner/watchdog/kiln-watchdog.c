@@ -47,12 +47,14 @@ static size_t n_groups, cap_groups;
 
 static void add(int32_t pgid)
 {
+    for (size_t i = 0; i < n_groups; i++)
+        if (groups[i] == pgid)
+            return; /* told again by a kiln that restarted its watchdog */
     if (n_groups == cap_groups) {
         size_t cap = cap_groups ? cap_groups * 2 : 64;
         int32_t *g = realloc(groups, cap * sizeof *g);
         if (!g) {
-            /* Better to act now than to forget a group later. */
-            kill(-pgid, SIGKILL);
+            fprintf(stderr, "kiln: watchdog: out of memory; process group %d is not watched\n", (int)pgid);
             return;
         }
         groups = g;
