@@ -49,6 +49,11 @@ check "the child that ignores TERM runs" wait_for 60 running 1 "$MARK 302"
 check "the step in a volume runs" wait_for 60 running 1 "$MARK 303"
 check "the quick step ended first" wait_for 60 has_line kill.out "[quick] SUCCESS"
 check "kiln has a watchdog" has_watchdog "$pid"
+wd=$(watchdog_of "$pid")
+kill -INT "$wd"; kill -TERM "$wd"; kill -HUP "$wd"; kill -QUIT "$wd"
+sleep 0.2
+check "the watchdog ignores INT, TERM, HUP and QUIT" has_watchdog "$pid"
+check "so do the steps: those signals were not for them" running 4 "$MARK 30"
 kill -9 "$pid"
 rc=0
 wait "$pid" 2>/dev/null || rc=$?
@@ -147,7 +152,7 @@ EOF2
 setsid "$KILN" run int.yaml --kill-grace 1s >int.out 2>&1 &
 pid=$!
 check "Ctrl-C: the step runs" wait_for 60 running 2 "$MARK 32"
-kill -INT "$pid"
+kill -INT -- -"$pid" # to kiln's process group, as a terminal does
 finished_clean Ctrl-C int.out 130
 
 echo "# a group id kiln forgot is not killed when another process gets it"
