@@ -10,7 +10,9 @@
  * watchdog sends SIGKILL to every group still registered.
  *
  * Per group this costs two write()s of four bytes on the loop thread, and
- * nothing else. Call these from the loop thread only.
+ * nothing else. Call these from the loop thread only: it is the main thread,
+ * and the watchdog's PR_SET_PDEATHSIG fires when the thread that started it
+ * ends, not the process.
  */
 #ifndef KILN_WATCHDOG_H
 #define KILN_WATCHDOG_H
