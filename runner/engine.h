@@ -44,7 +44,13 @@ typedef struct kiln__framer kiln__framer;
 
 /* How a step's processes run. The local executor runs them on this machine
  * in their own process group; a Kubernetes executor would run them as Pods
- * and stream their logs back into the same framers. */
+ * and stream their logs back into the same framers.
+ *
+ * Every executor promises that nothing it started outlives kiln, however
+ * kiln ends: the local one registers each group with the watchdog
+ * (watchdog.h); one that runs things elsewhere labels them with the build id
+ * and its owner (host, kiln's pid and start time) and, at its first spawn,
+ * removes what an owner that is no longer running left behind. */
 typedef struct kiln__executor {
     const char *name;
     int (*spawn)(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit_cb cb, void *data,

@@ -8,7 +8,9 @@
  * SIGKILL. A process has ended for its plugin only when it exited AND both
  * pipes reached end of file, so no output is lost; when the leader exits but
  * others of its group still hold the pipes, they get the same TERM/KILL
- * treatment, so no child outlives its step.
+ * treatment, so no child outlives its step. Each group is registered with
+ * the watchdog (watchdog.h) from its spawn until it is reaped and empty or
+ * killed, so none outlives kiln either.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 
 #include "engine.h"
 #include "volumes.h"
+#include "watchdog.h"
 
 /* Processes start with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), no
  * copy of kiln's page tables) on plain pipes, and their exit is watched
@@ -124,6 +127,9 @@ static void maybe_finish(kiln_proc *p)
     uv_timer_stop(&p->kill_timer);
     if (group_alive(p))
         group_kill(p, SIGKILL); /* stragglers that closed their output */
+    /* Reaped, and whatever was left is dying: from here the id may be
+     * recycled, so the watchdog must not kill it any more. */
+    kiln__watchdog_forget(p->pid);
     kiln__rstep *s = p->step;
     kiln__step_untrack_proc(s, p);
     if (!p->abandoned && p->cb)
@@ -311,6 +317,7 @@ static int spawn_uv(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_proc *p
     }
     p->open_handles++;
     p->pid = p->proc.pid;
+    kiln__watchdog_watch(p->pid);
     started(step, p, out);
     return 0;
 }
@@ -476,6 +483,7 @@ static int spawn_posix(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_proc
     in_fd = -1;
     if (e)
         goto fail;
+    kiln__watchdog_watch(pid);
 
     p->pid = pid;
     p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -484,6 +492,7 @@ static int spawn_posix(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_proc
         e = errno;
         kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        kiln__watchdog_forget(pid);
         goto fail;
     }
     init_handles(eng, p);
