@@ -20,6 +20,11 @@
  * the loop fills the next (as the file sink does). Above the high-water mark
  * write() says KILN_EAGAIN and kiln stops reading step output until the disk
  * has caught up; sink_ready() resumes it.
+ *
+ * A failed write (a full disk) ends the file there: it stays whole records
+ * of a prefix, nothing more is written, and the records not on disk are
+ * reported with sink_lost() per step. Loss is counted per batch: a batch
+ * partly written counts whole, so the figures are at least what is missing.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -55,9 +60,19 @@ static const kiln_option jsonl_options[] = {
     KILN_OPTIONS_END,
 };
 
+/* The records of one step that a buffer holds, for loss accounting: when a
+ * write fails, every segment not wholly on disk is reported lost. */
+struct seg {
+    char *build_id, *step_id; /* step_id NULL: the build's own messages */
+    size_t end;               /* offset in the buffer just past the segment */
+    uint64_t bytes, lines;    /* as delivered in the batches */
+};
+
 struct buf {
     char *data;
     size_t len, cap;
+    struct seg *segs;
+    size_t n_segs, cap_segs;
 };
 
 struct jsonl {
@@ -67,6 +82,7 @@ struct jsonl {
     bool own;
     struct buf active, flight; /* filled on the loop / being written by a worker */
     int flight_err;
+    size_t flight_done; /* bytes of flight written before flight_err */
     bool in_flight, paused, closing;
     int write_error;
     struct buf prefix; /* the current batch's line start, up to "seq": */
@@ -88,6 +104,46 @@ static inline char *reserve(struct buf *b, size_t extra)
         b->cap = cap;
     }
     return b->data + b->len;
+}
+
+static bool same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The records just appended to B (up to b->len) belong to this batch. */
+static void note_batch(struct buf *b, const kiln_log_batch *lb)
+{
+    struct seg *last = b->n_segs ? &b->segs[b->n_segs - 1] : NULL;
+    if (!last || !same(last->build_id, lb->build_id) || !same(last->step_id, lb->step_id)) {
+        if (b->n_segs == b->cap_segs) {
+            b->cap_segs = b->cap_segs ? 2 * b->cap_segs : 16;
+            b->segs = realloc(b->segs, b->cap_segs * sizeof *b->segs);
+            if (!b->segs)
+                abort();
+        }
+        last = &b->segs[b->n_segs++];
+        *last = (struct seg){strdup(lb->build_id), lb->step_id ? strdup(lb->step_id) : NULL, 0, 0, 0};
+        if (!last->build_id || (lb->step_id && !last->step_id))
+            abort();
+    }
+    last->end = b->len;
+    last->bytes += lb->len;
+    last->lines += lb->n_lines;
+}
+
+/* Report the segments of B that end past WRITTEN bytes as lost, forget all. */
+static void settle(struct jsonl *j, struct buf *b, size_t written, int err)
+{
+    for (size_t i = 0; i < b->n_segs; i++) {
+        struct seg *g = &b->segs[i];
+        if (g->end > written && KILN_API_HAS(kiln_api, sink_lost))
+            kiln_api->sink_lost(j->sink, g->build_id, g->step_id, g->bytes, g->lines,
+                                strerror(err));
+        free(g->build_id);
+        free(g->step_id);
+    }
+    b->n_segs = 0;
 }
 
 static void add(struct buf *b, const char *s, size_t n)
@@ -208,6 +264,7 @@ static void write_flight(void *data)
             if (errno == EINTR)
                 continue;
             j->flight_err = errno;
+            j->flight_done = j->flight.len - left;
             return;
         }
         p += n;
@@ -221,6 +278,8 @@ static void finish_close(struct jsonl *j)
         fprintf(stderr, "kiln: error: cannot write '%s': %s\n", j->path, strerror(errno));
     free(j->active.data);
     free(j->flight.data);
+    free(j->active.segs);
+    free(j->flight.segs);
     free(j->prefix.data);
     free(j->path);
     kiln_sink *sink = j->sink;
@@ -237,7 +296,13 @@ static void after_write(void *data, int err)
     if (j->flight_err && !j->write_error) {
         j->write_error = j->flight_err;
         fprintf(stderr, "kiln: error: cannot write '%s': %s\n", j->path, strerror(j->flight_err));
+        /* The file stays a prefix of the records: nothing is written after
+         * a failed write, and what was not written is reported lost. */
+        settle(j, &j->flight, j->flight_done, j->write_error);
+        settle(j, &j->active, 0, j->write_error);
+        j->active.len = 0;
     }
+    settle(j, &j->flight, j->flight.len, 0);
     j->flight.len = 0;
     j->flight_err = 0;
     if (j->active.len)
@@ -267,6 +332,12 @@ static void submit(struct jsonl *j)
 static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
 {
     struct jsonl *j = kiln_api->sink_get_data(sink);
+    if (j->write_error) {
+        if (KILN_API_HAS(kiln_api, sink_lost))
+            kiln_api->sink_lost(sink, b->build_id, b->step_id, b->len, b->n_lines,
+                                strerror(j->write_error));
+        return 0;
+    }
     struct buf *pre = &j->prefix;
     pre->len = 0;
     add_time(j, pre, b->time_us);
@@ -303,6 +374,7 @@ static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
         }
         out->len += (size_t)(d - start);
     }
+    note_batch(out, b);
     submit(j);
     if (j->active.len >= HIGH_WATER && !j->paused) {
         j->paused = true;
@@ -317,7 +389,7 @@ static void jsonl_event(kiln_sink *sink, const kiln_event *ev)
                                         "step_end", "build_end",   "step_progress"};
     struct jsonl *j = kiln_api->sink_get_data(sink);
     struct buf *b = &j->active;
-    if ((unsigned)ev->type >= sizeof names / sizeof names[0])
+    if ((unsigned)ev->type >= sizeof names / sizeof names[0] || j->write_error)
         return;
     add_time(j, b, ev->time_us);
     addf(b, ",\"event\":\"%s\"", names[ev->type]);

@@ -105,6 +105,28 @@ else
     rc=$(in_tmpfs out3.txt run big.yaml --quiet --sink "file:dir=$TMP/full/logs,required=true" --report "$TMP/r3.json")
     facts r3.json 'j["status"]'
     check "--sink file:dir=...,required=true: exit 1, FAILURE" test "$rc:${V[0]}" = 1:FAILURE
+
+    # The jsonl sink on the same full disk: its file stays whole records, and
+    # what it could not write is counted (records of a chunk that did not
+    # wholly reach the disk count as lost: at least what is missing).
+    rc=$(in_tmpfs out4.txt run big.yaml --quiet --sink "jsonl:path=$TMP/full/log.jsonl" --report "$TMP/r4.json")
+    facts r4.json 'j["status"]' 'loss("jsonl", "print")'
+    check "jsonl, full disk: exit 0, SUCCESS" test "$rc:${V[0]}" = 0:SUCCESS
+    check "jsonl, full disk: the report names sink 'jsonl' and step 'print'" test "${V[1]}" != NONE
+    read -r lost_bytes lost_lines reason <<<"${V[1]}"
+    kept_lines=$(python3 -c 'import json,sys
+n=0
+for l in open(sys.argv[1], "rb").read().split(b"\n"):
+    try: r=json.loads(l)
+    except ValueError: continue
+    n += r.get("step_id") == "print" and "seq" in r
+print(n)' kept/log.jsonl)
+    check "jsonl, full disk: whole records kept + lines lost >= printed ($kept_lines + $lost_lines >= $PRINTED_LINES)" \
+        test $((kept_lines + lost_lines)) -ge "$PRINTED_LINES"
+    check "jsonl, full disk: some lines were kept, not all counted lost" test "$kept_lines" -gt 1000 -a "$lost_lines" -lt "$PRINTED_LINES"
+    check "jsonl, full disk: reason" test "$reason" = "No space left on device False"
+    check "jsonl, full disk: the summary says it" \
+        has_line out4.txt "kiln: warning: log sink 'jsonl' lost $lost_bytes bytes ($lost_lines lines) of step 'print': No space left on device"
 fi
 
 # ---- part 2: a sink plugin that loses output ------------------------------
