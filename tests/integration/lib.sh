@@ -95,6 +95,25 @@ start_fake() {
 }
 # stop_fake PID: SIGTERM; succeeds when the server exits 0
 stop_fake() { local rc=0; kill -TERM "$1"; wait "$1" || rc=$?; [ "$rc" = 0 ]; }
+# A test that cannot run here at all ends with skip_test: it prints
+# "SKIP: REASON" and exits 77, which ctest counts as skipped (SKIP_RETURN_CODE
+# in tests/CMakeLists.txt). A part of a test that cannot run prints
+# "skip - REASON" and the rest goes on.
+SKIP_CODE=77
+skip_test() { echo "SKIP: $*"; exit "$SKIP_CODE"; }
+# need_shared PATH: sets SHARED to the project's ../shared directory
+# ($KILN_SHARED_DIR), which must hold PATH. A clone of the repository alone
+# has no ../shared: the test is skipped, saying so, unless
+# KILN_REQUIRE_SHARED=1 (set by .ci/run), which makes that a failure.
+need_shared() {
+    SHARED=${KILN_SHARED_DIR:-$KILN_SOURCE_DIR/../shared}
+    [ -e "$SHARED/$1" ] && return 0
+    if [ "${KILN_REQUIRE_SHARED:-0}" = 1 ]; then
+        echo "FAIL - $SHARED/$1 is missing (KILN_REQUIRE_SHARED=1: the project's ../shared is required)"
+        exit 1
+    fi
+    skip_test "$SHARED/$1 is missing (the project's ../shared is not beside this clone; KILN_REQUIRE_SHARED=1 makes this a failure)"
+}
 finish() {
     echo "# $PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]

@@ -170,10 +170,13 @@ check "409: the real ALREADY_EXISTS body" is "$TMP/r.json" 'json.dumps(j, sort_k
     "{\"error\": {\"code\": 409, \"message\": \"Resource 'web' already exists.\", \"status\": \"ALREADY_EXISTS\"}}"
 check "GET the operation at once: not done yet" is "$TMP/op-early.json" '("done" in j, j["name"])' "(False, '$OP')"
 check "GET the service while deploying: reconciling, no uri" is "$TMP/web-early.json" '(j.get("reconciling"), "uri" in j)' "(True, False)"
-wait_for 5 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/v2/$OP' | grep -q '\"done\": true'" || true
+# Waits up to 60 s, a limit that only catches a fake that never finishes;
+# how soon it is done is not checked (a loaded machine is slow), only that it
+# was not done before --deploy-seconds and is done afterwards (done.json).
+wait_for 60 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/v2/$OP' | grep -q '\"done\": true'" || true
 T1=$(date +%s%N)
 took=$(( (T1 - T0) / 1000000 ))
-check "the operation is done after --deploy-seconds (${took} ms, 1000 asked)" test "$took" -ge 1000 -a "$took" -lt 4000
+check "the operation is not done before --deploy-seconds (${took} ms, 1000 asked)" test "$took" -ge 1000
 api GET "/v2/$OP" >/dev/null
 cp "$TMP/r.json" "$TMP/done.json"
 check "done: response is the Service, with @type, no error" is "$TMP/done.json" \
@@ -341,7 +344,7 @@ else
     check "$C: the operation was not done when returned; its metadata decoded as a reconciling Service" is "$O" \
         '(j["create"]["doneAtStart"], j["create"]["metadata"]["reconciling"], j["create"]["metadata"]["terminalState"], j["create"]["metadata"]["generation"])' \
         "(False, True, 2, '1')"
-    check "$C: operation.promise() took about --deploy-seconds" python3 -c 'import json,sys; ms=json.load(open(sys.argv[1]))["create"]["ms"]; sys.exit(0 if 1000 <= ms < 5000 else 1)' "$O"
+    check "$C: operation.promise() waited for --deploy-seconds" python3 -c 'import json,sys; ms=json.load(open(sys.argv[1]))["create"]["ms"]; sys.exit(0 if ms >= 1000 else 1)' "$O"
     check "$C: uri, latestReadyRevision web-00001, env and labels as sent" is "$O" \
         '(bool(__import__("re").fullmatch(r"https://web-[a-z0-9]{10}-uc\.a\.run\.app", j["create"]["result"]["uri"])), j["create"]["result"]["latestReadyRevision"].split("/")[-1][:10], j["create"]["result"]["env"], j["create"]["result"]["labels"])' \
         "(True, 'web-00001-', ['GREETING=hello'], {'app': 'web'})"
