@@ -70,7 +70,8 @@ no_survivors() {
         return 1
     fi
 }
-# wait_for TIMEOUT_S COMMAND...: poll until COMMAND succeeds
+# wait_for TIMEOUT_S COMMAND...: poll until COMMAND succeeds. TIMEOUT_S
+# only catches hangs: 60 s or more, never a check that something was quick.
 wait_for() {
     local deadline=$(($(date +%s) + $1)); shift
     until "$@"; do
@@ -87,7 +88,7 @@ start_fake() {
     python3 "$FAKE" --port 0 --port-file "$dir/port" --log "$dir/requests.jsonl" "$@" >"$dir/server.out" 2>&1 &
     FAKE_PID=$!
     FAKE_PIDS+=("$FAKE_PID")
-    if ! wait_for 10 test -s "$dir/port"; then
+    if ! wait_for 60 test -s "$dir/port"; then
         echo "FAIL - the fake did not start:"; sed 's/^/  /' "$dir/server.out"
         exit 1
     fi

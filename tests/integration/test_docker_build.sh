@@ -110,12 +110,12 @@ env CONTAINERS_CONF="$E/containers.conf" CONTAINERS_STORAGE_CONF="$E/storage.con
 PIDS+=($!)
 SOCK=$E/podman.sock
 up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$@" 2>/dev/null)" != 000 ]; }
-for i in $(seq 1 200); do
+for i in $(seq 1 1200); do  # up to 60 s: only catches services that never answer
     if up --unix-socket "$SOCK" http://d/_ping && up "http://127.0.0.1:$REG/v2/" &&
         up "http://127.0.0.1:$AREG/v2/" && up "http://127.0.0.1:$HREG/v2/"; then
         break
     fi
-    [ "$i" = 200 ] && { tail -5 "$E/podman.log" "$TMP"/*/log; cannot_run "podman service or docker-registry did not answer within 10s"; }
+    [ "$i" = 1200 ] && { tail -5 "$E/podman.log" "$TMP"/*/log; cannot_run "podman service or docker-registry did not answer within 60s"; }
     sleep 0.05
 done
 ping=$(curl -s --unix-socket "$SOCK" http://d/_ping)
@@ -422,25 +422,24 @@ new_case timeout
 cat >ctx/Dockerfile <<'EOF2'
 FROM scratch
 COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "echo sleeping; exec /bin/busybox sleep 6"]
+RUN ["/bin/busybox", "sh", "-c", "echo sleeping; exec /bin/busybox sleep 30"]
 RUN ["/bin/busybox", "sh", "-c", "echo second-run-step"]
 EOF2
-printf 'steps:\n- id: img\n  uses: docker-build\n  timeout: 3s\n  with: {context: ctx, tags: [kiln-test/slow:1], no_cache: true}\n' >pipeline.yaml
+printf 'steps:\n- id: img\n  uses: docker-build\n  timeout: 15s\n  with: {context: ctx, tags: [kiln-test/slow:1], no_cache: true}\n' >pipeline.yaml
 disconnects() { grep -c "Client disconnect reported for build" "$E/podman.log" || true; }
 before=$(disconnects)
-t0=$(date +%s)
 kiln_run
-t1=$(date +%s)
-check "timeout: exit 1 at the timeout, not after the RUN" test "$RC" = 1 -a $((t1 - t0)) -le 5
+check "timeout: exit 1" test "$RC" = 1
+check "timeout: at the timeout, not after the RUN (the next RUN never ran)" lacks_line "$LOG" second-run-step
 check "timeout: step TIMEOUT" test "$(step0 "$REPORT" status)" = TIMEOUT
 check "timeout: the RUN had started" has_line "$LOG" sleeping
 wait_disconnect() {
-    for i in $(seq 1 50); do [ "$(disconnects)" -gt "$1" ] && return 0; sleep 0.1; done
+    for i in $(seq 1 600); do [ "$(disconnects)" -gt "$1" ] && return 0; sleep 0.1; done  # 60 s: hangs only
     return 1
 }
 check "timeout: the engine saw the client go and cancelled the build" wait_disconnect "$before"
 not_built() {  # the tag never appears, also after the RUN would have ended
-    sleep 5
+    sleep 20  # kiln ended at the 15 s timeout or earlier; the 30 s RUN would be over
     [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://d/v1.41/images/$1/json")" = 404 ]
 }
 check "timeout: the image was never committed" not_built kiln-test/slow:1
@@ -448,16 +447,15 @@ check "timeout: the image was never committed" not_built kiln-test/slow:1
 printf 'steps:\n- id: img\n  uses: docker-build\n  with: {context: ctx, tags: [kiln-test/slow:2], no_cache: true}\n' >pipeline.yaml
 rm -rf logs report.json
 before=$(disconnects)
-timeout 60 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
+timeout 120 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
 KPID=$!
 # Wait for the RUN to be running (slow when the machine is busy with other tests).
 for i in $(seq 1 600); do grep -qx sleeping logs/img.log 2>/dev/null && break; sleep 0.1; done
 check "cancel: the RUN was running before the signal" grep -qx sleeping logs/img.log
-t0=$(date +%s)
 kill -TERM $KPID
 RC=0; wait $KPID || RC=$?
-t1=$(date +%s)
-check "cancel: kiln ends at once, step CANCELLED" test "$(step0 report.json status)" = CANCELLED -a $((t1 - t0)) -le 2
+check "cancel: step CANCELLED" test "$(step0 report.json status)" = CANCELLED
+check "cancel: kiln ended without waiting for the RUN (the next RUN never ran)" lacks_line logs/img.log second-run-step
 check "cancel: the engine saw the client go and cancelled the build" wait_disconnect "$before"
 check "cancel: the image was never committed" not_built kiln-test/slow:2
 
