@@ -79,7 +79,7 @@ finally:
 EOF2
 setsid "$KILN" run retry.yaml --kill-grace 1s --report r.json >out.txt 2>&1 &
 pid=$!
-retry_announced() { grep -qF "retrying in 3600.00s" out.txt; }
+retry_announced() { grep -qF "retrying in 1h00m" out.txt; }
 check "the retry is announced" wait_for 120 retry_announced
 kill -INT "$pid"
 rc=0
