@@ -141,7 +141,7 @@ new_case() {
 # kiln_run [kiln args...]: run pipeline.yaml, leave RC, OUT, LOG, REPORT
 kiln_run() {
     RC=0
-    timeout 120 "$KILN" run pipeline.yaml --log-dir logs --report report.json "$@" >out.txt 2>&1 || RC=$?
+    timeout 600 "$KILN" run pipeline.yaml --log-dir logs --report report.json "$@" >out.txt 2>&1 || RC=$?
     OUT=$CASE/out.txt
     LOG=$CASE/logs/img.log
     REPORT=$CASE/report.json
@@ -173,7 +173,7 @@ steps:
     labels: {org.kiln.case: good}
 EOF2
 RC=0
-timeout 120 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
+timeout 600 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
 KPID=$!
 seen_early="" ; while kill -0 $KPID 2>/dev/null; do
     if [ -z "$seen_early" ] && grep -qx early-progress-line logs/img.log 2>/dev/null; then
@@ -447,7 +447,7 @@ check "timeout: the image was never committed" not_built kiln-test/slow:1
 printf 'steps:\n- id: img\n  uses: docker-build\n  with: {context: ctx, tags: [kiln-test/slow:2], no_cache: true}\n' >pipeline.yaml
 rm -rf logs report.json
 before=$(disconnects)
-timeout 120 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
+timeout 600 "$KILN" run pipeline.yaml --log-dir logs --report report.json >out.txt 2>&1 &
 KPID=$!
 # Wait for the RUN to be running (slow when the machine is busy with other tests).
 for i in $(seq 1 600); do grep -qx sleeping logs/img.log 2>/dev/null && break; sleep 0.1; done

@@ -120,7 +120,7 @@ kiln_run() {
     new_case "$1"
     printf '%s\n' "$2" >pipeline.yaml
     RC=0
-    timeout 120 "$KILN" run pipeline.yaml --log-dir logs --report report.json >kiln.out 2>kiln.err || RC=$?
+    timeout 600 "$KILN" run pipeline.yaml --log-dir logs --report report.json >kiln.out 2>kiln.err || RC=$?
     LOG=$CASE/logs/train.log
     REPORT=$CASE/report.json
     if [ ! -f "$REPORT" ] || [ ! -f "$LOG" ]; then
@@ -172,7 +172,7 @@ check "good: learning_rate reached the nodes" test "$(jget "$CASE/kedro_project/
 # 1b. progress reaches the sinks as structured events (the jsonl sink shows them)
 new_case progress
 printf 'steps:\n- id: train\n  uses: kedro-train\n  with: {project: ./kedro_project, env: staging}\n' >pipeline.yaml
-RC=0; timeout 120 "$KILN" run pipeline.yaml --quiet --sink jsonl:path=events.jsonl >kiln.out 2>kiln.err || RC=$?
+RC=0; timeout 600 "$KILN" run pipeline.yaml --quiet --sink jsonl:path=events.jsonl >kiln.out 2>kiln.err || RC=$?
 check "progress: kiln exits 0" test "$RC" = 0
 check "progress: step_progress events with done/total" python3 -c '
 import json
@@ -216,7 +216,7 @@ kiln_run layout 'steps:
   with: {project: ./kedro_project, env: staging}'
 rm -rf "$CASE/kedro_project/conf/base" "$CASE/kedro_project/src/purchase_predict/settings.py"
 sed -i '/^package_name/d' "$CASE/kedro_project/pyproject.toml"
-RC=0; (cd "$CASE" && timeout 120 "$KILN" run pipeline.yaml --log-dir logs2 --report report2.json >kiln.out 2>kiln.err) || RC=$?
+RC=0; (cd "$CASE" && timeout 600 "$KILN" run pipeline.yaml --log-dir logs2 --report report2.json >kiln.out 2>kiln.err) || RC=$?
 check "layout: kiln exits 1" test "$RC" = 1
 check "layout: missing package_name" has_line "$CASE/logs2/train.log" "kedro project check: ./kedro_project/pyproject.toml: [tool.kedro] has no package_name"
 check "layout: missing conf/base" has_line "$CASE/logs2/train.log" "kedro project check: ./kedro_project/conf/base/ is missing"
@@ -235,7 +235,7 @@ if ! PATH=/usr/bin:/bin command -v kedro >/dev/null; then
 - id: train
   uses: kedro-train
   with: {project: ./kedro_project, env: staging}' >pipeline.yaml
-    RC=0; PATH=/usr/bin:/bin timeout 120 "$KILN" run pipeline.yaml --log-dir logs --report report.json >kiln.out 2>kiln.err || RC=$?
+    RC=0; PATH=/usr/bin:/bin timeout 600 "$KILN" run pipeline.yaml --log-dir logs --report report.json >kiln.out 2>kiln.err || RC=$?
     check "nokedro (default command): kiln exits 1" test "$RC" = 1
     check "nokedro (default command): install hint" has_line logs/train.log 'kedro executable "kedro" not found in PATH: install Kedro in the build environment (pip install kedro'
 fi
