@@ -118,6 +118,11 @@ for i in $(seq 1 1200); do  # up to 60 s: only catches services that never answe
     [ "$i" = 1200 ] && { tail -5 "$E/podman.log" "$TMP"/*/log; cannot_run "podman service or docker-registry did not answer within 60s"; }
     sleep 0.05
 done
+# Podman's first /version (it sets up its runtime then) can take long on a
+# loaded machine, and docker-build gives its engine probe 15 s: ask once here,
+# with a limit that only catches a hang, so that kiln's probes find it warm.
+curl -s -o /dev/null --max-time 120 --unix-socket "$SOCK" http://d/v1.41/version ||
+    cannot_run "podman service did not answer /version within 120s"
 ping=$(curl -s --unix-socket "$SOCK" http://d/_ping)
 [ "$ping" = OK ] || cannot_run "podman service answered '$ping' to /_ping"
 echo "  engine unix://$SOCK, registries 127.0.0.1:$REG (open), :$AREG (htpasswd), :$HREG (not insecure)"
@@ -183,6 +188,7 @@ seen_early="" ; while kill -0 $KPID 2>/dev/null; do
 done
 wait $KPID || RC=$?
 done_at=$(date +%s%N)
+[ "$RC" = 0 ] || { echo "  (kiln exit $RC; output follows)"; sed 's/^/  | /' out.txt | tail -20; }
 OUT=$CASE/out.txt; LOG=$CASE/logs/img.log; REPORT=$CASE/report.json
 check "good build exits 0" test "$RC" = 0
 check "good build: step SUCCESS" test "$(step0 "$REPORT" status)" = SUCCESS
