@@ -428,10 +428,10 @@ new_case timeout
 cat >ctx/Dockerfile <<'EOF2'
 FROM scratch
 COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "echo sleeping; exec /bin/busybox sleep 30"]
+RUN ["/bin/busybox", "sh", "-c", "echo sleeping; exec /bin/busybox sleep 60"]
 RUN ["/bin/busybox", "sh", "-c", "echo second-run-step"]
 EOF2
-printf 'steps:\n- id: img\n  uses: docker-build\n  timeout: 15s\n  with: {context: ctx, tags: [kiln-test/slow:1], no_cache: true}\n' >pipeline.yaml
+printf 'steps:\n- id: img\n  uses: docker-build\n  timeout: 45s\n  with: {context: ctx, tags: [kiln-test/slow:1], no_cache: true}\n' >pipeline.yaml
 disconnects() { grep -c "Client disconnect reported for build" "$E/podman.log" || true; }
 before=$(disconnects)
 kiln_run
@@ -445,7 +445,7 @@ wait_disconnect() {
 }
 check "timeout: the engine saw the client go and cancelled the build" wait_disconnect "$before"
 not_built() {  # the tag never appears, also after the RUN would have ended
-    sleep 20  # kiln ended at the 15 s timeout or earlier; the 30 s RUN would be over
+    sleep 30  # after the 45 s step timeout (the engine may need most of it to reach the RUN), the 60 s RUN would be over
     [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://d/v1.41/images/$1/json")" = 404 ]
 }
 check "timeout: the image was never committed" not_built kiln-test/slow:1
