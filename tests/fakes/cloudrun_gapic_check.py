@@ -79,7 +79,7 @@ def create():
     op = c.create_service(parent=parent, service_id="gapic", service=types.Service(
         labels={"app": "gapic"}, template=types.RevisionTemplate(containers=[types.Container(image=image)])))
     started = {"opName": op.operation.name, "doneAtStart": op.operation.done}
-    svc = op.result(timeout=30)
+    svc = op.result(timeout=120)
     state["svc"] = svc
     return dict(started, result=facts(svc))
 
@@ -88,7 +88,7 @@ def update():
     svc = types.Service.copy(state["svc"]) if hasattr(types.Service, "copy") else state["svc"]
     svc.template.containers[0].image = image.replace(":1", ":2")
     op = c.update_service(service=svc)
-    after = op.result(timeout=30)
+    after = op.result(timeout=120)
     state["svc"] = after
     return {"result": facts(after)}
 
@@ -102,7 +102,7 @@ def stale():
 def failing():
     svc = types.Service(name=f"{parent}/services/gapic", template=types.RevisionTemplate(
         containers=[types.Container(image=f"us-docker.pkg.dev/{project}/apps/fail-deploy:3")]))
-    return {"result": facts(c.update_service(service=svc).result(timeout=30))}
+    return {"result": facts(c.update_service(service=svc).result(timeout=120))}
 
 
 def set_policy():
@@ -113,7 +113,7 @@ def set_policy():
 
 
 def delete():
-    svc = c.delete_service(name=f"{parent}/services/gapic").result(timeout=30)
+    svc = c.delete_service(name=f"{parent}/services/gapic").result(timeout=120)
     return {"result": facts(svc)}
 
 

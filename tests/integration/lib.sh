@@ -70,7 +70,8 @@ no_survivors() {
         return 1
     fi
 }
-# wait_for TIMEOUT_S COMMAND...: poll until COMMAND succeeds
+# wait_for TIMEOUT_S COMMAND...: poll until COMMAND succeeds. TIMEOUT_S
+# only catches hangs: 60 s or more, never a check that something was quick.
 wait_for() {
     local deadline=$(($(date +%s) + $1)); shift
     until "$@"; do
@@ -87,7 +88,7 @@ start_fake() {
     python3 "$FAKE" --port 0 --port-file "$dir/port" --log "$dir/requests.jsonl" "$@" >"$dir/server.out" 2>&1 &
     FAKE_PID=$!
     FAKE_PIDS+=("$FAKE_PID")
-    if ! wait_for 10 test -s "$dir/port"; then
+    if ! wait_for 60 test -s "$dir/port"; then
         echo "FAIL - the fake did not start:"; sed 's/^/  /' "$dir/server.out"
         exit 1
     fi
@@ -95,6 +96,25 @@ start_fake() {
 }
 # stop_fake PID: SIGTERM; succeeds when the server exits 0
 stop_fake() { local rc=0; kill -TERM "$1"; wait "$1" || rc=$?; [ "$rc" = 0 ]; }
+# A test that cannot run here at all ends with skip_test: it prints
+# "SKIP: REASON" and exits 77, which ctest counts as skipped (SKIP_RETURN_CODE
+# in tests/CMakeLists.txt). A part of a test that cannot run prints
+# "skip - REASON" and the rest goes on.
+SKIP_CODE=77
+skip_test() { echo "SKIP: $*"; exit "$SKIP_CODE"; }
+# need_shared PATH: sets SHARED to the project's ../shared directory
+# ($KILN_SHARED_DIR), which must hold PATH. A clone of the repository alone
+# has no ../shared: the test is skipped, saying so, unless
+# KILN_REQUIRE_SHARED=1 (set by .ci/run), which makes that a failure.
+need_shared() {
+    SHARED=${KILN_SHARED_DIR:-$KILN_SOURCE_DIR/../shared}
+    [ -e "$SHARED/$1" ] && return 0
+    if [ "${KILN_REQUIRE_SHARED:-0}" = 1 ]; then
+        echo "FAIL - $SHARED/$1 is missing (KILN_REQUIRE_SHARED=1: the project's ../shared is required)"
+        exit 1
+    fi
+    skip_test "$SHARED/$1 is missing (the project's ../shared is not beside this clone; KILN_REQUIRE_SHARED=1 makes this a failure)"
+}
 finish() {
     echo "# $PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]

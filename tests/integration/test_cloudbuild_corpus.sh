@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Conformance over real cloudbuild.yaml files (../shared/corpus/cloudbuild/):
+# Conformance over real cloudbuild.yaml files (tests/data/cloudbuild/, the
+# repository's copy of ../shared/corpus/cloudbuild/; test_shared_corpus.sh
+# checks that the copy is current):
 # each file's expected verdict, as Cloud Build would give it for a manual
 # build (MUST_MATCH, no trigger substitutions), is written below next to the
 # file's name; `kiln validate` must agree, and `kiln graph` must list the
@@ -8,8 +10,7 @@
 set -uo pipefail
 self=$(readlink -f "$0")
 : "${KILN:?}" "${KILN_SOURCE_DIR:?}"
-corpus=${KILN_SHARED_DIR:-$KILN_SOURCE_DIR/../shared}/corpus/cloudbuild
-[ -d "$corpus" ] || corpus=$KILN_SOURCE_DIR/tests/fuzz/corpus/fuzz_pipeline
+corpus=$KILN_SOURCE_DIR/tests/data/cloudbuild
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

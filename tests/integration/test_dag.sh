@@ -35,13 +35,13 @@ steps:
   waitFor: [a]
   script: |
     touch b.started
-    for i in $(seq 100); do [ -e c.started ] && exit 0; sleep 0.05; done
+    for i in $(seq 1200); do [ -e c.started ] && exit 0; sleep 0.05; done
     echo "c never started while b ran"; exit 1
 - id: c
   waitFor: [a]
   script: |
     touch c.started
-    for i in $(seq 100); do [ -e b.started ] && exit 0; sleep 0.05; done
+    for i in $(seq 1200); do [ -e b.started ] && exit 0; sleep 0.05; done
     echo "b never started while c ran"; exit 1
 - id: d
   waitFor: [b, c]
@@ -87,7 +87,7 @@ cat >order.yaml <<'EOF2'
 steps:
 - id: first
   script: |
-    for i in $(seq 200); do [ -e dash.started ] && break; sleep 0.05; done
+    for i in $(seq 1200); do [ -e dash.started ] && break; sleep 0.05; done
     sleep 0.2; touch first.done
 - id: second
   waitFor: ['-']

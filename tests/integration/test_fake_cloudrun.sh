@@ -63,7 +63,9 @@ command -v curl >/dev/null || { echo "FAIL - curl is needed to check the fake ov
 # ---------------------------------------------------------------------------
 echo "# part 1: raw HTTP (curl)"
 R=$TMP/raw
-start_fake "$R" --token "$TOKEN" --deploy-seconds 1 --project "$PROJECT" --project other-project
+# Deploys take 10 s here, so that the reads "while deploying" below come
+# before the deploy ends even on a loaded machine.
+start_fake "$R" --token "$TOKEN" --deploy-seconds 10 --project "$PROJECT" --project other-project
 RAW_PID=$FAKE_PID
 BASE=http://127.0.0.1:$PORT
 LOC=/v2/projects/$PROJECT/locations/$REGION
@@ -170,10 +172,13 @@ check "409: the real ALREADY_EXISTS body" is "$TMP/r.json" 'json.dumps(j, sort_k
     "{\"error\": {\"code\": 409, \"message\": \"Resource 'web' already exists.\", \"status\": \"ALREADY_EXISTS\"}}"
 check "GET the operation at once: not done yet" is "$TMP/op-early.json" '("done" in j, j["name"])' "(False, '$OP')"
 check "GET the service while deploying: reconciling, no uri" is "$TMP/web-early.json" '(j.get("reconciling"), "uri" in j)' "(True, False)"
-wait_for 5 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/v2/$OP' | grep -q '\"done\": true'" || true
+# Waits up to 60 s, a limit that only catches a fake that never finishes;
+# how soon it is done is not checked (a loaded machine is slow), only that it
+# was not done before --deploy-seconds and is done afterwards (done.json).
+wait_for 60 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' '$BASE/v2/$OP' | grep -q '\"done\": true'" || true
 T1=$(date +%s%N)
 took=$(( (T1 - T0) / 1000000 ))
-check "the operation is done after --deploy-seconds (${took} ms, 1000 asked)" test "$took" -ge 1000 -a "$took" -lt 4000
+check "the operation is not done before --deploy-seconds (${took} ms, 10000 asked)" test "$took" -ge 10000
 api GET "/v2/$OP" >/dev/null
 cp "$TMP/r.json" "$TMP/done.json"
 check "done: response is the Service, with @type, no error" is "$TMP/done.json" \
@@ -220,7 +225,7 @@ check "update: not done, generation 2, a new revision web-00002-xxx, still servi
 OP2=$(jget "$TMP/patch.json" 'j["name"]' || true)
 check "PATCH with the old etag: 409" test "$(api PATCH "$SVC/web" "$(cat "$TMP/web2.json")")" = 409
 check "409: ABORTED" is "$TMP/r.json" '(j["error"]["code"], j["error"]["status"])' "(409, 'ABORTED')"
-check "POST operations/ID:wait: 200" test "$(api POST "/v2/$OP2:wait" '{"timeout": "10s"}')" = 200
+check "POST operations/ID:wait: 200" test "$(api POST "/v2/$OP2:wait" '{"timeout": "60s"}')" = 200
 check ":wait returns the done operation: generation 2 ready on web-00002" is "$TMP/r.json" \
     '(j["done"], j["response"]["observedGeneration"], j["response"]["latestReadyRevision"].split("/")[-1][:10])' "(True, '2', 'web-00002-')"
 check "PATCH updateMask=labels: 200" test "$(api PATCH "$SVC/web?updateMask=labels" '{"labels": {"team": "kiln"}}')" = 200
@@ -238,7 +243,7 @@ check "allowMissing: generation 1, revision api-00001, port 9000" is "$TMP/r.jso
 check "PATCH a fail-deploy image on port 9000: 200" test "$(api PATCH "$SVC/web" "$(body $IMG/fail-deploy:3 9000)")" = 200
 OP3=$(jget "$TMP/r.json" 'j["name"]' || true)
 REV3=$(jget "$TMP/r.json" 'j["metadata"]["latestCreatedRevision"].split("/")[-1]' || true)
-api POST "/v2/$OP3:wait" '{"timeout": "10s"}' >/dev/null
+api POST "/v2/$OP3:wait" '{"timeout": "60s"}' >/dev/null
 cp "$TMP/r.json" "$TMP/failed.json"
 check "failed deploy: done, error code 9, no response" is "$TMP/failed.json" '(j["done"], j["error"]["code"], "response" in j)' "(True, 9, False)"
 FAILMSG="Revision '$REV3' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=9000 environment variable within the allocated timeout. This can happen when the container port is misconfigured or if the timeout is too short. The health check timeout can be extended. Logs for this revision might contain more information."
@@ -341,7 +346,7 @@ else
     check "$C: the operation was not done when returned; its metadata decoded as a reconciling Service" is "$O" \
         '(j["create"]["doneAtStart"], j["create"]["metadata"]["reconciling"], j["create"]["metadata"]["terminalState"], j["create"]["metadata"]["generation"])' \
         "(False, True, 2, '1')"
-    check "$C: operation.promise() took about --deploy-seconds" python3 -c 'import json,sys; ms=json.load(open(sys.argv[1]))["create"]["ms"]; sys.exit(0 if 1000 <= ms < 5000 else 1)' "$O"
+    check "$C: operation.promise() waited for --deploy-seconds" python3 -c 'import json,sys; ms=json.load(open(sys.argv[1]))["create"]["ms"]; sys.exit(0 if ms >= 1000 else 1)' "$O"
     check "$C: uri, latestReadyRevision web-00001, env and labels as sent" is "$O" \
         '(bool(__import__("re").fullmatch(r"https://web-[a-z0-9]{10}-uc\.a\.run\.app", j["create"]["result"]["uri"])), j["create"]["result"]["latestReadyRevision"].split("/")[-1][:10], j["create"]["result"]["env"], j["create"]["result"]["labels"])' \
         "(True, 'web-00001-', ['GREETING=hello'], {'app': 'web'})"

@@ -65,7 +65,7 @@ chmod +x "$TMP/www/cgi-bin/git"
 echo "/cgi-bin:ci:s3cret-token" >"$TMP/httpd.conf"
 busybox httpd -f -p "127.0.0.1:$HPORT" -h "$TMP/www" -c "$TMP/httpd.conf" &
 PIDS+=($!)
-for i in $(seq 50); do
+for i in $(seq 600); do
   git ls-remote "git://127.0.0.1:$DPORT/app.git" >/dev/null 2>&1 && break; sleep 0.1
 done
 

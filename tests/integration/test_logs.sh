@@ -49,7 +49,7 @@ steps:
 - id: part
   script: |
     printf 'partial-line-no-newline'
-    for i in $(seq 200); do [ -e release ] && break; sleep 0.05; done
+    for i in $(seq 1200); do [ -e release ] && break; sleep 0.05; done
     echo ' rest'
     test -e release
 EOF2
@@ -57,7 +57,7 @@ EOF2
 ( "$KILN" run partial.yaml --log-dir logs 2>&1 | cat >out.txt ) &
 pid=$!
 partial_shown() { grep -qF "partial-line-no-newline" out.txt; }
-check "partial: shown while the step still runs" wait_for 8 partial_shown
+check "partial: shown while the step still runs" wait_for 60 partial_shown
 check "partial: the step had not ended yet" lacks_line out.txt "[part] SUCCESS"
 touch release
 wait "$pid" || true

@@ -11,8 +11,9 @@ cd ws
 leftovers() { find "$TMPDIR" -maxdepth 1 -name 'kiln-volumes-*' | grep -q .; }
 ROOTDIR=/kiln-vol-$MARK   # a path that does not exist on this machine
 
-# 1. cloud-build-local's own volume test, unchanged.
-CORPUS=$KILN_SHARED_DIR/corpus/cloudbuild/GoogleCloudPlatform__cloud-build-local__integration_tests__cloudbuild_volumes.yaml
+# 1. cloud-build-local's own volume test, unchanged (the repository's copy,
+# tests/data/cloudbuild/, which says where it comes from).
+CORPUS=$KILN_SOURCE_DIR/tests/data/cloudbuild/GoogleCloudPlatform__cloud-build-local__integration_tests__cloudbuild_volumes.yaml
 rc=$(run_kiln out run "$CORPUS" --log-dir logs --report r.json)
 check "corpus volumes file: exit 0" test "$rc" = 0
 check "step 1 reads what step 0 wrote to /foo" test "$(cat logs/step-1.log 2>/dev/null | tail -1)" = "some stuff"

@@ -14,7 +14,9 @@ Endpoints (any method; a request body, chunked or not, is always read):
                         ("tcp" or "unix")
   /upload               JSON: bytes, crc32 (zlib) of the body, chunked
   /stream?n=N&delay_ms=D  N JSON lines {"i": i}, chunked, D ms between lines
-  /delay?ms=D           sleeps D ms, then JSON {"slept": D, "id": X-Id header}
+  /delay?ms=D[&group=G] sleeps D ms, then JSON {"slept": D, "id": X-Id header,
+                        "peak": the most /delay requests of group G in
+                        progress at once while this one was}
   /status/NNN           status NNN, JSON body
   /large?bytes=N        N bytes with Content-Length; byte at offset o is o % 251
 """
@@ -27,6 +29,9 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+DELAY_LOCK = threading.Lock()
+DELAY_GROUPS = {}  # group name -> [{"peak": n}] of the /delay requests in progress
 
 PATTERN_PERIOD = 251
 PATTERN_BLOCK = bytes(range(PATTERN_PERIOD)) * 4096  # about 1 MiB, whole periods
@@ -122,8 +127,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             elif url.path == "/delay":
                 ms = int(query.get("ms", "1000"))
-                time.sleep(ms / 1000.0)
-                self.send_json({"slept": ms, "id": self.headers.get("X-Id")})
+                group = DELAY_GROUPS.setdefault(query.get("group", ""), [])
+                me = {"peak": 0}
+                with DELAY_LOCK:
+                    group.append(me)
+                    for other in group:
+                        other["peak"] = max(other["peak"], len(group))
+                try:
+                    time.sleep(ms / 1000.0)
+                finally:
+                    with DELAY_LOCK:
+                        group.remove(me)
+                self.send_json({"slept": ms, "id": self.headers.get("X-Id"), "peak": me["peak"]})
             elif url.path.startswith("/status/"):
                 status = int(url.path[len("/status/"):])
                 self.send_json({"status": status}, status)

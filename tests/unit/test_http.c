@@ -148,6 +148,14 @@ static uint64_t now_ms(void)
     return uv_hrtime() / 1000000;
 }
 
+/* How long a test waits for something that should happen before it calls it
+ * hung: far above what a loaded machine needs, so that it only catches hangs.
+ * Tests check order, events and lower bounds, never that something was quick;
+ * a request that must end early (abort, timeout, teardown) is made to a
+ * server that would otherwise take ten minutes. */
+#define HANG_MS 120000
+#define SLOW_SERVER "600000" /* ms; /delay of a request that must not complete */
+
 /* Run the loop until *count reaches want; false after ms or when the loop
  * has nothing left to do. */
 static bool run_until(struct fx *f, const int *count, int want, uint64_t ms)
@@ -278,7 +286,7 @@ static void test_get_echo(void **state)
     req.headers = headers;
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, 0);
     assert_null(r.error);
@@ -311,7 +319,7 @@ static void test_post_body(void **state)
 
     start_ok(f, &req, &r);
     memset(body, 'X', sizeof body); /* the host copied it */
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 200);
     cJSON *j = parse_body(&r);
@@ -333,7 +341,7 @@ static void test_post_body(void **state)
     req.body = "{}";
     req.body_len = 2;
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     j = parse_body(&r);
     assert_string_equal(json_str(j, "method"), "PUT");
@@ -352,8 +360,8 @@ static void test_status_codes(void **state)
     req = req_init("/status/500");
     req.method = "DELETE";
     start_ok(f, &req, &r500);
-    assert_true(run_until(f, &r404.calls, 1, 5000));
-    assert_true(run_until(f, &r500.calls, 1, 5000));
+    assert_true(run_until(f, &r404.calls, 1, HANG_MS));
+    assert_true(run_until(f, &r500.calls, 1, HANG_MS));
     assert_int_equal(r404.err, 0);
     assert_int_equal(r404.status, 404);
     assert_string_equal(r404.body, "{\"status\": 404}");
@@ -375,7 +383,7 @@ static void test_unix_socket(void **state)
     req.body_len = strlen(req.body);
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 200);
     cJSON *j = parse_body(&r);
@@ -422,7 +430,7 @@ static void test_chunked_upload_50mib(void **state)
     req.read_data = &p;
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 40000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 200);
     assert_int_equal(p.left, 0);
@@ -443,7 +451,7 @@ static void test_download_50mib(void **state)
     kiln_http_req req = req_init("/large?bytes=52428800");
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 40000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.ctype, "application/octet-stream");
@@ -494,20 +502,18 @@ static void test_stream_on_data(void **state)
     kiln_http_req req = req_init("/stream?n=5&delay_ms=300");
     req.on_data = on_stream_data;
     req.on_data_data = &s;
-    uint64_t t0 = now_ms();
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 10000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     assert_int_equal(r.status, 200);
     assert_null(r.body); /* streamed, not collected */
     assert_string_equal(r.ctype, "application/x-ndjson");
     assert_string_equal(s.text.buf, "{\"i\": 0}\n{\"i\": 1}\n{\"i\": 2}\n{\"i\": 3}\n{\"i\": 4}\n");
-    /* The first line came on its own, as soon as the server wrote it, long
-     * before the four delays of 300 ms were over. */
+    /* The first line came on its own, as soon as the server wrote it, before
+     * the four delays of 300 ms were over. */
     assert_memory_equal(s.first, "{\"i\": 0}\n", 9);
     assert_true(s.chunks >= 5);
-    assert_true(s.t_first - t0 < 600);
     assert_true(r.t_done - s.t_first >= 900);
     kiln__buf_release(&s.text);
     result_release(&r);
@@ -518,18 +524,18 @@ static void test_on_data_error_aborts(void **state)
     struct fx *f = *state;
     struct result r = {0};
     struct stream s = {.text = KILN__BUF_INIT, .stop_after = 1};
-    kiln_http_req req = req_init("/stream?n=4&delay_ms=200");
+    /* The rest of the stream would take 30 minutes: ending at all shows that
+     * the request did not wait for it. */
+    kiln_http_req req = req_init("/stream?n=4&delay_ms=" SLOW_SERVER);
     req.on_data = on_stream_data;
     req.on_data_data = &s;
-    uint64_t t0 = now_ms();
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 10000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_ECANCELED);
     assert_int_equal(r.status, 200);
     assert_int_equal(s.chunks, 1);
     assert_non_null(strstr(r.error, "on_data"));
-    assert_true(r.t_done - t0 < 500); /* did not wait for the rest */
     run_for(f, 300);
     assert_int_equal(r.calls, 1);
     assert_int_equal(s.chunks, 1);
@@ -557,7 +563,7 @@ static void test_read_body_error_aborts(void **state)
     req.read_data = &calls;
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_ECANCELED);
     assert_int_equal(calls, 2);
     assert_non_null(strstr(r.error, "read_body"));
@@ -568,18 +574,17 @@ static void test_timeout(void **state)
 {
     struct fx *f = *state;
     struct result r = {0};
-    kiln_http_req req = req_init("/delay?ms=3000");
+    kiln_http_req req = req_init("/delay?ms=" SLOW_SERVER);
     req.timeout_ms = 300;
     uint64_t t0 = now_ms();
 
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_ETIMEDOUT);
     assert_int_equal(r.status, 0);
     assert_non_null(r.error);
     assert_non_null(strstr(r.error, "imed out"));
     assert_true(r.t_done - t0 >= 290);
-    assert_true(r.t_done - t0 < 2000);
     result_release(&r);
 }
 
@@ -620,14 +625,14 @@ static void test_abort(void **state)
     struct fx *f = *state;
     struct result r = {0}, r2 = {0};
     struct aborter a;
-    kiln_http_req req = req_init("/delay?ms=3000");
+    kiln_http_req req = req_init("/delay?ms=" SLOW_SERVER);
     uint64_t t0 = now_ms();
 
     abort_later(f, &a, start_ok(f, &req, &r), &r, false, 200);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_ECANCELED);
     assert_string_equal(r.error, "request aborted");
-    assert_true(r.t_done - t0 < 1000);
+    assert_true(r.t_done - t0 >= 190); /* at the abort, not before */
 
     /* Aborted before it was even sent, and twice. */
     kiln_http *h = start_ok(f, &req, &r2);
@@ -635,7 +640,7 @@ static void test_abort(void **state)
     kiln__http_abort(h);
     kiln__http_abort(h);
     r2.forbid = false;
-    assert_true(run_until(f, &r2.calls, 1, 5000));
+    assert_true(run_until(f, &r2.calls, 1, HANG_MS));
     assert_int_equal(r2.err, KILN_ECANCELED);
 
     run_for(f, 300);
@@ -676,7 +681,7 @@ static void test_abort_from_on_data(void **state)
     sa.h = start_ok(f, &req, &r);
     req.on_data_data = &sa2;
     sa2.h = start_ok(f, &req, &r2);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_ECANCELED);
     assert_string_equal(r.error, "request aborted");
     run_for(f, 700);
@@ -707,7 +712,7 @@ static void test_abort_quiet(void **state)
     /* The client still works. */
     req = req_init("/echo");
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, 0);
     result_release(&r);
 }
@@ -730,7 +735,7 @@ static void test_connection_refused(void **state)
 
     kiln_http_req req = {.struct_size = sizeof req, .url = url};
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_EHTTP);
     assert_int_equal(r.status, 0);
     assert_non_null(r.error);
@@ -743,7 +748,7 @@ static void test_connection_refused(void **state)
     req.url = "http://localhost/echo";
     req.unix_socket = "/nonexistent/kiln.sock";
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_EHTTP);
     assert_non_null(r.error);
     print_message("no socket: %s\n", r.error);
@@ -763,7 +768,7 @@ static void test_concurrent(void **state)
     uint64_t t0 = now_ms();
 
     for (int i = 0; i < N; i++) {
-        kiln_http_req req = req_init("/delay?ms=600");
+        kiln_http_req req = req_init("/delay?ms=600&group=concurrent");
         snprintf(hdr[i], sizeof hdr[i], "X-Id: req-%d", i);
         headers[i][0] = hdr[i];
         headers[i][1] = NULL;
@@ -771,14 +776,16 @@ static void test_concurrent(void **state)
         start_ok(f, &req, &r[i]);
     }
     while (done < N) {
-        assert_true(now_ms() - t0 < 10000);
+        assert_true(now_ms() - t0 < HANG_MS);
         uv_run(&f->loop, UV_RUN_ONCE);
         done = 0;
         for (int i = 0; i < N; i++)
             done += r[i].calls;
     }
-    /* In parallel: ten requests of 600 ms take far less than 6 s. */
-    assert_true(now_ms() - t0 < 3000);
+    /* In parallel: while one of them was in the server's hands, so was
+     * another ("peak": the most requests of its group in progress at once
+     * during its life), which one at a time never happens. */
+    int peak = 0;
     for (int i = 0; i < N; i++) {
         char want[32];
         assert_int_equal(r[i].calls, 1);
@@ -787,9 +794,14 @@ static void test_concurrent(void **state)
         cJSON *j = parse_body(&r[i]);
         snprintf(want, sizeof want, "req-%d", i);
         assert_string_equal(json_str(j, "id"), want);
+        cJSON *pk = cJSON_GetObjectItemCaseSensitive(j, "peak");
+        assert_true(cJSON_IsNumber(pk));
+        if (pk->valueint > peak)
+            peak = pk->valueint;
         cJSON_Delete(j);
         result_release(&r[i]);
     }
+    assert_true(peak > 1);
 }
 
 static long endless(void *data, char *buf, size_t cap)
@@ -821,10 +833,12 @@ static void test_destroy_in_flight(void **state)
     uv_timer_t t;
     kiln_http_req req;
 
-    req = req_init("/delay?ms=3000");
+    /* Requests that would run for minutes: uv_run returning at all shows
+     * that destroying the client ended them. */
+    req = req_init("/delay?ms=" SLOW_SERVER);
     start_ok(f, &req, &r[0]);
     start_ok(f, &req, &r[1]);
-    req = req_init("/stream?n=50&delay_ms=100");
+    req = req_init("/stream?n=50&delay_ms=" SLOW_SERVER);
     req.on_data = on_stream_data;
     req.on_data_data = &s;
     start_ok(f, &req, &r[2]);
@@ -840,9 +854,7 @@ static void test_destroy_in_flight(void **state)
     uv_timer_init(&f->loop, &t);
     t.data = f;
     uv_timer_start(&t, destroy_client, 300, 0);
-    uint64_t t0 = now_ms();
     uv_run(&f->loop, UV_RUN_DEFAULT); /* returns once every handle is closed */
-    assert_true(now_ms() - t0 < 2000);
     assert_null(f->c);
     assert_true(s.chunks > 0); /* they were running */
     assert_true(got > 0);
@@ -919,7 +931,7 @@ static void test_start_from_callback(void **state)
     kiln_http_req req = req_init("/echo");
 
     assert_int_equal(kiln__http_start(f->c, &req, on_chain_done, &ch, NULL), 0);
-    assert_true(run_until(f, &ch.inner.calls, 1, 5000));
+    assert_true(run_until(f, &ch.inner.calls, 1, HANG_MS));
     assert_int_equal(ch.calls, 1);
     assert_int_equal(ch.inner.err, 0);
     assert_int_equal(ch.inner.status, 200);
@@ -954,7 +966,7 @@ static void test_invalid_requests(void **state)
     req.url = "file:///etc/passwd";
     /* Accepted by start (curl checks schemes when it runs): fails, not read. */
     start_ok(f, &req, &r);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_EHTTP);
     assert_int_equal(r.body_len, 0);
     print_message("file url: %s\n", r.error);
@@ -1037,7 +1049,7 @@ static void paused_upload(struct fx *f, bool resume_inside)
     p.timer.data = &p;
     p.h = start_ok(f, &req, &r);
     uv_timer_start(&p.timer, slow_tick, 2, 2);
-    assert_true(run_until(f, &r.calls, 1, 20000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     uv_timer_stop(&p.timer);
     uv_close((uv_handle_t *)&p.timer, NULL);
     uv_run(&f->loop, UV_RUN_NOWAIT); /* p.timer lives on this stack */
@@ -1090,7 +1102,7 @@ static void test_paused_upload_abort(void **state)
     run_for(f, 50);
     assert_int_equal(calls, before + 1); /* asked once more, paused again */
     kiln__http_abort(h);
-    assert_true(run_until(f, &r.calls, 1, 5000));
+    assert_true(run_until(f, &r.calls, 1, HANG_MS));
     assert_int_equal(r.err, KILN_ECANCELED);
     result_release(&r);
 }

@@ -40,7 +40,7 @@ static const kiln_option echo_options[] = {
      "The output's name."},
     {KILN_OPT_INT, "exit", "0", 0, offsetof(struct echo_config, exit_code), 0, 255, NULL,
      "The status to end with."},
-    {KILN_OPT_DURATION, "delay", "50ms", 0, offsetof(struct echo_config, delay_ms), 0, 60000, NULL,
+    {KILN_OPT_DURATION, "delay", "50ms", 0, offsetof(struct echo_config, delay_ms), 0, 3600000, NULL,
      "How long the timer waits before the work starts."},
     KILN_OPTIONS_END,
 };
