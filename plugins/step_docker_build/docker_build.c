@@ -49,7 +49,11 @@ KILN_API_DEFINE;
 
 #define DB_DEFAULT_HOST "unix:///var/run/docker.sock"
 #define DB_MAX_API "1.41"
-#define DB_PING_TIMEOUT_MS 15000
+/* The first question to the engine. Generous: podman's API service answers
+ * its first request slowly on a busy machine (seen: > 15 s), and an engine
+ * that is not there fails at once (connection refused); the step's own
+ * timeout stays the user's bound. */
+#define DB_PING_TIMEOUT_MS 120000
 #define DB_LINE_MAX (1u << 20)
 #define DB_RING_SIZE (1u << 20)
 
