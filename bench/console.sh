@@ -10,12 +10,14 @@
 # Pairs (each pair runs back to back, the order alternating between rounds):
 #
 #   null     cat FILE > /dev/null            kiln run (console) > /dev/null
+#            (and cat FILE | cat > /dev/null: the same pipe kiln reads)
 #   console  cat FILE | cat > OUT            kiln run (console) > OUT
 #   file     cat FILE | cat > OUT            kiln run --quiet --log-dir DIR
 #
 # Every figure is the median of RUNS (7) pairs; the ratio is kiln's time over
 # cat's (the target: <= 1/0.6 = 1.67x, i.e. at least 60% of cat's throughput).
-# Environment: RUNS, LINES, ONLY (a subset of "null console file"), BENCH_DIR.
+# Environment: RUNS, LINES, ONLY (a subset of "null console file"), BENCH_DIR,
+# BASELINE=path/to/other/kiln (runs it in every round too: before/after).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,7 @@ kiln=$(realpath "${1:-$root/build/runner/kiln}")
 runs=${RUNS:-7}
 lines=${LINES:-2000000}
 only=${ONLY:-null console file}
+baseline=${BASELINE:+$(realpath "$BASELINE")}
 [ -x "$kiln" ] || { echo "bench: no kiln at $kiln; build it first" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (Debian package 'time')" >&2; exit 2; }
 
@@ -62,22 +65,25 @@ check_console() {
 run_cat() {
   local scen=$1 round=$2
   case $scen in
-  null) measure null cat "$round" /dev/null cat "$work/lines" ;;
+  null)
+    measure null cat "$round" /dev/null cat "$work/lines"
+    measure null pipe "$round" /dev/null sh -c "cat '$work/lines' | cat" ;;
   *) measure "$scen" cat "$round" "$work/out" sh -c "cat '$work/lines' | cat"; rm -f "$work/out" ;;
   esac
 }
 
+# run_kiln SCEN ROUND [TOOL BINARY]: kiln, or the BASELINE kiln.
 run_kiln() {
-  local scen=$1 round=$2
+  local scen=$1 round=$2 tool=${3:-kiln} bin=${4:-$kiln}
   case $scen in
-  null) measure null kiln "$round" /dev/null "$kiln" run "$work/step.yaml" --workspace "$work/ws" ;;
+  null) measure null "$tool" "$round" /dev/null "$bin" run "$work/step.yaml" --workspace "$work/ws" ;;
   console)
-    measure console kiln "$round" "$work/out" "$kiln" run "$work/step.yaml" --workspace "$work/ws"
+    measure console "$tool" "$round" "$work/out" "$bin" run "$work/step.yaml" --workspace "$work/ws"
     [ "$round" != 1 ] || check_console
     rm -f "$work/out" ;;
   file)
     rm -rf "$work/logs"
-    measure file kiln "$round" /dev/null "$kiln" run "$work/step.yaml" --quiet --log-dir "$work/logs" \
+    measure file "$tool" "$round" /dev/null "$bin" run "$work/step.yaml" --quiet --log-dir "$work/logs" \
       --workspace "$work/ws"
     [ "$round" != 1 ] || cmp -s "$work/logs/cat.log" "$work/lines" ||
       { echo "bench: kiln's log file differs from the input" >&2; exit 1; }
@@ -91,6 +97,7 @@ for ((r = 1; r <= runs; r++)); do
     # Each pair back to back; which goes first alternates.
     if ((r % 2)); then run_cat "$s" "$r"; run_kiln "$s" "$r"
     else run_kiln "$s" "$r"; run_cat "$s" "$r"; fi
+    [ -z "$baseline" ] || run_kiln "$s" "$r" base "$baseline"
   done
 done
 
@@ -116,6 +123,18 @@ awk -v bytes="$bytes" '
       ratio = median(x, n)
       printf "%-40s %8.3f %8.3f %8.2f %8.2f %6.2fx %8.0f%%  %s\n", label[s], median(a, n), median(b, n),
         median(ca, n), median(cb, n), ratio, 100 / ratio, ratio <= 1 / 0.6 ? "ok" : "BELOW 60%"
+      if ((s, "pipe", 1) in w) {
+        for (r = 1; r <= n; r++) { a[r] = w[s, "pipe", r]; x[r] = w[s, "kiln", r] / w[s, "pipe", r]; ca[r] = c[s, "pipe", r] }
+        ratio = median(x, n)
+        printf "%-40s %8.3f %8s %8.2f %8s %6.2fx %8.0f%%  %s\n", "  same, against cat | cat > /dev/null", median(a, n), "",
+          median(ca, n), "", ratio, 100 / ratio, ratio <= 1 / 0.6 ? "ok" : "BELOW 60%"
+      }
+      if ((s, "base", 1) in w) {
+        for (r = 1; r <= n; r++) { b[r] = w[s, "base", r]; x[r] = w[s, "base", r] / w[s, "cat", r]; cb[r] = c[s, "base", r] }
+        ratio = median(x, n)
+        printf "%-40s %8s %8.3f %8s %8.2f %6.2fx %8.0f%%\n", "  baseline kiln, same rounds", "", median(b, n), "",
+          median(cb, n), ratio, 100 / ratio
+      }
     }
     printf "(ratio: median over the pairs of kiln time / cat time; \"of cat\": throughput relative to cat)\n"
   }' "$results"

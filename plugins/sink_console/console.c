@@ -122,6 +122,8 @@ static char *reserve(struct obuf *o, size_t n)
 
 static void put(struct console *c, const char *p, size_t n)
 {
+    if (!n)
+        return; /* an empty prefix: the buffer may not exist yet */
     memcpy(reserve(&c->active, n), p, n);
     c->active.len += n;
 }
