@@ -83,6 +83,7 @@ struct kiln__framer {
     void *line_data;
     kiln__mask_stream mask;    /* secrets split across early-flushed pieces */
     bool premasked;
+    bool chatty;               /* a read filled the buffer: it grew to 256 KiB */
 };
 
 void kiln__framer_init(kiln__framer *f, kiln__rstep *step, kiln_stream stream);

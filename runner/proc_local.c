@@ -186,7 +186,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     bool is_out = s == (uv_stream_t *)&p->out;
     kiln__framer *f = is_out ? &p->fout : &p->ferr;
     if (nread > 0) {
+        bool chatty = f->chatty;
         kiln__framer_commit(f, (size_t)nread);
+        if (f->chatty && !chatty) {
+            /* The framer now takes 256 KiB a read: let the pipe hold as
+             * much, so that a fast step wakes kiln up to 4 times less often.
+             * Best effort: past the user's pipe quota it stays as it is. */
+            uv_os_fd_t fd;
+            if (uv_fileno((uv_handle_t *)s, &fd) == 0)
+                (void)fcntl(fd, F_SETPIPE_SZ, 256 << 10);
+        }
         return;
     }
     if (nread == 0)

@@ -11,13 +11,28 @@
  *
  * A partial line (a progress bar) is printed as it comes; when another step
  * speaks in between, the partial line is ended first.
+ *
+ * Each batch is prefixed line by line into one buffer (the prefix is the
+ * same for every line of a batch, so it is formatted once) and the buffer
+ * goes out in one write() on a worker thread; what arrives while a write is
+ * under way joins the next one. A console that is slow to take output (a
+ * pipe nobody reads yet, a paused terminal) blocks only that worker: above
+ * the high-water mark write() says KILN_EAGAIN and kiln stops reading step
+ * output until the console caught up, so nothing is lost and the loop keeps
+ * running (timeouts, other sinks, Ctrl-C).
  */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <kiln/kiln.h>
 
@@ -48,14 +63,31 @@ static const kiln_option console_options[] = {
     KILN_OPTIONS_END,
 };
 
+/* Bytes waiting for the console. */
+struct obuf {
+    char *data;
+    size_t len, cap;
+    int err; /* errno of a failed write, set on the worker */
+};
+
+/* Above this many bytes waiting, write() says KILN_EAGAIN: kiln stops
+ * reading step output until the console has taken what it has. */
+#define HIGH_WATER (4u << 20)
+
 struct console {
     struct console_config cfg;
-    FILE *out;
+    kiln_sink *sink;
+    int fd;
     bool color;
     bool midline;          /* the last thing printed was a partial line */
     char mid_build[64];
     int mid_step;
     int mid_stream;
+    struct obuf active, flight; /* filled on the loop / being written on a worker */
+    bool in_flight;
+    bool paused;           /* write() said KILN_EAGAIN; sink_ready() owed */
+    bool closing;
+    int write_error;       /* the console is gone (EPIPE, ...): drop output */
 };
 
 static const char *const palette[] = {"\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m",
@@ -72,35 +104,233 @@ static const char *colour_of(const char *key)
     return palette[h % (sizeof palette / sizeof palette[0])];
 }
 
-static void prefix(struct console *c, const char *build_id, int depth, const char *step_id,
-                   int step_index)
+/* Room for n more bytes; returns where they go. */
+static char *reserve(struct obuf *o, size_t n)
 {
+    if (o->len + n > o->cap) {
+        size_t cap = o->cap ? o->cap : 65536;
+        while (cap < o->len + n)
+            cap *= 2;
+        char *d = realloc(o->data, cap);
+        if (!d)
+            abort();
+        o->data = d;
+        o->cap = cap;
+    }
+    return o->data + o->len;
+}
+
+static void put(struct console *c, const char *p, size_t n)
+{
+    if (!n)
+        return; /* an empty prefix: the buffer may not exist yet */
+    memcpy(reserve(&c->active, n), p, n);
+    c->active.len += n;
+}
+
+static void puts_(struct console *c, const char *s)
+{
+    put(c, s, strlen(s));
+}
+
+static void __attribute__((format(printf, 2, 3))) putf(struct console *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    char *d = reserve(&c->active, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    c->active.len += (size_t)n;
+}
+
+/* The step prefix ("[step] ", coloured, or Cloud Build's "Step #N: ")
+ * into out; returns its length. */
+static size_t prefix(const struct console *c, const char *build_id, int depth, const char *step_id,
+                     int step_index, char *out, size_t cap)
+{
+    int n = 0;
     if (c->cfg.format == FMT_CLOUDBUILD) {
         if (depth > 0)
-            fprintf(c->out, "[%s] ", build_id);
-        if (!step_id)
-            return;
-        if (step_id && strncmp(step_id, "step-", 5) != 0)
-            fprintf(c->out, "Step #%d - \"%s\": ", step_index, step_id);
+            n += snprintf(out + n, cap - (size_t)n, "[%s] ", build_id);
+        if (!step_id || (size_t)n >= cap)
+            return (size_t)n < cap ? (size_t)n : cap - 1;
+        if (strncmp(step_id, "step-", 5) != 0)
+            n += snprintf(out + n, cap - (size_t)n, "Step #%d - \"%s\": ", step_index, step_id);
         else
-            fprintf(c->out, "Step #%d: ", step_index);
-        return;
+            n += snprintf(out + n, cap - (size_t)n, "Step #%d: ", step_index);
+        return (size_t)n < cap ? (size_t)n : cap - 1;
     }
     const char *col = c->color ? colour_of(step_id ? step_id : "kiln") : "";
     if (depth > 0)
-        fprintf(c->out, "%s[%.8s/%s]%s ", col, build_id, step_id ? step_id : "kiln",
-                c->color ? RESET : "");
+        n = snprintf(out, cap, "%s[%.8s/%s]%s ", col, build_id, step_id ? step_id : "kiln",
+                     c->color ? RESET : "");
     else if (step_id)
-        fprintf(c->out, "%s[%s]%s ", col, step_id, c->color ? RESET : "");
+        n = snprintf(out, cap, "%s[%s]%s ", col, step_id, c->color ? RESET : "");
+    else
+        out[0] = '\0';
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+static void put_prefix(struct console *c, const char *build_id, int depth, const char *step_id,
+                       int step_index)
+{
+    char pre[512];
+    put(c, pre, prefix(c, build_id, depth, step_id, step_index, pre, sizeof pre));
 }
 
 static void end_midline(struct console *c)
 {
     if (c->midline) {
-        fputc('\n', c->out);
+        put(c, "\n", 1);
         c->midline = false;
     }
 }
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* On a worker thread: the whole flight buffer, in order. The console may be
+ * a terminal, a pipe or a file that is slow to take it: only this thread
+ * waits. */
+static void write_flight(void *data)
+{
+    struct console *c = data;
+    const char *p = c->flight.data;
+    size_t left = c->flight.len;
+    while (left) {
+        ssize_t n = write(c->fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* Someone made the descriptor non-blocking: wait here. */
+                struct pollfd pfd = {c->fd, POLLOUT, 0};
+                poll(&pfd, 1, -1);
+                continue;
+            }
+            c->flight.err = errno;
+            return;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+}
+
+static void submit(struct console *c);
+
+static void finish_close(struct console *c)
+{
+    kiln_sink *sink = c->sink;
+    free(c->active.data);
+    free(c->flight.data);
+    free(c);
+    kiln_api->sink_closed(sink);
+}
+
+static void after_write(void *data, int err)
+{
+    (void)err;
+    struct console *c = data;
+    c->in_flight = false;
+    if (c->flight.err && !c->write_error)
+        c->write_error = c->flight.err; /* a closed pipe (EPIPE): nobody to tell */
+    c->flight.len = 0;
+    c->flight.err = 0;
+    submit(c);
+    if (c->paused && c->active.len < HIGH_WATER) {
+        c->paused = false;
+        kiln_api->sink_ready(c->sink);
+    }
+    if (c->closing && !c->in_flight)
+        finish_close(c);
+}
+
+/* Hand what is waiting to a worker, unless one is writing already: what
+ * arrives meanwhile goes out in the next, bigger, write. */
+static void submit(struct console *c)
+{
+    if (c->write_error)
+        c->active.len = 0;
+    if (c->in_flight || !c->active.len)
+        return;
+    struct obuf tmp = c->flight;
+    c->flight = c->active;
+    c->active = tmp;
+    c->in_flight = true;
+    if (kiln_api->queue_work(KILN_OBJ(c->sink), write_flight, after_write, c) != 0) {
+        write_flight(c); /* no worker: write here rather than lose it */
+        after_write(c, 0);
+    }
+}
+
+/* One line (n bytes at p, its newline included if it has one) after the
+ * prefix, at *d; grows the buffer when the room reserved runs out. */
+static inline void put_line(struct obuf *o, char **d, const char *pre, size_t pre_len, bool with_pre,
+                            const char *p, size_t n)
+{
+    if ((size_t)(o->data + o->cap - *d) < pre_len + n + 1) {
+        o->len = (size_t)(*d - o->data);
+        reserve(o, pre_len + n + 1);
+        *d = o->data + o->len;
+    }
+    if (with_pre) {
+        memcpy(*d, pre, pre_len);
+        *d += pre_len;
+    }
+    memcpy(*d, p, n);
+    *d += n;
+}
+
+/* Every line of the batch, prefixed, appended to the active buffer; the
+ * first without the prefix when it continues a partial line. A last line
+ * without a newline gets one unless the batch is PARTIAL. This is the
+ * console's per-line cost, so the newlines are found 16 bytes at a time
+ * and the room is reserved once per batch. */
+static void put_lines(struct console *c, const kiln_log_batch *b, const char *pre, size_t pre_len,
+                      bool continues)
+{
+    struct obuf *o = &c->active;
+    const char *t = b->text;
+    size_t n = b->len, i = 0, start = 0;
+    reserve(o, n + ((size_t)b->n_lines + 1) * (pre_len + 1));
+    char *d = o->data + o->len;
+    bool with_pre = !continues;
+#ifdef __SSE2__
+    const __m128i nl = _mm_set1_epi8('\n');
+    for (; i + 16 <= n; i += 16) {
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(t + i)), nl));
+        while (m) {
+            size_t e = i + (size_t)__builtin_ctz(m) + 1;
+            m &= m - 1;
+            put_line(o, &d, pre, pre_len, with_pre, t + start, e - start);
+            with_pre = true;
+            start = e;
+        }
+    }
+#endif
+    for (;;) {
+        const char *q = memchr(t + start, '\n', n - start);
+        if (!q)
+            break;
+        size_t e = (size_t)(q - t) + 1;
+        put_line(o, &d, pre, pre_len, with_pre, t + start, e - start);
+        with_pre = true;
+        start = e;
+    }
+    if (start < n) {
+        put_line(o, &d, pre, pre_len, with_pre, t + start, n - start);
+        if (!(b->flags & KILN_BATCH_PARTIAL))
+            *d++ = '\n'; /* put_line left room for it */
+    }
+    o->len = (size_t)(d - o->data);
+}
+
+/* ---- the sink ------------------------------------------------------------ */
 
 static int console_write(kiln_sink *sink, const kiln_log_batch *b)
 {
@@ -113,43 +343,42 @@ static int console_write(kiln_sink *sink, const kiln_log_batch *b)
                 (b->flags & KILN_BATCH_CONTINUED);
     if (!same)
         end_midline(c);
-    size_t pos = 0;
-    const char *line;
-    size_t len;
-    bool first = true;
-    while (kiln_batch_next(b, &pos, &line, &len)) {
-        if (!(first && same)) {
-            prefix(c, b->build_id, b->depth, b->step_id, b->step_index);
-            if (system) {
-                const char *lvl = b->severity == KILN_LOG_ERROR ? "error: "
-                                  : b->severity == KILN_LOG_WARN ? "warning: "
-                                                                 : "";
-                if (c->color && b->severity <= KILN_LOG_WARN)
-                    fprintf(c->out, "%s%s%s", b->severity == KILN_LOG_ERROR ? RED : "\033[33m", lvl,
-                            RESET);
-                else
-                    fputs(lvl, c->out);
-                if (!b->step_id && c->cfg.format == FMT_KILN)
-                    fputs("kiln: ", c->out);
-            }
-        }
-        first = false;
-        fwrite(line, 1, len, c->out);
-        bool last_partial = pos >= b->len && (b->flags & KILN_BATCH_PARTIAL);
-        if (last_partial) {
-            c->midline = true;
-            snprintf(c->mid_build, sizeof c->mid_build, "%s", b->build_id);
-            c->mid_step = b->step_index;
-            c->mid_stream = (int)b->stream;
-        } else {
-            fputc('\n', c->out);
-            c->midline = false; /* a continued partial line is complete now */
-        }
+    if (!b->len)
+        return 0;
+    /* One prefix for the whole batch: same step, same stream, same level. */
+    char pre[640];
+    size_t pre_len = prefix(c, b->build_id, b->depth, b->step_id, b->step_index, pre, 512);
+    if (system) {
+        const char *lvl = b->severity == KILN_LOG_ERROR ? "error: "
+                          : b->severity == KILN_LOG_WARN ? "warning: "
+                                                         : "";
+        int n;
+        if (c->color && b->severity <= KILN_LOG_WARN)
+            n = snprintf(pre + pre_len, sizeof pre - pre_len, "%s%s%s",
+                         b->severity == KILN_LOG_ERROR ? RED : "\033[33m", lvl, RESET);
+        else
+            n = snprintf(pre + pre_len, sizeof pre - pre_len, "%s", lvl);
+        pre_len += (size_t)n;
+        if (!b->step_id && c->cfg.format == FMT_KILN)
+            pre_len += (size_t)snprintf(pre + pre_len, sizeof pre - pre_len, "kiln: ");
     }
-    fflush(c->out);
+    put_lines(c, b, pre, pre_len, same);
+    if (!(b->text[b->len - 1] == '\n') && (b->flags & KILN_BATCH_PARTIAL)) {
+        /* A progress bar: the rest of the line may follow. */
+        c->midline = true;
+        snprintf(c->mid_build, sizeof c->mid_build, "%s", b->build_id);
+        c->mid_step = b->step_index;
+        c->mid_stream = (int)b->stream;
+    } else {
+        c->midline = false; /* a continued partial line is complete now */
+    }
+    submit(c);
+    if (c->active.len >= HIGH_WATER && !c->paused) {
+        c->paused = true;
+        return KILN_EAGAIN;
+    }
     return 0;
 }
-
 
 static void console_event(kiln_sink *sink, const kiln_event *ev)
 {
@@ -166,39 +395,39 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
         switch (ev->type) {
         case KILN_EVENT_BUILD_START:
             if (ev->depth == 0)
-                fprintf(c->out, "starting build \"%s\"\n\nBUILD\n", ev->build_id);
+                putf(c, "starting build \"%s\"\n\nBUILD\n", ev->build_id);
             else
-                fprintf(c->out, "[%s] starting sub-build\n", ev->build_id);
+                putf(c, "[%s] starting sub-build\n", ev->build_id);
             break;
         case KILN_EVENT_STEP_START:
             if (c->cfg.quiet)
                 break;
-            prefix(c, ev->build_id, ev->depth, NULL, -1);
+            put_prefix(c, ev->build_id, ev->depth, NULL, -1);
             if (sfx)
-                fprintf(c->out, "Starting Step #%d - \"%s\"\n", ev->step_index, sfx);
+                putf(c, "Starting Step #%d - \"%s\"\n", ev->step_index, sfx);
             else
-                fprintf(c->out, "Starting Step #%d\n", ev->step_index);
+                putf(c, "Starting Step #%d\n", ev->step_index);
             break;
         case KILN_EVENT_STEP_END:
             if (c->cfg.quiet && !bad)
                 break;
-            prefix(c, ev->build_id, ev->depth, NULL, -1);
+            put_prefix(c, ev->build_id, ev->depth, NULL, -1);
             if (sfx)
-                fprintf(c->out, "Finished Step #%d - \"%s\"\n", ev->step_index, sfx);
+                putf(c, "Finished Step #%d - \"%s\"\n", ev->step_index, sfx);
             else
-                fprintf(c->out, "Finished Step #%d\n", ev->step_index);
+                putf(c, "Finished Step #%d\n", ev->step_index);
             break;
         case KILN_EVENT_BUILD_END:
-            prefix(c, ev->build_id, ev->depth, NULL, -1);
+            put_prefix(c, ev->build_id, ev->depth, NULL, -1);
             if (!bad)
-                fputs("DONE\n", c->out);
+                puts_(c, "DONE\n");
             else
-                fprintf(c->out, "ERROR\nERROR: %s\n", ev->message ? ev->message : kiln_status_name(ev->status));
+                putf(c, "ERROR\nERROR: %s\n", ev->message ? ev->message : kiln_status_name(ev->status));
             break;
         default:
             break;
         }
-        fflush(c->out);
+        submit(c);
         return;
     }
     const char *col = c->color ? (bad ? RED : "\033[32m") : "";
@@ -206,31 +435,31 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
     switch (ev->type) {
     case KILN_EVENT_BUILD_START:
         if (ev->depth > 0)
-            fprintf(c->out, "kiln: sub-build %s started\n", ev->build_id);
+            putf(c, "kiln: sub-build %s started\n", ev->build_id);
         break;
     case KILN_EVENT_STEP_START:
         if (c->cfg.quiet)
             break;
-        prefix(c, ev->build_id, ev->depth, ev->step_id, ev->step_index);
-        fprintf(c->out, "starting (%s%s%s)\n", ev->plugin ? ev->plugin : "step",
-                ev->image ? ", image " : "", ev->image ? ev->image : "");
+        put_prefix(c, ev->build_id, ev->depth, ev->step_id, ev->step_index);
+        putf(c, "starting (%s%s%s)\n", ev->plugin ? ev->plugin : "step",
+             ev->image ? ", image " : "", ev->image ? ev->image : "");
         break;
     case KILN_EVENT_STEP_END:
         if (c->cfg.quiet && !bad)
             break;
-        prefix(c, ev->build_id, ev->depth, ev->step_id, ev->step_index);
-        fprintf(c->out, "%s%s%s in %s%s%s\n", col, kiln_status_name(ev->status), rst, dur,
-                ev->message ? ": " : "", ev->message ? ev->message : "");
+        put_prefix(c, ev->build_id, ev->depth, ev->step_id, ev->step_index);
+        putf(c, "%s%s%s in %s%s%s\n", col, kiln_status_name(ev->status), rst, dur,
+             ev->message ? ": " : "", ev->message ? ev->message : "");
         break;
     case KILN_EVENT_BUILD_END:
-        fprintf(c->out, "%s%s%s%s %sbuild %s in %s%s%s\n", c->color ? BOLD : "", col,
-                kiln_status_name(ev->status), rst, ev->depth ? "sub-" : "", ev->build_id, dur,
-                ev->message ? ": " : "", ev->message ? ev->message : "");
+        putf(c, "%s%s%s%s %sbuild %s in %s%s%s\n", c->color ? BOLD : "", col,
+             kiln_status_name(ev->status), rst, ev->depth ? "sub-" : "", ev->build_id, dur,
+             ev->message ? ": " : "", ev->message ? ev->message : "");
         break;
     default:
         break;
     }
-    fflush(c->out);
+    submit(c);
 }
 
 static int console_open(kiln_sink *sink, const void *config, void *plugin_data)
@@ -239,23 +468,33 @@ static int console_open(kiln_sink *sink, const void *config, void *plugin_data)
     if (!c)
         return KILN_ENOMEM;
     c->cfg = *(const struct console_config *)config;
-    c->out = c->cfg.to_stderr ? stderr : stdout;
+    FILE *out = c->cfg.to_stderr ? stderr : stdout;
+    /* From here on the console writes to the descriptor; what kiln printed
+     * through stdio before goes first. */
+    fflush(out);
+    c->fd = fileno(out);
+    c->sink = sink;
     c->color = c->cfg.color == COLOR_ALWAYS ||
-               (c->cfg.color == COLOR_AUTO && isatty(fileno(c->out)) && !getenv("NO_COLOR"));
+               (c->cfg.color == COLOR_AUTO && isatty(c->fd) && !getenv("NO_COLOR"));
     c->mid_step = -2;
     kiln_api->sink_set_data(sink, c);
     return 0;
 }
 
+/* Everything printed so far reaches the console before the sink says it is
+ * closed (kiln runs the loop until then). */
 static void console_close(kiln_sink *sink)
 {
     struct console *c = kiln_api->sink_get_data(sink);
-    if (c) {
-        end_midline(c);
-        fflush(c->out);
-        free(c);
+    if (!c) {
+        kiln_api->sink_closed(sink);
+        return;
     }
-    kiln_api->sink_closed(sink);
+    end_midline(c);
+    c->closing = true;
+    submit(c);
+    if (!c->in_flight)
+        finish_close(c);
 }
 
 static int console_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)

@@ -24,5 +24,35 @@ check "in order" test "$in_order" = 1
 check "no write while the sink was paused ($while_paused)" test "$while_paused" = 0
 check "the file sink, beside it, has every line" cmp -s logs/flood.log <(seq 1 300000)
 
+# A console that does not read yet (a pipe into a command that sleeps): the
+# console sink waits on its own thread and pushes back with KILN_EAGAIN; no
+# line may be lost or reordered, and kiln must not block on the pipe.
+( "$KILN" run p.yaml --plugin-path "$KILN_TEST_PLUGIN_DIR" | (sleep 2; cat) >console.txt ) 2>cerr
+check "slow console: every line, in order" \
+    cmp -s <(grep '^\[flood\] [0-9]*$' console.txt | sed 's/^\[flood\] //') <(seq 1 300000)
+check "slow console: the build's end is printed last" sh -c "tail -1 console.txt | grep -q '^SUCCESS build'"
+
+# While the console is stuck, the loop goes on: a partial line still
+# reaches the log file after the flush delay (kiln used to block in the
+# console's write, so nothing moved until the console read).
+cat > chatty.yaml <<'Y'
+steps:
+- id: chatty
+  script: |
+    seq 1 200000
+    printf 'partial-no-newline'
+    for i in $(seq 200); do [ -e release ] && break; sleep 0.05; done
+Y
+( "$KILN" run chatty.yaml --log-dir clogs | (sleep 10; cat) >chatty.txt ) 2>/dev/null &
+seen=0
+for i in $(seq 20); do
+    if grep -q partial-no-newline clogs/chatty.log 2>/dev/null; then seen=1; break; fi
+    sleep 0.1
+done
+check "stuck console: the partial line reached the log file meanwhile" test $seen = 1
+touch release
+wait
+check "stuck console: then every line on the console" test "$(grep -c '^\[chatty\] [0-9]*$' chatty.txt)" = 200000
+
 echo "# $pass passed, $fail failed"
 [ $fail -eq 0 ]
