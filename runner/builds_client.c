@@ -138,7 +138,7 @@ static void show_build(const cJSON *b)
         cJSON *s;
         cJSON_ArrayForEach(s, steps)
         {
-            cJSON *ec = cJSON_GetObjectItemCaseSensitive(s, "exitCode");
+            cJSON *ec = cJSON_GetObjectItemCaseSensitive(s, "exit_code");
             char code[16] = "-";
             if (cJSON_IsNumber(ec))
                 snprintf(code, sizeof code, "%d", ec->valueint);
