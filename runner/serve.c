@@ -633,6 +633,12 @@ int kiln__serve_main(int argc, char **argv)
         return rc;
     }
 
+    /* Fetches wait on libuv's thread pool (one at a time, the others
+     * queued behind a mutex): give the pool room for them besides the
+     * file sink's writes, unless the user chose its size. */
+    char pool[16];
+    snprintf(pool, sizeof pool, "%d", max_builds + 4 < 128 ? max_builds + 4 : 128);
+    setenv("UV_THREADPOOL_SIZE", pool, 0);
     kiln__server *srv = kiln__xcalloc(1, sizeof *srv);
     srv->max_builds = max_builds;
     srv->grace_ms = grace_ms;
