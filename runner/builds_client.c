@@ -5,6 +5,7 @@
  *   kiln builds list [--status S] [--trigger T] [--branch B] [--limit N] [--json]
  *   kiln builds show ID [--json]
  *   kiln builds cancel ID
+ *   kiln builds log ID [STEP]      (the steps that have logs; one step's log)
  *   kiln trigger --server URL NAME [--branch B | --tag T] [--commit SHA]
  *                [--substitutions K=V[,K=V...]] [--wait]
  *
@@ -210,6 +211,61 @@ static int builds_one(const struct client *c, const char *verb, const char *id)
     return rc;
 }
 
+/* GET a text body to stdout. Returns 0, or 1 (printed). */
+static size_t on_text(char *p, size_t size, size_t n, void *data)
+{
+    (void)data;
+    return fwrite(p, size, n, stdout);
+}
+
+static int builds_log(const struct client *c, const char *id, const char *step)
+{
+    kiln__buf path = KILN__BUF_INIT;
+    kiln__buf_adds(&path, "/api/builds/");
+    url_escape_into(&path, id);
+    kiln__buf_adds(&path, "/logs");
+    int rc = 0;
+    if (!step) {
+        cJSON *o;
+        long st = request(c, "GET", path.buf, NULL, &o);
+        if (st != 200) {
+            rc = server_said_no(st, o);
+        } else {
+            cJSON *it;
+            cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "logs"))
+                puts(cJSON_GetStringValue(it) ? cJSON_GetStringValue(it) : "");
+        }
+        cJSON_Delete(o);
+    } else {
+        kiln__buf_addch(&path, '/');
+        url_escape_into(&path, step);
+        char *url = kiln__xasprintf("%s%s", c->server, path.buf);
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_text);
+        curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        struct curl_slist *hdrs = NULL;
+        char *auth = NULL;
+        if (c->token && *c->token) {
+            auth = kiln__xasprintf("Authorization: Bearer %s", c->token);
+            hdrs = curl_slist_append(hdrs, auth);
+            curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        }
+        CURLcode cc = curl_easy_perform(h);
+        if (cc != CURLE_OK) {
+            fprintf(stderr, "kiln: %s: %s\n", url, curl_easy_strerror(cc));
+            rc = 1;
+        }
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(h);
+        free(auth);
+        free(url);
+    }
+    kiln__buf_release(&path);
+    return rc;
+}
+
 static const char *default_server(void)
 {
     const char *s = getenv("KILN_SERVER");
@@ -244,14 +300,17 @@ int kiln__builds_main(int argc, char **argv)
     }
     const char *verb = optind < argc ? argv[optind++] : NULL;
     const char *id = optind < argc ? argv[optind++] : NULL;
+    const char *step = verb && !strcmp(verb, "log") && optind < argc ? argv[optind++] : NULL;
     if (!verb || optind < argc || (strcmp(verb, "list") && !id) || (!strcmp(verb, "list") && id) ||
-        (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "cancel"))) {
-        fprintf(stderr, "usage: kiln builds list|show ID|cancel ID [--server URL] [--json]\n"
+        (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "cancel") && strcmp(verb, "log"))) {
+        fprintf(stderr, "usage: kiln builds list|show ID|cancel ID|log ID [STEP] [--server URL] [--json]\n"
                         "       (list: --status S --trigger T --branch B --limit N)\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = !strcmp(verb, "list") ? builds_list(&c, status, trigger, branch, limit) : builds_one(&c, verb, id);
+    int rc = !strcmp(verb, "list") ? builds_list(&c, status, trigger, branch, limit)
+             : !strcmp(verb, "log") ? builds_log(&c, id, step)
+                                    : builds_one(&c, verb, id);
     curl_global_cleanup();
     return rc;
 }

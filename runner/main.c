@@ -50,7 +50,7 @@ static const char usage_text[] =
     "        [--token-file FILE] [--webhook-secret-file FILE]\n"
     "                          the build server: HTTP API, GitHub webhooks, queue,\n"
     "                          history (kiln serve --help)\n"
-    "  builds list|show ID|cancel ID [--server URL]\n"
+    "  builds list|show ID|cancel ID|log ID [STEP] [--server URL]\n"
     "                          ask a kiln serve (token of writes: $KILN_TOKEN)\n"
     "  trigger --server URL NAME [--branch B|--tag T] [--commit SHA] [--wait]\n"
     "                          run a trigger on a kiln serve\n"

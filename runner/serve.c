@@ -192,7 +192,11 @@ static void prepare_work(uv_work_t *w)
     struct stat st;
     if (stat(j->mirror, &st) != 0) {
         const char *init[] = {"git", "init", "-q", "--bare", j->mirror, NULL};
+        /* Builds borrow the mirror's objects (clone --shared): never gc it. */
+        const char *nogc[] = {"git", "-C", j->mirror, "config", "gc.auto", "0", NULL};
         rc = kiln__run_capture(init, NULL, err);
+        if (rc == 0)
+            rc = kiln__run_capture(nogc, NULL, err);
     }
     if (rc == 0) {
         const char *fetch[] = {"git", "-C", j->mirror, "fetch", "-q", "--prune", "--force", j->repo,

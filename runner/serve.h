@@ -126,6 +126,9 @@ cJSON *kiln__db_get(kiln__server *srv, const char *id);
 /* Remember a webhook delivery id: 1 when it was seen before, 0 when new. */
 int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *event);
 
+/* Prometheus text: builds by status, deliveries remembered. */
+void kiln__db_metrics(kiln__server *srv, kiln__buf *out);
+
 /* serve_http.c */
 int kiln__http_listen(kiln__server *srv, const char *listen, kiln__buf *err);
 void kiln__http_stop_listening(kiln__server *srv);

@@ -350,3 +350,20 @@ int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *
     step_done(srv, st);
     return sqlite3_changes(srv->db) == 0 ? 1 : 0;
 }
+
+void kiln__db_metrics(kiln__server *srv, kiln__buf *out)
+{
+    sqlite3_stmt *st = prep(srv, "SELECT status, COUNT(*) FROM builds GROUP BY status ORDER BY status");
+    kiln__buf_adds(out, "# HELP kiln_builds Builds in the history, by status.\n"
+                        "# TYPE kiln_builds gauge\n");
+    while (st && sqlite3_step(st) == SQLITE_ROW)
+        kiln__buf_addf(out, "kiln_builds{status=\"%s\"} %lld\n", (const char *)sqlite3_column_text(st, 0),
+                       (long long)sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    st = prep(srv, "SELECT COUNT(*) FROM deliveries");
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        kiln__buf_addf(out, "# HELP kiln_webhook_deliveries Webhook deliveries remembered.\n"
+                            "# TYPE kiln_webhook_deliveries gauge\n"
+                            "kiln_webhook_deliveries %lld\n", (long long)sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+}

@@ -6,10 +6,12 @@
  *
  *   GET  /api/builds[?status=&trigger=&branch=&pageSize=&cursor=]  newest first
  *   GET  /api/builds/ID                        one build, with its steps
+ *   GET  /api/builds/ID/logs[/STEP]            the step log files (names; one as text)
  *   POST /api/builds/ID:cancel                 (token)
  *   GET  /api/triggers                         the triggers file's triggers
  *   POST /api/triggers/NAME:run                (token) {"branch"|"tag"|"commit", "substitutions"}
  *   POST /hooks/github                         X-Hub-Signature-256 checked
+ *   GET  /metrics                              Prometheus text
  *
  * Reading is open to loopback peers; any other peer, and every write,
  * needs "Authorization: Bearer TOKEN" (--token-file). Answers are JSON;
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <h2o.h>
 #include <openssl/crypto.h>
@@ -215,6 +218,52 @@ static int api_show(kiln__server *srv, h2o_req_t *req, const char *id)
     if (!o)
         return send_error(req, 404, "Not Found", "no build '%s'", id);
     return send_json(req, 200, "OK", o);
+}
+
+/* GET /api/builds/ID/logs: the log files; .../logs/STEP: one, as text
+ * (as the file sink named it: '/' and control characters as '_'). */
+static int api_logs(kiln__server *srv, h2o_req_t *req, const char *id, const char *step)
+{
+    cJSON *b = kiln__db_get(srv, id);
+    if (!b)
+        return send_error(req, 404, "Not Found", "no build '%s'", id);
+    cJSON_Delete(b);
+    char *dir = kiln__xasprintf("%s/builds/%s/logs", srv->data_dir, id);
+    int rc;
+    if (!step) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *a = cJSON_AddArrayToObject(o, "logs");
+        uv_fs_t fs;
+        if (uv_fs_scandir(srv->loop, &fs, dir, 0, NULL) >= 0) {
+            uv_dirent_t ent;
+            while (uv_fs_scandir_next(&fs, &ent) != UV_EOF) {
+                size_t n = strlen(ent.name);
+                if (ent.type == UV_DIRENT_FILE && n > 4 && !strcmp(ent.name + n - 4, ".log")) {
+                    char *name = kiln__xstrndup(ent.name, n - 4);
+                    cJSON_AddItemToArray(a, cJSON_CreateString(name));
+                    free(name);
+                }
+            }
+        }
+        uv_fs_req_cleanup(&fs);
+        rc = send_json(req, 200, "OK", o);
+    } else {
+        char *name = kiln__xstrdup(step);
+        for (char *p = name; *p; p++)
+            if (*p == '/' || (unsigned char)*p < 32)
+                *p = '_';
+        if (name[0] == '.')
+            name[0] = '_';
+        char *path = kiln__xasprintf("%s/%s.log", dir, name);
+        if (access(path, R_OK) != 0)
+            rc = send_error(req, 404, "Not Found", "build '%s' has no log of step '%s'", id, step);
+        else
+            rc = h2o_file_send(req, 200, "OK", path, h2o_iovec_init(H2O_STRLIT("text/plain; charset=utf-8")), 0);
+        free(path);
+        free(name);
+    }
+    free(dir);
+    return rc;
 }
 
 static int api_cancel(kiln__server *srv, h2o_req_t *req, const char *id)
@@ -488,6 +537,33 @@ static int github_hook(kiln__server *srv, h2o_req_t *req)
     return rc;
 }
 
+/* ---- metrics ---------------------------------------------------------- */
+
+static int metrics(kiln__server *srv, h2o_req_t *req)
+{
+    kiln__buf b = KILN__BUF_INIT;
+    kiln__db_metrics(srv, &b);
+    int queued = 0;
+    for (kiln__job *j = srv->queue_head; j; j = j->next)
+        queued++;
+    kiln__buf_addf(&b, "# HELP kiln_queue_length Builds waiting for a slot.\n"
+                       "# TYPE kiln_queue_length gauge\nkiln_queue_length %d\n"
+                       "# HELP kiln_builds_running Builds holding a slot (fetching or running).\n"
+                       "# TYPE kiln_builds_running gauge\nkiln_builds_running %d\n"
+                       "# HELP kiln_build_slots --max-builds.\n"
+                       "# TYPE kiln_build_slots gauge\nkiln_build_slots %d\n",
+                   queued, srv->n_running, srv->max_builds);
+    char *body = h2o_mem_alloc_pool(&req->pool, b.len);
+    memcpy(body, b.buf, b.len);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4"));
+    h2o_send_inline(req, body, b.len);
+    kiln__buf_release(&b);
+    return 0;
+}
+
 /* ---- routing ---------------------------------------------------------- */
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -498,6 +574,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     bool get = method_is(req, "GET") || method_is(req, "HEAD"), post = method_is(req, "POST");
     if (!strcmp(path, "/hooks/github"))
         return github_hook(srv, req);
+    if (!strcmp(path, "/metrics")) {
+        if (!get)
+            return send_error(req, 405, "Method Not Allowed", "GET /metrics");
+        if (!(from_loopback(req) || has_token(srv, req)))
+            return refuse_auth(srv, req);
+        return metrics(srv, req);
+    }
     if (strncmp(path, "/api/", 5) != 0)
         return send_error(req, 404, "Not Found", "no such path: the API is under /api/");
     bool reading = get;
@@ -521,6 +604,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                 return send_error(req, 405, "Method Not Allowed", "POST /api/builds/ID:cancel");
             ((char *)rest)[n - 7] = '\0';
             return api_cancel(srv, req, rest);
+        }
+        char *slash = strchr(rest, '/');
+        if (get && slash && (!strcmp(slash, "/logs") || !strncmp(slash, "/logs/", 6))) {
+            *slash = '\0';
+            return api_logs(srv, req, rest, slash[5] == '/' && slash[6] ? slash + 6 : NULL);
         }
         if (!get || strchr(rest, '/') || strchr(rest, ':'))
             return send_error(req, 405, "Method Not Allowed", "GET /api/builds/ID");

@@ -94,11 +94,22 @@ check "?status=FAILURE" test "$(api GET "/api/builds?status=FAILURE" | jq_ '[x["
 check "?trigger=other-master lists none" test "$(api GET "/api/builds?trigger=other-master" | jq_ 'len(j["builds"])')" = 0
 check "?branch=master lists all six" test "$(api GET "/api/builds?branch=master" | jq_ 'len(j["builds"])')" = 6
 
+# Metrics (Prometheus text), open on loopback.
+curl -s "$BASE/metrics" >"$TMP/metrics.txt"
+check "/metrics counts the builds by status" grep -q '^kiln_builds{status="FAILURE"} 1$' "$TMP/metrics.txt"
+check "/metrics has the slots" grep -q '^kiln_build_slots 1$' "$TMP/metrics.txt"
+
 # The client.
 "$KILN" builds list --server "$BASE" >"$TMP/list.txt" 2>&1
 check "kiln builds list shows the builds" grep -q "^$fid *FAILURE *app-master *master" "$TMP/list.txt"
 "$KILN" builds show "$id" --server "$BASE" >"$TMP/show.txt" 2>&1
 check "kiln builds show has the steps" grep -q "^check *SUCCESS *0" "$TMP/show.txt"
+"$KILN" builds log "$id" --server "$BASE" >"$TMP/logs.txt" 2>&1
+check "kiln builds log ID lists the steps with logs" test "$(sort "$TMP/logs.txt" | tr '\n' ' ')" = "check wait "
+"$KILN" builds log "$id" wait --server "$BASE" >"$TMP/wait.txt" 2>&1
+check "kiln builds log ID STEP prints the step's log" grep -q "building master at ${master:0:7}" "$TMP/wait.txt"
+api GET "/api/builds/$id/logs/nope" >/dev/null
+check "the log of a step that has none: 404" test "$(code)" = 404
 rc=0; "$KILN" builds cancel "$id" --server "$BASE" >"$TMP/cancel.txt" 2>&1 || rc=$?
 check "kiln builds cancel without KILN_TOKEN fails (401)" test "$rc" = 1 -a -n "$(grep 401 "$TMP/cancel.txt")"
 rc=0; KILN_TOKEN=$TOKEN "$KILN" trigger --server "$BASE" app-master --branch master --wait >"$TMP/trig.txt" 2>&1 || rc=$?
