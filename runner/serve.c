@@ -146,7 +146,8 @@ static void on_reap(uv_timer_t *t)
     if (j->b)
         kiln__build_destroy(j->b);
     if (j->loaded) {
-        kiln__subst_destroy(j->subst);
+        if (j->subst)
+            kiln__subst_destroy(j->subst);
         kiln__secrets_release(&j->secrets);
         kiln__pipeline_free(&j->p);
     }

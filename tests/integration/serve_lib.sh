@@ -4,7 +4,8 @@
 # make_repo: a real bare repository $TMP/app.git (branches master and
 #   feature, each with cloudbuild.yaml) and a triggers file $TMP/triggers.yaml
 #   with two triggers on it (app-master: ^master$, app-feature: ^feature$)
-#   and one on another repository (other-master).
+#   and one on another repository (other-master); app-broken runs
+#   broken.yaml, a pipeline with an unknown key.
 # start_serve [ARGS...]: kiln serve on a free port of 127.0.0.1 with the
 #   token "t0ken" and the webhook secret "s3cret"; sets SERVE_PID, BASE.
 # api METHOD PATH [BODY]: curl with the token; prints the body; `code`
@@ -40,6 +41,7 @@ steps:
     echo "fail=$_FAIL"
     [ "$_FAIL" = 0 ] || exit 3
 YAML
+    printf 'steps:\n- id: x\n  script: echo x\n  bogus: 1\n' >"$TMP/work/broken.yaml"
     echo "# app" >"$TMP/work/README.md"
     git -C "$TMP/work" add -A
     git -C "$TMP/work" commit -q -m "first"
@@ -62,6 +64,10 @@ triggers:
 - name: other-master
   repo: other
   branch: ^master\$
+- name: app-broken
+  repo: $TMP/app.git
+  branch: ^never\$
+  filename: broken.yaml
 YAML
 }
 

@@ -32,6 +32,13 @@ check "... as FAILURE" test "$(bstatus "$fid")" = FAILURE
 check "its failing step is FAILURE with exit code 3" \
     test "$(api GET "/api/builds/$fid" | jq_ '[(s["status"], s["exit_code"]) for s in j["steps"] if s["key"]=="check"][0]')" = "('FAILURE', 3)"
 
+# An invalid pipeline: FAILURE, nothing ran, the errors kept.
+iid=$(run_trigger app-broken '{"branch": "master"}')
+check "a build of an invalid pipeline ends" wait_status 120 "$iid" SUCCESS FAILURE INTERNAL_ERROR
+check "... FAILURE, saying the pipeline is invalid" \
+    grep -q "^FAILURE invalid pipeline broken.yaml" <<<"$(api GET "/api/builds/$iid" | jq_ 'j["status"]+" "+j["statusDetail"]')"
+check "... its errors are in DATA/builds/ID/validate.txt" grep -q "bogus" "$TMP/data/builds/$iid/validate.txt"
+
 # The token: writes need it, reads from loopback do not.
 api_anon POST "/api/triggers/app-master:run" '{"branch": "master"}' >/dev/null
 check "POST without a token: 401" test "$(code)" = 401
@@ -90,13 +97,13 @@ check "pageSize=2: two builds, newest first" test "$(jq_ '[x["id"] for x in j["b
 cursor=$(jq_ 'j["nextCursor"]' <"$TMP/p1.json")
 api GET "/api/builds?pageSize=2&cursor=$cursor" >"$TMP/p2.json"
 check "the next page goes on where the first stopped" test "$(jq_ '[x["id"] for x in j["builds"]]' <"$TMP/p2.json")" = "['$b', '$a']"
-check "?status=FAILURE" test "$(api GET "/api/builds?status=FAILURE" | jq_ '[x["id"] for x in j["builds"]]')" = "['$fid']"
+check "?status=FAILURE" test "$(api GET "/api/builds?status=FAILURE" | jq_ '[x["id"] for x in j["builds"]]')" = "['$iid', '$fid']"
 check "?trigger=other-master lists none" test "$(api GET "/api/builds?trigger=other-master" | jq_ 'len(j["builds"])')" = 0
-check "?branch=master lists all six" test "$(api GET "/api/builds?branch=master" | jq_ 'len(j["builds"])')" = 6
+check "?branch=master lists all seven" test "$(api GET "/api/builds?branch=master" | jq_ 'len(j["builds"])')" = 7
 
 # Metrics (Prometheus text), open on loopback.
 curl -s "$BASE/metrics" >"$TMP/metrics.txt"
-check "/metrics counts the builds by status" grep -q '^kiln_builds{status="FAILURE"} 1$' "$TMP/metrics.txt"
+check "/metrics counts the builds by status" grep -q '^kiln_builds{status="FAILURE"} 2$' "$TMP/metrics.txt"
 check "/metrics has the slots" grep -q '^kiln_build_slots 1$' "$TMP/metrics.txt"
 
 # The client.
