@@ -80,6 +80,7 @@ start_serve() {
     "$KILN" serve --triggers "$TMP/triggers.yaml" --listen "127.0.0.1:$port" --data "$TMP/data" \
         --token-file "$TMP/token" --webhook-secret-file "$TMP/hook-secret" "$@" >>"$TMP/serve.log" 2>&1 &
     SERVE_PID=$!
+    FAKE_PIDS+=("$SERVE_PID")   # lib.sh's cleanup stops it when the test ends early
     if ! wait_for 60 curl -sf -o /dev/null "$BASE/api/builds"; then
         echo "FAIL - kiln serve did not start:"; sed 's/^/  /' "$TMP/serve.log"
         exit 1
