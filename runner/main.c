@@ -26,7 +26,9 @@
 #include "report.h"
 #include "sinkloss.h"
 #include "resolve.h"
+#include "serve.h"
 #include "triggers.h"
+#include "trigger_run.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -45,6 +47,14 @@ static const char usage_text[] =
     "  trigger --triggers FILE --list   list the triggers (with schedules)\n"
     "  hook install --triggers FILE REPO.git\n"
     "                          a post-receive hook: every push runs `kiln trigger`\n"
+    "  serve --triggers FILE [--listen HOST:PORT] [--data DIR] [--max-builds N]\n"
+    "        [--token-file FILE] [--webhook-secret-file FILE]\n"
+    "                          the build server: HTTP API, GitHub webhooks, queue,\n"
+    "                          history (kiln serve --help)\n"
+    "  builds list|show ID|cancel ID|log ID [STEP] [--server URL]\n"
+    "                          ask a kiln serve (token of writes: $KILN_TOKEN)\n"
+    "  trigger --server URL NAME [--branch B|--tag T] [--commit SHA] [--wait]\n"
+    "                          run a trigger on a kiln serve\n"
     "\n"
     "options of run and validate:\n"
     "  --substitutions K=V[,K=V...]  substitution values (repeatable)\n"
@@ -322,30 +332,14 @@ static int load_checked(kiln__engine *eng, const struct opts *o, kiln__pipeline 
                         kiln__subst **subst, kiln__secrets *secrets, char *build_id,
                         const char *workspace)
 {
-    memset(secrets, 0, sizeof *secrets);
-    kiln__diag d;
-    kiln__diag_init(&d);
-    static kiln__builders builders;
-    kiln__builders_release(&builders);
-    const char *bfile = o->builders ? o->builders : getenv("KILN_BUILDERS");
-    kiln__builders_load(&builders, bfile && *bfile ? bfile : NULL, &d);
-    kiln__resolve_set_builders(&builders);
-    d.cloudbuild_strict = o->cloudbuild_strict;
-    int rc = kiln__pipeline_load(p, o->file, &d);
-    if (rc == 0) {
-        const char *project = o->project ? o->project : getenv("GOOGLE_CLOUD_PROJECT");
-        kiln__resolve_opts ro = {(const char *const *)o->substs, o->n_substs, workspace, build_id,
-                                 project ? project : "local", o->triggered};
-        kiln__resolve_subst(p, &ro, &d, subst);
-        kiln__secret_opts so = {o->secrets_file, o->secrets_command};
-        kiln__secrets_resolve(p, *subst, &so, &d, eng->masker, secrets);
-        if (!d.errors || p->n_steps)
-            kiln__resolve_check(p, *subst, &eng->reg, &d);
-    }
-    if (d.text.len)
-        fputs(d.text.buf, stderr);
-    int errors = d.errors;
-    kiln__diag_release(&d);
+    kiln__load_opts lo = {o->file, (const char *const *)o->substs, o->n_substs, o->project,
+                          o->triggered, o->cloudbuild_strict, o->builders, o->secrets_file,
+                          o->secrets_command};
+    kiln__buf text = KILN__BUF_INIT;
+    int errors = kiln__load_checked(eng, &lo, p, subst, secrets, build_id, workspace, &text);
+    if (text.len)
+        fputs(text.buf, stderr);
+    kiln__buf_release(&text);
     if (errors) {
         fprintf(stderr, "kiln: %s: %d error%s; nothing was run\n", o->file, errors,
                 errors == 1 ? "" : "s");
@@ -872,12 +866,6 @@ static int load_triggers(const char *file, kiln__triggers *ts)
     return 0;
 }
 
-static void push_subst(char ***v, size_t *n, const char *k, const char *val)
-{
-    *v = kiln__xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[(*n)++] = kiln__xasprintf("%s=%s", k, val ? val : "");
-}
-
 static int run_triggered(const struct opts *o, const kiln__triggers *ts, const kiln__trigger *t,
                          const char *repo, const char *ref, const char *after, const char *base)
 {
@@ -891,19 +879,18 @@ static int run_triggered(const struct opts *o, const kiln__triggers *ts, const k
     printf("\n== trigger %s: %s at %s (%s %s)\n", t->name, t->filename, short_sha,
            is_tag ? "tag" : "branch", name);
     fflush(stdout);
-    const char *clone[] = {"git", "clone", "-q", "--no-checkout", repo, src, NULL};
-    const char *co_b[] = {"git", "-C", src, "checkout", "-q", "-B", name, after, NULL};
-    const char *co_d[] = {"git", "-C", src, "checkout", "-q", "--detach", after, NULL};
-    int rc = capture(clone, NULL);
-    if (rc == 0)
-        rc = capture(is_tag ? co_d : co_b, NULL);
+    kiln__buf gerr = KILN__BUF_INIT;
+    int rc = kiln__checkout(repo, ref, after, src, false, &gerr);
     if (rc != 0) {
+        fputs(gerr.buf ? gerr.buf : "", stderr);
         fprintf(stderr, "kiln: trigger %s: cannot check out %s at %s (git exit status %d)\n", t->name,
                 repo, after, rc);
+        kiln__buf_release(&gerr);
         free(dir);
         free(src);
         return EXIT_FAILED;
     }
+    kiln__buf_release(&gerr);
     char *file = kiln__xasprintf("%s/%s", src, t->filename);
     if (access(file, R_OK) != 0) {
         fprintf(stderr, "kiln: trigger %s: the commit has no %s (filename:)\n", t->name, t->filename);
@@ -912,30 +899,14 @@ static int run_triggered(const struct opts *o, const kiln__triggers *ts, const k
         free(src);
         return EXIT_FAILED;
     }
-    /* The trigger's substitutions, then what Cloud Build sets for a push. */
+    /* --substitutions, then the trigger's, then what Cloud Build sets for a push. */
     char **substs = NULL;
     size_t n = 0;
-    substs = kiln__xcalloc(o->n_substs + t->n_subst + 8, sizeof *substs);
-    for (size_t i = 0; i < o->n_substs; i++)
+    for (size_t i = 0; i < o->n_substs; i++) {
+        substs = kiln__xrealloc(substs, (n + 1) * sizeof *substs);
         substs[n++] = kiln__xstrdup(o->substs[i]);
-    for (size_t i = 0; i < t->n_subst; i++)
-        substs[n++] = kiln__xstrdup(t->subst[i]);
-    char rname[PATH_MAX];
-    snprintf(rname, sizeof rname, "%s", repo);
-    size_t rl = strlen(rname);
-    while (rl > 1 && rname[rl - 1] == '/')
-        rname[--rl] = '\0';
-    if (rl > 4 && !strcmp(rname + rl - 4, ".git"))
-        rname[rl -= 4] = '\0';
-    const char *rbase = strrchr(rname, '/') ? strrchr(rname, '/') + 1 : rname;
-    push_subst(&substs, &n, "TRIGGER_NAME", t->name);
-    push_subst(&substs, &n, "TRIGGER_BUILD_CONFIG_PATH", t->filename);
-    push_subst(&substs, &n, "COMMIT_SHA", after);
-    push_subst(&substs, &n, "REVISION_ID", after);
-    push_subst(&substs, &n, "SHORT_SHA", short_sha);
-    push_subst(&substs, &n, is_tag ? "TAG_NAME" : "BRANCH_NAME", name);
-    push_subst(&substs, &n, "REF_NAME", name);
-    push_subst(&substs, &n, "REPO_NAME", rbase);
+    }
+    kiln__triggered_substs(t, repo, ref, after, &substs, &n);
     char *logs = kiln__xasprintf("%s/logs", dir);
     char *report = kiln__xasprintf("%s/report.json", dir);
     struct opts r = *o;
@@ -1215,6 +1186,15 @@ int main(int argc, char **argv)
     }
     /* A child that died must not take kiln with it through SIGPIPE on a log pipe. */
     signal(SIGPIPE, SIG_IGN);
+    /* kiln serve and its clients (serve.h) have options of their own. */
+    if (!strcmp(argv[1], "serve"))
+        return kiln__serve_main(argc, argv);
+    if (!strcmp(argv[1], "builds"))
+        return kiln__builds_main(argc, argv);
+    if (!strcmp(argv[1], "trigger"))
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--server") || !strncmp(argv[i], "--server=", 9))
+                return kiln__trigger_remote_main(argc, argv);
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     struct opts o;
     memset(&o, 0, sizeof o);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * file: one log file per step, DIR/STEP.log (a sub-build's steps go to
- * DIR/BUILD_ID/STEP.log). The file holds the step's output as printed,
+ * DIR/BUILD_ID/STEP.log; with per_build set, every build's steps go to
+ * DIR/BUILD_ID/PER_BUILD/STEP.log, as `kiln serve` keeps them). The file holds the step's output as printed,
  * stdout and stderr in arrival order, and kiln's messages about the step
  * prefixed with "kiln: ".
  *
@@ -34,11 +35,14 @@ KILN_API_DEFINE;
 
 struct file_config {
     const char *dir;
+    const char *per_build;
 };
 
 static const kiln_option file_options[] = {
     {KILN_OPT_STRING, "dir", NULL, KILN_OPT_REQUIRED, offsetof(struct file_config, dir), 0, -1, NULL,
      "Directory for the log files (created when missing)."},
+    {KILN_OPT_STRING, "per_build", NULL, 0, offsetof(struct file_config, per_build), 0, -1, NULL,
+     "Give every build (sub-builds too) its own DIR/BUILD_ID/PER_BUILD/ (kiln serve: logs)."},
     KILN_OPTIONS_END,
 };
 
@@ -72,6 +76,7 @@ struct open_file {
 struct fsink {
     kiln_sink *sink;
     char *dir;
+    char *per_build; /* or NULL */
     struct open_file *files;
     size_t n_files, cap_files;
     struct chunk active, flight;
@@ -161,6 +166,7 @@ static void finish_close(struct fsink *f)
     free(f->flight.data);
     free(f->flight.segs);
     free(f->dir);
+    free(f->per_build);
     free(f->top_build);
     kiln_sink *sink = f->sink;
     free(f);
@@ -284,7 +290,13 @@ static struct open_file *file_for(struct fsink *f, const kiln_log_batch *b)
     sanitize(name);
     char dir[4096], path[4096 + 512 + 8];
     int fd = -1, err = 0;
-    if (b->depth > 0 && f->top_build && strcmp(f->top_build, b->build_id) != 0) {
+    if (f->per_build) {
+        char bid[128];
+        snprintf(bid, sizeof bid, "%s", b->build_id);
+        sanitize(bid);
+        snprintf(dir, sizeof dir, "%s/%s/%s", f->dir, bid, f->per_build);
+        err = -mkdirs(dir);
+    } else if (b->depth > 0 && f->top_build && strcmp(f->top_build, b->build_id) != 0) {
         char bid[128];
         snprintf(bid, sizeof bid, "%s", b->build_id);
         sanitize(bid);
@@ -399,6 +411,7 @@ static int file_open(kiln_sink *sink, const void *config, void *plugin_data)
         return KILN_ENOMEM;
     f->sink = sink;
     f->dir = strdup(c->dir);
+    f->per_build = c->per_build && *c->per_build ? strdup(c->per_build) : NULL;
     kiln_api->sink_set_data(sink, f);
     return 0;
 }

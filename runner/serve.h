@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kiln serve: one process, one libuv loop, the engine of `kiln run`, an
+ * HTTP server (libh2o's libuv flavour) and a build history in SQLite.
+ *
+ *   serve.c        options, the queue, a build's life (fetch into the
+ *                  repository's mirror, checkout, load, run, record), SIGTERM
+ *   serve_db.c     the history: builds (QUEUED ... SUCCESS) and GitHub
+ *                  deliveries, in DATA/kiln.db (WAL)
+ *   serve_http.c   the JSON API and POST /hooks/github
+ *   builds_client.c  kiln builds list|show|cancel, kiln trigger --server
+ *
+ * A build is QUEUED (persisted) until one of the --max-builds slots is
+ * free, then WORKING: its commit is fetched into DATA/mirrors/NAME.git on a
+ * worker thread (one fetch at a time per server), cloned with --shared into
+ * DATA/builds/ID/src, then loaded and run on the engine like a build of
+ * `kiln trigger` (trigger_run.h). Its step logs go to DATA/builds/ID/logs/,
+ * its report to DATA/builds/ID/report.json.
+ */
+#ifndef KILN_SERVE_H
+#define KILN_SERVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <cJSON.h>
+
+#include "buf.h"
+#include "engine.h"
+#include "triggers.h"
+
+typedef struct kiln__server kiln__server;
+typedef struct sqlite3 sqlite3;
+
+/* A build request, queued or running. */
+typedef struct kiln__job {
+    struct kiln__job *next;
+    kiln__server *srv;
+    int64_t seq;                 /* the history's row: arrival order */
+    char id[40];
+    char *trigger;
+    char *repo;                  /* where the commit is fetched from */
+    char *ref;                   /* refs/heads/B, refs/tags/T, or "" */
+    char *commit;                /* the commit, or NULL: what ref points at */
+    char **substs;               /* "K=V" asked for (API), owned */
+    size_t n_substs;
+
+    /* while WORKING */
+    bool cancel_requested;
+    bool preparing;              /* on a worker thread: fetch, checkout */
+    uv_work_t work;
+    int prep_rc;
+    kiln__buf prep_err;
+    char *dir;                   /* DATA/builds/ID */
+    char *mirror;
+    kiln__pipeline p;
+    kiln__subst *subst;
+    kiln__secrets secrets;
+    bool loaded;
+    kiln__build *b;
+    uv_timer_t *reap_timer;      /* waits for the build's processes, then frees */
+} kiln__job;
+
+struct kiln__server {
+    kiln__engine eng;
+    uv_loop_t *loop;
+    kiln__triggers triggers;
+    bool triggers_loaded;
+    char *data_dir;              /* absolute */
+    char *token;                 /* --token-file, or NULL: writes refused */
+    char *webhook_secret;        /* --webhook-secret-file, or NULL: hooks refused */
+    int max_builds;
+    int64_t grace_ms;
+    sqlite3 *db;
+
+    kiln__job *queue_head, *queue_tail; /* QUEUED, arrival order */
+    kiln__job *running;          /* WORKING (preparing or running) */
+    int n_running;
+    uv_mutex_t fetch_mutex;      /* one git fetch into the mirrors at a time */
+
+    bool stopping;
+    bool grace_over;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t grace_timer;
+    void *http;                  /* serve_http.c's state */
+};
+
+/* serve.c */
+int kiln__serve_main(int argc, char **argv);
+/* A job for trigger t (checked by the caller), QUEUED now; takes none of
+ * the arguments. Returns the job (its id is the build's), or NULL with
+ * why. source: "api", "github", ... */
+kiln__job *kiln__serve_submit(kiln__server *srv, const kiln__trigger *t, const char *repo,
+                              const char *ref, const char *commit, const char *const *substs,
+                              size_t n_substs, const char *source, kiln__buf *why);
+/* Cancel a QUEUED or WORKING build. Returns 0, KILN_ENOTFOUND (no such
+ * build), or KILN_EINVAL (it has ended already). */
+int kiln__serve_cancel(kiln__server *srv, const char *id);
+/* The repository a trigger's `repo` names, as a path or URL kiln can fetch
+ * from (relative paths are relative to the triggers file), or NULL when it
+ * names a repository only by name. Caller frees. */
+char *kiln__serve_trigger_source(const kiln__server *srv, const kiln__trigger *t);
+/* One line on the server's stderr, with a timestamp. */
+void kiln__serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* serve_db.c: every call on the loop thread. */
+int kiln__db_open(kiln__server *srv, const char *path, kiln__buf *err);
+void kiln__db_close(kiln__server *srv);
+int kiln__db_add(kiln__server *srv, kiln__job *j, const char *source);
+void kiln__db_started(kiln__server *srv, const kiln__job *j);
+void kiln__db_commit(kiln__server *srv, const kiln__job *j, const char *commit);
+void kiln__db_finished(kiln__server *srv, const char *id, const char *status, const char *reason,
+                       const char *report_json);
+/* WORKING rows of a server that died: INTERNAL_ERROR. Returns how many. */
+int kiln__db_cut_off(kiln__server *srv);
+/* The QUEUED rows, oldest first, as jobs. */
+kiln__job *kiln__db_queued(kiln__server *srv);
+const char *kiln__db_status(kiln__server *srv, const char *id, char *buf, size_t cap);
+/* GET /api/builds: newest first; any filter may be NULL; cursor 0: from the
+ * newest. Returns {"builds": [...], "nextCursor": "N"|absent}. */
+cJSON *kiln__db_list(kiln__server *srv, const char *status, const char *trigger,
+                     const char *branch, int64_t cursor, int limit);
+/* One build with its steps, or NULL. */
+cJSON *kiln__db_get(kiln__server *srv, const char *id);
+/* Remember a webhook delivery id: 1 when it was seen before, 0 when new. */
+int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *event);
+
+/* Prometheus text: builds by status, deliveries remembered. */
+void kiln__db_metrics(kiln__server *srv, kiln__buf *out);
+
+/* serve_http.c */
+int kiln__http_listen(kiln__server *srv, const char *listen, kiln__buf *err);
+void kiln__http_stop_listening(kiln__server *srv);
+/* Stop listening, close h2o's handles (the loop finishes closing them). */
+void kiln__http_dispose(kiln__server *srv);
+/* After the loop has run dry. */
+void kiln__http_free(kiln__server *srv);
+
+/* builds_client.c: kiln builds ..., kiln trigger --server URL NAME */
+int kiln__builds_main(int argc, char **argv);
+int kiln__trigger_remote_main(int argc, char **argv);
+
+#endif /* KILN_SERVE_H */
