@@ -726,7 +726,7 @@ int kiln__serve_main(int argc, char **argv)
                 m->items[i] = n;
             }
             m->n = 2;
-            if (kiln__sink_add(&srv->eng, s ? "file" : "console", m, "kiln serve", &err) != 0) {
+            if (kiln__sink_add(&srv->eng, s ? "file" : "console", m, "kiln serve", false, &err) != 0) {
                 fprintf(stderr, "kiln: serve: %s\n", err.buf);
                 rc = 1;
             }
