@@ -53,6 +53,16 @@ int kiln__dryrun_bind(kiln__rstep *s, const char *pname, kiln__buf *err)
     return rc;
 }
 
+
+void kiln__plan_to_json(const kiln__rstep *s, cJSON *arr)
+{
+    char *copy = kiln__xstrdup(s->plan.buf), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        cJSON_AddItemToArray(arr, j ? j : cJSON_CreateString(line));
+    }
+    free(copy);
+}
 /* Option names whose values a plan must not show, for plugins whose schema
  * (and so their KILN_OPT_SECRET flags) is unknown. */
 static bool looks_secret(const char *key)
@@ -217,13 +227,7 @@ void kiln__dryrun_record(kiln__rstep *s)
     cJSON_AddStringToObject(e, "plugin", kiln__step_plugin_name(s->def));
     cJSON_AddBoolToObject(e, "installed", true);
     cJSON_AddStringToObject(e, "status", kiln_status_name(s->status));
-    cJSON *arr = cJSON_AddArrayToObject(e, "requests");
-    char *copy = kiln__xstrdup(s->plan.buf), *save = NULL;
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *j = cJSON_Parse(line);
-        cJSON_AddItemToArray(arr, j ? j : cJSON_CreateString(line));
-    }
-    free(copy);
+    kiln__plan_to_json(s, cJSON_AddArrayToObject(e, "requests"));
     char *t = cJSON_PrintUnformatted(e);
     cJSON_Delete(e);
     FILE *f = fopen(file, "a");

@@ -311,6 +311,10 @@ int kiln__build_submit(kiln__rstep *s, const kiln_build_req *req, kiln_build_cb 
  * not installed. NULL-terminated. */
 extern const char *const kiln__known_deploys[];
 bool kiln__is_known_deploy(const char *name);
+/* Append the requests a step recorded (plan_add: one JSON text per line) to
+ * ARR, each parsed, or as a string when it is not JSON. */
+struct cJSON;
+void kiln__plan_to_json(const kiln__rstep *s, struct cJSON *arr);
 /* At build creation: swap a deploying plugin for mock-deploy. */
 int kiln__dryrun_bind(kiln__rstep *s, const char *pname, kiln__buf *err);
 /* At step start: the options mock-deploy records. Problems go to d. */

@@ -7,6 +7,7 @@
 #ifndef KILN_INTERNAL_H
 #define KILN_INTERNAL_H
 
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -42,6 +43,11 @@ int kiln__strcmp_p(const void *a, const void *b); /* qsort over char * */
 /* plugin_loader.c: the directory of the running kiln (plugins and
  * kiln-mount-exec are looked for next to it). 0, or -1. */
 int kiln__exe_dir(char *out, size_t cap);
+
+/* proc_local.c: a process spawned with AT starts a session (and process
+ * group) of its own, default signal dispositions, no signal blocked:
+ * whatever kiln ignores or blocks, a step or helper does not inherit it. */
+void kiln__spawnattr_new_session(posix_spawnattr_t *at);
 
 /* time */
 int64_t kiln__now_us(void); /* wall clock, microseconds since the epoch */

@@ -29,6 +29,19 @@
 #include "volumes.h"
 #include "watchdog.h"
 
+void kiln__spawnattr_new_session(posix_spawnattr_t *at)
+{
+    sigset_t dfl, none;
+    sigemptyset(&dfl);
+    for (int sig = 1; sig < 32; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaddset(&dfl, sig);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(at, &dfl);
+    posix_spawnattr_setsigmask(at, &none);
+    posix_spawnattr_setflags(at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
 /* Processes start with posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), no
  * copy of kiln's page tables) on plain pipes, and their exit is watched
  * through a pidfd. libuv's uv_spawn forks, and the loop waits in uv_spawn
@@ -458,15 +471,7 @@ static int spawn_posix(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_proc
     posix_spawn_file_actions_adddup2(&fa, fo[1], 1);
     posix_spawn_file_actions_adddup2(&fa, fe[1], 2);
     posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    sigset_t dfl, none;
-    sigemptyset(&dfl);
-    for (int sig = 1; sig < 32; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaddset(&dfl, sig);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&at, &dfl);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    kiln__spawnattr_new_session(&at);
     pid_t pid;
     e = posix_spawn(&pid, file, &fa, &at, (char *const *)opts->argv, env);
     if (e == ENOEXEC) {

@@ -63,13 +63,7 @@ static cJSON *step_json(const kiln__rstep *s)
             cJSON_AddStringToObject(pr, "what", s->progress_what);
     }
     if (s->plan.len) {
-        cJSON *plan = cJSON_AddArrayToObject(o, "plan");
-        char *copy = kiln__xstrdup(s->plan.buf), *save = NULL;
-        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            cJSON *j = cJSON_Parse(line);
-            cJSON_AddItemToArray(plan, j ? j : cJSON_CreateString(line));
-        }
-        free(copy);
+        kiln__plan_to_json(s, cJSON_AddArrayToObject(o, "plan"));
     }
     if (s->mocked)
         cJSON_AddStringToObject(o, "mockedBy", KILN__MOCK_PLUGIN);

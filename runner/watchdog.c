@@ -88,15 +88,7 @@ static int start(void)
     /* Its own session: the terminal's signals (Ctrl-C, hangup) and a kill
      * of kiln's process group do not reach it. Default dispositions and no
      * blocked signals, whatever kiln has. */
-    sigset_t dfl, none;
-    sigemptyset(&dfl);
-    for (int sig = 1; sig < 32; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaddset(&dfl, sig);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&at, &dfl);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    kiln__spawnattr_new_session(&at);
     pid_t pid;
     e = posix_spawn(&pid, path, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
