@@ -72,7 +72,7 @@ struct obuf {
 
 /* Above this many bytes waiting, write() says KILN_EAGAIN: kiln stops
  * reading step output until the console has taken what it has. */
-#define HIGH_WATER (4u << 20)
+#define HIGH_WATER (1u << 20)
 
 struct console {
     struct console_config cfg;

@@ -31,7 +31,7 @@
 
 KILN_API_DEFINE;
 
-#define HIGH_WATER (8u << 20)
+#define HIGH_WATER (1u << 20)
 
 struct file_config {
     const char *dir;
