@@ -41,7 +41,7 @@ done
 
 push() {  # push REPO BRANCH: what `git push` shows, the builds included
   say "git push $1 $2"
-  git -C "$work/src/$1" push -q origin "HEAD:refs/heads/$2" 2>&1 | sed -e 's/^remote: //'
+  git -C "$work/src/$1" push -q origin "HEAD:refs/heads/$2" 2>&1 | sed -e 's/^remote: //' -e 's/ *$//'
 }
 
 say "2. push to staging (the API deploys to Cloud Run)"
@@ -59,7 +59,7 @@ git -C "$work/src/purchase_predict" checkout -q master
 echo "More about the model." >>"$work/src/purchase_predict/README.md"
 git -C "$work/src/purchase_predict" commit -q -am "docs only"
 git -C "$work/src/purchase_predict" push -q origin master:refs/heads/staging --force 2>&1 |
-  sed -e 's/^remote: //'
+  sed -e 's/^remote: //' -e 's/ *$//'
 
 say "where everything is"
 for r in "$work"/builds/*/report.json; do
