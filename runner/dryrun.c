@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "engine.h"
+#include "path.h"
 #include "resolve.h"
 
 const char *const kiln__known_deploys[] = {
@@ -140,30 +141,13 @@ void kiln__dryrun_prepare(kiln__rstep *s, kiln__expand_fn expand, void *ctx, kil
     cJSON_Delete(j);
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *q = tmp + 1; *q; q++) {
-        if (*q != '/')
-            continue;
-        *q = '\0';
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-            return -errno;
-        *q = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 static const char *plan_file(kiln__build *b)
 {
     kiln__engine *eng = b->eng;
     if (b->plan_file)
         return b->plan_file;
     const char *dir = eng->plan_dir ? eng->plan_dir : b->workspace;
-    if (mkdir_p(dir) != 0)
+    if (kiln__mkdir_p(dir) != 0)
         return NULL;
     b->plan_file = kiln__xasprintf("%s/plan-%s.jsonl", dir, b->id);
     FILE *f = fopen(b->plan_file, "w"); /* one file per build, started afresh */

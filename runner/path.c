@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "path.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int kiln__path_clean(const char *path, char *out, size_t cap)
 {
@@ -49,4 +52,22 @@ int kiln__path_depth(const char *path)
     for (const char *p = path; *p; p++)
         d += *p == '/';
     return strcmp(path, "/") ? d : 0;
+}
+
+int kiln__mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp)
+        return -ENAMETOOLONG;
+    for (char *q = tmp + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = '\0';
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+            return -errno;
+        *q = '/';
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
 }

@@ -16,5 +16,7 @@ int kiln__path_clean(const char *path, char *out, size_t cap);
 bool kiln__path_under(const char *path, const char *dir);
 /* The number of components: "/" 0, "/a" 1, "/a/b" 2. */
 int kiln__path_depth(const char *path);
+/* mkdir -p PATH (mode 0777 before the umask): 0, or -errno. */
+int kiln__mkdir_p(const char *path);
 
 #endif /* KILN_PATH_H */

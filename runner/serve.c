@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "path.h"
 #include "report.h"
 #include "serve.h"
 #include "trigger_run.h"
@@ -534,21 +535,6 @@ static char *read_secret_file(const char *path, const char *what)
     return kiln__buf_detach(&b);
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int serve_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int serve_usage_error(const char *fmt, ...)
 {
@@ -660,7 +646,7 @@ int kiln__serve_main(int argc, char **argv)
     if (errors) {
         fprintf(stderr, "kiln: %s: %d error%s\n", triggers, errors, errors == 1 ? "" : "s");
         rc = 2;
-    } else if (mkdirs(data) != 0 || !realpath(data, abs)) {
+    } else if (kiln__mkdir_p(data) != 0 || !realpath(data, abs)) {
         fprintf(stderr, "kiln: serve: --data '%s': %s\n", data, strerror(errno));
         rc = 2;
     }
