@@ -118,6 +118,15 @@ struct kiln_sink {
 int kiln__sink_add(kiln__engine *eng, const char *name, const kiln__ynode *with, const char *origin,
                    bool required, kiln__buf *err);
 void kiln__sinks_write(kiln__engine *eng, const kiln_log_batch *b);
+
+/* An in-process observer of every batch and event, called before the
+ * sinks on the loop thread (kiln serve's record store, serve_logs.c).
+ * What it receives is borrowed for the call; it cannot push back. */
+typedef struct kiln__tap {
+    void (*write)(void *data, const kiln_log_batch *b);
+    void (*event)(void *data, const kiln_event *ev);
+    void *data;
+} kiln__tap;
 void kiln__sinks_event(kiln__engine *eng, const kiln_event *ev);
 /* A build-level or step-level SYSTEM message to every sink. */
 void kiln__sys_log(kiln__build *b, kiln__rstep *step, kiln_log_level lvl, const char *fmt, ...)
@@ -266,6 +275,7 @@ struct kiln__engine {
     int last_signal;
     int late_signals;            /* after the top build's steps ended (on_signal) */
     kiln__build *top;
+    const kiln__tap *tap;        /* or NULL */
     struct kiln__loss *losses;   /* sinkloss.h: log records sinks lost, per sink and step */
     size_t n_losses;
     char *loss_fail_reason;      /* a required sink lost records: why the build fails */

@@ -273,6 +273,8 @@ void kiln__engine_remove_reader(kiln__engine *eng, kiln_proc *p)
 
 void kiln__sinks_write(kiln__engine *eng, const kiln_log_batch *b)
 {
+    if (eng->tap)
+        eng->tap->write(eng->tap->data, b);
     for (size_t i = 0; i < eng->n_sinks; i++) {
         struct kiln_sink *s = eng->sinks[i];
         if (s->closed)
@@ -294,6 +296,8 @@ void kiln__sinks_write(kiln__engine *eng, const kiln_log_batch *b)
 
 void kiln__sinks_event(kiln__engine *eng, const kiln_event *ev)
 {
+    if (eng->tap)
+        eng->tap->event(eng->tap->data, ev);
     for (size_t i = 0; i < eng->n_sinks; i++) {
         struct kiln_sink *s = eng->sinks[i];
         if (!s->closed && !s->broken && s->plugin->desc->sink->event)

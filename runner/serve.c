@@ -33,6 +33,7 @@
 #include "path.h"
 #include "report.h"
 #include "serve.h"
+#include "serve_logs.h"
 #include "trigger_run.h"
 
 #define REAP_INTERVAL_MS 50
@@ -167,6 +168,7 @@ static void job_end(kiln__job *j, const char *status, const char *reason, const 
     uv_timer_init(j->srv->loop, j->reap_timer);
     j->reap_timer->data = j;
     uv_timer_start(j->reap_timer, on_reap, 0, REAP_INTERVAL_MS);
+    kiln__logs_build_over(j->srv, j->id);
 }
 
 static void on_build_end(kiln__build *b, void *data)
@@ -428,6 +430,7 @@ int kiln__serve_cancel(kiln__server *srv, const char *id)
             srv->queue_tail = prev;
         kiln__db_finished(srv, j->id, "CANCELLED", "cancelled while queued", NULL);
         kiln__serve_log("build %s (%s): CANCELLED while queued", j->id, j->trigger);
+        kiln__logs_build_over(srv, id);
         job_free(j);
         return 0;
     }
@@ -719,6 +722,8 @@ int kiln__serve_main(int argc, char **argv)
         }
         free(bdir);
     }
+    if (!rc)
+        kiln__logs_init(srv);
     if (!rc && kiln__http_listen(srv, listen, &err) != 0) {
         fprintf(stderr, "kiln: serve: %s\n", err.buf);
         rc = 2;
@@ -755,9 +760,11 @@ int kiln__serve_main(int argc, char **argv)
     }
     if (srv->http)
         kiln__http_dispose(srv);
+    kiln__logs_dispose(srv);
     if (engine_up)
         kiln__engine_release(&srv->eng);
     kiln__http_free(srv);
+    kiln__logs_free(srv);
     kiln__ydoc_free(&sinkdoc);
     kiln__db_close(srv);
     if (srv->triggers_loaded)

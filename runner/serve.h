@@ -84,6 +84,8 @@ struct kiln__server {
     uv_signal_t sig_term, sig_int;
     uv_timer_t grace_timer;
     void *http;                  /* serve_http.c's state */
+    void *logs;                  /* serve_logs.c's record store and followers */
+    char *base_path;             /* --base-path: "" or "/prefix" (pages behind a proxy) */
 };
 
 /* serve.c */

@@ -7,6 +7,8 @@
  *   GET  /api/builds[?status=&trigger=&branch=&pageSize=&cursor=]  newest first
  *   GET  /api/builds/ID                        one build, with its steps
  *   GET  /api/builds/ID/logs[/STEP]            the step log files (names; one as text)
+ *   GET  /api/builds/ID/log?step=&from=&limit= records from a sequence number; with
+ *                                              Accept: text/event-stream, live (serve_logs.c)
  *   POST /api/builds/ID:cancel                 (token)
  *   GET  /api/triggers                         the triggers file's triggers
  *   POST /api/triggers/NAME:run                (token) {"branch"|"tag"|"commit", "substitutions"}
@@ -28,6 +30,7 @@
 #include <openssl/hmac.h>
 
 #include "serve.h"
+#include "serve_logs.h"
 
 /* Webhook bodies larger than this are refused (413) with a log line;
  * h2o itself refuses bodies past H2O_BODY_LIMIT. */
@@ -606,6 +609,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return api_cancel(srv, req, rest);
         }
         char *slash = strchr(rest, '/');
+        if (get && slash && !strcmp(slash, "/log")) {
+            *slash = '\0';
+            return kiln__logs_handle(srv, req, rest, query(req, "step"), query(req, "from"), query(req, "limit"));
+        }
         if (get && slash && (!strcmp(slash, "/logs") || !strncmp(slash, "/logs/", 6))) {
             *slash = '\0';
             return api_logs(srv, req, rest, slash[5] == '/' && slash[6] ? slash + 6 : NULL);
@@ -729,6 +736,7 @@ void kiln__http_dispose(kiln__server *srv)
     if (!h)
         return;
     kiln__http_stop_listening(srv);
+    kiln__logs_dispose(srv);
     if (h->ctx_up)
         h2o_context_dispose(&h->ctx);
     h->ctx_up = false;

@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+# Helpers of the kiln serve log and web page tests (sourced after lib.sh
+# and serve_lib.sh; not a test itself).
+#
+# make_log_repo: make_repo's repository and triggers, plus a trigger
+#   "logs" running logs.yaml: step "first" prints _N lines to stdout
+#   ("out 1" ...), one to stderr, one with ANSI colours, then waits for the
+#   file _GATE (when given) and prints "after gate" and _M more lines;
+#   step "second" (after first) prints one line and exits 3 when _FAIL
+#   is not 0; step "third" after first too.
+make_log_repo() {
+    make_repo
+    cat >"$TMP/work/logs.yaml" <<'YAML'
+options: {automapSubstitutions: true}
+substitutions: {_GATE: "", _N: "5", _M: "0", _FAIL: "0"}
+steps:
+- id: first
+  script: |
+    i=1; while [ $i -le $_N ]; do echo "out $i"; i=$((i+1)); done
+    echo "err line" >&2
+    printf '\033[31mred\033[0m plain\n'
+    if [ -n "$_GATE" ]; then
+      echo "waiting for the gate"
+      while [ ! -e "$_GATE" ]; do sleep 0.05; done
+    fi
+    echo "after gate"
+    i=1; while [ $i -le $_M ]; do echo "more $i"; i=$((i+1)); done
+- id: second
+  waitFor: [first]
+  script: |
+    echo "second runs"
+    if [ "$_FAIL" != 0 ]; then echo "second fails" >&2; exit 3; fi
+- id: third
+  waitFor: [first]
+  script: echo "third runs"
+YAML
+    git -C "$TMP/work" add -A
+    git -C "$TMP/work" commit -q -m "logs pipeline"
+    git -C "$TMP/work" push -q "$TMP/app.git" master
+    cat >>"$TMP/triggers.yaml" <<YAML
+- name: logs
+  repo: $TMP/app.git
+  branch: ^master\$
+  filename: logs.yaml
+YAML
+}
+# log_json ID STEP [QUERY]: GET /api/builds/ID/log?step=STEP&QUERY
+log_json() { curl -s "$BASE/api/builds/$1/log?step=$2${3:+&$3}"; }
