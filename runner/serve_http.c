@@ -220,6 +220,7 @@ static int api_show(kiln__server *srv, h2o_req_t *req, const char *id)
     cJSON *o = kiln__db_get(srv, id);
     if (!o)
         return send_error(req, 404, "Not Found", "no build '%s'", id);
+    kiln__web_build_json(srv, id, o);
     return send_json(req, 200, "OK", o);
 }
 
@@ -575,6 +576,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     char *path = decode(&req->pool, req->path.base, plen, false);
     bool get = method_is(req, "GET") || method_is(req, "HEAD"), post = method_is(req, "POST");
+    /* --base-path: a proxy may pass the prefix on or strip it. */
+    size_t bl = srv->base_path ? strlen(srv->base_path) : 0;
+    if (bl && !strncmp(path, srv->base_path, bl) && (path[bl] == '/' || !path[bl]))
+        path = path[bl] ? path + bl : "/";
+    if (get && strncmp(path, "/api/", 5) != 0) {
+        int rc = kiln__web_handle(srv, req, path);
+        if (rc >= 0)
+            return rc;
+    }
     if (!strcmp(path, "/hooks/github"))
         return github_hook(srv, req);
     if (!strcmp(path, "/metrics")) {

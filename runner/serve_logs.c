@@ -293,6 +293,8 @@ static void tap_event(void *data, const kiln_event *ev)
         l->next = st->live;
         st->live = l;
     } else if (ev->type == KILN_EVENT_BUILD_END) {
+        if (ev->depth == 0)
+            kiln__web_build_end(st->srv, ev->build_id);
         drop_build(st, ev->build_id);
     } else if (ev->type == KILN_EVENT_STEP_END && ev->step_id) {
         char *name = encode_step(ev->step_id);

@@ -48,5 +48,10 @@ int kiln__logs_handle(kiln__server *srv, struct st_h2o_req_t *req, const char *i
 
 /* serve_web.c: GET / and /builds/ID and /static/... (or -1: not a page). */
 int kiln__web_handle(kiln__server *srv, struct st_h2o_req_t *req, const char *path);
+/* GET /api/builds/ID's extras: a WORKING build's live steps, resolved
+ * substitutions, and "waits" (the graph) on the build and its sub-builds. */
+void kiln__web_build_json(kiln__server *srv, const char *id, cJSON *o);
+/* A top build has ended: keep its graph (DATA/builds/ID/graph.json). */
+void kiln__web_build_end(kiln__server *srv, const char *id);
 
 #endif /* KILN_SERVE_LOGS_H */

@@ -5,14 +5,15 @@
 # make_log_repo: make_repo's repository and triggers, plus a trigger
 #   "logs" running logs.yaml: step "first" prints _N lines to stdout
 #   ("out 1" ...), one to stderr, one with ANSI colours, then waits for the
-#   file _GATE (when given) and prints "after gate" and _M more lines;
+#   file _GATE (when given) and prints "after gate" and _M more lines
+#   ("more 1" ..., pausing _PAUSE seconds after every 100 when given);
 #   step "second" (after first) prints one line and exits 3 when _FAIL
 #   is not 0; step "third" after first too.
 make_log_repo() {
     make_repo
     cat >"$TMP/work/logs.yaml" <<'YAML'
 options: {automapSubstitutions: true}
-substitutions: {_GATE: "", _N: "5", _M: "0", _FAIL: "0"}
+substitutions: {_GATE: "", _N: "5", _M: "0", _FAIL: "0", _PAUSE: "0"}
 steps:
 - id: first
   script: |
@@ -24,7 +25,11 @@ steps:
       while [ ! -e "$_GATE" ]; do sleep 0.05; done
     fi
     echo "after gate"
-    i=1; while [ $i -le $_M ]; do echo "more $i"; i=$((i+1)); done
+    i=1; while [ $i -le $_M ]; do
+      echo "more $i"
+      if [ "$_PAUSE" != 0 ] && [ $((i % 100)) = 0 ]; then sleep "$_PAUSE"; fi
+      i=$((i+1))
+    done
 - id: second
   waitFor: [first]
   script: |
