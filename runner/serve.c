@@ -51,6 +51,7 @@ static const char serve_usage[] =
     "  --kill-grace DURATION        SIGTERM-to-SIGKILL grace of a cancelled step (default 10s)\n"
     "  --max-parallel N             steps running at once, per build (default 32)\n"
     "  --plugin-path DIR            where to look for plugins (repeatable)\n"
+    "  --base-path /PREFIX          the pages' and API's path behind a reverse proxy (default none)\n"
     "  --verbose                    step output on the console too\n";
 
 void kiln__serve_log(const char *fmt, ...)
@@ -553,7 +554,7 @@ static int serve_usage_error(const char *fmt, ...)
 int kiln__serve_main(int argc, char **argv)
 {
     enum { O_TRIG = 256, O_LISTEN, O_DATA, O_MAXB, O_TOKEN, O_SECRET, O_GRACE, O_KGRACE, O_PPATH,
-           O_MAXPAR, O_VERBOSE, O_HELP };
+           O_MAXPAR, O_VERBOSE, O_HELP, O_BASE };
     static const struct option longopts[] = {
         {"triggers", required_argument, NULL, O_TRIG},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -566,11 +567,12 @@ int kiln__serve_main(int argc, char **argv)
         {"plugin-path", required_argument, NULL, O_PPATH},
         {"max-parallel", required_argument, NULL, O_MAXPAR},
         {"verbose", no_argument, NULL, O_VERBOSE},
+        {"base-path", required_argument, NULL, O_BASE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *triggers = NULL, *listen = "127.0.0.1:8080", *data = "kiln-data";
-    const char *token_file = NULL, *secret_file = NULL;
+    const char *token_file = NULL, *secret_file = NULL, *base_path = NULL;
     const char **ppaths = NULL;
     size_t n_ppaths = 0;
     int max_builds = 2, max_parallel = 0;
@@ -589,6 +591,15 @@ int kiln__serve_main(int argc, char **argv)
         case O_TOKEN: token_file = optarg; break;
         case O_SECRET: secret_file = optarg; break;
         case O_VERBOSE: verbose = true; break;
+        case O_BASE:
+            /* Pasted into the pages as is: only path characters. */
+            if (optarg[0] != '/' || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                   "0123456789/-._~") != strlen(optarg) ||
+                strstr(optarg, "//"))
+                rc = serve_usage_error("--base-path: expected a path such as /kiln (letters, digits, "
+                                       "'/-._~'), got '%s'", optarg);
+            base_path = optarg;
+            break;
         case O_PPATH:
             ppaths = kiln__xrealloc(ppaths, (n_ppaths + 1) * sizeof *ppaths);
             ppaths[n_ppaths++] = optarg;
@@ -636,6 +647,9 @@ int kiln__serve_main(int argc, char **argv)
     kiln__server *srv = kiln__xcalloc(1, sizeof *srv);
     srv->max_builds = max_builds;
     srv->grace_ms = grace_ms;
+    srv->base_path = kiln__xstrdup(base_path ? base_path : "");
+    while (*srv->base_path && srv->base_path[strlen(srv->base_path) - 1] == '/')
+        srv->base_path[strlen(srv->base_path) - 1] = '\0';
     kiln__diag d;
     kiln__diag_init(&d);
     rc = kiln__triggers_load(&srv->triggers, triggers, &d);
@@ -772,6 +786,7 @@ int kiln__serve_main(int argc, char **argv)
     free(srv->data_dir);
     free(srv->token);
     free(srv->webhook_secret);
+    free(srv->base_path);
     free(srv);
     free(ppaths);
     return rc;

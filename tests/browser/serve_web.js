@@ -5,7 +5,8 @@
 //   KILN_BASE (http://127.0.0.1:PORT), KILN_TOKEN, TMP (gate files go
 //   there), SHOTS (where screenshots go), CHROMIUM, PUPPETEER_DIR,
 //   BIG_LINES (lines of the big log; 0: skip it), BENCH_OUT (a file for
-//   the big log's open time, or empty), BIG_BUILD (bench/serve_web.sh: only
+//   the big log's open time, or empty), PROXY_URL (nginx in front of kiln
+//   serve --base-path /kiln, e.g. http://127.0.0.1:PORT/kiln, or empty), BIG_BUILD (bench/serve_web.sh: only
 //   open that build's big log, nothing else).
 // Prints "ok - ..." / "FAIL - ..." lines; exits 1 on a failure.
 "use strict";
@@ -213,8 +214,26 @@ function proxy(port) {
     check("... and the page says CANCELLED", await until("badge", () => cp.$eval("#b-status .st", (e) => e.textContent === "CANCELLED")));
     await cp.close();
 
+    // ---- 7. behind a reverse proxy under /kiln (--base-path)
+    const PROXY = process.env.PROXY_URL;
+    if (PROXY) {
+      const gate3 = path.join(TMP, "web-gate3");
+      const p3 = (await run({ _GATE: gate3 })).id;
+      const pp = await newPage();
+      await pp.goto(PROXY + "/", { waitUntil: "load" });
+      const link = await until("proxied row", () => pp.$eval(`tr[data-id="${p3}"] a`, (a) => a.getAttribute("href")).catch(() => false));
+      check("behind nginx under /kiln: / lists the builds, linking under /kiln/", link === "/kiln/builds/" + p3, link);
+      await Promise.all([pp.waitForNavigation({ waitUntil: "load" }), pp.click(`tr[data-id="${p3}"] a`)]);
+      check("... the build page opens through the proxy", pp.url().startsWith(PROXY + "/builds/" + p3));
+      check("... its live log streams through the proxy while the step runs", await until("proxied live", () =>
+        pp.$$eval("#log-rows .ln .tx", (xs) => xs.some((x) => x.textContent === "waiting for the gate"))) && (await status(p3)) === "WORKING");
+      fs.writeFileSync(gate3, "");
+      check("... and follows it to its end", await until("proxied end", () => pp.$$eval("#log-rows .ln .tx", (xs) => xs.some((x) => x.textContent === "after gate"))));
+      check("... the DAG ends SUCCESS", await until("proxied success", () => pp.$eval('.node[data-step="third"]', (n) => n.dataset.status === "SUCCESS").catch(() => false)));
+      await pp.close();
     }
-    // ---- 7. a 1,000,000-line log
+    }
+    // ---- 8. a 1,000,000-line log
     if (BIG > 0) {
       const big = ONLY_BIG || (await run({ _N: String(BIG) })).id;
       await until("big done", async () => ["SUCCESS", "FAILURE"].includes(await status(big)), 600);
