@@ -193,6 +193,22 @@ function proxy(port) {
     await list.screenshot({ path: path.join(SHOTS, "serve-builds.png") });
     check("screenshots saved", fs.existsSync(path.join(SHOTS, "serve-builds.png")) && fs.existsSync(path.join(SHOTS, "serve-build-failed.png")));
 
+    // ---- 4b. kiln's notes marked; a sub-build drawn under its step
+    const n = (await api("POST", "/api/triggers/notes:run", { branch: "master" })).id;
+    await until("notes done", async () => ["SUCCESS", "FAILURE"].includes(await status(n)), 120);
+    const np = await newPage();
+    await np.goto(BASE + "/builds/" + n + "#step-flaky", { waitUntil: "load" });
+    const note = await until("kiln note", () => np.$$eval("#log-rows .ln.s-kiln", (xs) =>
+      xs.map((x) => x.querySelector(".tag").textContent + ":" + x.querySelector(".tx").textContent).find((t) => t.includes("retrying"))));
+    check("kiln's own notes are marked (kiln) in the log", !!note && note.startsWith("kiln:"), note);
+    const subNodes = await until("sub-build nodes", () => np.$$eval(".subbuilds .node", (xs) => xs.map((x) => x.dataset.step + "=" + x.dataset.status).join(",")));
+    check("a sub-build is drawn under its step, with its own steps", subNodes === "c1=SUCCESS,c2=SUCCESS", subNodes);
+    const subEdge = await np.$$eval(".subbuilds .edge", (es) => es.map((e) => e.dataset.from + ">" + e.dataset.to).join(","));
+    check("... and its edges (c1>c2)", subEdge === "c1>c2", subEdge);
+    await np.click('.subbuilds .node[data-step="c2"]');
+    check("... clicking its step opens that step's log", await until("c2 log", () => np.$$eval("#log-rows .ln .tx", (xs) => xs.some((x) => x.textContent === "child two"))));
+    await np.close();
+
     // ---- 5. keyboard: the filters and the DAG's nodes are reachable and labelled
     await list.focus("#f-status");
     await list.keyboard.press("Tab");

@@ -8,7 +8,9 @@
 #   file _GATE (when given) and prints "after gate" and _M more lines
 #   ("more 1" ..., pausing _PAUSE seconds after every 100 when given);
 #   step "second" (after first) prints one line and exits 3 when _FAIL
-#   is not 0; step "third" after first too.
+#   is not 0; step "third" after first too. A trigger "notes" runs
+#   notes.yaml: "flaky" fails once and is retried (a kiln note), "child"
+#   runs child.yaml (c1, then c2) as a sub-build, then "after".
 make_log_repo() {
     make_repo
     cat >"$TMP/work/logs.yaml" <<'YAML'
@@ -39,6 +41,23 @@ steps:
   waitFor: [first]
   script: echo "third runs"
 YAML
+    cat >"$TMP/work/notes.yaml" <<'YAML'
+steps:
+- id: flaky
+  retry: {limit: 1, backoff: 0s}
+  script: |
+    if [ ! -e flaky.once ]; then touch flaky.once; echo "flaky fails once" >&2; exit 1; fi
+    echo "flaky ok"
+- id: child
+  waitFor: [flaky]
+  uses: submit-sub-build
+  with: {config: child.yaml}
+- id: after
+  waitFor: [child]
+  script: echo "after the child"
+YAML
+    printf 'steps:\n- id: c1\n  script: echo "child one"\n- id: c2\n  script: echo "child two"\n' \
+        >"$TMP/work/child.yaml"
     git -C "$TMP/work" add -A
     git -C "$TMP/work" commit -q -m "logs pipeline"
     git -C "$TMP/work" push -q "$TMP/app.git" master
@@ -47,6 +66,10 @@ YAML
   repo: $TMP/app.git
   branch: ^master\$
   filename: logs.yaml
+- name: notes
+  repo: $TMP/app.git
+  branch: ^master\$
+  filename: notes.yaml
 YAML
 }
 # log_json ID STEP [QUERY]: GET /api/builds/ID/log?step=STEP&QUERY

@@ -102,6 +102,23 @@ check "a failing build ends FAILURE" wait_status 120 "$fid" FAILURE SUCCESS
 check "... second's stderr line is a stderr record" \
     test "$(log_json "$fid" second | jq_ '[r["stream"] for r in j["records"] if r["text"]=="second fails"]')" = "['stderr']"
 
+# kiln's own notes, and a sub-build's records and graph.
+nid=$(run_trigger notes '{"branch": "master"}')
+check "the build with a retry and a sub-build succeeds" wait_status 120 "$nid" SUCCESS FAILURE
+check "... flaky's retry is a kiln note (stream kiln, level warning)" \
+    test "$(log_json "$nid" flaky | jq_ '[(r["stream"], r.get("level")) for r in j["records"] if "retrying" in r["text"]]')" = "[('kiln', 'warning')]"
+check "... between its stderr line and its stdout line" \
+    test "$(log_json "$nid" flaky | jq_ '[r["stream"] for r in j["records"]]')" = "['stderr', 'kiln', 'stdout']"
+api GET "/api/builds/$nid" >"$TMP/notes.json"
+check "the build API has the graph: each step's waits" \
+    test "$(jq_ 'j["waits"]' <"$TMP/notes.json")" = "{'flaky': [], 'child': ['flaky'], 'after': ['child']}"
+sub=$(jq_ '[s for s in j["steps"] if s["key"]=="child"][0]["builds"][0]["id"]' <"$TMP/notes.json")
+check "... the sub-build under its step, with its own waits" \
+    test "$(jq_ '[s for s in j["steps"] if s["key"]=="child"][0]["builds"][0]["waits"]' <"$TMP/notes.json")" = "{'c1': [], 'c2': ['c1']}"
+check "... and the substitutions kiln resolved" test "$(jq_ 'j["resolvedSubstitutions"]["TRIGGER_NAME"]' <"$TMP/notes.json")" = notes
+check "a sub-build's step has its records under the sub-build's id" \
+    test "$(log_json "$sub" c2 | jq_ '([r["text"] for r in j["records"]], j["complete"])')" = "(['child two'], True)"
+
 # A follower that connects before its step starts is held, then fed.
 gate2=$TMP/gate2
 wid=$(run_trigger logs "{\"branch\": \"master\", \"substitutions\": {\"_GATE\": \"$gate2\"}}")
