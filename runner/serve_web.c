@@ -230,9 +230,10 @@ int kiln__web_handle(kiln__server *srv, h2o_req_t *req, const char *path)
     if (!strcmp(path, "/") || !strcmp(path, "/index.html"))
         return send_page(srv, req, 200, "OK", "index.html", NULL);
     if (!strncmp(path, "/builds/", 8)) {
+        /* Whether the build exists is the API's to say (it checks who
+         * asks); the page only needs an id it can paste. */
         const char *id = path + 8;
-        char st[32];
-        if (!id_chars_ok(id) || !kiln__db_status(srv, id, st, sizeof st)) {
+        if (!id_chars_ok(id)) {
             static const char msg[] = "<!doctype html><title>kiln: no such build</title><p>No such build.";
             return send_bytes(req, 404, "Not Found", "text/html; charset=utf-8", msg, sizeof msg - 1);
         }

@@ -26,7 +26,8 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
   function parseHash() {
     const m = /^#(?:build-([A-Za-z0-9_-]+)-)?step-(.+?)(?:-L(\d+))?$/.exec(location.hash);
     if (!m) return null;
-    const step = decodeURIComponent(m[2]);
+    let step;
+    try { step = decodeURIComponent(m[2]); } catch (e) { return null; }
     return { build: m[1] || id, step: step === "@build" ? "" : step, line: m[3] ? parseInt(m[3], 10) : 0 };
   }
   function key(b, s) { return b + "\n" + s; }
@@ -164,7 +165,7 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
       if (!TERMINAL.has(build.status)) timer = setTimeout(load, 1500);
     } catch (e) {
       document.getElementById("b-detail").textContent = "Cannot load the build: " + e.message;
-      timer = setTimeout(load, 3000);
+      if (e.status !== 404) timer = setTimeout(load, 3000);
     }
   }
   stepSel.addEventListener("change", () => {

@@ -25,7 +25,11 @@ const kiln = (() => {
   }
   async function getJSON(path) {
     const r = await fetch(url(path), { headers: { Accept: "application/json" } });
-    if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+    if (!r.ok) {
+      let msg = "HTTP " + r.status;
+      try { msg = (await r.json()).error.message || msg; } catch (e) { /* not JSON */ }
+      throw Object.assign(new Error(msg), { status: r.status });
+    }
     return r.json();
   }
   const parseTime = (t) => (t ? Date.parse(t) : NaN);

@@ -4,7 +4,8 @@
 # (records from a sequence number, stdout/stderr/kiln told apart) and the
 # same with Accept: text/event-stream: lines arrive while the step runs,
 # a stream cut in the middle and resumed with Last-Event-ID (as EventSource
-# does) or from=SEQ loses and repeats no record. Real HTTP with curl.
+# does) or from=SEQ loses and repeats no record; the pages are served.
+# Real HTTP with curl.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/serve_lib.sh"
 source "$(dirname "$0")/serve_web_lib.sh"
@@ -138,6 +139,21 @@ curl -s -o /dev/null -w '%{http_code}' "$BASE/api/builds/no-such/log?step=first"
 check "an unknown build: 404" test "$(cat "$TMP/code")" = 404
 curl -s -o /dev/null -w '%{http_code}' "$BASE/api/builds/a.b%00/log?step=first" >"$TMP/code"
 check "a build id that is no id: 404" test "$(cat "$TMP/code")" = 404
+
+# The pages are served by kiln itself (compiled in), with the build's id in.
+curl -s -o "$TMP/page.html" -w '%{http_code} %{content_type}' "$BASE/builds/$id" >"$TMP/code"
+check "GET /builds/ID: an HTML page" test "$(cat "$TMP/code")" = "200 text/html; charset=utf-8"
+check "... naming the build and loading kiln's own scripts (no CDN)" \
+    test -n "$(grep -F "content=\"$id\"" "$TMP/page.html")" -a -n "$(grep -F 'src="/static/build.js"' "$TMP/page.html")" \
+    -a -z "$(grep -E 'src="https?:|href="https?:' "$TMP/page.html")"
+curl -s -o /dev/null -w '%{http_code} %{content_type}' "$BASE/static/logview.js" >"$TMP/code"
+check "GET /static/logview.js: JavaScript" test "$(cat "$TMP/code")" = "200 text/javascript; charset=utf-8"
+curl -s -o /dev/null -w '%{http_code}' "$BASE/static/nope.js" >"$TMP/code"
+check "GET /static/nope.js: 404" test "$(cat "$TMP/code")" = 404
+curl -s -o /dev/null -w '%{http_code}' "$BASE/builds/a%22b" >"$TMP/code"
+check "GET /builds/ with a character no id has: 404" test "$(cat "$TMP/code")" = 404
+check "GET / lists nothing itself (the script asks the API)" \
+    test -n "$(curl -s "$BASE/" | grep -F 'src="/static/list.js"')"
 
 # SIGTERM with a follower connected: the server still exits 0.
 gate3=$TMP/gate3
