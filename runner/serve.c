@@ -51,7 +51,7 @@ static const char serve_usage[] =
     "  --kill-grace DURATION        SIGTERM-to-SIGKILL grace of a cancelled step (default 10s)\n"
     "  --max-parallel N             steps running at once, per build (default 32)\n"
     "  --plugin-path DIR            where to look for plugins (repeatable)\n"
-    "  --base-path /PREFIX          the pages' and API's path behind a reverse proxy (default none)\n"
+    "  --base-path /PREFIX          the pages' path behind a reverse proxy (default: none)\n"
     "  --verbose                    step output on the console too\n";
 
 void kiln__serve_log(const char *fmt, ...)
@@ -593,11 +593,12 @@ int kiln__serve_main(int argc, char **argv)
         case O_VERBOSE: verbose = true; break;
         case O_BASE:
             /* Pasted into the pages as is: only path characters. */
-            if (optarg[0] != '/' || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                   "0123456789/-._~") != strlen(optarg) ||
-                strstr(optarg, "//"))
-                rc = serve_usage_error("--base-path: expected a path such as /kiln (letters, digits, "
-                                       "'/-._~'), got '%s'", optarg);
+            if (optarg[0] != '/' || strstr(optarg, "//") ||
+                strspn(optarg, "abcdefghijklmnopqrstuvwxyz"
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~") != strlen(optarg))
+                rc = serve_usage_error("--base-path: expected a path such as /kiln "
+                                       "(letters, digits, '/-._~'), got '%s'",
+                                       optarg);
             base_path = optarg;
             break;
         case O_PPATH:

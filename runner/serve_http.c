@@ -621,7 +621,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         char *slash = strchr(rest, '/');
         if (get && slash && !strcmp(slash, "/log")) {
             *slash = '\0';
-            return kiln__logs_handle(srv, req, rest, query(req, "step"), query(req, "from"), query(req, "limit"));
+            return kiln__logs_handle(srv, req, rest, query(req, "step"), query(req, "from"),
+                                     query(req, "limit"));
         }
         if (get && slash && (!strcmp(slash, "/logs") || !strncmp(slash, "/logs/", 6))) {
             *slash = '\0';

@@ -26,19 +26,19 @@
 #include "serve_logs.h"
 
 #define KEEPALIVE_MS 15000
-#define CHUNK_RECORDS 5000        /* per SSE write / default JSON page */
+#define CHUNK_RECORDS 5000 /* per SSE write / default JSON page */
 #define CHUNK_BYTES (256u << 10)
 #define MAX_LIMIT 20000
 
 struct rfile {
     struct rfile *next;
     char *build_id;
-    char *name;                  /* file name stem: the encoded step, or "@build" */
-    int fd, ifd;                 /* -1 until the first record */
-    uint64_t n;                  /* records stored: the last sequence number */
-    uint64_t off;                /* bytes in the .jsonl */
-    bool ended;                  /* STEP_END seen */
-    bool broken;                 /* a write failed: said once, nothing more stored */
+    char *name;   /* file name stem: the encoded step, or "@build" */
+    int fd, ifd;  /* -1 until the first record */
+    uint64_t n;   /* records stored: the last sequence number */
+    uint64_t off; /* bytes in the .jsonl */
+    bool ended;   /* STEP_END seen */
+    bool broken;  /* a write failed: said once, nothing more stored */
 };
 
 struct live {
@@ -47,21 +47,21 @@ struct live {
 };
 
 struct follower {
-    h2o_generator_t gen;         /* first: h2o hands it back to us */
+    h2o_generator_t gen; /* first: h2o hands it back to us */
     struct follower *next, *prev;
     struct store *st;
     h2o_req_t *req;
     char *build_id, *name;
     uint64_t next_seq;
     bool inflight;
-    kiln__buf out;               /* what is being written, kept until proceed */
+    kiln__buf out; /* what is being written, kept until proceed */
 };
 
 struct store {
     kiln__server *srv;
     kiln__tap tap;
-    struct rfile *files;         /* of builds not over yet */
-    struct live *live;           /* builds between BUILD_START and BUILD_END */
+    struct rfile *files; /* of builds not over yet */
+    struct live *live;   /* builds between BUILD_START and BUILD_END */
     struct follower *followers;
     uv_timer_t keepalive;
     bool timer_up;
@@ -90,8 +90,8 @@ static char *encode_step(const char *step)
         return kiln__xstrdup("@build");
     kiln__buf b = KILN__BUF_INIT;
     for (const unsigned char *p = (const unsigned char *)step; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-            *p == '-' || (*p == '.' && p != (const unsigned char *)step))
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '_' || *p == '-' || (*p == '.' && p != (const unsigned char *)step))
             kiln__buf_addch(&b, (char)*p);
         else
             kiln__buf_addf(&b, "%%%02X", *p);
@@ -101,7 +101,8 @@ static char *encode_step(const char *step)
     return kiln__buf_detach(&b);
 }
 
-static char *record_path(const struct store *st, const char *build_id, const char *name, const char *ext)
+static char *record_path(const struct store *st, const char *build_id, const char *name,
+                         const char *ext)
 {
     return kiln__xasprintf("%s/builds/%s/records/%s.%s", st->srv->data_dir, build_id, name, ext);
 }
@@ -167,7 +168,8 @@ static int open_file(struct store *st, struct rfile *f)
     f->ifd = f->fd >= 0 ? open(idx, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
     struct stat a, b;
     if (f->fd < 0 || f->ifd < 0 || fstat(f->fd, &a) != 0 || fstat(f->ifd, &b) != 0) {
-        kiln__serve_log("error: cannot open %s: %s (its live log stops here)", data, strerror(errno));
+        kiln__serve_log("error: cannot open %s: %s (its live log stops here)", data,
+                        strerror(errno));
         close_file(f);
         rc = KILN_EIO;
     } else {
@@ -229,7 +231,10 @@ static const char *stream_name(kiln_stream s)
 
 static const char *level_name(kiln_log_level l)
 {
-    return l == KILN_LOG_ERROR ? "error" : l == KILN_LOG_WARN ? "warning" : l == KILN_LOG_DEBUG ? "debug" : "info";
+    return l == KILN_LOG_ERROR   ? "error"
+           : l == KILN_LOG_WARN  ? "warning"
+           : l == KILN_LOG_DEBUG ? "debug"
+                                 : "info";
 }
 
 static void tap_write(void *data, const kiln_log_batch *b)
@@ -255,8 +260,8 @@ static void tap_write(void *data, const kiln_log_batch *b)
     while (kiln_batch_next(b, &pos, &line, &ll)) {
         uint64_t at = f->off + out->len;
         kiln__buf_add(idx, &at, sizeof at);
-        kiln__buf_addf(out, "{\"seq\":%llu,\"stream\":\"%s\",\"time\":\"%s\"", (unsigned long long)(f->n + i + 1),
-                       stream_name(b->stream), t);
+        kiln__buf_addf(out, "{\"seq\":%llu,\"stream\":\"%s\",\"time\":\"%s\"",
+                       (unsigned long long)(f->n + i + 1), stream_name(b->stream), t);
         if (b->stream == KILN_STREAM_SYSTEM)
             kiln__buf_addf(out, ",\"level\":\"%s\"", level_name(b->severity));
         if (i == 0 && (b->flags & KILN_BATCH_CONTINUED))
@@ -271,8 +276,9 @@ static void tap_write(void *data, const kiln_log_batch *b)
         i++;
     }
     if (write_all(f->fd, out->buf, out->len) != 0 || write_all(f->ifd, idx->buf, idx->len) != 0) {
-        kiln__serve_log("error: build %s: cannot store the records of %s: %s (its live log stops here)",
-                        f->build_id, f->name, strerror(errno));
+        kiln__serve_log(
+            "error: build %s: cannot store the records of %s: %s (its live log stops here)",
+            f->build_id, f->name, strerror(errno));
         f->broken = true;
         close_file(f);
         return;
@@ -309,14 +315,15 @@ static void tap_event(void *data, const kiln_event *ev)
 /* ---- reading ---------------------------------------------------------- */
 
 struct range {
-    uint64_t total;              /* records stored */
-    bool complete;               /* and no more will come */
+    uint64_t total; /* records stored */
+    bool complete;  /* and no more will come */
 };
 
 /* Read records [from, ...) of (build, name), at most max_n of them and
  * about max_bytes, into out as their JSON lines. Returns how many. */
-static uint64_t read_records(struct store *st, const char *build_id, const char *name, uint64_t from,
-                             uint64_t max_n, size_t max_bytes, kiln__buf *out, struct range *r)
+static uint64_t read_records(struct store *st, const char *build_id, const char *name,
+                             uint64_t from, uint64_t max_n, size_t max_bytes, kiln__buf *out,
+                             struct range *r)
 {
     struct rfile *f = find_file(st, build_id, name);
     r->complete = f ? f->ended || f->broken : !is_live(st, build_id);
@@ -393,7 +400,8 @@ static void follower_pump(struct follower *f)
     struct store *st = f->st;
     kiln__buf lines = KILN__BUF_INIT;
     struct range r;
-    uint64_t n = read_records(st, f->build_id, f->name, f->next_seq, CHUNK_RECORDS, CHUNK_BYTES, &lines, &r);
+    uint64_t n =
+        read_records(st, f->build_id, f->name, f->next_seq, CHUNK_RECORDS, CHUNK_BYTES, &lines, &r);
     kiln__buf_reset(&f->out);
     const char *p = lines.buf;
     for (uint64_t i = 0; i < n; i++) {
@@ -477,7 +485,8 @@ static int send_err(h2o_req_t *req, int status, const char *reason, const char *
     cJSON_free(text);
     req->res.status = status;
     req->res.reason = reason;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
     h2o_send_inline(req, copy, n + 1);
     return 0;
 }
@@ -515,13 +524,15 @@ int kiln__logs_handle(kiln__server *srv, h2o_req_t *req, const char *id, const c
         return send_err(req, 404, "Not Found", "no such build");
     char *dir = kiln__xasprintf("%s/builds/%s", srv->data_dir, id);
     char stbuf[32];
-    bool known = access(dir, F_OK) == 0 || kiln__db_status(srv, id, stbuf, sizeof stbuf) || is_live(st, id);
+    bool known =
+        access(dir, F_OK) == 0 || kiln__db_status(srv, id, stbuf, sizeof stbuf) || is_live(st, id);
     free(dir);
     if (!known)
         return send_err(req, 404, "Not Found", "no such build");
     uint64_t from = 1, limit = CHUNK_RECORDS;
     if (from_s && *from_s && !parse_u64(from_s, &from))
-        return send_err(req, 400, "Bad Request", "from: expected a sequence number (1 is the first record)");
+        return send_err(req, 400, "Bad Request",
+                        "from: expected a sequence number (1 is the first record)");
     if (limit_s && *limit_s && (!parse_u64(limit_s, &limit) || limit > MAX_LIMIT))
         return send_err(req, 400, "Bad Request", "limit: expected 0 to 20000 records");
     if (from < 1)
@@ -549,11 +560,13 @@ int kiln__logs_handle(kiln__server *srv, h2o_req_t *req, const char *id, const c
         st->followers = f;
         req->res.status = 200;
         req->res.reason = "OK";
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("text/event-stream"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("no-cache"));
         /* nginx would otherwise hold the stream back in its buffers. */
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
-                              H2O_STRLIT("no"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0,
+                              NULL, H2O_STRLIT("no"));
         h2o_start_response(req, &f->gen);
         /* An empty first write sends the headers now. */
         static char hello[] = "retry: 1000\n\n";
@@ -574,14 +587,16 @@ int kiln__logs_handle(kiln__server *srv, h2o_req_t *req, const char *id, const c
     if (lines.len)
         kiln__buf_add(&body, lines.buf, lines.len - 1);
     kiln__buf_release(&lines);
-    kiln__buf_addf(&body, "],\"from\":%llu,\"next\":%llu,\"total\":%llu,\"complete\":%s}\n", (unsigned long long)from,
-                   (unsigned long long)(from + n), (unsigned long long)r.total,
+    kiln__buf_addf(&body, "],\"from\":%llu,\"next\":%llu,\"total\":%llu,\"complete\":%s}\n",
+                   (unsigned long long)from, (unsigned long long)(from + n),
+                   (unsigned long long)r.total,
                    r.complete && from + n > r.total ? "true" : "false");
     char *copy = h2o_mem_alloc_pool(&req->pool, body.len);
     memcpy(copy, body.buf, body.len);
     req->res.status = 200;
     req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
     h2o_send_inline(req, copy, body.len);
     kiln__buf_release(&body);
     return 0;

@@ -167,8 +167,8 @@ static const char *content_type(const char *name)
     return "text/html; charset=utf-8";
 }
 
-static int send_bytes(h2o_req_t *req, int status, const char *reason, const char *type, const char *data,
-                      size_t len)
+static int send_bytes(h2o_req_t *req, int status, const char *reason, const char *type,
+                      const char *data, size_t len)
 {
     char *copy = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
     memcpy(copy, data, len);
@@ -176,16 +176,17 @@ static int send_bytes(h2o_req_t *req, int status, const char *reason, const char
     req->res.reason = reason;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     /* Pages come with the binary: a new kiln must not meet an old script. */
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
-                          H2O_STRLIT("nosniff"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0,
+                          NULL, H2O_STRLIT("nosniff"));
     h2o_send_inline(req, copy, len);
     return 0;
 }
 
 /* A page with {{BASE}} and {{ID}} filled in (both checked to need no escaping). */
-static int send_page(kiln__server *srv, h2o_req_t *req, int status, const char *reason, const char *name,
-                     const char *id)
+static int send_page(kiln__server *srv, h2o_req_t *req, int status, const char *reason,
+                     const char *name, const char *id)
 {
     const struct kiln__web_asset *a = asset(name);
     const char *base = srv->base_path ? srv->base_path : "";
@@ -219,8 +220,8 @@ static bool id_chars_ok(const char *id)
     if (!*id || strlen(id) > 64)
         return false;
     for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-              *p == '_'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
             return false;
     return true;
 }
@@ -234,15 +235,18 @@ int kiln__web_handle(kiln__server *srv, h2o_req_t *req, const char *path)
          * asks); the page only needs an id it can paste. */
         const char *id = path + 8;
         if (!id_chars_ok(id)) {
-            static const char msg[] = "<!doctype html><title>kiln: no such build</title><p>No such build.";
-            return send_bytes(req, 404, "Not Found", "text/html; charset=utf-8", msg, sizeof msg - 1);
+            static const char msg[] =
+                "<!doctype html><title>kiln: no such build</title><p>No such build.";
+            return send_bytes(req, 404, "Not Found", "text/html; charset=utf-8", msg,
+                              sizeof msg - 1);
         }
         return send_page(srv, req, 200, "OK", "build.html", id);
     }
     if (!strncmp(path, "/static/", 8)) {
         const struct kiln__web_asset *a = asset(path + 8);
         if (!a || strstr(a->name, ".html"))
-            return send_bytes(req, 404, "Not Found", "text/plain; charset=utf-8", "not found\n", 10);
+            return send_bytes(req, 404, "Not Found", "text/plain; charset=utf-8", "not found\n",
+                              10);
         return send_bytes(req, 200, "OK", content_type(a->name), (const char *)a->data, a->len);
     }
     return -1;

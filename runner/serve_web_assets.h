@@ -4,8 +4,8 @@
 #define KILN_SERVE_WEB_ASSETS_H
 #include <stddef.h>
 struct kiln__web_asset {
-    const char *name;              /* "index.html", "app.css", ... */
-    const unsigned char *data;     /* len bytes, then a NUL */
+    const char *name;          /* "index.html", "app.css", ... */
+    const unsigned char *data; /* len bytes, then a NUL */
     size_t len;
 };
 /* Ends with {NULL, NULL, 0}. */
