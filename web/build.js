@@ -14,7 +14,9 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
     follow: document.getElementById("follow"),
   });
   kilnBuild.view = view;
-  let build = null, selected = null, timer = null, firstLoad = true;
+  // auto: no step was asked for (link, click, list): show the failed or
+  // running one, and move on with the build until someone chooses.
+  let build = null, selected = null, timer = null, firstLoad = true, auto = false;
 
   const sv = (tag, attrs) => {
     const e = document.createElementNS(SVGNS, tag);
@@ -84,7 +86,7 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
       const name = sv("text", { x: 10, y: 19 }); name.textContent = (s.key.length > 24 ? s.key.slice(0, 23) + "\u2026" : s.key) + (s.fin ? " \u00b7 finally" : "");
       const st = sv("text", { x: 10, y: 38, class: "nst" }); st.textContent = s.status + (dur ? " \u00b7 " + dur : "") + (s.exit_code ? " \u00b7 exit " + s.exit_code : "");
       g.append(name, st);
-      const go = () => select(buildId, s.key, 0, true);
+      const go = () => { auto = false; select(buildId, s.key, 0, true); };
       g.addEventListener("click", go);
       g.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(); } });
       svg.append(g);
@@ -144,6 +146,17 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
       [...steps].reverse().find((x) => x.status !== "QUEUED" && x.status !== "SKIPPED") || steps[0];
     return s ? s.key : "";
   }
+  // The step to show next when nobody chose: a failed one, else the one
+  // shown while it runs, else a running one.
+  function autoNext(b) {
+    const steps = (b.steps || []).concat(b.finally || []);
+    const failed = steps.find((x) => x.status === "FAILURE" || x.status === "TIMEOUT");
+    if (failed) return failed.key;
+    const cur = steps.find((x) => x.key === selected.step);
+    if (!cur) return pickDefault(b);
+    const running = steps.find((x) => x.status === "WORKING");
+    return cur.status !== "WORKING" && running ? running.key : cur.key;
+  }
   function select(buildId, step, line, pushHash) {
     selected = { build: buildId, step };
     stepSel.value = key(buildId, step);
@@ -160,7 +173,10 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
         firstLoad = false;
         const h = parseHash();
         if (h) select(h.build, h.step, h.line, false);
-        else select(id, pickDefault(build), 0, false);
+        else { auto = true; select(id, pickDefault(build), 0, false); }
+      } else if (auto) {
+        const want = autoNext(build);
+        if (want !== selected.step) select(id, want, 0, false);
       }
       if (!TERMINAL.has(build.status)) timer = setTimeout(load, 1500);
     } catch (e) {
@@ -169,12 +185,14 @@ const kilnBuild = { id: document.querySelector('meta[name="kiln-build"]').conten
     }
   }
   stepSel.addEventListener("change", () => {
+    auto = false;
     const [b, s] = stepSel.value.split("\n");
     select(b, s, 0, true);
   });
   window.addEventListener("hashchange", () => {
     const h = parseHash();
     if (!h) return;
+    auto = false;
     if (selected && h.build === selected.build && h.step === selected.step && h.line) {
       view.hl = h.line;
       view.scrollToLine(h.line);

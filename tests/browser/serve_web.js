@@ -230,6 +230,21 @@ function proxy(port) {
     check("... and the page says CANCELLED", await until("badge", () => cp.$eval("#b-status .st", (e) => e.textContent === "CANCELLED")));
     await cp.close();
 
+    // ---- 6b. a page opened while its build waits in the queue follows it
+    const gate4 = path.join(TMP, "web-gate4");
+    const blockers = [(await run({ _GATE: gate4 })).id, (await run({ _GATE: gate4 })).id];
+    const q = (await run({ _N: "2" })).id;
+    check("a third build waits QUEUED behind two (--max-builds 2)", (await status(q)) === "QUEUED");
+    const qp = await newPage();
+    await qp.goto(BASE + "/builds/" + q, { waitUntil: "load" });
+    await until("queued page", () => qp.$eval("#b-status .st", (e) => e.textContent === "QUEUED"));
+    fs.writeFileSync(gate4, "");
+    check("... its page, opened then, shows its steps' lines once it runs", await until("queued runs", () =>
+      qp.$$eval("#log-rows .ln .tx", (xs) => xs.some((x) => /^(out 2|second runs|third runs)$/.test(x.textContent)))));
+    check("... and its DAG ends SUCCESS", await until("queued success", () => qp.$eval('.node[data-step="third"]', (n) => n.dataset.status === "SUCCESS").catch(() => false)));
+    await qp.close();
+    await until("blockers", async () => (await status(blockers[1])) === "SUCCESS");
+
     // ---- 7. behind a reverse proxy under /kiln (--base-path)
     const PROXY = process.env.PROXY_URL;
     if (PROXY) {
@@ -241,8 +256,10 @@ function proxy(port) {
       check("behind nginx under /kiln: / lists the builds, linking under /kiln/", link === "/kiln/builds/" + p3, link);
       await Promise.all([pp.waitForNavigation({ waitUntil: "load" }), pp.click(`tr[data-id="${p3}"] a`)]);
       check("... the build page opens through the proxy", pp.url().startsWith(PROXY + "/builds/" + p3));
-      check("... its live log streams through the proxy while the step runs", await until("proxied live", () =>
+      check("... with no step asked for, it shows the running step's live log, through the proxy", await until("proxied live", () =>
         pp.$$eval("#log-rows .ln .tx", (xs) => xs.some((x) => x.textContent === "waiting for the gate"))) && (await status(p3)) === "WORKING");
+      // Stay on step first (the page would move on to the next running step).
+      await pp.click('.node[data-step="first"]');
       fs.writeFileSync(gate3, "");
       check("... and follows it to its end", await until("proxied end", () => pp.$$eval("#log-rows .ln .tx", (xs) => xs.some((x) => x.textContent === "after gate"))));
       check("... the DAG ends SUCCESS", await until("proxied success", () => pp.$eval('.node[data-step="third"]', (n) => n.dataset.status === "SUCCESS").catch(() => false)));
