@@ -286,6 +286,9 @@ static void tap_write(void *data, const kiln_log_batch *b)
     f->off += out->len;
     f->n += i;
     wake(st, f->build_id, f->name);
+    /* A note after the build's end: stored, but nothing stays open. */
+    if (!is_live(st, b->build_id))
+        drop_build(st, b->build_id);
 }
 
 static void tap_event(void *data, const kiln_event *ev)
