@@ -8,6 +8,7 @@
  *   serve_db.c     the history: builds (QUEUED ... SUCCESS) and GitHub
  *                  deliveries, in DATA/kiln.db (WAL)
  *   serve_http.c   the JSON API and POST /hooks/github
+ *   serve_sched.c  the triggers' cron schedules (cron.h), an injectable clock
  *   builds_client.c  kiln builds list|show|cancel, kiln trigger --server
  *
  * A build is QUEUED (persisted) until one of the --max-builds slots is
@@ -70,6 +71,8 @@ struct kiln__server {
     char *data_dir;              /* absolute */
     char *token;                 /* --token-file, or NULL: writes refused */
     char *webhook_secret;        /* --webhook-secret-file, or NULL: hooks refused */
+    char *repos_dir;             /* --repos: where repositories named by name are */
+    void *sched;                 /* serve_sched.c's state */
     int max_builds;
     int64_t grace_ms;
     sqlite3 *db;
@@ -86,8 +89,24 @@ struct kiln__server {
     void *http;                  /* serve_http.c's state */
 };
 
-/* serve.c */
+/* What kiln serve was asked (cmd_serve.c parses it). */
+typedef struct kiln__serve_opts {
+    const char *triggers, *listen, *data, *token_file, *secret_file, *repos;
+    const char **plugin_paths;
+    size_t n_plugin_paths;
+    int max_builds, max_parallel;
+    int64_t grace_ms, kill_grace_ms;
+    long keep_builds, keep_days;   /* 0: keep all */
+    bool verbose, dry_run;
+} kiln__serve_opts;
+
+/* cmd_serve.c */
 int kiln__serve_main(int argc, char **argv);
+/* A file's text without trailing blanks, or NULL (said on stderr). */
+char *kiln__read_secret_file(const char *path, const char *what);
+
+/* serve.c */
+int kiln__serve_run(const kiln__serve_opts *o);
 /* A job for trigger t (checked by the caller), QUEUED now; takes none of
  * the arguments. Returns the job (its id is the build's), or NULL with
  * why. source: "api", "github", ... */
@@ -126,8 +145,21 @@ cJSON *kiln__db_get(kiln__server *srv, const char *id);
 /* Remember a webhook delivery id: 1 when it was seen before, 0 when new. */
 int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *event);
 
+/* A scheduled trigger's last run (UTC seconds), or -1: never. */
+int64_t kiln__db_sched_last(kiln__server *srv, const char *trigger);
+void kiln__db_sched_set(kiln__server *srv, const char *trigger, int64_t last_run);
+
 /* Prometheus text: builds by status, deliveries remembered. */
 void kiln__db_metrics(kiln__server *srv, kiln__buf *out);
+
+/* serve_sched.c: the triggers' schedules. */
+int kiln__sched_start(kiln__server *srv);
+void kiln__sched_stop(kiln__server *srv);
+void kiln__sched_free(kiln__server *srv);
+/* The next run of trigger name (UTC seconds), or -1. */
+int64_t kiln__sched_next(const kiln__server *srv, const char *name);
+/* Now, in UTC seconds: time(), or the test clock (KILN_TEST_CLOCK). */
+int64_t kiln__serve_clock(void);
 
 /* serve_http.c */
 int kiln__http_listen(kiln__server *srv, const char *listen, kiln__buf *err);

@@ -36,6 +36,12 @@ static const char schema[] =
     "  id TEXT PRIMARY KEY,"
     "  event TEXT,"
     "  received_us INTEGER NOT NULL"
+    ");"
+    /* A scheduled trigger's last run (UTC seconds), for the run missed
+     * while the server was down. */
+    "CREATE TABLE IF NOT EXISTS schedules ("
+    "  trigger TEXT PRIMARY KEY,"
+    "  last_run INTEGER NOT NULL"
     ");";
 
 int kiln__db_open(kiln__server *srv, const char *path, kiln__buf *err)
@@ -366,4 +372,26 @@ void kiln__db_metrics(kiln__server *srv, kiln__buf *out)
                             "# TYPE kiln_webhook_deliveries gauge\n"
                             "kiln_webhook_deliveries %lld\n", (long long)sqlite3_column_int64(st, 0));
     sqlite3_finalize(st);
+}
+
+int64_t kiln__db_sched_last(kiln__server *srv, const char *trigger)
+{
+    sqlite3_stmt *st = prep(srv, "SELECT last_run FROM schedules WHERE trigger = ?");
+    if (!st)
+        return -1;
+    bind_text(st, 1, trigger);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+void kiln__db_sched_set(kiln__server *srv, const char *trigger, int64_t last_run)
+{
+    sqlite3_stmt *st = prep(srv, "INSERT INTO schedules (trigger, last_run) VALUES (?, ?) "
+                                 "ON CONFLICT(trigger) DO UPDATE SET last_run = excluded.last_run");
+    if (!st)
+        return;
+    bind_text(st, 1, trigger);
+    sqlite3_bind_int64(st, 2, last_run);
+    step_done(srv, st);
 }
