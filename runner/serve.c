@@ -230,6 +230,13 @@ static void prepare_work(uv_work_t *w)
     uv_mutex_unlock(&srv->fetch_mutex);
     if (rc == 0)
         rc = kiln__checkout(j->mirror, j->ref, j->commit, src, true, err);
+    if (rc == 0) {
+        /* origin is where the commit came from, not the mirror: what a
+         * pipeline finds relative to it (a sub-build's ../api.git) is
+         * beside the pushed repository. The objects stay borrowed. */
+        const char *seturl[] = {"git", "-C", src, "remote", "set-url", "origin", j->repo, NULL};
+        rc = kiln__run_capture(seturl, NULL, err);
+    }
     j->prep_rc = rc;
     free(src);
 }
