@@ -100,6 +100,7 @@ char *kiln__serve_trigger_source(const kiln__server *srv, const kiln__trigger *t
 
 static void pump(kiln__server *srv);
 static void maybe_exit(kiln__server *srv);
+static void cancel_previous(kiln__server *srv, const kiln__job *newer);
 
 static void unlink_running(kiln__server *srv, kiln__job *j)
 {
@@ -148,6 +149,7 @@ static void on_reap(uv_timer_t *t)
     }
     unlink_running(srv, j);
     job_free(j);
+    kiln__serve_retention(srv);
     pump(srv);
     maybe_exit(srv);
 }
@@ -411,6 +413,8 @@ kiln__job *kiln__serve_submit(kiln__server *srv, const kiln__trigger *t, const c
     else
         srv->queue_head = j;
     srv->queue_tail = j;
+    if (t->cancel_previous && *j->ref)
+        cancel_previous(srv, j);
     pump(srv);
     return j;
 }
@@ -446,6 +450,120 @@ int kiln__serve_cancel(kiln__server *srv, const char *id)
     return kiln__db_status(srv, id, st, sizeof st) ? KILN_EINVAL : KILN_ENOTFOUND;
 }
 
+/* ---- retry, cancelPrevious, retention ----------------------------------- */
+
+kiln__job *kiln__serve_retry(kiln__server *srv, const char *id, int *status, kiln__buf *why)
+{
+    kiln__job *old = kiln__db_job(srv, id);
+    if (!old) {
+        *status = 404;
+        kiln__buf_addf(why, "no build '%s'", id);
+        return NULL;
+    }
+    const kiln__trigger *t = find_trigger(srv, old->trigger);
+    kiln__job *j = NULL;
+    if (!t) {
+        *status = 409;
+        kiln__buf_addf(why, "build %s's trigger '%s' is no longer in the triggers file", id, old->trigger);
+    } else {
+        j = kiln__serve_submit(srv, t, old->repo, old->ref, old->commit, (const char *const *)old->substs,
+                               old->n_substs, "retry", why);
+        *status = j ? 201 : 503;
+        if (j)
+            kiln__serve_log("build %s (%s): a retry of %s", j->id, j->trigger, id);
+    }
+    job_free(old);
+    return j;
+}
+
+/* cancelPrevious: the trigger's older builds of the same ref give way. */
+static void cancel_previous(kiln__server *srv, const kiln__job *newer)
+{
+    char why[128];
+    snprintf(why, sizeof why, "cancelled: a newer build %s of %s (cancelPrevious)", newer->id, newer->ref);
+    for (kiln__job *prev = NULL, *j = srv->queue_head, *next; j; j = next) {
+        next = j->next;
+        if (j == newer || strcmp(j->trigger, newer->trigger) || strcmp(j->ref, newer->ref)) {
+            prev = j;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            srv->queue_head = next;
+        if (srv->queue_tail == j)
+            srv->queue_tail = prev;
+        kiln__db_finished(srv, j->id, "CANCELLED", why, NULL);
+        kiln__serve_log("build %s (%s): CANCELLED while queued: %s", j->id, j->trigger, why);
+        job_free(j);
+    }
+    for (kiln__job *j = srv->running; j; j = j->next) {
+        if (strcmp(j->trigger, newer->trigger) || strcmp(j->ref, newer->ref) || j->reap_timer ||
+            j->cancel_requested)
+            continue;
+        kiln__serve_log("build %s (%s): %s", j->id, j->trigger, why);
+        j->cancel_requested = true;
+        if (j->b)
+            kiln__build_cancel_all(j->b, why);
+    }
+}
+
+typedef struct cleaning {
+    uv_work_t work;
+    kiln__server *srv;
+    char **dirs;
+    size_t n;
+} cleaning;
+
+static void clean_work(uv_work_t *w)
+{
+    cleaning *c = w->data;
+    for (size_t i = 0; i < c->n; i++) {
+        const char *rm[] = {"rm", "-rf", "--", c->dirs[i], NULL};
+        kiln__run_capture(rm, NULL, NULL);
+    }
+}
+
+static void clean_done(uv_work_t *w, int status)
+{
+    (void)status;
+    cleaning *c = w->data;
+    kiln__server *srv = c->srv;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->dirs[i]);
+    free(c->dirs);
+    free(c);
+    srv->n_cleaning--;
+    maybe_exit(srv);
+}
+
+void kiln__serve_retention(kiln__server *srv)
+{
+    if (!srv->keep_builds && !srv->keep_days)
+        return;
+    int64_t before = srv->keep_days ? kiln__now_us() - (int64_t)srv->keep_days * 86400 * 1000000 : 0;
+    char **ids;
+    size_t n;
+    if (kiln__db_expired(srv, srv->keep_builds, before, &ids, &n) != 0 || !n) {
+        free(ids);
+        return;
+    }
+    kiln__serve_log("retention: %zu finished build%s removed (--keep-builds %ld, --keep-days %ld)", n,
+                    n == 1 ? "" : "s", srv->keep_builds, srv->keep_days);
+    cleaning *c = kiln__xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->dirs = ids;
+    c->n = n;
+    for (size_t i = 0; i < n; i++) {
+        char *dir = kiln__xasprintf("%s/builds/%s", srv->data_dir, ids[i]);
+        free(ids[i]);
+        ids[i] = dir;
+    }
+    c->work.data = c;
+    srv->n_cleaning++;
+    uv_queue_work(srv->loop, &c->work, clean_work, clean_done);
+}
+
 /* ---- stopping --------------------------------------------------------- */
 
 static void close_cb_none(uv_handle_t *h)
@@ -455,7 +573,7 @@ static void close_cb_none(uv_handle_t *h)
 
 static void maybe_exit(kiln__server *srv)
 {
-    if (!srv->stopping || srv->running)
+    if (!srv->stopping || srv->running || srv->n_cleaning)
         return;
     if (uv_is_closing((uv_handle_t *)&srv->grace_timer))
         return;
@@ -529,6 +647,8 @@ int kiln__serve_run(const kiln__serve_opts *o)
     kiln__server *srv = kiln__xcalloc(1, sizeof *srv);
     srv->max_builds = max_builds;
     srv->grace_ms = o->grace_ms;
+    srv->keep_builds = o->keep_builds;
+    srv->keep_days = o->keep_days;
     kiln__diag d;
     kiln__diag_init(&d);
     rc = kiln__triggers_load(&srv->triggers, triggers, &d);
@@ -656,6 +776,7 @@ int kiln__serve_run(const kiln__serve_opts *o)
         srv->queue_head = q;
         if (nq)
             kiln__serve_log("%d queued build%s from the history", nq, nq == 1 ? "" : "s");
+        kiln__serve_retention(srv);
         pump(srv);
         kiln__sched_start(srv);
         fflush(stdout);

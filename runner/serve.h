@@ -75,6 +75,8 @@ struct kiln__server {
     void *sched;                 /* serve_sched.c's state */
     int max_builds;
     int64_t grace_ms;
+    long keep_builds, keep_days;  /* retention; 0: keep */
+    int n_cleaning;              /* directory removals under way */
     sqlite3 *db;
 
     kiln__job *queue_head, *queue_tail; /* QUEUED, arrival order */
@@ -116,6 +118,14 @@ kiln__job *kiln__serve_submit(kiln__server *srv, const kiln__trigger *t, const c
 /* Cancel a QUEUED or WORKING build. Returns 0, KILN_ENOTFOUND (no such
  * build), or KILN_EINVAL (it has ended already). */
 int kiln__serve_cancel(kiln__server *srv, const char *id);
+/* A new build of what build id built: its trigger, repository, ref,
+ * commit (when it had one) and asked-for substitutions. Returns the job,
+ * or NULL with why and *status (404: no such build, 409: its trigger is
+ * gone, 503: stopping). */
+kiln__job *kiln__serve_retry(kiln__server *srv, const char *id, int *status, kiln__buf *why);
+/* Retention: remove the finished builds --keep-builds/--keep-days let go,
+ * rows then directories (on a worker thread). */
+void kiln__serve_retention(kiln__server *srv);
 /* The repository a trigger's `repo` names, as a path or URL kiln can fetch
  * from (relative paths are relative to the triggers file), or NULL when it
  * names a repository only by name. Caller frees. */
@@ -135,6 +145,12 @@ void kiln__db_finished(kiln__server *srv, const char *id, const char *status, co
 int kiln__db_cut_off(kiln__server *srv);
 /* The QUEUED rows, oldest first, as jobs. */
 kiln__job *kiln__db_queued(kiln__server *srv);
+/* The build id as a job (not queued), or NULL. */
+kiln__job *kiln__db_job(kiln__server *srv, const char *id);
+/* Remove from the history the finished builds past the newest keep (0:
+ * no limit) or finished before before_us (0: no limit); *ids (n, owned)
+ * are the removed ones. */
+int kiln__db_expired(kiln__server *srv, long keep, int64_t before_us, char ***ids, size_t *n);
 const char *kiln__db_status(kiln__server *srv, const char *id, char *buf, size_t cap);
 /* GET /api/builds: newest first; any filter may be NULL; cursor 0: from the
  * newest. Returns {"builds": [...], "nextCursor": "N"|absent}. */

@@ -184,10 +184,15 @@ static char *col_dup(sqlite3_stmt *st, int i)
     return t ? kiln__xstrdup((const char *)t) : NULL;
 }
 
-kiln__job *kiln__db_queued(kiln__server *srv)
+/* Rows as jobs: the QUEUED ones (id NULL), or the build id. */
+static kiln__job *db_jobs(kiln__server *srv, const char *id)
 {
-    sqlite3_stmt *st = prep(srv, "SELECT seq, id, trigger, repo, ref, commit_sha, substitutions "
-                                 "FROM builds WHERE status='QUEUED' ORDER BY seq");
+    sqlite3_stmt *st = prep(srv, id ? "SELECT seq, id, trigger, repo, ref, commit_sha, substitutions "
+                                      "FROM builds WHERE id = ?"
+                                    : "SELECT seq, id, trigger, repo, ref, commit_sha, substitutions "
+                                      "FROM builds WHERE status='QUEUED' ORDER BY seq");
+    if (st && id)
+        bind_text(st, 1, id);
     kiln__job *head = NULL, **tail = &head;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         kiln__job *j = kiln__xcalloc(1, sizeof *j);
@@ -213,6 +218,47 @@ kiln__job *kiln__db_queued(kiln__server *srv)
     }
     sqlite3_finalize(st);
     return head;
+}
+
+kiln__job *kiln__db_queued(kiln__server *srv)
+{
+    return db_jobs(srv, NULL);
+}
+
+kiln__job *kiln__db_job(kiln__server *srv, const char *id)
+{
+    return db_jobs(srv, id);
+}
+
+int kiln__db_expired(kiln__server *srv, long keep, int64_t before_us, char ***ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    /* Finished builds past the newest `keep` (keep 0: none kept by count),
+     * or finished before before_us (0: no age limit). */
+    sqlite3_stmt *st = prep(srv, "SELECT id FROM builds WHERE status NOT IN ('QUEUED','WORKING') AND ("
+                                 "(?1 > 0 AND seq NOT IN (SELECT seq FROM builds WHERE status NOT IN "
+                                 "('QUEUED','WORKING') ORDER BY seq DESC LIMIT ?1)) OR "
+                                 "(?2 > 0 AND COALESCE(finish_us, create_us) < ?2))");
+    if (!st)
+        return KILN_EIO;
+    sqlite3_bind_int64(st, 1, keep);
+    sqlite3_bind_int64(st, 2, before_us);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        *ids = kiln__xrealloc(*ids, (*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = col_dup(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_exec(srv->db, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; i < *n; i++) {
+        sqlite3_stmt *d = prep(srv, "DELETE FROM builds WHERE id = ?");
+        if (!d)
+            break;
+        bind_text(d, 1, (*ids)[i]);
+        step_done(srv, d);
+    }
+    sqlite3_exec(srv->db, "COMMIT", NULL, NULL, NULL);
+    return 0;
 }
 
 const char *kiln__db_status(kiln__server *srv, const char *id, char *buf, size_t cap)

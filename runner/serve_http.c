@@ -278,6 +278,55 @@ static int api_cancel(kiln__server *srv, h2o_req_t *req, const char *id)
     return send_json(req, 200, "OK", o ? o : cJSON_CreateObject());
 }
 
+static int api_retry(kiln__server *srv, h2o_req_t *req, const char *id)
+{
+    int status = 500;
+    kiln__buf why = KILN__BUF_INIT;
+    kiln__job *j = kiln__serve_retry(srv, id, &status, &why);
+    int rc;
+    if (!j) {
+        rc = send_error(req, status, status == 404 ? "Not Found" : status == 409 ? "Conflict" : "Service Unavailable",
+                        "%s", why.buf ? why.buf : "cannot retry");
+    } else {
+        cJSON *o = kiln__db_get(srv, j->id);
+        rc = send_json(req, 201, "Created", o ? o : cJSON_CreateObject());
+    }
+    kiln__buf_release(&why);
+    return rc;
+}
+
+/* POST /api/builds/ID:retry, or 0 when path is another route. */
+static int route_builds_action(kiln__server *srv, h2o_req_t *req, char *rest, bool post, bool *done)
+{
+    size_t n = strlen(rest);
+    *done = false;
+    if (n > 6 && !strcmp(rest + n - 6, ":retry")) {
+        *done = true;
+        if (!post)
+            return send_error(req, 405, "Method Not Allowed", "POST /api/builds/ID:retry");
+        rest[n - 6] = '\0';
+        return api_retry(srv, req, rest);
+    }
+    return 0;
+}
+
+/* A trigger's schedule, time zone, next run (UTC), cancelPrevious. */
+static void add_schedule(kiln__server *srv, const kiln__trigger *t, cJSON *j)
+{
+    if (t->cancel_previous)
+        cJSON_AddBoolToObject(j, "cancelPrevious", true);
+    if (!t->schedule)
+        return;
+    cJSON_AddStringToObject(j, "schedule", t->schedule);
+    cJSON_AddStringToObject(j, "timeZone", t->time_zone ? t->time_zone : "UTC");
+    int64_t next = kiln__sched_next(srv, t->name);
+    if (next >= 0) {
+        char when[64];
+        kiln__format_time(next * 1000000, when, sizeof when);
+        cJSON_AddStringToObject(j, "nextRun", when);
+    }
+}
+
 static int api_triggers(kiln__server *srv, h2o_req_t *req)
 {
     cJSON *o = cJSON_CreateObject();
@@ -294,6 +343,7 @@ static int api_triggers(kiln__server *srv, h2o_req_t *req)
             cJSON_AddStringToObject(j, "tag", t->tag);
         cJSON_AddStringToObject(j, "filename", t->filename);
         cJSON_AddBoolToObject(j, "disabled", t->disabled);
+        add_schedule(srv, t, j);
         cJSON_AddItemToArray(a, j);
     }
     return send_json(req, 200, "OK", o);
@@ -598,6 +648,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return api_triggers(srv, req);
     }
     if (!strncmp(path, "/api/builds/", 12) && *(rest = path + 12)) {
+        bool done;
+        int arc = route_builds_action(srv, req, (char *)rest, post, &done);
+        if (done)
+            return arc;
         size_t n = strlen(rest);
         if (n > 7 && !strcmp(rest + n - 7, ":cancel")) {
             if (!post)
