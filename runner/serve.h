@@ -188,5 +188,7 @@ void kiln__http_free(kiln__server *srv);
 /* builds_client.c: kiln builds ..., kiln trigger --server URL NAME */
 int kiln__builds_main(int argc, char **argv);
 int kiln__trigger_remote_main(int argc, char **argv);
+/* cmd_hook.c: kiln hook install --server URL REPO.git, kiln hook post */
+int kiln__hook_remote_main(int argc, char **argv);
 
 #endif /* KILN_SERVE_H */
