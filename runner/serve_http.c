@@ -29,13 +29,12 @@
 
 #include "hooks.h"
 #include "serve.h"
+#include "serve_req.h"
 
 /* Webhook bodies larger than this are refused (413) with a log line;
  * h2o itself refuses bodies past H2O_BODY_LIMIT. */
 #define HOOK_BODY_LIMIT (25u << 20)
 #define H2O_BODY_LIMIT (32u << 20)
-#define DEFAULT_PAGE 50
-#define MAX_PAGE 1000
 
 struct http {
     h2o_globalconf_t config;
@@ -146,27 +145,22 @@ static int refuse_auth(kiln__server *srv, h2o_req_t *req)
     return send_error(req, 401, "Unauthorized", "a bearer token is required (Authorization: Bearer TOKEN)");
 }
 
-static int hexval(int c)
+/* A string of the request's pool (freed with the request). */
+static char *pooled(h2o_mem_pool_t *pool, char *s)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *out = h2o_mem_alloc_pool(pool, n + 1);
+    memcpy(out, s, n + 1);
+    free(s);
+    return out;
 }
 
-/* Percent-decode s[0..n) into a new string of the pool ('+' is a space
- * in a query, not in a path). */
+/* Percent-decode s[0..n) into a new string of the pool (serve_req.h). */
 static char *decode(h2o_mem_pool_t *pool, const char *s, size_t n, bool in_query)
 {
-    char *out = h2o_mem_alloc_pool(pool, n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *o++ = in_query && s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    *o = '\0';
-    return out;
+    return pooled(pool, kiln__url_decode(s, n, in_query));
 }
 
 /* The query parameter NAME, decoded, or NULL. */
@@ -174,42 +168,23 @@ static const char *query(h2o_req_t *req, const char *name)
 {
     if (req->query_at == SIZE_MAX)
         return NULL;
-    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t nl = strlen(name);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(stop - q));
-        if (eq && (size_t)(eq - q) == nl && !memcmp(q, name, nl))
-            return decode(&req->pool, eq + 1, (size_t)(stop - eq - 1), true);
-        q = stop + 1;
-    }
-    return NULL;
-}
-
-static cJSON *parse_body(h2o_req_t *req)
-{
-    if (!req->entity.len)
-        return cJSON_CreateObject();
-    return cJSON_ParseWithLength(req->entity.base, req->entity.len);
+    const char *q = req->path.base + req->query_at + 1;
+    return pooled(&req->pool, kiln__query_get(q, req->path.len - req->query_at - 1, name));
 }
 
 /* ---- the API ---------------------------------------------------------- */
 
 static int api_list(kiln__server *srv, h2o_req_t *req)
 {
-    const char *cur = query(req, "cursor"), *ps = query(req, "pageSize");
-    char *end;
-    long long cursor = cur && *cur ? strtoll(cur, &end, 10) : 0;
-    if (cur && *cur && (*end || cursor < 0))
-        return send_error(req, 400, "Bad Request", "cursor: expected what nextCursor said, got '%s'", cur);
-    long page = ps && *ps ? strtol(ps, &end, 10) : DEFAULT_PAGE;
-    if (ps && *ps && (*end || page < 1 || page > MAX_PAGE))
-        return send_error(req, 400, "Bad Request", "pageSize: expected 1 to %d, got '%s'", MAX_PAGE, ps);
+    int64_t cursor;
+    int page;
+    char why[160];
+    if (kiln__list_params(query(req, "cursor"), query(req, "pageSize"), &cursor, &page, why, sizeof why) != 0)
+        return send_error(req, 400, "Bad Request", "%s", why);
     const char *status = query(req, "status"), *trigger = query(req, "trigger"),
                *branch = query(req, "branch");
     cJSON *o = kiln__db_list(srv, status && *status ? status : NULL, trigger && *trigger ? trigger : NULL,
-                             branch && *branch ? branch : NULL, cursor, (int)page);
+                             branch && *branch ? branch : NULL, cursor, page);
     return send_json(req, 200, "OK", o);
 }
 
@@ -350,16 +325,6 @@ static int api_triggers(kiln__server *srv, h2o_req_t *req)
     return send_json(req, 200, "OK", o);
 }
 
-static bool subst_key_ok(const char *k)
-{
-    if (!*k || !(*k == '_' || (*k >= 'A' && *k <= 'Z')))
-        return false;
-    for (; *k; k++)
-        if (!(*k == '_' || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9')))
-            return false;
-    return true;
-}
-
 static int api_run(kiln__server *srv, h2o_req_t *req, const char *name)
 {
     const kiln__trigger *t = NULL;
@@ -368,66 +333,36 @@ static int api_run(kiln__server *srv, h2o_req_t *req, const char *name)
             t = &srv->triggers.v[i];
     if (!t)
         return send_error(req, 404, "Not Found", "no trigger '%s' in the triggers file", name);
-    cJSON *body = parse_body(req);
-    if (!body || !cJSON_IsObject(body)) {
-        cJSON_Delete(body);
-        return send_error(req, 400, "Bad Request", "the body is not a JSON object");
+    kiln__run_req r;
+    char why[160];
+    if (kiln__run_req_parse(req->entity.base, req->entity.len, &r, why, sizeof why) != 0) {
+        kiln__run_req_free(&r);
+        return send_error(req, 400, "Bad Request", "%s", why);
     }
-    const char *branch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "branch"));
-    const char *tag = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "tag"));
-    const char *commit = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "commit"));
-    if (!commit)
-        commit = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "commitSha"));
-    cJSON *subs = cJSON_GetObjectItemCaseSensitive(body, "substitutions");
-    const char *bad = NULL;
-    if ((branch && !*branch) || (tag && !*tag) || (branch && tag))
-        bad = "give one of branch and tag (and commit, or not)";
-    else if (!branch && !tag && !(commit && *commit))
-        bad = "give a branch, a tag or a commit";
-    else if (commit && strspn(commit, "0123456789abcdef") != strlen(commit))
-        bad = "commit: expected a hexadecimal commit id";
-    else if (subs && !cJSON_IsObject(subs))
-        bad = "substitutions: expected an object of strings";
-    char **kv = NULL;
-    size_t n = 0;
-    cJSON *it;
-    if (!bad && subs) {
-        cJSON_ArrayForEach(it, subs)
-        {
-            if (!cJSON_IsString(it) || !subst_key_ok(it->string)) {
-                bad = "substitutions: expected KEY: \"value\" pairs, keys in [A-Z0-9_]";
-                break;
-            }
-            kv = kiln__xrealloc(kv, (n + 1) * sizeof *kv);
-            kv[n++] = kiln__xasprintf("%s=%s", it->string, it->valuestring);
-        }
-    }
-    char *repo = bad ? NULL : kiln__serve_trigger_source(srv, t);
-    if (!bad && !repo)
-        bad = "the trigger names its repository by name only (repo:), not by a path or URL kiln can "
-              "fetch from";
+    char *repo = kiln__serve_trigger_source(srv, t);
     int rc;
-    if (bad) {
-        rc = send_error(req, 400, "Bad Request", "%s", bad);
+    if (!repo) {
+        rc = send_error(req, 400, "Bad Request",
+                        "the trigger names its repository by name only (repo:), not by a path or URL kiln "
+                        "can fetch from (or start kiln serve with --repos DIR)");
     } else {
-        char *ref = branch ? kiln__xasprintf("refs/heads/%s", branch)
-                           : tag ? kiln__xasprintf("refs/tags/%s", tag) : kiln__xstrdup("");
-        kiln__buf why = KILN__BUF_INIT;
-        kiln__job *j = kiln__serve_submit(srv, t, repo, ref, commit, (const char *const *)kv, n, "api", &why);
+        char *ref = r.branch ? kiln__xasprintf("refs/heads/%s", r.branch)
+                    : r.tag  ? kiln__xasprintf("refs/tags/%s", r.tag)
+                             : kiln__xstrdup("");
+        kiln__buf err = KILN__BUF_INIT;
+        kiln__job *j = kiln__serve_submit(srv, t, repo, ref, r.commit, (const char *const *)r.substs,
+                                          r.n_substs, "api", &err);
         if (!j) {
-            rc = send_error(req, 503, "Service Unavailable", "%s", why.buf);
+            rc = send_error(req, 503, "Service Unavailable", "%s", err.buf);
         } else {
             cJSON *o = kiln__db_get(srv, j->id);
             rc = send_json(req, 201, "Created", o ? o : cJSON_CreateObject());
         }
-        kiln__buf_release(&why);
+        kiln__buf_release(&err);
         free(ref);
     }
-    for (size_t i = 0; i < n; i++)
-        free(kv[i]);
-    free(kv);
     free(repo);
-    cJSON_Delete(body);
+    kiln__run_req_free(&r);
     return rc;
 }
 
