@@ -17,7 +17,7 @@ static const char serve_usage[] =
     "  --data DIR                   history (kiln.db), mirrors, builds (default ./kiln-data)\n"
     "  --max-builds N               builds running at once (default 2); the rest wait QUEUED\n"
     "  --token-file FILE            the bearer token every write of the API needs\n"
-    "  --webhook-secret-file FILE   the secret of GitHub's X-Hub-Signature-256\n"
+    "  --webhook-secret-file FILE   the webhooks' secret (GitHub, Gitea, git: HMAC; GitLab: token)\n"
     "  --grace DURATION             on SIGTERM, how long running builds may go on (default 60s)\n"
     "  --kill-grace DURATION        SIGTERM-to-SIGKILL grace of a cancelled step (default 10s)\n"
     "  --max-parallel N             steps running at once, per build (default 32)\n"

@@ -44,6 +44,9 @@ check "the next run is said in the trigger's time zone" \
     wait_for 30 has_line "$TMP/serve.log" "schedule: trigger weekly (0 3 * * MON): next run 2026-12-07 03:00 Europe/Paris"
 check "a trigger whose branch regex names no single branch is not scheduled, and says why" \
     has_line "$TMP/serve.log" "trigger fuzzy is not scheduled: a scheduled build needs the branch"
+check "GET /api/triggers shows the schedule, its time zone and the next run (UTC)" \
+    test "$(curl -s "$BASE/api/triggers" | jq_ '[(t["schedule"], t["timeZone"], t["nextRun"][:19]) for t in j["triggers"] if t["name"]=="weekly"][0]')" = \
+    "('0 3 * * MON', 'Europe/Paris', '2026-12-07T02:00:00')"
 check "the first start runs nothing (nothing was missed)" test "$(count weekly)/$(count quarter)" = 0/0
 
 setclock 2026-12-07T01:59:30Z
