@@ -12,7 +12,8 @@
 #      requests (goal: < 20 ms);
 #   3. serve's RSS (VmRSS) every 100 builds over BUILDS builds of a
 #      one-step pipeline, run through the API, --max-builds 2 (goal: flat).
-# Usage: bench/serve.sh [path/to/kiln]   (WEBHOOKS=2000 HISTORY=10000 BUILDS=1000)
+# Usage: bench/serve.sh [path/to/kiln]   (WEBHOOKS=2000 HISTORY=10000 BUILDS=1000;
+#        ONLY=rss runs the third part alone)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 kiln=${1:-$root/build/runner/kiln}
@@ -60,6 +61,7 @@ run() { curl -s -X POST -H 'Authorization: Bearer t0ken' -H 'Content-Type: appli
 
 echo "kiln serve benchmark ($(nproc) cores, $(uname -r)); kiln: $kiln"
 
+if [ "${ONLY:-}" != rss ]; then
 # 1. webhooks while 2 builds run
 serve
 run '{"branch": "master", "substitutions": {"_SLEEP": "600"}}'
@@ -137,6 +139,8 @@ print(f"GET /api/builds, first page ({page} builds) of {total} in the history: "
 PY
 stop
 
+fi
+
 # 3. RSS over BUILDS builds
 rm -rf "$tmp/data"
 serve
@@ -151,6 +155,9 @@ def req(method, path, body=None):
 def rss():
     for l in open(f"/proc/{pid}/status"):
         if l.startswith("VmRSS:"): return int(l.split()[1])
+def sqlite_kib():
+    c.request("GET", "/metrics"); r = c.getresponse(); t = r.read().decode()
+    return next(int(l.split()[-1]) for l in t.splitlines() if l.startswith("kiln_sqlite_memory_bytes")) // 1024
 def finished():
     c.request("GET", "/metrics"); r = c.getresponse(); t = r.read().decode()
     return sum(int(l.split()[-1]) for l in t.splitlines()
@@ -164,9 +171,10 @@ for k in range(0, n, 100):
         assert st == 201, st
     while finished() < k + min(100, n - k):
         time.sleep(0.2)
-    samples.append((k + min(100, n - k), rss()))
-print("RSS (KiB) after N builds: " + ", ".join(f"{b}: {r}" for b, r in samples))
-print(f"{n} builds in {time.time() - start:.0f} s; RSS growth from build 100 to {n}: "
-      f"{samples[-1][1] - samples[0][1]} KiB")
+    samples.append((k + min(100, n - k), rss(), sqlite_kib()))
+print("RSS (KiB) after N builds: " + ", ".join(f"{b}: {r}" for b, r, _ in samples))
+print("RSS less SQLite's heap (KiB): " + ", ".join(f"{b}: {r - q}" for b, r, q in samples))
+print(f"{n} builds in {time.time() - start:.0f} s; growth from build 100 to {n}: RSS "
+      f"{samples[-1][1] - samples[0][1]} KiB, SQLite's heap {samples[-1][2] - samples[0][2]} KiB")
 PY
 stop
