@@ -5,7 +5,9 @@
  *   kiln builds list [--status S] [--trigger T] [--branch B] [--limit N] [--json]
  *   kiln builds show ID [--json]
  *   kiln builds cancel ID
- *   kiln builds log ID [STEP]      (the steps that have logs; one step's log)
+ *   kiln builds retry ID           (a new build of the same commit)
+ *   kiln builds logs ID [--step S] (the steps that have logs; one step's log;
+ *                                   `log ID [STEP]` is the older spelling)
  *   kiln trigger --server URL NAME [--branch B | --tag T] [--commit SHA]
  *                [--substitutions K=V[,K=V...]] [--wait]
  *
@@ -192,19 +194,21 @@ static int builds_one(const struct client *c, const char *verb, const char *id)
     kiln__buf path = KILN__BUF_INIT;
     kiln__buf_adds(&path, "/api/builds/");
     url_escape_into(&path, id);
-    bool cancel = !strcmp(verb, "cancel");
-    if (cancel)
-        kiln__buf_adds(&path, ":cancel");
+    bool cancel = !strcmp(verb, "cancel"), retry = !strcmp(verb, "retry");
+    if (cancel || retry)
+        kiln__buf_addf(&path, ":%s", verb);
     cJSON *o;
-    long st = request(c, cancel ? "POST" : "GET", path.buf, NULL, &o);
+    long st = request(c, cancel || retry ? "POST" : "GET", path.buf, NULL, &o);
     kiln__buf_release(&path);
     int rc = 0;
-    if (st != 200)
+    if (st != (retry ? 201 : 200))
         rc = server_said_no(st, o);
     else if (c->json)
         print_json(o);
     else if (cancel)
         printf("kiln: build %s: cancelling (status %s)\n", str(o, "id"), str(o, "status"));
+    else if (retry)
+        printf("kiln: build %s: a retry of %s (%s)\n", str(o, "id"), id, str(o, "status"));
     else
         show_build(o);
     cJSON_Delete(o);
@@ -278,10 +282,10 @@ int kiln__builds_main(int argc, char **argv)
         {"server", required_argument, NULL, 's'}, {"status", required_argument, NULL, 'S'},
         {"trigger", required_argument, NULL, 't'}, {"branch", required_argument, NULL, 'b'},
         {"limit", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        {"step", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0},
     };
     struct client c = {default_server(), getenv("KILN_TOKEN"), false};
-    const char *status = NULL, *trigger = NULL, *branch = NULL, *limit = NULL;
+    const char *status = NULL, *trigger = NULL, *branch = NULL, *limit = NULL, *step = NULL;
     optind = 2;
     opterr = 0;
     int ch;
@@ -293,6 +297,7 @@ int kiln__builds_main(int argc, char **argv)
         case 'b': branch = optarg; break;
         case 'n': limit = optarg; break;
         case 'j': c.json = true; break;
+        case 'p': step = optarg; break;
         default:
             fprintf(stderr, "kiln: builds: unknown option '%s'\n", argv[optind - 1]);
             return 2;
@@ -300,16 +305,23 @@ int kiln__builds_main(int argc, char **argv)
     }
     const char *verb = optind < argc ? argv[optind++] : NULL;
     const char *id = optind < argc ? argv[optind++] : NULL;
-    const char *step = verb && !strcmp(verb, "log") && optind < argc ? argv[optind++] : NULL;
-    if (!verb || optind < argc || (strcmp(verb, "list") && !id) || (!strcmp(verb, "list") && id) ||
-        (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "cancel") && strcmp(verb, "log"))) {
-        fprintf(stderr, "usage: kiln builds list|show ID|cancel ID|log ID [STEP] [--server URL] [--json]\n"
+    bool logs = verb && (!strcmp(verb, "logs") || !strcmp(verb, "log"));
+    if (logs && !step && optind < argc)
+        step = argv[optind++]; /* kiln builds log ID STEP, the older spelling */
+    static const char *const verbs[] = {"list", "show", "cancel", "retry", "logs", "log", NULL};
+    bool known = false;
+    for (size_t i = 0; verb && verbs[i]; i++)
+        known = known || !strcmp(verb, verbs[i]);
+    if (!verb || !known || optind < argc || (strcmp(verb, "list") && !id) || (!strcmp(verb, "list") && id) ||
+        (step && !logs)) {
+        fprintf(stderr, "usage: kiln builds list|show ID|cancel ID|retry ID|logs ID [--step S]"
+                        " [--server URL] [--json]\n"
                         "       (list: --status S --trigger T --branch B --limit N)\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = !strcmp(verb, "list") ? builds_list(&c, status, trigger, branch, limit)
-             : !strcmp(verb, "log") ? builds_log(&c, id, step)
+             : logs ? builds_log(&c, id, step)
                                     : builds_one(&c, verb, id);
     curl_global_cleanup();
     return rc;

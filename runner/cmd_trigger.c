@@ -171,11 +171,11 @@ int kiln__cmd_trigger(const kiln__cli_opts *o)
                "SCHEDULE");
         for (size_t i = 0; i < ts.n; i++) {
             const kiln__trigger *t = &ts.v[i];
-            printf("%-32s %-24s %-8s %s%-16s %-20s %s%s\n", t->name, t->repo ? t->repo : "(any)",
+            printf("%-32s %-24s %-8s %s%-16s %-20s %s%s%s\n", t->name, t->repo ? t->repo : "(any)",
                    t->branch ? "branch" : t->tag ? "tag" : "-", t->invert ? "!" : "",
                    t->branch ? t->branch : t->tag ? t->tag : "-", t->filename,
                    t->schedule ? t->schedule : "-",
-                   t->schedule ? " (accepted; schedules are not run yet)" : "");
+                   t->schedule ? " " : "", t->schedule ? (t->time_zone ? t->time_zone : "UTC") : "");
         }
         kiln__triggers_free(&ts);
         return 0;

@@ -32,6 +32,12 @@ int main(int argc, char **argv)
         for (int i = 2; i < argc; i++)
             if (!strcmp(argv[i], "--server") || !strncmp(argv[i], "--server=", 9))
                 return kiln__trigger_remote_main(argc, argv);
+    if (!strcmp(argv[1], "hook") && argc > 2 && !strcmp(argv[2], "post"))
+        return kiln__hook_remote_main(argc, argv);
+    if (!strcmp(argv[1], "hook"))
+        for (int i = 3; i < argc; i++)
+            if (!strcmp(argv[i], "--server") || !strncmp(argv[i], "--server=", 9))
+                return kiln__hook_remote_main(argc, argv);
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     kiln__cli_opts o;
     memset(&o, 0, sizeof o);

@@ -19,7 +19,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,22 +36,6 @@
 #include "trigger_run.h"
 
 #define REAP_INTERVAL_MS 50
-
-static const char serve_usage[] =
-    "usage: kiln serve --triggers FILE [options]\n"
-    "\n"
-    "  --triggers FILE              the triggers file (as for kiln trigger)\n"
-    "  --listen HOST:PORT           where the HTTP API listens (default 127.0.0.1:8080)\n"
-    "  --data DIR                   history (kiln.db), mirrors, builds (default ./kiln-data)\n"
-    "  --max-builds N               builds running at once (default 2); the rest wait QUEUED\n"
-    "  --token-file FILE            the bearer token every write of the API needs\n"
-    "  --webhook-secret-file FILE   the secret of GitHub's X-Hub-Signature-256\n"
-    "  --grace DURATION             on SIGTERM, how long running builds may go on (default 60s)\n"
-    "  --kill-grace DURATION        SIGTERM-to-SIGKILL grace of a cancelled step (default 10s)\n"
-    "  --max-parallel N             steps running at once, per build (default 32)\n"
-    "  --plugin-path DIR            where to look for plugins (repeatable)\n"
-    "  --base-path /PREFIX          the pages' path behind a reverse proxy (default: none)\n"
-    "  --verbose                    step output on the console too\n";
 
 void kiln__serve_log(const char *fmt, ...)
 {
@@ -93,10 +76,20 @@ static const kiln__trigger *find_trigger(const kiln__server *srv, const char *na
 
 char *kiln__serve_trigger_source(const kiln__server *srv, const kiln__trigger *t)
 {
-    if (!t->repo || (!strchr(t->repo, '/') && !strchr(t->repo, ':')))
+    if (!t->repo || (!strchr(t->repo, '/') && !strchr(t->repo, ':') && !srv->repos_dir))
         return NULL;
     if (t->repo[0] == '/' || strstr(t->repo, "://") || strchr(t->repo, ':'))
         return kiln__xstrdup(t->repo);
+    if (!strchr(t->repo, '/') && srv->repos_dir) {
+        /* By name, under --repos: NAME.git, else NAME. */
+        for (int i = 0; i < 2; i++) {
+            char *p = kiln__xasprintf("%s/%s%s", srv->repos_dir, t->repo, i ? "" : ".git");
+            if (access(p, F_OK) == 0)
+                return p;
+            free(p);
+        }
+        return NULL;
+    }
     char *rel = kiln__xasprintf("%s/%s", srv->triggers.dir, t->repo);
     char abs[PATH_MAX];
     if (realpath(rel, abs)) {
@@ -108,6 +101,7 @@ char *kiln__serve_trigger_source(const kiln__server *srv, const kiln__trigger *t
 
 static void pump(kiln__server *srv);
 static void maybe_exit(kiln__server *srv);
+static void cancel_previous(kiln__server *srv, const kiln__job *newer);
 
 static void unlink_running(kiln__server *srv, kiln__job *j)
 {
@@ -156,6 +150,7 @@ static void on_reap(uv_timer_t *t)
     }
     unlink_running(srv, j);
     job_free(j);
+    kiln__serve_retention(srv);
     pump(srv);
     maybe_exit(srv);
 }
@@ -239,6 +234,13 @@ static void prepare_work(uv_work_t *w)
     uv_mutex_unlock(&srv->fetch_mutex);
     if (rc == 0)
         rc = kiln__checkout(j->mirror, j->ref, j->commit, src, true, err);
+    if (rc == 0) {
+        /* origin is where the commit came from, not the mirror: what a
+         * pipeline finds relative to it (a sub-build's ../api.git) is
+         * beside the pushed repository. The objects stay borrowed. */
+        const char *seturl[] = {"git", "-C", src, "remote", "set-url", "origin", j->repo, NULL};
+        rc = kiln__run_capture(seturl, NULL, err);
+    }
     j->prep_rc = rc;
     free(src);
 }
@@ -413,6 +415,8 @@ kiln__job *kiln__serve_submit(kiln__server *srv, const kiln__trigger *t, const c
     else
         srv->queue_head = j;
     srv->queue_tail = j;
+    if (t->cancel_previous && *j->ref)
+        cancel_previous(srv, j);
     pump(srv);
     return j;
 }
@@ -449,6 +453,120 @@ int kiln__serve_cancel(kiln__server *srv, const char *id)
     return kiln__db_status(srv, id, st, sizeof st) ? KILN_EINVAL : KILN_ENOTFOUND;
 }
 
+/* ---- retry, cancelPrevious, retention ----------------------------------- */
+
+kiln__job *kiln__serve_retry(kiln__server *srv, const char *id, int *status, kiln__buf *why)
+{
+    kiln__job *old = kiln__db_job(srv, id);
+    if (!old) {
+        *status = 404;
+        kiln__buf_addf(why, "no build '%s'", id);
+        return NULL;
+    }
+    const kiln__trigger *t = find_trigger(srv, old->trigger);
+    kiln__job *j = NULL;
+    if (!t) {
+        *status = 409;
+        kiln__buf_addf(why, "build %s's trigger '%s' is no longer in the triggers file", id, old->trigger);
+    } else {
+        j = kiln__serve_submit(srv, t, old->repo, old->ref, old->commit, (const char *const *)old->substs,
+                               old->n_substs, "retry", why);
+        *status = j ? 201 : 503;
+        if (j)
+            kiln__serve_log("build %s (%s): a retry of %s", j->id, j->trigger, id);
+    }
+    job_free(old);
+    return j;
+}
+
+/* cancelPrevious: the trigger's older builds of the same ref give way. */
+static void cancel_previous(kiln__server *srv, const kiln__job *newer)
+{
+    char why[128];
+    snprintf(why, sizeof why, "cancelled: a newer build %s of %s (cancelPrevious)", newer->id, newer->ref);
+    for (kiln__job *prev = NULL, *j = srv->queue_head, *next; j; j = next) {
+        next = j->next;
+        if (j == newer || strcmp(j->trigger, newer->trigger) || strcmp(j->ref, newer->ref)) {
+            prev = j;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            srv->queue_head = next;
+        if (srv->queue_tail == j)
+            srv->queue_tail = prev;
+        kiln__db_finished(srv, j->id, "CANCELLED", why, NULL);
+        kiln__serve_log("build %s (%s): CANCELLED while queued: %s", j->id, j->trigger, why);
+        job_free(j);
+    }
+    for (kiln__job *j = srv->running; j; j = j->next) {
+        if (strcmp(j->trigger, newer->trigger) || strcmp(j->ref, newer->ref) || j->reap_timer ||
+            j->cancel_requested)
+            continue;
+        kiln__serve_log("build %s (%s): %s", j->id, j->trigger, why);
+        j->cancel_requested = true;
+        if (j->b)
+            kiln__build_cancel_all(j->b, why);
+    }
+}
+
+typedef struct cleaning {
+    uv_work_t work;
+    kiln__server *srv;
+    char **dirs;
+    size_t n;
+} cleaning;
+
+static void clean_work(uv_work_t *w)
+{
+    cleaning *c = w->data;
+    for (size_t i = 0; i < c->n; i++) {
+        const char *rm[] = {"rm", "-rf", "--", c->dirs[i], NULL};
+        kiln__run_capture(rm, NULL, NULL);
+    }
+}
+
+static void clean_done(uv_work_t *w, int status)
+{
+    (void)status;
+    cleaning *c = w->data;
+    kiln__server *srv = c->srv;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->dirs[i]);
+    free(c->dirs);
+    free(c);
+    srv->n_cleaning--;
+    maybe_exit(srv);
+}
+
+void kiln__serve_retention(kiln__server *srv)
+{
+    if (!srv->keep_builds && !srv->keep_days)
+        return;
+    int64_t before = srv->keep_days ? kiln__now_us() - (int64_t)srv->keep_days * 86400 * 1000000 : 0;
+    char **ids;
+    size_t n;
+    if (kiln__db_expired(srv, srv->keep_builds, before, &ids, &n) != 0 || !n) {
+        free(ids);
+        return;
+    }
+    kiln__serve_log("retention: %zu finished build%s removed (--keep-builds %ld, --keep-days %ld)", n,
+                    n == 1 ? "" : "s", srv->keep_builds, srv->keep_days);
+    cleaning *c = kiln__xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->dirs = ids;
+    c->n = n;
+    for (size_t i = 0; i < n; i++) {
+        char *dir = kiln__xasprintf("%s/builds/%s", srv->data_dir, ids[i]);
+        free(ids[i]);
+        ids[i] = dir;
+    }
+    c->work.data = c;
+    srv->n_cleaning++;
+    uv_queue_work(srv->loop, &c->work, clean_work, clean_done);
+}
+
 /* ---- stopping --------------------------------------------------------- */
 
 static void close_cb_none(uv_handle_t *h)
@@ -458,7 +576,7 @@ static void close_cb_none(uv_handle_t *h)
 
 static void maybe_exit(kiln__server *srv)
 {
-    if (!srv->stopping || srv->running)
+    if (!srv->stopping || srv->running || srv->n_cleaning)
         return;
     if (uv_is_closing((uv_handle_t *)&srv->grace_timer))
         return;
@@ -467,6 +585,7 @@ static void maybe_exit(kiln__server *srv)
     uv_close((uv_handle_t *)&srv->sig_term, close_cb_none);
     uv_close((uv_handle_t *)&srv->sig_int, close_cb_none);
     kiln__http_dispose(srv);
+    kiln__sched_stop(srv);
     uv_stop(srv->loop);
 }
 
@@ -516,129 +635,12 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- main ------------------------------------------------------------- */
 
-static char *read_secret_file(const char *path, const char *what)
+int kiln__serve_run(const kiln__serve_opts *o)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "kiln: serve: %s '%s': %s\n", what, path, strerror(errno));
-        return NULL;
-    }
-    kiln__buf b = KILN__BUF_INIT;
-    char chunk[1024];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        kiln__buf_add(&b, chunk, n);
-    fclose(f);
-    while (b.len && strchr(" \t\r\n", b.buf[b.len - 1]))
-        b.buf[--b.len] = '\0';
-    if (!b.len) {
-        fprintf(stderr, "kiln: serve: %s '%s' is empty\n", what, path);
-        kiln__buf_release(&b);
-        return NULL;
-    }
-    return kiln__buf_detach(&b);
-}
-
-static int serve_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int serve_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kiln: serve: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'kiln serve --help'.\n", stderr);
-    return 2;
-}
-
-int kiln__serve_main(int argc, char **argv)
-{
-    enum { O_TRIG = 256, O_LISTEN, O_DATA, O_MAXB, O_TOKEN, O_SECRET, O_GRACE, O_KGRACE, O_PPATH,
-           O_MAXPAR, O_VERBOSE, O_HELP, O_BASE };
-    static const struct option longopts[] = {
-        {"triggers", required_argument, NULL, O_TRIG},
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"data", required_argument, NULL, O_DATA},
-        {"max-builds", required_argument, NULL, O_MAXB},
-        {"token-file", required_argument, NULL, O_TOKEN},
-        {"webhook-secret-file", required_argument, NULL, O_SECRET},
-        {"grace", required_argument, NULL, O_GRACE},
-        {"kill-grace", required_argument, NULL, O_KGRACE},
-        {"plugin-path", required_argument, NULL, O_PPATH},
-        {"max-parallel", required_argument, NULL, O_MAXPAR},
-        {"verbose", no_argument, NULL, O_VERBOSE},
-        {"base-path", required_argument, NULL, O_BASE},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    const char *triggers = NULL, *listen = "127.0.0.1:8080", *data = "kiln-data";
-    const char *token_file = NULL, *secret_file = NULL, *base_path = NULL;
-    const char **ppaths = NULL;
-    size_t n_ppaths = 0;
-    int max_builds = 2, max_parallel = 0;
-    int64_t grace_ms = 60000, kill_grace_ms = 0;
-    bool verbose = false;
-    optind = 2;
-    opterr = 0;
-    int c, rc = 0;
-    while (!rc && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        char *end;
-        long v;
-        switch (c) {
-        case O_TRIG: triggers = optarg; break;
-        case O_LISTEN: listen = optarg; break;
-        case O_DATA: data = optarg; break;
-        case O_TOKEN: token_file = optarg; break;
-        case O_SECRET: secret_file = optarg; break;
-        case O_VERBOSE: verbose = true; break;
-        case O_BASE:
-            /* Pasted into the pages as is: only path characters. */
-            if (optarg[0] != '/' || strstr(optarg, "//") ||
-                strspn(optarg, "abcdefghijklmnopqrstuvwxyz"
-                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~") != strlen(optarg))
-                rc = serve_usage_error("--base-path: expected a path such as /kiln "
-                                       "(letters, digits, '/-._~'), got '%s'",
-                                       optarg);
-            base_path = optarg;
-            break;
-        case O_PPATH:
-            ppaths = kiln__xrealloc(ppaths, (n_ppaths + 1) * sizeof *ppaths);
-            ppaths[n_ppaths++] = optarg;
-            break;
-        case O_MAXB:
-        case O_MAXPAR:
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 4096)
-                rc = serve_usage_error("--%s: expected a number from 1 to 4096, got '%s'",
-                                       c == O_MAXB ? "max-builds" : "max-parallel", optarg);
-            else if (c == O_MAXB)
-                max_builds = (int)v;
-            else
-                max_parallel = (int)v;
-            break;
-        case O_GRACE:
-        case O_KGRACE:
-            if (kiln__parse_duration(optarg, false, c == O_GRACE ? &grace_ms : &kill_grace_ms) != 0)
-                rc = serve_usage_error("--%s: expected a duration such as 10s, got '%s'",
-                                       c == O_GRACE ? "grace" : "kill-grace", optarg);
-            break;
-        case O_HELP:
-            fputs(serve_usage, stdout);
-            free(ppaths);
-            return 0;
-        default:
-            rc = serve_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (!rc && optind < argc)
-        rc = serve_usage_error("unexpected argument '%s'", argv[optind]);
-    if (!rc && !triggers)
-        rc = serve_usage_error("which triggers file? (--triggers FILE)");
-    if (rc) {
-        free(ppaths);
-        return rc;
-    }
-
+    int max_builds = o->max_builds, max_parallel = o->max_parallel;
+    int64_t kill_grace_ms = o->kill_grace_ms;
+    const char *triggers = o->triggers, *data = o->data, *listen = o->listen;
+    int rc;
     /* Fetches wait on libuv's thread pool (one at a time, the others
      * queued behind a mutex): give the pool room for them besides the
      * file sink's writes, unless the user chose its size. */
@@ -647,8 +649,10 @@ int kiln__serve_main(int argc, char **argv)
     setenv("UV_THREADPOOL_SIZE", pool, 0);
     kiln__server *srv = kiln__xcalloc(1, sizeof *srv);
     srv->max_builds = max_builds;
-    srv->grace_ms = grace_ms;
-    srv->base_path = kiln__xstrdup(base_path ? base_path : "");
+    srv->grace_ms = o->grace_ms;
+    srv->keep_builds = o->keep_builds;
+    srv->keep_days = o->keep_days;
+    srv->base_path = kiln__xstrdup(o->base_path ? o->base_path : "");
     while (*srv->base_path && srv->base_path[strlen(srv->base_path) - 1] == '/')
         srv->base_path[strlen(srv->base_path) - 1] = '\0';
     kiln__diag d;
@@ -668,10 +672,20 @@ int kiln__serve_main(int argc, char **argv)
         fprintf(stderr, "kiln: serve: --data '%s': %s\n", data, strerror(errno));
         rc = 2;
     }
-    if (!rc && token_file && !(srv->token = read_secret_file(token_file, "--token-file")))
+    if (!rc && o->token_file && !(srv->token = kiln__read_secret_file(o->token_file, "--token-file")))
         rc = 2;
-    if (!rc && secret_file && !(srv->webhook_secret = read_secret_file(secret_file, "--webhook-secret-file")))
+    if (!rc && o->secret_file &&
+        !(srv->webhook_secret = kiln__read_secret_file(o->secret_file, "--webhook-secret-file")))
         rc = 2;
+    if (!rc && o->repos) {
+        char rabs[PATH_MAX];
+        if (!realpath(o->repos, rabs)) {
+            fprintf(stderr, "kiln: serve: --repos '%s': %s\n", o->repos, strerror(errno));
+            rc = 2;
+        } else {
+            srv->repos_dir = kiln__xstrdup(rabs);
+        }
+    }
     kiln__buf err = KILN__BUF_INIT;
     bool engine_up = false;
     if (!rc) {
@@ -700,8 +714,15 @@ int kiln__serve_main(int argc, char **argv)
     memset(&sinkdoc, 0, sizeof sinkdoc);
     if (!rc) {
         srv->loop = srv->eng.loop;
-        kiln__registry_init(&srv->eng.reg, ppaths, n_ppaths);
+        kiln__registry_init(&srv->eng.reg, o->plugin_paths, o->n_plugin_paths);
         srv->eng.reg.api = &kiln__host_api;
+        if (o->dry_run) {
+            /* As kiln trigger --dry-run: deploys recorded, plans per build. */
+            srv->eng.dry_run = true;
+            srv->eng.reg.mock_deploys = true;
+            srv->eng.plan_dir = kiln__xasprintf("%s/plans", srv->data_dir);
+            kiln__mkdir_p(srv->eng.plan_dir);
+        }
         if (max_parallel) {
             srv->eng.max_parallel = max_parallel;
             srv->eng.max_parallel_forced = true;
@@ -711,7 +732,7 @@ int kiln__serve_main(int argc, char **argv)
         /* Sinks: the console (build and step ends; output with --verbose),
          * and one directory of step logs per build. */
         kiln__ynode *m = kiln__ydoc_alloc(&sinkdoc, sizeof *m);
-        const char *ckv[] = {"quiet", verbose ? "false" : "true", "color", "never"};
+        const char *ckv[] = {"quiet", o->verbose ? "false" : "true", "color", "never"};
         char *bdir = kiln__xasprintf("%s/builds", srv->data_dir);
         const char *fkv[] = {"dir", bdir, "per_build", "logs"};
         for (int s = 0; s < 2 && !rc; s++) {
@@ -763,7 +784,9 @@ int kiln__serve_main(int argc, char **argv)
         srv->queue_head = q;
         if (nq)
             kiln__serve_log("%d queued build%s from the history", nq, nq == 1 ? "" : "s");
+        kiln__serve_retention(srv);
         pump(srv);
+        kiln__sched_start(srv);
         fflush(stdout);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         uv_mutex_destroy(&srv->fetch_mutex);
@@ -788,7 +811,8 @@ int kiln__serve_main(int argc, char **argv)
     free(srv->token);
     free(srv->webhook_secret);
     free(srv->base_path);
+    free(srv->repos_dir);
+    kiln__sched_free(srv);
     free(srv);
-    free(ppaths);
     return rc;
 }

@@ -8,6 +8,7 @@
  *   serve_db.c     the history: builds (QUEUED ... SUCCESS) and GitHub
  *                  deliveries, in DATA/kiln.db (WAL)
  *   serve_http.c   the JSON API and POST /hooks/github
+ *   serve_sched.c  the triggers' cron schedules (cron.h), an injectable clock
  *   builds_client.c  kiln builds list|show|cancel, kiln trigger --server
  *
  * A build is QUEUED (persisted) until one of the --max-builds slots is
@@ -70,8 +71,12 @@ struct kiln__server {
     char *data_dir;              /* absolute */
     char *token;                 /* --token-file, or NULL: writes refused */
     char *webhook_secret;        /* --webhook-secret-file, or NULL: hooks refused */
+    char *repos_dir;             /* --repos: where repositories named by name are */
+    void *sched;                 /* serve_sched.c's state */
     int max_builds;
     int64_t grace_ms;
+    long keep_builds, keep_days;  /* retention; 0: keep */
+    int n_cleaning;              /* directory removals under way */
     sqlite3 *db;
 
     kiln__job *queue_head, *queue_tail; /* QUEUED, arrival order */
@@ -88,8 +93,25 @@ struct kiln__server {
     char *base_path;             /* --base-path: "" or "/prefix" (pages behind a proxy) */
 };
 
-/* serve.c */
+/* What kiln serve was asked (cmd_serve.c parses it). */
+typedef struct kiln__serve_opts {
+    const char *triggers, *listen, *data, *token_file, *secret_file, *repos;
+    const char *base_path;         /* --base-path, or NULL */
+    const char **plugin_paths;
+    size_t n_plugin_paths;
+    int max_builds, max_parallel;
+    int64_t grace_ms, kill_grace_ms;
+    long keep_builds, keep_days;   /* 0: keep all */
+    bool verbose, dry_run;
+} kiln__serve_opts;
+
+/* cmd_serve.c */
 int kiln__serve_main(int argc, char **argv);
+/* A file's text without trailing blanks, or NULL (said on stderr). */
+char *kiln__read_secret_file(const char *path, const char *what);
+
+/* serve.c */
+int kiln__serve_run(const kiln__serve_opts *o);
 /* A job for trigger t (checked by the caller), QUEUED now; takes none of
  * the arguments. Returns the job (its id is the build's), or NULL with
  * why. source: "api", "github", ... */
@@ -99,6 +121,14 @@ kiln__job *kiln__serve_submit(kiln__server *srv, const kiln__trigger *t, const c
 /* Cancel a QUEUED or WORKING build. Returns 0, KILN_ENOTFOUND (no such
  * build), or KILN_EINVAL (it has ended already). */
 int kiln__serve_cancel(kiln__server *srv, const char *id);
+/* A new build of what build id built: its trigger, repository, ref,
+ * commit (when it had one) and asked-for substitutions. Returns the job,
+ * or NULL with why and *status (404: no such build, 409: its trigger is
+ * gone, 503: stopping). */
+kiln__job *kiln__serve_retry(kiln__server *srv, const char *id, int *status, kiln__buf *why);
+/* Retention: remove the finished builds --keep-builds/--keep-days let go,
+ * rows then directories (on a worker thread). */
+void kiln__serve_retention(kiln__server *srv);
 /* The repository a trigger's `repo` names, as a path or URL kiln can fetch
  * from (relative paths are relative to the triggers file), or NULL when it
  * names a repository only by name. Caller frees. */
@@ -118,6 +148,12 @@ void kiln__db_finished(kiln__server *srv, const char *id, const char *status, co
 int kiln__db_cut_off(kiln__server *srv);
 /* The QUEUED rows, oldest first, as jobs. */
 kiln__job *kiln__db_queued(kiln__server *srv);
+/* The build id as a job (not queued), or NULL. */
+kiln__job *kiln__db_job(kiln__server *srv, const char *id);
+/* Remove from the history the finished builds past the newest keep (0:
+ * no limit) or finished before before_us (0: no limit); *ids (n, owned)
+ * are the removed ones. */
+int kiln__db_expired(kiln__server *srv, long keep, int64_t before_us, char ***ids, size_t *n);
 const char *kiln__db_status(kiln__server *srv, const char *id, char *buf, size_t cap);
 /* GET /api/builds: newest first; any filter may be NULL; cursor 0: from the
  * newest. Returns {"builds": [...], "nextCursor": "N"|absent}. */
@@ -128,8 +164,21 @@ cJSON *kiln__db_get(kiln__server *srv, const char *id);
 /* Remember a webhook delivery id: 1 when it was seen before, 0 when new. */
 int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *event);
 
+/* A scheduled trigger's last run (UTC seconds), or -1: never. */
+int64_t kiln__db_sched_last(kiln__server *srv, const char *trigger);
+void kiln__db_sched_set(kiln__server *srv, const char *trigger, int64_t last_run);
+
 /* Prometheus text: builds by status, deliveries remembered. */
 void kiln__db_metrics(kiln__server *srv, kiln__buf *out);
+
+/* serve_sched.c: the triggers' schedules. */
+int kiln__sched_start(kiln__server *srv);
+void kiln__sched_stop(kiln__server *srv);
+void kiln__sched_free(kiln__server *srv);
+/* The next run of trigger name (UTC seconds), or -1. */
+int64_t kiln__sched_next(const kiln__server *srv, const char *name);
+/* Now, in UTC seconds: time(), or the test clock (KILN_TEST_CLOCK). */
+int64_t kiln__serve_clock(void);
 
 /* serve_http.c */
 int kiln__http_listen(kiln__server *srv, const char *listen, kiln__buf *err);
@@ -142,5 +191,7 @@ void kiln__http_free(kiln__server *srv);
 /* builds_client.c: kiln builds ..., kiln trigger --server URL NAME */
 int kiln__builds_main(int argc, char **argv);
 int kiln__trigger_remote_main(int argc, char **argv);
+/* cmd_hook.c: kiln hook install --server URL REPO.git, kiln hook post */
+int kiln__hook_remote_main(int argc, char **argv);
 
 #endif /* KILN_SERVE_H */

@@ -36,6 +36,12 @@ static const char schema[] =
     "  id TEXT PRIMARY KEY,"
     "  event TEXT,"
     "  received_us INTEGER NOT NULL"
+    ");"
+    /* A scheduled trigger's last run (UTC seconds), for the run missed
+     * while the server was down. */
+    "CREATE TABLE IF NOT EXISTS schedules ("
+    "  trigger TEXT PRIMARY KEY,"
+    "  last_run INTEGER NOT NULL"
     ");";
 
 int kiln__db_open(kiln__server *srv, const char *path, kiln__buf *err)
@@ -178,10 +184,15 @@ static char *col_dup(sqlite3_stmt *st, int i)
     return t ? kiln__xstrdup((const char *)t) : NULL;
 }
 
-kiln__job *kiln__db_queued(kiln__server *srv)
+/* Rows as jobs: the QUEUED ones (id NULL), or the build id. */
+static kiln__job *db_jobs(kiln__server *srv, const char *id)
 {
-    sqlite3_stmt *st = prep(srv, "SELECT seq, id, trigger, repo, ref, commit_sha, substitutions "
-                                 "FROM builds WHERE status='QUEUED' ORDER BY seq");
+    sqlite3_stmt *st = prep(srv, id ? "SELECT seq, id, trigger, repo, ref, commit_sha, substitutions "
+                                      "FROM builds WHERE id = ?"
+                                    : "SELECT seq, id, trigger, repo, ref, commit_sha, substitutions "
+                                      "FROM builds WHERE status='QUEUED' ORDER BY seq");
+    if (st && id)
+        bind_text(st, 1, id);
     kiln__job *head = NULL, **tail = &head;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         kiln__job *j = kiln__xcalloc(1, sizeof *j);
@@ -207,6 +218,47 @@ kiln__job *kiln__db_queued(kiln__server *srv)
     }
     sqlite3_finalize(st);
     return head;
+}
+
+kiln__job *kiln__db_queued(kiln__server *srv)
+{
+    return db_jobs(srv, NULL);
+}
+
+kiln__job *kiln__db_job(kiln__server *srv, const char *id)
+{
+    return db_jobs(srv, id);
+}
+
+int kiln__db_expired(kiln__server *srv, long keep, int64_t before_us, char ***ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    /* Finished builds past the newest `keep` (keep 0: none kept by count),
+     * or finished before before_us (0: no age limit). */
+    sqlite3_stmt *st = prep(srv, "SELECT id FROM builds WHERE status NOT IN ('QUEUED','WORKING') AND ("
+                                 "(?1 > 0 AND seq NOT IN (SELECT seq FROM builds WHERE status NOT IN "
+                                 "('QUEUED','WORKING') ORDER BY seq DESC LIMIT ?1)) OR "
+                                 "(?2 > 0 AND COALESCE(finish_us, create_us) < ?2))");
+    if (!st)
+        return KILN_EIO;
+    sqlite3_bind_int64(st, 1, keep);
+    sqlite3_bind_int64(st, 2, before_us);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        *ids = kiln__xrealloc(*ids, (*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = col_dup(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_exec(srv->db, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; i < *n; i++) {
+        sqlite3_stmt *d = prep(srv, "DELETE FROM builds WHERE id = ?");
+        if (!d)
+            break;
+        bind_text(d, 1, (*ids)[i]);
+        step_done(srv, d);
+    }
+    sqlite3_exec(srv->db, "COMMIT", NULL, NULL, NULL);
+    return 0;
 }
 
 const char *kiln__db_status(kiln__server *srv, const char *id, char *buf, size_t cap)
@@ -366,4 +418,31 @@ void kiln__db_metrics(kiln__server *srv, kiln__buf *out)
                             "# TYPE kiln_webhook_deliveries gauge\n"
                             "kiln_webhook_deliveries %lld\n", (long long)sqlite3_column_int64(st, 0));
     sqlite3_finalize(st);
+    /* SQLite's own heap (its page cache, up to 2 MiB by default, fills as
+     * the history grows): what bench/serve.sh tells apart from a leak. */
+    kiln__buf_addf(out, "# HELP kiln_sqlite_memory_bytes Memory SQLite holds (page cache included).\n"
+                        "# TYPE kiln_sqlite_memory_bytes gauge\n"
+                        "kiln_sqlite_memory_bytes %lld\n", (long long)sqlite3_memory_used());
+}
+
+int64_t kiln__db_sched_last(kiln__server *srv, const char *trigger)
+{
+    sqlite3_stmt *st = prep(srv, "SELECT last_run FROM schedules WHERE trigger = ?");
+    if (!st)
+        return -1;
+    bind_text(st, 1, trigger);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+void kiln__db_sched_set(kiln__server *srv, const char *trigger, int64_t last_run)
+{
+    sqlite3_stmt *st = prep(srv, "INSERT INTO schedules (trigger, last_run) VALUES (?, ?) "
+                                 "ON CONFLICT(trigger) DO UPDATE SET last_run = excluded.last_run");
+    if (!st)
+        return;
+    bind_text(st, 1, trigger);
+    sqlite3_bind_int64(st, 2, last_run);
+    step_done(srv, st);
 }

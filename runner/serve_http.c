@@ -29,15 +29,15 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "hooks.h"
 #include "serve.h"
 #include "serve_logs.h"
+#include "serve_req.h"
 
 /* Webhook bodies larger than this are refused (413) with a log line;
  * h2o itself refuses bodies past H2O_BODY_LIMIT. */
 #define HOOK_BODY_LIMIT (25u << 20)
 #define H2O_BODY_LIMIT (32u << 20)
-#define DEFAULT_PAGE 50
-#define MAX_PAGE 1000
 
 struct http {
     h2o_globalconf_t config;
@@ -148,27 +148,22 @@ static int refuse_auth(kiln__server *srv, h2o_req_t *req)
     return send_error(req, 401, "Unauthorized", "a bearer token is required (Authorization: Bearer TOKEN)");
 }
 
-static int hexval(int c)
+/* A string of the request's pool (freed with the request). */
+static char *pooled(h2o_mem_pool_t *pool, char *s)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *out = h2o_mem_alloc_pool(pool, n + 1);
+    memcpy(out, s, n + 1);
+    free(s);
+    return out;
 }
 
-/* Percent-decode s[0..n) into a new string of the pool ('+' is a space
- * in a query, not in a path). */
+/* Percent-decode s[0..n) into a new string of the pool (serve_req.h). */
 static char *decode(h2o_mem_pool_t *pool, const char *s, size_t n, bool in_query)
 {
-    char *out = h2o_mem_alloc_pool(pool, n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *o++ = in_query && s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    *o = '\0';
-    return out;
+    return pooled(pool, kiln__url_decode(s, n, in_query));
 }
 
 /* The query parameter NAME, decoded, or NULL. */
@@ -176,42 +171,23 @@ static const char *query(h2o_req_t *req, const char *name)
 {
     if (req->query_at == SIZE_MAX)
         return NULL;
-    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t nl = strlen(name);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(stop - q));
-        if (eq && (size_t)(eq - q) == nl && !memcmp(q, name, nl))
-            return decode(&req->pool, eq + 1, (size_t)(stop - eq - 1), true);
-        q = stop + 1;
-    }
-    return NULL;
-}
-
-static cJSON *parse_body(h2o_req_t *req)
-{
-    if (!req->entity.len)
-        return cJSON_CreateObject();
-    return cJSON_ParseWithLength(req->entity.base, req->entity.len);
+    const char *q = req->path.base + req->query_at + 1;
+    return pooled(&req->pool, kiln__query_get(q, req->path.len - req->query_at - 1, name));
 }
 
 /* ---- the API ---------------------------------------------------------- */
 
 static int api_list(kiln__server *srv, h2o_req_t *req)
 {
-    const char *cur = query(req, "cursor"), *ps = query(req, "pageSize");
-    char *end;
-    long long cursor = cur && *cur ? strtoll(cur, &end, 10) : 0;
-    if (cur && *cur && (*end || cursor < 0))
-        return send_error(req, 400, "Bad Request", "cursor: expected what nextCursor said, got '%s'", cur);
-    long page = ps && *ps ? strtol(ps, &end, 10) : DEFAULT_PAGE;
-    if (ps && *ps && (*end || page < 1 || page > MAX_PAGE))
-        return send_error(req, 400, "Bad Request", "pageSize: expected 1 to %d, got '%s'", MAX_PAGE, ps);
+    int64_t cursor;
+    int page;
+    char why[160];
+    if (kiln__list_params(query(req, "cursor"), query(req, "pageSize"), &cursor, &page, why, sizeof why) != 0)
+        return send_error(req, 400, "Bad Request", "%s", why);
     const char *status = query(req, "status"), *trigger = query(req, "trigger"),
                *branch = query(req, "branch");
     cJSON *o = kiln__db_list(srv, status && *status ? status : NULL, trigger && *trigger ? trigger : NULL,
-                             branch && *branch ? branch : NULL, cursor, (int)page);
+                             branch && *branch ? branch : NULL, cursor, page);
     return send_json(req, 200, "OK", o);
 }
 
@@ -282,6 +258,55 @@ static int api_cancel(kiln__server *srv, h2o_req_t *req, const char *id)
     return send_json(req, 200, "OK", o ? o : cJSON_CreateObject());
 }
 
+static int api_retry(kiln__server *srv, h2o_req_t *req, const char *id)
+{
+    int status = 500;
+    kiln__buf why = KILN__BUF_INIT;
+    kiln__job *j = kiln__serve_retry(srv, id, &status, &why);
+    int rc;
+    if (!j) {
+        rc = send_error(req, status, status == 404 ? "Not Found" : status == 409 ? "Conflict" : "Service Unavailable",
+                        "%s", why.buf ? why.buf : "cannot retry");
+    } else {
+        cJSON *o = kiln__db_get(srv, j->id);
+        rc = send_json(req, 201, "Created", o ? o : cJSON_CreateObject());
+    }
+    kiln__buf_release(&why);
+    return rc;
+}
+
+/* POST /api/builds/ID:retry, or 0 when path is another route. */
+static int route_builds_action(kiln__server *srv, h2o_req_t *req, char *rest, bool post, bool *done)
+{
+    size_t n = strlen(rest);
+    *done = false;
+    if (n > 6 && !strcmp(rest + n - 6, ":retry")) {
+        *done = true;
+        if (!post)
+            return send_error(req, 405, "Method Not Allowed", "POST /api/builds/ID:retry");
+        rest[n - 6] = '\0';
+        return api_retry(srv, req, rest);
+    }
+    return 0;
+}
+
+/* A trigger's schedule, time zone, next run (UTC), cancelPrevious. */
+static void add_schedule(kiln__server *srv, const kiln__trigger *t, cJSON *j)
+{
+    if (t->cancel_previous)
+        cJSON_AddBoolToObject(j, "cancelPrevious", true);
+    if (!t->schedule)
+        return;
+    cJSON_AddStringToObject(j, "schedule", t->schedule);
+    cJSON_AddStringToObject(j, "timeZone", t->time_zone ? t->time_zone : "UTC");
+    int64_t next = kiln__sched_next(srv, t->name);
+    if (next >= 0) {
+        char when[64];
+        kiln__format_time(next * 1000000, when, sizeof when);
+        cJSON_AddStringToObject(j, "nextRun", when);
+    }
+}
+
 static int api_triggers(kiln__server *srv, h2o_req_t *req)
 {
     cJSON *o = cJSON_CreateObject();
@@ -298,19 +323,10 @@ static int api_triggers(kiln__server *srv, h2o_req_t *req)
             cJSON_AddStringToObject(j, "tag", t->tag);
         cJSON_AddStringToObject(j, "filename", t->filename);
         cJSON_AddBoolToObject(j, "disabled", t->disabled);
+        add_schedule(srv, t, j);
         cJSON_AddItemToArray(a, j);
     }
     return send_json(req, 200, "OK", o);
-}
-
-static bool subst_key_ok(const char *k)
-{
-    if (!*k || !(*k == '_' || (*k >= 'A' && *k <= 'Z')))
-        return false;
-    for (; *k; k++)
-        if (!(*k == '_' || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9')))
-            return false;
-    return true;
 }
 
 static int api_run(kiln__server *srv, h2o_req_t *req, const char *name)
@@ -321,127 +337,103 @@ static int api_run(kiln__server *srv, h2o_req_t *req, const char *name)
             t = &srv->triggers.v[i];
     if (!t)
         return send_error(req, 404, "Not Found", "no trigger '%s' in the triggers file", name);
-    cJSON *body = parse_body(req);
-    if (!body || !cJSON_IsObject(body)) {
-        cJSON_Delete(body);
-        return send_error(req, 400, "Bad Request", "the body is not a JSON object");
+    kiln__run_req r;
+    char why[160];
+    if (kiln__run_req_parse(req->entity.base, req->entity.len, &r, why, sizeof why) != 0) {
+        kiln__run_req_free(&r);
+        return send_error(req, 400, "Bad Request", "%s", why);
     }
-    const char *branch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "branch"));
-    const char *tag = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "tag"));
-    const char *commit = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "commit"));
-    if (!commit)
-        commit = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "commitSha"));
-    cJSON *subs = cJSON_GetObjectItemCaseSensitive(body, "substitutions");
-    const char *bad = NULL;
-    if ((branch && !*branch) || (tag && !*tag) || (branch && tag))
-        bad = "give one of branch and tag (and commit, or not)";
-    else if (!branch && !tag && !(commit && *commit))
-        bad = "give a branch, a tag or a commit";
-    else if (commit && strspn(commit, "0123456789abcdef") != strlen(commit))
-        bad = "commit: expected a hexadecimal commit id";
-    else if (subs && !cJSON_IsObject(subs))
-        bad = "substitutions: expected an object of strings";
-    char **kv = NULL;
-    size_t n = 0;
-    cJSON *it;
-    if (!bad && subs) {
-        cJSON_ArrayForEach(it, subs)
-        {
-            if (!cJSON_IsString(it) || !subst_key_ok(it->string)) {
-                bad = "substitutions: expected KEY: \"value\" pairs, keys in [A-Z0-9_]";
-                break;
-            }
-            kv = kiln__xrealloc(kv, (n + 1) * sizeof *kv);
-            kv[n++] = kiln__xasprintf("%s=%s", it->string, it->valuestring);
-        }
-    }
-    char *repo = bad ? NULL : kiln__serve_trigger_source(srv, t);
-    if (!bad && !repo)
-        bad = "the trigger names its repository by name only (repo:), not by a path or URL kiln can "
-              "fetch from";
+    char *repo = kiln__serve_trigger_source(srv, t);
     int rc;
-    if (bad) {
-        rc = send_error(req, 400, "Bad Request", "%s", bad);
+    if (!repo) {
+        rc = send_error(req, 400, "Bad Request",
+                        "the trigger names its repository by name only (repo:), not by a path or URL kiln "
+                        "can fetch from (or start kiln serve with --repos DIR)");
     } else {
-        char *ref = branch ? kiln__xasprintf("refs/heads/%s", branch)
-                           : tag ? kiln__xasprintf("refs/tags/%s", tag) : kiln__xstrdup("");
-        kiln__buf why = KILN__BUF_INIT;
-        kiln__job *j = kiln__serve_submit(srv, t, repo, ref, commit, (const char *const *)kv, n, "api", &why);
+        char *ref = r.branch ? kiln__xasprintf("refs/heads/%s", r.branch)
+                    : r.tag  ? kiln__xasprintf("refs/tags/%s", r.tag)
+                             : kiln__xstrdup("");
+        kiln__buf err = KILN__BUF_INIT;
+        kiln__job *j = kiln__serve_submit(srv, t, repo, ref, r.commit, (const char *const *)r.substs,
+                                          r.n_substs, "api", &err);
         if (!j) {
-            rc = send_error(req, 503, "Service Unavailable", "%s", why.buf);
+            rc = send_error(req, 503, "Service Unavailable", "%s", err.buf);
         } else {
             cJSON *o = kiln__db_get(srv, j->id);
             rc = send_json(req, 201, "Created", o ? o : cJSON_CreateObject());
         }
-        kiln__buf_release(&why);
+        kiln__buf_release(&err);
         free(ref);
     }
-    for (size_t i = 0; i < n; i++)
-        free(kv[i]);
-    free(kv);
     free(repo);
-    cJSON_Delete(body);
+    kiln__run_req_free(&r);
     return rc;
 }
 
-/* ---- GitHub ----------------------------------------------------------- */
+/* ---- webhooks ----------------------------------------------------------
+ * One path per forge; each is verified before anything else is read, then
+ * its body becomes one push (hooks.h), matched and queued by one dispatch.
+ * Every answer leaves one log line. */
 
-static bool all_zeros(const char *s)
+typedef struct hook_kind {
+    kiln__hook_provider prov;
+    const char *event_header, *delivery_header, *delivery_header2;
+    const char *sig_header, *sig_header2; /* what carries the secret's proof */
+    enum { SIG_SHA256_PREFIXED, SIG_SHA256_HEX, SIG_TOKEN } sig;
+} hook_kind;
+
+static const hook_kind hook_kinds[] = {
+    {KILN__HOOK_GITHUB, "x-github-event", "x-github-delivery", NULL, "x-hub-signature-256", NULL,
+     SIG_SHA256_PREFIXED},
+    {KILN__HOOK_GITLAB, "x-gitlab-event", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid", "x-gitlab-token",
+     NULL, SIG_TOKEN},
+    {KILN__HOOK_GITEA, "x-gitea-event", "x-gitea-delivery", "x-forgejo-delivery", "x-gitea-signature",
+     "x-forgejo-signature", SIG_SHA256_HEX},
+    {KILN__HOOK_GIT, "x-kiln-event", "x-kiln-delivery", NULL, "x-kiln-signature-256", NULL,
+     SIG_SHA256_PREFIXED},
+};
+
+static const char *sig_name(const hook_kind *k)
 {
-    return s && *s && strspn(s, "0") == strlen(s);
+    return k->sig == SIG_TOKEN ? "X-Gitlab-Token"
+           : k->prov == KILN__HOOK_GITEA ? "X-Gitea-Signature"
+           : k->prov == KILN__HOOK_GIT   ? "X-Kiln-Signature-256"
+                                         : "X-Hub-Signature-256";
 }
 
-static void add_files(cJSON *commit, const char *key, const char ***v, size_t *n)
+/* Whether the request proves it knows the secret, in constant time. */
+static bool hook_verified(kiln__server *srv, h2o_req_t *req, const hook_kind *k)
 {
-    cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(commit, key))
-    {
-        if (!cJSON_IsString(it))
-            continue;
-        bool dup = false;
-        for (size_t i = 0; i < *n && !dup; i++)
-            dup = !strcmp((*v)[i], it->valuestring);
-        if (!dup) {
-            *v = kiln__xrealloc(*v, (*n + 1) * sizeof **v);
-            (*v)[(*n)++] = it->valuestring;
-        }
-    }
+    const char *sig = header(req, k->sig_header);
+    if (!sig && k->sig_header2)
+        sig = header(req, k->sig_header2);
+    if (!sig)
+        return false;
+    const char *secret = srv->webhook_secret;
+    if (k->sig == SIG_TOKEN)
+        return same_secret(sig, strlen(sig), secret, strlen(secret));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)req->entity.base, req->entity.len,
+         mac, &mac_len);
+    char want[7 + 2 * EVP_MAX_MD_SIZE + 1] = "sha256=";
+    size_t off = k->sig == SIG_SHA256_PREFIXED ? 7 : 0;
+    for (unsigned i = 0; i < mac_len; i++)
+        snprintf(want + off + 2 * i, 3, "%02x", mac[i]);
+    return same_secret(sig, strlen(sig), want, strlen(want));
 }
 
-static int github_push(kiln__server *srv, h2o_req_t *req, cJSON *p, const char *delivery)
+/* A push: the triggers that match start builds. */
+static int hook_dispatch(kiln__server *srv, h2o_req_t *req, const char *who, const kiln__hook_push *hp,
+                         const char *source)
 {
-    const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "ref"));
-    const char *after = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "after"));
-    cJSON *repo = cJSON_GetObjectItemCaseSensitive(p, "repository");
-    const char *url = NULL;
-    const char *keys[] = {"clone_url", "git_url", "ssh_url", "html_url", "url"};
-    for (size_t i = 0; i < 5 && !url; i++)
-        url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(repo, keys[i]));
-    if (!ref || !after || !url) {
-        kiln__serve_log("github delivery %s: push without ref, after or repository.clone_url: 400", delivery);
-        return send_error(req, 400, "Bad Request", "a push needs ref, after and repository.clone_url");
-    }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "deleted")) || all_zeros(after)) {
-        kiln__serve_log("github delivery %s: %s deleted in %s: nothing to build", delivery, ref, url);
+    if (hp->deleted) {
+        kiln__serve_log("%s: %s deleted in %s: nothing to build", who, hp->ref, hp->repo);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddArrayToObject(o, "builds");
         return send_json(req, 200, "OK", o);
     }
-    const char **files = NULL;
-    size_t nf = 0;
-    cJSON *commits = cJSON_GetObjectItemCaseSensitive(p, "commits");
-    int n_commits = cJSON_GetArraySize(commits);
-    cJSON *c;
-    cJSON_ArrayForEach(c, commits)
-    {
-        add_files(c, "added", &files, &nf);
-        add_files(c, "removed", &files, &nf);
-        add_files(c, "modified", &files, &nf);
-    }
-    /* GitHub lists at most 20 commits: past that, the file filters cannot
-     * be applied (as when the changed files are unknown to kiln trigger). */
-    bool known = n_commits > 0 && n_commits < 20;
-    kiln__push push = {url, ref, files, nf, known};
+    kiln__push push = {hp->repo, hp->ref, (const char *const *)hp->files, hp->n_files, hp->files_known};
     cJSON *o = cJSON_CreateObject();
     cJSON *builds = cJSON_AddArrayToObject(o, "builds");
     cJSON *verdicts = cJSON_AddArrayToObject(o, "triggers");
@@ -459,7 +451,7 @@ static int github_push(kiln__server *srv, h2o_req_t *req, cJSON *p, const char *
         if (!fired)
             continue;
         kiln__buf err = KILN__BUF_INIT;
-        kiln__job *j = kiln__serve_submit(srv, t, url, ref, after, NULL, 0, "github", &err);
+        kiln__job *j = kiln__serve_submit(srv, t, hp->repo, hp->ref, hp->after, NULL, 0, source, &err);
         if (j) {
             cJSON_AddItemToArray(builds, cJSON_CreateString(j->id));
             kiln__buf_addf(&line, " %s=%s", t->name, j->id);
@@ -469,76 +461,94 @@ static int github_push(kiln__server *srv, h2o_req_t *req, cJSON *p, const char *
         }
         kiln__buf_release(&err);
     }
-    kiln__serve_log("github delivery %s: push %s %s (%.12s), %zu file%s: %d build%s%s", delivery, url, ref,
-                    after, nf, nf == 1 ? "" : "s", started, started == 1 ? "" : "s",
-                    line.len ? line.buf : "");
+    kiln__serve_log("%s: push %s %s (%.12s), %zu file%s%s: %d build%s%s", who, hp->repo, hp->ref, hp->after,
+                    hp->n_files, hp->n_files == 1 ? "" : "s", hp->files_known ? "" : " (not all known)",
+                    started, started == 1 ? "" : "s", line.len ? line.buf : "");
     kiln__buf_release(&line);
-    free(files);
     return send_json(req, 200, "OK", o);
 }
 
-static int github_hook(kiln__server *srv, h2o_req_t *req)
+static int hook_handle(kiln__server *srv, h2o_req_t *req, const hook_kind *k)
 {
-    const char *delivery = header(req, "x-github-delivery");
-    const char *event = header(req, "x-github-event");
-    const char *sig = header(req, "x-hub-signature-256");
-    if (!delivery)
-        delivery = "(none)";
+    const char *name = kiln__hook_provider_name(k->prov);
+    const char *delivery = header(req, k->delivery_header);
+    if (!delivery && k->delivery_header2)
+        delivery = header(req, k->delivery_header2);
+    const char *event = header(req, k->event_header);
+    char who[160];
+    snprintf(who, sizeof who, "%s delivery %.100s", name, delivery ? delivery : "(none)");
     if (!method_is(req, "POST")) {
-        kiln__serve_log("github delivery %s: method not allowed: 405", delivery);
-        return send_error(req, 405, "Method Not Allowed", "POST a GitHub webhook here");
+        kiln__serve_log("%s: method not allowed: 405", who);
+        return send_error(req, 405, "Method Not Allowed", "POST a %s webhook here", name);
     }
     if (req->entity.len > HOOK_BODY_LIMIT) {
-        kiln__serve_log("github delivery %s: body of %zu bytes is over 25 MiB: 413", delivery, req->entity.len);
+        kiln__serve_log("%s: body of %zu bytes is over 25 MiB: 413", who, req->entity.len);
         return send_error(req, 413, "Payload Too Large", "the body is over 25 MiB");
     }
     if (!srv->webhook_secret) {
-        kiln__serve_log("github delivery %s: no --webhook-secret-file: 401", delivery);
+        kiln__serve_log("%s: no --webhook-secret-file: 401", who);
         return send_error(req, 401, "Unauthorized", "this server has no webhook secret (--webhook-secret-file)");
     }
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    HMAC(EVP_sha256(), srv->webhook_secret, (int)strlen(srv->webhook_secret),
-         (const unsigned char *)req->entity.base, req->entity.len, mac, &mac_len);
-    char want[7 + 2 * EVP_MAX_MD_SIZE + 1] = "sha256=";
-    for (unsigned i = 0; i < mac_len; i++)
-        snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
-    if (!sig || !same_secret(sig, strlen(sig), want, strlen(want))) {
-        kiln__serve_log("github delivery %s: %s X-Hub-Signature-256: 401", delivery, sig ? "bad" : "no");
-        return send_error(req, 401, "Unauthorized", "X-Hub-Signature-256 does not match the body");
+    if (!hook_verified(srv, req, k)) {
+        bool none = !header(req, k->sig_header) && !(k->sig_header2 && header(req, k->sig_header2));
+        kiln__serve_log("%s: %s %s: 401", who, none ? "no" : "bad", sig_name(k));
+        return send_error(req, 401, "Unauthorized", "%s does not match", sig_name(k));
     }
     if (!event) {
-        kiln__serve_log("github delivery %s: no X-GitHub-Event: 400", delivery);
-        return send_error(req, 400, "Bad Request", "no X-GitHub-Event header");
+        kiln__serve_log("%s: no %s header: 400", who, k->event_header);
+        return send_error(req, 400, "Bad Request", "no %s header", k->event_header);
     }
-    cJSON *p = cJSON_ParseWithLength(req->entity.base, req->entity.len);
-    if (!p || !cJSON_IsObject(p)) {
-        cJSON_Delete(p);
-        kiln__serve_log("github delivery %s: %s event whose body is not JSON: 400", delivery, event);
-        return send_error(req, 400, "Bad Request", "the body is not a JSON object");
-    }
+    kiln__hook_push hp;
+    char why[256];
+    int kind = kiln__hook_parse(k->prov, event, req->entity.base, req->entity.len, &hp, why, sizeof why);
     int rc;
-    if (!strcmp(event, "ping")) {
-        kiln__serve_log("github delivery %s: ping: 200", delivery);
-        cJSON *o = cJSON_CreateObject();
+    cJSON *o;
+    switch (kind) {
+    case KILN__HOOK_BAD:
+        kiln__serve_log("%s: %s event: %s: 400", who, event, why);
+        rc = send_error(req, 400, "Bad Request", "%s", why);
+        break;
+    case KILN__HOOK_PING:
+        kiln__serve_log("%s: ping: 200", who);
+        o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "pong", "kiln");
         rc = send_json(req, 200, "OK", o);
-    } else if (strcmp(event, "push") != 0) {
-        kiln__serve_log("github delivery %s: %s events start nothing: 202", delivery, event);
-        cJSON *o = cJSON_CreateObject();
+        break;
+    case KILN__HOOK_OTHER:
+        kiln__serve_log("%s: %s events start nothing: 202", who, event);
+        o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "ignored", event);
+        cJSON_AddStringToObject(o, "note", "kiln builds on push events only");
         rc = send_json(req, 202, "Accepted", o);
-    } else if (strcmp(delivery, "(none)") && kiln__db_delivery_seen(srv, delivery, event)) {
-        kiln__serve_log("github delivery %s: seen before (a redelivery): nothing started", delivery);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddBoolToObject(o, "duplicate", true);
-        cJSON_AddArrayToObject(o, "builds");
-        rc = send_json(req, 200, "OK", o);
-    } else {
-        rc = github_push(srv, req, p, delivery);
+        break;
+    default: {
+        /* Deliveries are remembered per forge: ids of two forges may meet. */
+        char key[160];
+        snprintf(key, sizeof key, "%s%s%.100s", k->prov == KILN__HOOK_GITHUB ? "" : name,
+                 k->prov == KILN__HOOK_GITHUB ? "" : ":", delivery ? delivery : "");
+        if (delivery && kiln__db_delivery_seen(srv, key, event)) {
+            kiln__serve_log("%s: seen before (a redelivery): nothing started", who);
+            o = cJSON_CreateObject();
+            cJSON_AddBoolToObject(o, "duplicate", true);
+            cJSON_AddArrayToObject(o, "builds");
+            rc = send_json(req, 200, "OK", o);
+        } else {
+            rc = hook_dispatch(srv, req, who, &hp, name);
+        }
     }
-    cJSON_Delete(p);
+    }
+    kiln__hook_push_free(&hp);
     return rc;
+}
+
+/* POST /hooks/FORGE, or 404. */
+static int hooks_route(kiln__server *srv, h2o_req_t *req, const char *forge)
+{
+    for (size_t i = 0; i < sizeof hook_kinds / sizeof hook_kinds[0]; i++)
+        if (!strcmp(forge, kiln__hook_provider_name(hook_kinds[i].prov)))
+            return hook_handle(srv, req, &hook_kinds[i]);
+    kiln__serve_log("webhook to /hooks/%.60s: no such forge: 404", forge);
+    return send_error(req, 404, "Not Found", "no webhook /hooks/%s (github, gitlab, gitea, git)", forge);
 }
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -585,8 +595,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if (rc >= 0)
             return rc;
     }
-    if (!strcmp(path, "/hooks/github"))
-        return github_hook(srv, req);
+    if (!strncmp(path, "/hooks/", 7))
+        return hooks_route(srv, req, path + 7);
     if (!strcmp(path, "/metrics")) {
         if (!get)
             return send_error(req, 405, "Method Not Allowed", "GET /metrics");
@@ -611,6 +621,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return api_triggers(srv, req);
     }
     if (!strncmp(path, "/api/builds/", 12) && *(rest = path + 12)) {
+        bool done;
+        int arc = route_builds_action(srv, req, (char *)rest, post, &done);
+        if (done)
+            return arc;
         size_t n = strlen(rest);
         if (n > 7 && !strcmp(rest + n - 7, ":cancel")) {
             if (!post)

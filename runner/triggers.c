@@ -89,108 +89,16 @@ int kiln__regex_compile(regex_t *re, const char *re2, char *why, size_t cap)
 
 /* ---- cron ------------------------------------------------------------- */
 
-static int cron_value(const char **p, const char *const *names, int lo, int hi, int *out)
-{
-    if (isdigit((unsigned char)**p)) {
-        long v = strtol(*p, (char **)p, 10);
-        if (v < lo || v > hi)
-            return -1;
-        *out = (int)v;
-        return 0;
-    }
-    if (names && isalpha((unsigned char)**p)) {
-        for (int i = 0; names[i]; i++)
-            if (strncasecmp(*p, names[i], 3) == 0 && !isalpha((unsigned char)(*p)[3])) {
-                *out = i + lo;
-                *p += 3;
-                return 0;
-            }
-    }
-    return -1;
-}
-
-static int cron_field(const char *f, const char *const *names, int lo, int hi)
-{
-    const char *p = f;
-    for (;;) {
-        int a = lo, b = hi;
-        if (*p == '*') {
-            p++;
-        } else {
-            if (cron_value(&p, names, lo, hi, &a) != 0)
-                return -1;
-            b = a;
-            if (*p == '-') {
-                p++;
-                if (cron_value(&p, names, lo, hi, &b) != 0 || b < a)
-                    return -1;
-            }
-        }
-        if (*p == '/') {
-            p++;
-            if (!isdigit((unsigned char)*p))
-                return -1;
-            long step = strtol(p, (char **)&p, 10);
-            if (step < 1 || step > hi)
-                return -1;
-        }
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        return *p ? -1 : 0;
-    }
-}
-
 int kiln__cron_check(const char *expr, char *why, size_t cap)
 {
-    static const char *const macros[] = {"@yearly", "@annually", "@monthly", "@weekly", "@daily",
-                                         "@midnight", "@hourly", NULL};
-    if (expr[0] == '@') {
-        for (int i = 0; macros[i]; i++)
-            if (!strcmp(expr, macros[i]))
-                return 0;
-        snprintf(why, cap, "unknown schedule '%s' (expected @hourly, @daily, @weekly, @monthly, "
-                 "@yearly or five cron fields)", expr);
-        return -1;
-    }
-    static const char *const months[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG",
-                                         "SEP", "OCT", "NOV", "DEC", NULL};
-    static const char *const days[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL};
-    static const struct {
-        const char *what;
-        int lo, hi;
-        const char *const *names;
-    } fields[5] = {{"minute", 0, 59, NULL}, {"hour", 0, 23, NULL}, {"day of month", 1, 31, NULL},
-                   {"month", 1, 12, months}, {"day of week", 0, 7, days}};
-    char copy[256];
-    snprintf(copy, sizeof copy, "%s", expr);
-    char *save = NULL;
-    int n = 0;
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save), n++) {
-        if (n >= 5) {
-            snprintf(why, cap, "'%s' has more than five fields (minute hour day-of-month month "
-                     "day-of-week)", expr);
-            return -1;
-        }
-        if (cron_field(tok, fields[n].names, fields[n].lo, fields[n].hi) != 0) {
-            snprintf(why, cap, "field %d (%s) '%s' is not valid: expected *, N, A-B, */N or a list, "
-                     "N from %d to %d", n + 1, fields[n].what, tok, fields[n].lo, fields[n].hi);
-            return -1;
-        }
-    }
-    if (n != 5) {
-        snprintf(why, cap, "'%s' has %d field%s; a cron schedule has five (minute hour "
-                 "day-of-month month day-of-week)", expr, n, n == 1 ? "" : "s");
-        return -1;
-    }
-    return 0;
+    kiln__cron c;
+    return kiln__cron_parse(expr, &c, why, cap);
 }
 
 /* ---- loading ------------------------------------------------------------- */
 
 enum tf { F_NAME, F_REPO, F_BRANCH, F_TAG, F_INVERT, F_INCLUDED, F_IGNORED, F_FILENAME, F_SUBST,
-          F_SCHEDULE, F_DESCRIPTION, F_DISABLED };
+          F_SCHEDULE, F_DESCRIPTION, F_DISABLED, F_TIMEZONE, F_CANCELPREV };
 static const struct {
     const char *camel, *snake;
     enum tf f;
@@ -207,6 +115,8 @@ static const struct {
     {"schedule", "schedule", F_SCHEDULE},
     {"description", "description", F_DESCRIPTION},
     {"disabled", "disabled", F_DISABLED},
+    {"timeZone", "time_zone", F_TIMEZONE},
+    {"cancelPrevious", "cancel_previous", F_CANCELPREV},
 };
 #define N_TFIELDS (sizeof tfields / sizeof tfields[0])
 
@@ -319,7 +229,7 @@ static void load_one(kiln__triggers *t, kiln__diag *d, const kiln__ynode *m, kil
         case F_SCHEDULE: {
             tr->schedule = scalar(t, d, v, what);
             char why[256];
-            if (tr->schedule && kiln__cron_check(tr->schedule, why, sizeof why) != 0)
+            if (tr->schedule && kiln__cron_parse(tr->schedule, &tr->cron, why, sizeof why) != 0)
                 kiln__diag_at(d, KILN__DIAG_ERROR, t->file, v, "schedule: %s", why);
             break;
         }
@@ -329,6 +239,18 @@ static void load_one(kiln__triggers *t, kiln__diag *d, const kiln__ynode *m, kil
         case F_DISABLED:
             tr->disabled = boolean(t, d, v, what);
             break;
+        case F_CANCELPREV:
+            tr->cancel_previous = boolean(t, d, v, what);
+            break;
+        case F_TIMEZONE: {
+            tr->time_zone = scalar(t, d, v, what);
+            kiln__tz tz;
+            char why[320];
+            if (tr->time_zone && kiln__tz_load(&tz, tr->time_zone, why, sizeof why) != 0)
+                kiln__diag_at(d, KILN__DIAG_ERROR, t->file, v, "timeZone: %s", why);
+            kiln__tz_free(&tz);
+            break;
+        }
         case F_SUBST:
             if (v->kind != KILN__Y_MAP) {
                 kiln__diag_at(d, KILN__DIAG_ERROR, t->file, v, "substitutions: expected a mapping");

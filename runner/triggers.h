@@ -12,7 +12,9 @@
  *     ignoredFiles: [docs/...]
  *     filename: cloudbuild.yaml    # the pipeline, in the pushed commit
  *     substitutions: {_ENV: staging}
- *     schedule: "0 3 * * 1"        # cron; accepted and listed, not run yet
+ *     schedule: "0 3 * * 1"        # cron (cron.h): kiln serve starts it then
+ *     timeZone: Europe/Paris       # the schedule's (IANA name; default UTC)
+ *     cancelPrevious: true         # a newer build of the same branch cancels the older
  *
  * Regexes are POSIX extended (regcomp REG_EXTENDED) searched anywhere in the
  * name, as RE2's are; \d \w \s \D \W \S are translated. RE2-only syntax
@@ -26,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cron.h"
 #include "diag.h"
 #include "yaml_tree.h"
 
@@ -42,6 +45,9 @@ typedef struct kiln__trigger {
     const char **subst;         /* "K=V" */
     size_t n_subst;
     const char *schedule;       /* or NULL */
+    kiln__cron cron;            /* parsed schedule */
+    const char *time_zone;      /* or NULL: UTC */
+    bool cancel_previous;
     bool disabled;
     const kiln__ynode *node;
 } kiln__trigger;

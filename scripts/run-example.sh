@@ -9,7 +9,9 @@
 #      branch as a sub-build; deploys are recorded by mock-deploy, image pushes
 #      (and builds, without a Docker engine) by docker-build, in plan files;
 #   3. a push to a branch no trigger watches, and a push that only touches
-#      ignored files: nothing runs.
+#      ignored files: nothing runs;
+#   5. kiln serve with the same triggers file runs the weekly retraining
+#      (schedule: 0 3 * * MON) when its clock says Monday 03:00.
 # Everything goes to a new directory (or $KILN_EXAMPLE_DIR), kept afterwards.
 # Usage: run-example.sh [BUILD_DIR]
 set -euo pipefail
@@ -60,6 +62,34 @@ echo "More about the model." >>"$work/src/purchase_predict/README.md"
 git -C "$work/src/purchase_predict" commit -q -am "docs only"
 git -C "$work/src/purchase_predict" push -q origin master:refs/heads/staging --force 2>&1 |
   sed -e 's/^remote: //' -e 's/ *$//'
+
+say "5. kiln serve runs the weekly retraining (purchase-predict-master, schedule \"0 3 * * MON\")"
+# The server's clock is a file (KILN_TEST_CLOCK), so that the example does
+# not wait for Monday: a minute before 03:00 UTC on a Monday, then 03:00.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export KILN_SERVER=http://127.0.0.1:$port
+echo 2026-12-07T02:59:00Z >"$work/serve-clock"
+KILN_TEST_CLOCK=$work/serve-clock "$kiln" serve --dry-run --triggers "$root/pipelines/triggers.yaml" \
+  --repos "$work/srv" --data "$work/serve" --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 600); do curl -sf -o /dev/null "$KILN_SERVER/api/builds" && break; sleep 0.1; done
+echo "kiln serve --dry-run --triggers pipelines/triggers.yaml --repos $work/srv  (clock: Monday 02:59 UTC)"
+grep -o 'schedule: trigger .*' "$work/serve.log" || true
+echo 2026-12-07T03:00:00Z >"$work/serve-clock.new" && mv "$work/serve-clock.new" "$work/serve-clock"
+echo "clock: Monday 03:00 UTC"
+scheduled() { curl -s "$KILN_SERVER/api/builds?trigger=purchase-predict-master" |
+  python3 -c 'import json,sys; b=json.load(sys.stdin)["builds"]; print(b[0]["status"] if b else "")'; }
+for _ in $(seq 6000); do
+  case $(scheduled) in SUCCESS|FAILURE|TIMEOUT|CANCELLED|INTERNAL_ERROR) break ;; esac
+  sleep 0.1
+done
+"$kiln" builds list
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT
+grep -o 'schedule: trigger purchase-predict-master, .*' "$work/serve.log" || true
+echo "  history: $work/serve/kiln.db  builds: $work/serve/builds/"
 
 say "where everything is"
 for r in "$work"/builds/*/report.json; do

@@ -104,6 +104,17 @@ check "output says the build was recorded, not run" grep -q 'dry run: the build 
 check "the plan file of the API's own master build holds its build and push" test \
   "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["step"] for l in open(sys.argv[1])))' "$(q "$am" 'r["plan"]')")" = "build push deploy"
 
+# 5. kiln serve, the same triggers file, its clock at Monday 03:00: the
+# weekly retraining (purchase-predict-master's schedule) ran, sub-build too.
+check "kiln serve started the weekly retraining at Monday 03:00" \
+  grep -q 'schedule: trigger purchase-predict-master, scheduled run of 2026-12-07 03:00 UTC: build ' "$TMP/out.txt"
+sr=$(ls "$TMP"/ex/serve/builds/*/report.json 2>/dev/null | head -1)
+check "one scheduled build, in kiln serve's data directory" test "$(ls "$TMP"/ex/serve/builds/*/report.json | wc -l)" -eq 1
+check "the scheduled build succeeded: test, train and the API's sub-build" \
+  test "$(q "$sr" 'r["status"]+" "+",".join(s["key"]+":"+s["status"] for s in r["steps"])+" "+r["steps"][2]["builds"][0]["status"]')" = \
+  "SUCCESS test:SUCCESS,train:SUCCESS,api:SUCCESS SUCCESS"
+check "kiln builds list shows it" grep -Eq '^[0-9a-f-]{36} SUCCESS +purchase-predict-master +master ' "$TMP/out.txt"
+
 if [ "$FAILS" -ne 0 ]; then
   echo "--- run-example output"; tail -80 "$TMP/out.txt"
   exit 1
