@@ -22,6 +22,10 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm: Debian's package only where no npm is there. NodeSource's nodejs
+# bundles npm and declares Conflicts: npm, so asking apt for npm there
+# would remove nodejs. The browser and npm-client tests need it (CI has it).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "kiln: installing ${missing[*]}" >&2
