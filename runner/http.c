@@ -55,6 +55,7 @@ struct kiln_http {
     bool quiet;       /* and no final callback */
     bool paused;      /* read_body said KILN_EAGAIN: the upload waits for resume */
     bool resume;      /* kiln__http_resume() was called: on_idle unpauses */
+    bool recv_hold;   /* kiln__http_pause_recv(h, true): refuse response data */
     int cb_err;       /* what read_body or on_data returned to stop the request */
     const char *cb_name;
     char *unix_socket; /* for error messages; curl has its own copy */
@@ -345,6 +346,12 @@ static size_t on_curl_write(char *ptr, size_t size, size_t nmemb, void *userp)
     if (!h->on_data) {
         kiln__buf_add(&h->resp, ptr, len);
         return len;
+    }
+    if (h->recv_hold) {
+        /* curl keeps this chunk and stops reading the socket until
+         * curl_easy_pause(CONT): the sender's writes block. */
+        h->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
     }
     int r = h->on_data(h->on_data_data, ptr, len);
     if (r < 0) {
@@ -705,6 +712,15 @@ void kiln__http_resume(kiln_http *h)
         return;
     h->resume = true;
     todo_push(h);
+}
+
+void kiln__http_pause_recv(kiln_http *h, bool pause)
+{
+    if (!h || h->state == REQ_DONE || h->aborted)
+        return;
+    h->recv_hold = pause;
+    if (!pause && h->paused)
+        kiln__http_resume(h);
 }
 
 void kiln__http_abort_quiet(kiln_http *h)
