@@ -166,7 +166,8 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
     kiln__buf xerr = KILN__BUF_INIT;
     rc = kiln__executor_select(&eng, o->executor, build_id, &xerr);
     if (rc) {
-        fprintf(stderr, "kiln: %s\n", xerr.buf);
+        if (xerr.len)
+            fprintf(stderr, "kiln: %s\n", xerr.buf);
         kiln__buf_release(&xerr);
         kiln__engine_release(&eng);
         if (subst)

@@ -275,10 +275,8 @@ int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build
         return rc;
     if (ops_of(pl)->open) {
         rc = ops_of(pl)->open(pl->plugin_data, eng->exec_cfg->data, build_id);
-        if (rc) {
-            kiln__buf_addf(err, "executor '%s' cannot run this build (%s)", pl->name, kiln__strerror(rc));
+        if (rc) /* open() said why, in one line */
             return rc;
-        }
     }
     eng->exec_plugin = pl;
     eng->exec_opened = true;

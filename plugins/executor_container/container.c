@@ -89,6 +89,7 @@ typedef struct cxp {
     kiln_http *wait;
     int pending;        /* requests in flight */
     int exit_code;
+    int64_t grace_ms;   /* --kill-grace */
     bool logs_done, wait_done, started, stop_asked, paused, removing;
     char *fail;         /* why the process could not run */
     int fail_status;
@@ -835,6 +836,7 @@ static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     p->cx = cx;
     p->x = x;
     p->image = xstrdup(s->image);
+    p->grace_ms = s->kill_grace_ms;
     /* Container names: the step id, made safe, unique in the build. */
     char safe[80];
     size_t k = 0;
@@ -895,8 +897,9 @@ static void cx_terminate(kiln_exec *x)
         return;
     }
     char path[300];
-    snprintf(path, sizeof path, "/containers/%s/stop?t=%lld", p->id,
-             (long long)((p->x ? 10000 : 0) / 1000));
+    /* The engine counts whole seconds: round up, so that a grace is never
+     * shorter than asked. */
+    snprintf(path, sizeof path, "/containers/%s/stop?t=%lld", p->id, (long long)((p->grace_ms + 999) / 1000));
     request(p, "POST", path, NULL, NULL, on_signalled, NULL, false);
 }
 
