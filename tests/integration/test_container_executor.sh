@@ -143,20 +143,24 @@ steps:
     cat /workspace/made.txt /builder/home/h
     echo "home is $HOME"
     test -S /var/run/docker.sock && echo engine-socket-here
-    echo "first said ${{ steps.first.outputs.answer }}"
+- id: third
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'echo first said ${{ steps.first.outputs.answer }}']
 EOF
-krun --executor "$KX" --log-dir logs
+krun --executor "$KX" --sink "jsonl:path=$CASE/log.jsonl"
 check "exit 0" test "$RC" = 0
 check "the image's file" has_line out.txt "[first] from-the-image"
 check "not the host's /etc" lacks_line out.txt "HOST-ETC-SEEN"
 check "the workspace is bound" has_line out.txt "[first] from-the-host"
 check "the working directory is /workspace" has_line out.txt "[first] /workspace"
-check "stderr kept apart" grep -q '"stream": *"stderr".*to-stderr\|to-stderr' logs/first.log
+check "stderr kept apart" grep -q '"stream":"stderr".*"text":"to-stderr"' log.jsonl
+check "stdout kept apart" grep -q '"stream":"stdout".*"text":"from-the-image"' log.jsonl
 check "the workspace persists to the next step" has_line out.txt "[second] made-by-first"
 check "and so does the home volume" has_line out.txt "[second] home-data"
 check "HOME is /builder/home" has_line out.txt "[second] home is /builder/home"
 check "the engine's socket is mounted" has_line out.txt "[second] engine-socket-here"
-check "\$KILN_OUTPUT works" has_line out.txt "[second] first said 42"
+check "\$KILN_OUTPUT works" has_line out.txt "[third] first said 42"
 check "the file made in a step is on the host" test "$(cat made.txt)" = made-by-first
 check "no 'image is not used'" lacks_line out.txt "is not used"
 check "nothing left on the engine" no_leftovers
