@@ -166,6 +166,34 @@ check "no 'image is not used'" lacks_line out.txt "is not used"
 check "nothing left on the engine" no_leftovers
 
 # ---------------------------------------------------------------------------
+echo "# 1,000,000 lines from a container arrive complete and in order, streams apart"
+new_case million
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: many
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'seq 1 1000000; seq 1 1000 >&2']
+EOF
+krun --executor "$KX" --quiet --sink "jsonl:path=$CASE/log.jsonl"
+check "exit 0" test "$RC" = 0
+cat >count.py <<'EOF'
+import json, sys
+out, err = [], []
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if j.get("step_id") != "many" or "text" not in j or j.get("severity") == "DEBUG":
+        continue
+    if j["stream"] == "stdout":
+        out.append(j["text"])
+    elif j["stream"] == "stderr":
+        err.append(j["text"])
+print(out == [str(i) for i in range(1, 1000001)] and err == [str(i) for i in range(1, 1001)])
+EOF
+check "every line, in order, on its stream" test "$(python3 count.py log.jsonl)" = True
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
 echo "# exit codes, allowExitCodes, secrets masked"
 new_case codes
 printf 'TOKEN=s3cr3t-value-xyz\n' >sec.env
