@@ -810,6 +810,13 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
     char *v = xasprintf("%s:/workspace", s->workspace);
     cJSON_AddItemToArray(binds, cJSON_CreateString(v));
     free(v);
+    /* Also at its own path: step plugins (git-checkout, kedro-train) give
+     * their processes host paths of the workspace. */
+    if (strcmp(s->workspace, "/workspace") && strlen(s->workspace) > 1) {
+        v = xasprintf("%s:%s", s->workspace, s->workspace);
+        cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+        free(v);
+    }
     v = xasprintf("%s:/builder/home", cx->home);
     cJSON_AddItemToArray(binds, cJSON_CreateString(v));
     free(v);
