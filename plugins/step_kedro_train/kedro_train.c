@@ -801,7 +801,8 @@ static int kt_start(kiln_step *step, const void *config, void *plugin_data)
     build_run_args(s);
 
     kiln_api->step_set_data(step, s);
-    s->in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image) && kiln_api->step_image(step);
+    s->in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image) && kiln_api->step_image &&
+                  kiln_api->step_image(step);
     int rc = kiln_api->queue_work(KILN_OBJ(step), kt_check_work, kt_check_after, s);
     if (rc < 0) {
         kiln_api->step_set_data(step, NULL);
