@@ -397,6 +397,12 @@ check "with the engine's message" grep -q "cannot pull image 127.0.0.1:$AREG/kil
 krun --executor "$KX,auth=ci:s3cret"
 check "auth=: pulled and ran" test "$RC" = 0
 check "auth=: the image's file" has_line out.txt "from-the-image"
+apix DELETE "/images/127.0.0.1:$AREG/kiln/priv:1" >/dev/null
+mkdir -p home/.docker
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$AREG" "$(printf ci:s3cret | base64 -w0)" >home/.docker/config.json
+HOME=$CASE/home krun --executor "$KX"
+check "~/.docker/config.json: pulled and ran" test "$RC" = 0
+check "~/.docker/config.json: the image's file" has_line out.txt "from-the-image"
 cat >pipeline.yaml <<EOF
 steps:
 - name: 127.0.0.1:$REG/kiln/nope:1
