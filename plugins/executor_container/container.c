@@ -8,15 +8,16 @@
  *           /var/run/docker.sock, /run/podman/podman.sock, then the user's
  *           rootless podman socket: the first that answers /_ping
  *   pull    missing (default) | always | never
- *   auth    user:password for pulls (X-Registry-Auth)
+ *   auth    user:password for pulls (X-Registry-Auth); without it the
+ *           user's $DOCKER_CONFIG/config.json or ~/.docker/config.json
  *
  * A process: image looked up (and pulled, progress lines in the step's
  * log), container created with the workspace at /workspace, the build's
  * home volume at /builder/home (HOME), the engine's socket at
  * /var/run/docker.sock, $KILN_OUTPUT bound at its own path, the build's
- * volumes, on the build's network with the step id as alias; started; its
- * log followed (the multiplexed stream decoded into stdout and stderr) and
- * its end waited for; then removed. Everything carries the labels
+ * volumes, on the build's network with the step id as alias; attached to
+ * (the multiplexed stream decoded into stdout and stderr), started once the
+ * attach is in place, its end waited for; then removed. Everything carries the labels
  * kiln.build=ID and kiln.owner=HOST:PID:START; open() removes what owners no
  * longer running left behind, close() what this build made.
  */
