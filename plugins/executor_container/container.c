@@ -208,8 +208,14 @@ static int sweep(struct cx *cx, const char *what, const char *list_path, const c
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s%s%s", del_prefix, id, del_suffix);
-        long ds;
-        cx_sync(&cx->addr, "DELETE", path, NULL, 60000, &ds, NULL);
+        /* A network or volume still held by a container the engine is
+         * removing answers 409 or 500 for a moment: try again. */
+        for (int attempt = 0; attempt < 40; attempt++) {
+            long ds = 0;
+            if (cx_sync(&cx->addr, "DELETE", path, NULL, 60000, &ds, NULL) == 0 && (ds < 300 || ds == 404))
+                break;
+            usleep(250000);
+        }
         n++;
     }
     cJSON_Delete(j);
