@@ -61,6 +61,9 @@ const char kiln__usage_text[] =
     "  --plan-dir DIR                where dry-run plans go (default: --log-dir, else .)\n"
     "  --sink NAME[:K=V,...]         send logs to another sink plugin too (repeatable);\n"
     "                                required=true: a record it loses fails the build\n"
+    "  --executor NAME[:K=V,...]     how steps run: local (default, on this machine) or an\n"
+    "                                executor plugin, e.g. container (each step in its\n"
+    "                                image); also KILN_EXECUTOR; see 'kiln plugins NAME'\n"
     "  --builders FILE               more builder-image-to-plugin rules (also KILN_BUILDERS)\n"
     "  --cloudbuild-strict           what Cloud Build would reject is an error: its size\n"
     "                                limits, and kiln's fields (uses, with, retry, finally,\n"
@@ -117,7 +120,7 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
         O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK,
         O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST, O_STRICT,
-        O_LOGDIR_REQ
+        O_LOGDIR_REQ, O_EXECUTOR
     };
     static const struct option longopts[] = {
         {"substitutions", required_argument, NULL, O_SUBST},
@@ -141,6 +144,7 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
         {"builders", required_argument, NULL, O_BUILDERS},
         {"cloudbuild-strict", no_argument, NULL, O_STRICT},
         {"sink", required_argument, NULL, O_SINK},
+        {"executor", required_argument, NULL, O_EXECUTOR},
         {"help", no_argument, NULL, O_HELP},
         {"plan-dir", required_argument, NULL, O_PLANDIR},
         {"triggers", required_argument, NULL, O_TRIGGERS},
@@ -262,6 +266,9 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
             o->sinks = kiln__xrealloc(o->sinks, (o->n_sinks + 1) * sizeof *o->sinks);
             o->sinks[o->n_sinks++] = optarg;
             break;
+        case O_EXECUTOR:
+            o->executor = optarg;
+            break;
         case O_HELP:
             fputs(kiln__usage_text, stdout);
             exit(0);
@@ -273,6 +280,8 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
         o->file = argv[optind++];
     if (optind < argc)
         return kiln__usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->executor && getenv("KILN_EXECUTOR") && *getenv("KILN_EXECUTOR"))
+        o->executor = getenv("KILN_EXECUTOR");
     if (o->log_dir_required && !o->log_dir)
         return kiln__usage_error("--log-dir-required: which directory? (give --log-dir DIR too)");
     return 0;

@@ -41,6 +41,7 @@ struct kiln__cli_opts {
     bool list, triggered;
     const char *secrets_file, *secrets_command;
     const char *builders;
+    const char *executor; /* --executor NAME[:key=value,...], else $KILN_EXECUTOR */
     const char **sinks; /* --sink NAME[:key=value,...] */
     size_t n_sinks;
     bool quiet, dry_run, json, cloudbuild_strict, log_dir_required;

@@ -91,11 +91,17 @@ int kiln__cmd_plugins(const kiln__cli_opts *o)
             rc = kiln__registry_get(&eng.reg, KILN_PLUGIN_LOG_SINK, o->file, &pl, &err);
         }
         if (rc == KILN_ENOTFOUND) {
+            kiln__buf_reset(&err);
+            rc = kiln__registry_get(&eng.reg, KILN_PLUGIN_EXECUTOR, o->file, &pl, &err);
+        }
+        if (rc == KILN_ENOTFOUND) {
             /* Both kinds were looked for: saying "no sink plugin" alone
              * would hide that no step plugin has the name either. */
             kiln__buf_reset(&err);
-            kiln__buf_addf(&err, "no plugin named '%s' (looked for kiln-step-%s.so and kiln-sink-%s.so in",
-                           o->file, o->file, o->file);
+            kiln__buf_addf(&err,
+                           "no plugin named '%s' (looked for kiln-step-%s.so, kiln-sink-%s.so and "
+                           "kiln-executor-%s.so in",
+                           o->file, o->file, o->file, o->file);
             for (size_t i = 0; i < eng.reg.n_dirs; i++)
                 kiln__buf_addf(&err, "%s %s", i ? "," : "", eng.reg.dirs[i]);
             kiln__buf_adds(&err, "; see 'kiln plugins')");

@@ -161,6 +161,23 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
         return rc;
     }
 
+    /* The executor, before anything runs: a container engine that does not
+     * answer stops kiln here (exit 2). */
+    kiln__buf xerr = KILN__BUF_INIT;
+    rc = kiln__executor_select(&eng, o->executor, build_id, &xerr);
+    if (rc) {
+        if (xerr.len)
+            fprintf(stderr, "kiln: %s\n", xerr.buf);
+        kiln__buf_release(&xerr);
+        kiln__engine_release(&eng);
+        if (subst)
+            kiln__subst_destroy(subst);
+        kiln__secrets_release(&secrets);
+        kiln__pipeline_free(&p);
+        return EXIT_USAGE;
+    }
+    kiln__buf_release(&xerr);
+
     /* Sinks: the console, and one file per step with --log-dir. */
     kiln__ydoc sinkdoc;
     memset(&sinkdoc, 0, sizeof sinkdoc);
@@ -200,6 +217,7 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
     kiln__engine_watch_signals(&eng, true);
     kiln__build_start(b);
     uv_run(eng.loop, UV_RUN_DEFAULT);
+    kiln__executor_close(&eng); /* its containers, volumes, network */
 
     /* Every sink writes out or counts as lost what it still holds before
      * the report and the summary say what was lost. Signals stay watched

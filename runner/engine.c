@@ -243,6 +243,8 @@ void kiln__build_destroy(kiln__build *b)
         free(s->https);
         free_env(s);
         free(s->dir);
+        free((char *)s->image);
+        s->image = NULL;
         if (s->output_file) {
             unlink(s->output_file);
             free(s->output_file);
@@ -400,9 +402,17 @@ static int prepare_step(kiln__rstep *s, kiln__buf *why)
 
     char **env = NULL;
     size_t n = 0;
-    for (char **e = environ; e && *e; e++)
-        env_set(&env, &n, *e);
     kiln__buf tmp = KILN__BUF_INIT;
+    /* The image its processes run in under an executor plugin (name:). */
+    free((char *)s->image);
+    s->image = NULL;
+    if (s->def->name && s->def->name_node && kiln__expand(&c, s->def->name_node, s->def->name, &tmp) == 0)
+        s->image = kiln__xstrdup(tmp.buf);
+    kiln__buf_reset(&tmp);
+    /* kiln's environment is the host's: it does not enter an image. */
+    if (kiln__step_executor(s) == &kiln__local_executor)
+        for (char **e = environ; e && *e; e++)
+            env_set(&env, &n, *e);
     for (size_t i = 0; i < p->options.env.n; i++) {
         kiln__expand(&c, p->options.env.node->items[i], p->options.env.v[i], &tmp);
         env_set(&env, &n, tmp.buf);
@@ -559,7 +569,7 @@ static void cancel_step(kiln__rstep *s, kiln__cancel_why why)
         if (s->children[i]->phase != KILN__PHASE_DONE)
             kiln__build_cancel(s->children[i], "the step that started it was cancelled");
     for (size_t i = 0; i < s->n_procs; i++)
-        s->b->eng->exec->terminate(s->procs[i]);
+        KILN__PROC_EXEC(s->procs[i])->terminate(s->procs[i]);
     if (!s->done_called && !s->force_timer) {
         s->force_timer = timer_new(s->b->eng, s);
         uv_timer_start(s->force_timer, on_force_timer,
@@ -598,7 +608,7 @@ void kiln__build_cancel_all(kiln__build *b, const char *why)
         /* A second interrupt while steps are still stopping: no more grace. */
         for (size_t o = 0; o < b->n_main; o++)
             for (size_t i = 0; i < b->steps[o].n_procs; i++)
-                eng->exec->signal(b->steps[o].procs[i], SIGKILL);
+                KILN__PROC_EXEC(b->steps[o].procs[i])->signal(b->steps[o].procs[i], SIGKILL);
     }
     kiln__build_cancel(b, why);
     /* Sub-builds too, also those nobody waits for (wait: false). */
@@ -704,14 +714,13 @@ static void release_step_objects(kiln__rstep *s)
 {
     timer_discard(&s->timeout_timer);
     timer_discard(&s->force_timer);
-    kiln__engine *eng = s->b->eng;
     /* abandon() may untrack procs as they finish; walk a copy. */
     size_t np = s->n_procs;
     kiln_proc **procs = np ? kiln__xmalloc(np * sizeof *procs) : NULL;
     if (np)
         memcpy(procs, s->procs, np * sizeof *procs);
     for (size_t i = 0; i < np; i++)
-        eng->exec->abandon(procs[i]);
+        KILN__PROC_EXEC(procs[i])->abandon(procs[i]);
     free(procs);
     kiln__step_release_timers(s);
     kiln__step_release_https(s);
@@ -1008,6 +1017,9 @@ void kiln__engine_watch_signals(kiln__engine *eng, bool on)
 
 void kiln__engine_release(kiln__engine *eng)
 {
+    kiln__executor_close(eng); /* what it created goes, however the build ended */
+    kiln__config_free(eng->exec_cfg);
+    eng->exec_cfg = NULL;
     kiln__engine_watch_signals(eng, false);
     kiln__sinks_close(eng);
     kiln__http_shutdown(eng);

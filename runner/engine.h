@@ -68,6 +68,37 @@ typedef struct kiln__executor {
 } kiln__executor;
 
 extern const kiln__executor kiln__local_executor;
+/* Steps' processes under an executor plugin (exec_plugin.c). */
+extern const kiln__executor kiln__plugin_executor;
+
+/* Every executor's kiln_proc starts with this, so that the engine reaches
+ * the executor of any process (a step in an image under the container
+ * executor, a plugin step without one on this machine, in the same build). */
+typedef struct kiln__proc_base {
+    const kiln__executor *exec;
+} kiln__proc_base;
+#define KILN__PROC_EXEC(p) (((const kiln__proc_base *)(const void *)(p))->exec)
+
+/* The executor a step's processes go through: the chosen executor plugin
+ * when the step has an image (or the plugin runs everything), else local. */
+const kiln__executor *kiln__step_executor(const kiln__rstep *s);
+/* --executor NAME[:key=value,...] (or KILN_EXECUTOR): load, check the
+ * options against the plugin's schema, open it. "local" is built in.
+ * Errors: one line in err, a negative KILN_E*. */
+struct kiln__ydoc;
+int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build_id, kiln__buf *err);
+/* The build ended: let the executor plugin remove what it created; runs the
+ * loop until it has. */
+void kiln__executor_close(kiln__engine *eng);
+/* exec_plugin.c: the host entries of ABI 1.6. */
+int kiln__exec_output(kiln_exec *x, kiln_stream stream, const void *buf, size_t len);
+void kiln__exec_exited(kiln_exec *x, int status, const char *reason);
+void kiln__exec_set_data(kiln_exec *x, void *data);
+void *kiln__exec_get_data(const kiln_exec *x);
+kiln_plugin_handle *kiln__exec_handle(const kiln_exec *x);
+/* The environment of a spawn: the step's (or opts->env) with extra_env
+ * over it. The strings are borrowed; free only the array. */
+char **kiln__spawn_env(kiln__rstep *step, const kiln_spawn_opts *opts);
 
 /* ---- log framing ---------------------------------------------------- */
 
@@ -258,6 +289,9 @@ struct kiln__engine {
     uv_loop_t *loop;
     kiln__registry reg;
     const kiln__executor *exec;
+    kiln__plugin *exec_plugin;   /* --executor NAME (not local), or NULL */
+    kiln__config *exec_cfg;      /* its options */
+    bool exec_opened;
     struct kiln_sink **sinks;
     size_t n_sinks;
     int paused_sinks;

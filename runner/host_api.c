@@ -148,7 +148,7 @@ static int h_spawn(kiln_step *s, const kiln_spawn_opts *opts, kiln_exit_cb cb, v
     if (s->status != KILN_STATUS_WORKING || s->done_called)
         return KILN_EINVAL;
     kiln_proc *p = NULL;
-    int rc = s->b->eng->exec->spawn(s, opts, cb, data, &p);
+    int rc = kiln__step_executor(s)->spawn(s, opts, cb, data, &p);
     if (!rc && out)
         *out = p;
     return rc;
@@ -156,12 +156,12 @@ static int h_spawn(kiln_step *s, const kiln_spawn_opts *opts, kiln_exit_cb cb, v
 
 static int h_proc_signal(kiln_proc *p, int signum)
 {
-    return g_eng->exec->signal(p, signum);
+    return KILN__PROC_EXEC(p)->signal(p, signum);
 }
 
 static int h_proc_pid(const kiln_proc *p)
 {
-    return g_eng->exec->pid(p);
+    return KILN__PROC_EXEC(p)->pid(p);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -299,6 +299,54 @@ static void h_http_abort(kiln_http *h)
 static void h_http_resume(kiln_http *h)
 {
     kiln__http_resume(h);
+}
+
+/* ABI 1.6: requests of a plugin (an executor removing a container after
+ * its step), not aborted when a step ends; the HTTP client's shutdown at
+ * the engine's release ends those still running. */
+static void on_obj_http_done(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct http_track *t = data;
+    kiln_http_cb cb = t->cb;
+    void *cb_data = t->data;
+    free(t);
+    cb(h, cb_data, err, resp);
+}
+
+static int h_http_request_obj(kiln_object *obj, const kiln_http_req *req, kiln_http_cb cb, void *data,
+                              kiln_http **out)
+{
+    if (!cb || !req || !g_eng)
+        return KILN_EINVAL;
+    if (obj && obj->type == KILN__OBJ_STEP)
+        return h_http_request((kiln_step *)obj, req, cb, data, out);
+    if (!g_eng->http) {
+        int rc = kiln__http_client_create(g_eng->loop, &g_eng->http);
+        if (rc)
+            return rc;
+    }
+    struct http_track *t = kiln__xcalloc(1, sizeof *t);
+    t->cb = cb;
+    t->data = data;
+    kiln_http *h = NULL;
+    int rc = kiln__http_start(g_eng->http, req, on_obj_http_done, t, &h);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    if (out)
+        *out = h;
+    return 0;
+}
+
+static void h_http_pause_recv(kiln_http *h, bool pause)
+{
+    kiln__http_pause_recv(h, pause);
+}
+
+static const char *h_step_image(const kiln_step *s)
+{
+    return kiln__step_executor(s) == &kiln__local_executor ? NULL : s->image;
 }
 
 void kiln__step_release_https(kiln__rstep *s)
@@ -558,4 +606,12 @@ const kiln_host_api kiln__host_api = {
     h_http_resume,
     h_step_getenv,
     h_sink_lost,
+    kiln__exec_output,
+    kiln__exec_exited,
+    kiln__exec_set_data,
+    kiln__exec_get_data,
+    h_http_request_obj,
+    h_http_pause_recv,
+    h_step_image,
+    kiln__exec_handle,
 };

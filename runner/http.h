@@ -79,5 +79,8 @@ void kiln__http_resume(kiln_http *h);
 
 /* Stop a request; its callback is never called and h is dead on return. */
 void kiln__http_abort_quiet(kiln_http *h);
+/* Stop (true) or resume (false) taking a streamed response (on_data): while
+ * stopped curl reads nothing more from the socket. */
+void kiln__http_pause_recv(kiln_http *h, bool pause);
 
 #endif /* KILN_HTTP_H */

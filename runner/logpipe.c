@@ -247,9 +247,9 @@ static void pause_readers(kiln__engine *eng, bool pause)
 {
     for (size_t i = 0; i < eng->n_readers; i++) {
         if (pause)
-            eng->exec->pause(eng->readers[i]);
+            KILN__PROC_EXEC(eng->readers[i])->pause(eng->readers[i]);
         else
-            eng->exec->resume(eng->readers[i]);
+            KILN__PROC_EXEC(eng->readers[i])->resume(eng->readers[i]);
     }
 }
 

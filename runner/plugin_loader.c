@@ -20,7 +20,7 @@
 
 const char *kiln__kind_word(kiln_plugin_kind kind)
 {
-    return kind == KILN_PLUGIN_LOG_SINK ? "sink" : "step";
+    return kind == KILN_PLUGIN_LOG_SINK ? "sink" : kind == KILN_PLUGIN_EXECUTOR ? "executor" : "step";
 }
 
 static void add_dir(kiln__registry *r, const char *dir)
@@ -124,11 +124,20 @@ int kiln__plugin_open(const char *path, kiln_plugin_kind kind, const char *name,
         why = whybuf;
     } else if (d->kind != kind) {
         snprintf(whybuf, sizeof whybuf, "it is a %s plugin but the file name says %s",
-                 d->kind == KILN_PLUGIN_LOG_SINK ? "sink" : d->kind == KILN_PLUGIN_STEP ? "step" : "unknown",
+                 d->kind == KILN_PLUGIN_LOG_SINK  ? "sink"
+                 : d->kind == KILN_PLUGIN_STEP    ? "step"
+                 : d->kind == KILN_PLUGIN_EXECUTOR ? "executor"
+                                                   : "unknown",
                  kiln__kind_word(kind));
         why = whybuf;
     } else if ((kind == KILN_PLUGIN_STEP && (!d->step || !d->step->start)) ||
-               (kind == KILN_PLUGIN_LOG_SINK && (!d->sink || !d->sink->write || !d->sink->close))) {
+               (kind == KILN_PLUGIN_LOG_SINK && (!d->sink || !d->sink->write || !d->sink->close)) ||
+               (kind == KILN_PLUGIN_EXECUTOR &&
+                (d->abi_minor < 6 || !d->executor || !d->executor->spawn || !d->executor->terminate ||
+                 !d->executor->abandon))) {
+        why = "its descriptor lacks the callbacks its kind needs";
+    } else if (kind != KILN_PLUGIN_EXECUTOR && d->executor) {
+        why = "its reserved descriptor slots are not NULL";
         why = "its descriptor lacks the callbacks its kind needs";
     } else {
         for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0]; i++)
@@ -256,6 +265,8 @@ void kiln__registry_scan(kiln__registry *r, kiln__plugin_each_cb cb, void *data)
                 kind = KILN_PLUGIN_STEP;
             else if (!strncmp(f, "sink-", 5))
                 kind = KILN_PLUGIN_LOG_SINK;
+            else if (!strncmp(f, "executor-", 9))
+                kind = KILN_PLUGIN_EXECUTOR;
             else
                 continue;
             bool dup = false;
@@ -266,7 +277,8 @@ void kiln__registry_scan(kiln__registry *r, kiln__plugin_each_cb cb, void *data)
             seen = kiln__xrealloc(seen, (n_seen + 1) * sizeof *seen);
             seen[n_seen++] = kiln__xstrdup(names[j]);
             char name[256];
-            snprintf(name, sizeof name, "%.*s", (int)(strlen(f) - 5 - 3), f + 5);
+            size_t kw = strlen(kiln__kind_word(kind)) + 1;
+            snprintf(name, sizeof name, "%.*s", (int)(strlen(f) - kw - 3), f + kw);
             char path[PATH_MAX];
             snprintf(path, sizeof path, "%s/%s", r->dirs[i], names[j]);
             cb(data, path, kind, name);

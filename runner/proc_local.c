@@ -56,6 +56,7 @@ void kiln__spawnattr_new_session(posix_spawnattr_t *at)
 #endif
 
 struct kiln_proc {
+    kiln__proc_base base;        /* first: the engine reaches the executor */
     uv_process_t proc;           /* uv_spawn'd */
     uv_poll_t exit_watch;        /* posix_spawn'd: readable once the process exited */
     int pidfd;                   /* -1 when uv_spawn'd */
@@ -243,7 +244,7 @@ static void set_reading(kiln_proc *p, bool on)
 
 /* Environment: the step's, or the one given, plus extra_env. The strings are
  * borrowed; free only the array. */
-static char **spawn_env(kiln__rstep *step, const kiln_spawn_opts *opts)
+char **kiln__spawn_env(kiln__rstep *step, const kiln_spawn_opts *opts)
 {
     const char *const *base = opts->env ? opts->env : (const char *const *)step->env;
     size_t nb = 0, ne = 0;
@@ -538,6 +539,7 @@ static int local_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit
     if (!opts || !opts->argv || !opts->argv[0])
         return KILN_EINVAL;
     kiln_proc *p = kiln__xcalloc(1, sizeof *p);
+    p->base.exec = &kiln__local_executor;
     p->step = step;
     p->cb = cb;
     p->data = data;
@@ -546,7 +548,7 @@ static int local_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit
     kiln__framer_init(&p->ferr, step, KILN_STREAM_STDERR);
     p->fout.on_line = p->ferr.on_line = opts->on_line;
     p->fout.line_data = p->ferr.line_data = opts->line_data;
-    char **env = spawn_env(step, opts);
+    char **env = kiln__spawn_env(step, opts);
     int rc;
     /* A step with volumes: its processes start through kiln-mount-exec, from
      * "/" as its working directory may exist only in a volume. */

@@ -120,12 +120,83 @@ static int write_script(kiln_step *step, const char *script, char **path_out)
     return *path_out ? 0 : KILN_ENOMEM;
 }
 
+/* A script with a shebang is written inside the container, into the
+ * build's home volume, and run from there; any other runs with sh. */
+static const char in_image_script[] =
+    "f=/builder/home/.kiln-script-$KILN_STEP_ID-$$; printf '%s' \"$KILN_SCRIPT\" >\"$f\" && chmod +x \"$f\" "
+    "&& unset KILN_SCRIPT && \"$f\"; s=$?; rm -f \"$f\"; exit $s";
+
+static int start_in_image(kiln_step *step, const struct exec_config *c, struct exec_run *run)
+{
+    size_t n = c->args->n;
+    const char **argv = calloc(n + 4, sizeof *argv);
+    if (!argv) {
+        free(run);
+        return KILN_ENOMEM;
+    }
+    size_t k = 0;
+    bool image_entrypoint = false;
+    const char *extra[2] = {NULL, NULL};
+    char *script_env = NULL;
+    if (c->script) {
+        argv[k++] = "sh";
+        argv[k++] = "-c";
+        if (strncmp(c->script, "#!", 2) == 0) {
+            size_t len = strlen(c->script) + sizeof "KILN_SCRIPT=";
+            script_env = malloc(len);
+            if (!script_env) {
+                free(argv);
+                free(run);
+                return KILN_ENOMEM;
+            }
+            snprintf(script_env, len, "KILN_SCRIPT=%s", c->script);
+            extra[0] = script_env;
+            argv[k++] = in_image_script;
+        } else {
+            argv[k++] = c->script;
+        }
+    } else {
+        if (c->entrypoint)
+            argv[k++] = c->entrypoint;
+        else
+            image_entrypoint = true;
+        for (size_t i = 0; i < n; i++)
+            argv[k++] = c->args->v[i];
+    }
+    argv[k] = NULL;
+    kiln_spawn_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.struct_size = sizeof opts;
+    opts.argv = argv;
+    opts.extra_env = extra[0] ? extra : NULL;
+    opts.image_entrypoint = image_entrypoint;
+    kiln_api->step_set_data(step, run);
+    int rc = kiln_api->spawn(step, &opts, exec_exited, step, NULL);
+    if (rc) {
+        kiln_error(step, "cannot run the step in image '%s': %s", c->image ? c->image : "?",
+                   kiln_api->strerror(rc));
+        free(run);
+        kiln_api->step_set_data(step, NULL);
+    }
+    free(script_env);
+    free(argv);
+    return rc;
+}
+
 static int exec_start(kiln_step *step, const void *config, void *plugin_data)
 {
     const struct exec_config *c = config;
     struct exec_run *run = calloc(1, sizeof *run);
     if (!run)
         return KILN_ENOMEM;
+    /* ABI 1.6: under an executor that runs the step in its image, Cloud
+     * Build's meaning holds as is: entrypoint replaces the image's, args
+     * alone go to the image's own entrypoint. */
+    const char *in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image) && kiln_api->step_image
+                               ? kiln_api->step_image(step)
+                               : NULL;
+    if (in_image)
+        return start_in_image(step, c, run);
     char tool[64];
     const char *entry = c->entrypoint;
     if (!entry && !c->script)

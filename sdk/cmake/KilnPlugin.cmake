@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # kiln_add_plugin(KIND NAME SOURCES ... [LIBS ...])
-#   KIND is step or sink; NAME is the plugin's name (dashes allowed).
+#   KIND is step, sink or executor (ABI 1.6); NAME is the plugin's name (dashes allowed).
 #   Builds kiln-KIND-NAME.so, a module that links nothing of kiln's.
 function(kiln_add_plugin kind name)
   cmake_parse_arguments(P "" "OUTPUT_DIR" "SOURCES;LIBS" ${ARGN})

@@ -85,6 +85,6 @@ rc=$(run_kiln pj.txt plugins --json)
 check "plugins --json: an array with exec, console, file" test "$(jget pj.txt '",".join(sorted(p["name"] for p in j if p["name"] in ("exec","console","file")))')" = "console,exec,file"
 rc=$(run_kiln p.txt plugins nope)
 check "plugins nope: exit 2" test "$rc" = 2
-check "plugins nope: neither kind found" has_line p.txt "no plugin named 'nope' (looked for kiln-step-nope.so and kiln-sink-nope.so in"
+check "plugins nope: neither kind found" has_line p.txt "no plugin named 'nope' (looked for kiln-step-nope.so, kiln-sink-nope.so and kiln-executor-nope.so in"
 
 finish

@@ -64,6 +64,10 @@ typedef struct kiln_spawn_opts {
     kiln_line_cb on_line;           /* may be NULL */
     void *line_data;
     const char *stdin_path;         /* NULL: /dev/null */
+    /* ABI 1.6: argv is the command for the image's own entrypoint when the
+     * step runs in its image (kiln_api->step_image() is not NULL); ignored
+     * on the host. Check kiln_api->abi_minor >= 6 before relying on it. */
+    bool image_entrypoint;
 } kiln_spawn_opts;
 
 /* ---- HTTP ------------------------------------------------------------ */
@@ -96,6 +100,12 @@ typedef struct kiln_http_req {
     const char *ca_file;           /* PEM file of the CAs to trust instead, or NULL */
     const char *ca_pem;            /* PEM text of the CAs to trust instead, or NULL */
     bool insecure;                 /* do not verify the server's certificate at all */
+    /* ABI 1.6: called once when the response's status line and headers
+     * have arrived, before any of its body (a streamed response that
+     * starts only when something else happens: an Engine API attach). A
+     * host older than 1.6 ignores it. */
+    void (*on_headers)(void *data, int status);
+    void *on_headers_data;
 } kiln_http_req;
 
 typedef struct kiln_http_resp {
@@ -267,6 +277,30 @@ struct kiln_host_api {
      * error's text), so do not report it here as well. */
     void (*sink_lost)(kiln_sink *sink, const char *build_id, const char *step_id, uint64_t bytes,
                       uint64_t lines, const char *reason);
+
+    /* -- ABI 1.6: executors (kiln-executor-NAME.so; see kiln_executor_ops).
+     * Output of the process x: framed into lines, masked and sent to the
+     * sinks like a host process's. */
+    int (*exec_output)(kiln_exec *x, kiln_stream stream, const void *buf, size_t len);
+    /* x ended: status as kiln_exit_cb's (exit code, 128+N for signal N, or a
+     * negative KILN_E* with reason, one line, logged to the step). Once,
+     * after its last exec_output(). */
+    void (*exec_exited)(kiln_exec *x, int status, const char *reason);
+    void (*exec_set_data)(kiln_exec *x, void *data);
+    void *(*exec_get_data)(const kiln_exec *x);
+    /* An HTTP request owned by obj (a plugin handle) rather than a step: it
+     * is not aborted when a step ends (an executor removing a container
+     * after the step). Same contract as http_request otherwise. */
+    int (*http_request_obj)(kiln_object *obj, const kiln_http_req *req, kiln_http_cb cb,
+                            void *data, kiln_http **out);
+    /* Stop (true) and resume (false) reading a streamed response: libcurl
+     * stops reading the socket, so the sender's writes block. */
+    void (*http_pause_recv)(kiln_http *req, bool pause);
+    /* The image the step's processes run in under the chosen executor, or
+     * NULL when they run on this machine. */
+    const char *(*step_image)(const kiln_step *step);
+    /* The plugin handle of the executor, to log from open() and close(). */
+    kiln_plugin_handle *(*exec_plugin_handle)(const kiln_exec *x);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \

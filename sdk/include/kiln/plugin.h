@@ -2,7 +2,8 @@
 /*
  * The plugin descriptor, its option schema, and the async contract.
  *
- * A plugin is a shared object named kiln-step-NAME.so or kiln-sink-NAME.so
+ * A plugin is a shared object named kiln-step-NAME.so, kiln-sink-NAME.so or
+ * (ABI 1.6) kiln-executor-NAME.so
  * that exports exactly one function, kiln_plugin_entry_v1(), returning a
  * pointer to a const descriptor (use KILN_PLUGIN_DEFINE). The host checks the
  * ABI numbers, the struct size, that the name matches the file and that the
@@ -55,7 +56,15 @@ typedef struct kiln_step kiln_step;
 typedef struct kiln_sink kiln_sink;
 typedef struct kiln_diag kiln_diag;
 
-typedef enum kiln_plugin_kind { KILN_PLUGIN_STEP = 1, KILN_PLUGIN_LOG_SINK = 2 } kiln_plugin_kind;
+typedef struct kiln_exec kiln_exec; /* ABI 1.6: one process an executor runs */
+
+/* ABI 1.6 adds executors (kiln-executor-NAME.so): how a step's processes
+ * run (on this machine, in a container, in a Pod). */
+typedef enum kiln_plugin_kind {
+    KILN_PLUGIN_STEP = 1,
+    KILN_PLUGIN_LOG_SINK = 2,
+    KILN_PLUGIN_EXECUTOR = 3
+} kiln_plugin_kind;
 
 /* Option types and what the host stores at `offset` in the config struct. */
 typedef enum kiln_opt_type {
@@ -122,6 +131,55 @@ typedef struct kiln_sink_ops {
     void (*close)(kiln_sink *sink);                         /* ends with sink_closed() */
 } kiln_sink_ops;
 
+/* ABI 1.6: what one process of a step is, as an executor receives it.
+ * Everything is borrowed for the duration of spawn(). Paths are the host's. */
+typedef struct kiln_exec_spec {
+    uint32_t struct_size;         /* sizeof(kiln_exec_spec) */
+    const char *build_id;         /* the top build's id: label what you create with it */
+    const char *step_id;
+    const char *image;            /* Cloud Build's name:, or NULL */
+    /* argv[0] is the program (the image's entrypoint is replaced), unless
+     * image_entrypoint: then argv is the command given to the image's own
+     * entrypoint (Cloud Build's args without entrypoint). */
+    const char *const *argv;
+    bool image_entrypoint;
+    const char *const *env;       /* "K=V", NULL-terminated: the whole environment */
+    const char *cwd;              /* absolute, on the host; under workspace for steps */
+    const char *workspace;        /* absolute, on the host */
+    const char *output_file;      /* $KILN_OUTPUT on the host, or NULL */
+    const char *stdin_path;       /* NULL: no input */
+    const char *const *volumes;   /* "NAME=/path", NULL-terminated, or NULL */
+    int64_t kill_grace_ms;        /* terminate(): SIGTERM, this long, SIGKILL */
+} kiln_exec_spec;
+
+/* ABI 1.6: an executor plugin. Every callback runs on the loop thread.
+ *  - spawn() returns 0 and later reports the process's output with
+ *    kiln_api->exec_output() and its end, once, with exec_exited(); or it
+ *    returns a negative KILN_E* and reports nothing.
+ *  - After exec_exited(), or after the host called abandon(), the kiln_exec
+ *    is dead: the executor makes no call with it (its own cleanup goes on).
+ *  - pause(): stop reading the process's output until resume() (a sink is
+ *    above its high-water mark): let the backpressure reach the process.
+ *  - Nothing the executor started may outlive the build: close() removes
+ *    what is left and calls done(arg) when it has (it may do so inside).
+ *    An executor that runs things elsewhere labels them with the build id
+ *    and an owner (host, pid, start time) and, at open(), removes what an
+ *    owner no longer running left behind. */
+typedef struct kiln_executor_ops {
+    uint32_t struct_size;
+    /* Before the build runs, with the filled --executor options. A negative
+     * KILN_E* stops kiln before anything runs (exit 2); say why with
+     * kiln_api->log() on the plugin handle, in one line. */
+    int (*open)(void *plugin_data, const void *config, const char *build_id);
+    int (*spawn)(kiln_exec *x, const kiln_exec_spec *spec, void *plugin_data);
+    int (*signal)(kiln_exec *x, int signum);
+    void (*terminate)(kiln_exec *x);   /* SIGTERM, grace, SIGKILL; exec_exited() still comes */
+    void (*abandon)(kiln_exec *x);     /* the step is over: kill and release, no more calls */
+    void (*pause)(kiln_exec *x);
+    void (*resume)(kiln_exec *x);
+    void (*close)(void *plugin_data, void (*done)(void *arg), void *arg);
+} kiln_executor_ops;
+
 typedef struct kiln_plugin {
     uint32_t abi_major, abi_minor, struct_size; /* KILN_PLUGIN_HEADER */
     kiln_plugin_kind kind;
@@ -141,7 +199,10 @@ typedef struct kiln_plugin {
     const kiln_sink_ops *sink; /* kind == KILN_PLUGIN_LOG_SINK */
     void (*destroy)(void *plugin_data); /* may be NULL */
 
-    void *reserved[8]; /* must be NULL */
+    /* ABI 1.6: kind == KILN_PLUGIN_EXECUTOR (was the first reserved slot,
+     * so older plugins have NULL here and the size is unchanged). */
+    const kiln_executor_ops *executor;
+    void *reserved[7]; /* must be NULL */
 } kiln_plugin;
 
 #define KILN_PLUGIN_HEADER KILN_ABI_MAJOR, KILN_ABI_MINOR, (uint32_t)sizeof(kiln_plugin)

@@ -1,0 +1,1168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * container: the executor that runs each step's processes in the step's
+ * image, as Cloud Build does, on a Docker-compatible Engine API (Docker,
+ * podman's API service).
+ *
+ *   engine  unix:///path or tcp://host:port; else DOCKER_HOST, CONTAINER_HOST,
+ *           /var/run/docker.sock, /run/podman/podman.sock, then the user's
+ *           rootless podman socket: the first that answers /_ping
+ *   pull    missing (default) | always | never
+ *   auth    user:password for pulls (X-Registry-Auth); without it the
+ *           user's $DOCKER_CONFIG/config.json or ~/.docker/config.json
+ *
+ * A process: image looked up (and pulled, progress lines in the step's
+ * log), container created with the workspace at /workspace, the build's
+ * home volume at /builder/home (HOME), the engine's socket at
+ * /var/run/docker.sock, $KILN_OUTPUT bound at its own path, the build's
+ * volumes, on the build's network with the step id as alias; attached to
+ * (the multiplexed stream decoded into stdout and stderr), started once the
+ * attach is in place, its end waited for; then removed. Everything carries the labels
+ * kiln.build=ID and kiln.owner=HOST:PID:START; open() removes what owners no
+ * longer running left behind, close() what this build made.
+ */
+#include <cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kiln/kiln.h>
+
+#include "engine_sync.h"
+
+KILN_API_DEFINE;
+
+#define CX_PING_MS 120000 /* podman's first answer can be slow on a busy machine */
+
+enum { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
+static const char *const pull_choices[] = {"missing", "always", "never", NULL};
+
+struct cx_config {
+    const char *engine;
+    int pull;
+    const char *auth;
+};
+
+#define OPT(t, n, d, f, field, desc)                                                               \
+    {t, n, d, f, offsetof(struct cx_config, field), 0, -1, NULL, desc}
+static const kiln_option cx_options[] = {
+    OPT(KILN_OPT_STRING, "engine", NULL, 0, engine,
+        "Engine API address: unix:///path or tcp://host:port (default: DOCKER_HOST, CONTAINER_HOST, "
+        "/var/run/docker.sock, podman's sockets)."),
+    {KILN_OPT_ENUM, "pull", "missing", 0, offsetof(struct cx_config, pull), 0, -1, pull_choices,
+     "When to pull a step's image: missing, always or never."},
+    OPT(KILN_OPT_STRING, "auth", NULL, KILN_OPT_SECRET, auth,
+        "user:password for the registry the images come from."),
+    KILN_OPTIONS_END,
+};
+
+/* The executor's state: one build per kiln process. */
+struct cx {
+    kiln_plugin_handle *self;
+    cx_addr addr;
+    char build_id[64];
+    char owner[256];
+    char net[96];
+    char home[96];
+    int pull;
+    char *auth_header;  /* X-Registry-Auth: ..., from auth=, or NULL */
+    cJSON *docker_config; /* ~/.docker/config.json, when auth= is not given */
+    char **vols;        /* engine volumes made for the build */
+    size_t n_vols;
+    unsigned seq;
+    int live;           /* containers not yet removed */
+    void (*close_done)(void *); /* close() waits for the removals in flight */
+    void *close_arg;
+};
+
+/* One process: a container's life. */
+typedef struct cxp {
+    struct cx *cx;
+    kiln_exec *x;       /* NULL once exited or abandoned */
+    char *image;
+    char *create_body;  /* JSON, made at spawn */
+    char name[200];
+    char id[128];
+    kiln_http *req;     /* inspect, pull, create, start */
+    kiln_http *logs;
+    kiln_http *wait;
+    int pending;        /* requests in flight */
+    int exit_code;
+    int64_t grace_ms;   /* --kill-grace */
+    bool logs_done, wait_done, started, start_sent, stop_asked, paused, removing;
+    char *fail;         /* why the process could not run */
+    int fail_status;
+    /* the multiplexed log stream: 8-byte headers, then payload */
+    unsigned char hdr[8];
+    size_t hdr_len;
+    size_t left;
+    int stream;
+    uint64_t got;       /* payload bytes delivered */
+    uint64_t skip;      /* of the second reading: already delivered */
+    bool reread;
+    char *pull_line;    /* partial JSON line of the pull's progress */
+    size_t pull_len;
+    char last_status[400];
+} cxp;
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s ? s : "");
+    if (!d)
+        abort();
+    return d;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static char *esc(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *d = xstrdup(e);
+    curl_free(e);
+    return d;
+}
+
+/* ---- owner labels and leftovers ----------------------------------------- */
+
+static long long proc_start(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    /* fields after the command: state is field 3, starttime field 22 */
+    long long v = -1;
+    int field = 2;
+    for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " "))
+        if (++field == 22) {
+            v = atoll(tok);
+            break;
+        }
+    return v;
+}
+
+/* Is the kiln named by owner HOST:PID:START still running? Owners of other
+ * hosts are assumed alive (an engine shared by several machines). */
+static bool owner_alive(const char *owner, const char *host)
+{
+    const char *c1 = strrchr(owner, ':');
+    if (!c1)
+        return true;
+    const char *c0 = c1 - 1;
+    while (c0 > owner && *c0 != ':')
+        c0--;
+    if (c0 <= owner || (size_t)(c0 - owner) != strlen(host) || strncmp(owner, host, strlen(host)))
+        return true;
+    long pid = atol(c0 + 1);
+    long long start = atoll(c1 + 1);
+    return pid > 0 && proc_start(pid) == start;
+}
+
+static int sweep(struct cx *cx, const char *what, const char *list_path, const char *id_key,
+                 const char *del_prefix, const char *del_suffix, const char *only_build)
+{
+    long st;
+    char *body = NULL;
+    if (cx_sync(&cx->addr, "GET", list_path, NULL, 60000, &st, &body) || st != 200) {
+        free(body);
+        return 0;
+    }
+    cJSON *j = cJSON_Parse(body);
+    free(body);
+    cJSON *arr = cJSON_IsArray(j) ? j : cJSON_GetObjectItem(j, "Volumes");
+    char host[128];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    int n = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        cJSON *labels = cJSON_GetObjectItem(it, "Labels");
+        const char *owner = cJSON_GetStringValue(cJSON_GetObjectItem(labels, "kiln.owner"));
+        const char *bid = cJSON_GetStringValue(cJSON_GetObjectItem(labels, "kiln.build"));
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(it, id_key));
+        if (!owner || !id)
+            continue;
+        if (only_build ? !bid || strcmp(bid, only_build) : owner_alive(owner, host))
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s%s%s", del_prefix, id, del_suffix);
+        /* A network or volume still held by a container the engine is
+         * removing answers 409 or 500 for a moment: try again. */
+        for (int attempt = 0; attempt < 40; attempt++) {
+            long ds = 0;
+            if (cx_sync(&cx->addr, "DELETE", path, NULL, 60000, &ds, NULL) == 0 && (ds < 300 || ds == 404))
+                break;
+            usleep(250000);
+        }
+        n++;
+    }
+    cJSON_Delete(j);
+    (void)what;
+    return n;
+}
+
+#define LABEL_FILTER "%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D" /* {"label":["kiln.owner"]} */
+
+static int sweep_all(struct cx *cx, const char *only_build)
+{
+    int n = sweep(cx, "container", "/containers/json?all=1&filters=" LABEL_FILTER, "Id",
+                  "/containers/", "?force=1&v=1", only_build);
+    n += sweep(cx, "network", "/networks?filters=" LABEL_FILTER, "Name", "/networks/", "", only_build);
+    n += sweep(cx, "volume", "/volumes?filters=" LABEL_FILTER, "Name", "/volumes/", "?force=1", only_build);
+    return n;
+}
+
+static cJSON *labels_json(struct cx *cx)
+{
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "kiln.build", cx->build_id);
+    cJSON_AddStringToObject(l, "kiln.owner", cx->owner);
+    return l;
+}
+
+static int make_volume(struct cx *cx, const char *name)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "Name", name);
+    cJSON_AddItemToObject(b, "Labels", labels_json(cx));
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    long st;
+    int rc = cx_sync(&cx->addr, "POST", "/volumes/create", body, 60000, &st, NULL);
+    free(body);
+    return rc || st >= 300 ? -1 : 0;
+}
+
+/* "X-Registry-Auth: " + base64url of the JSON credentials, as the Engine
+ * API wants them. */
+static char *auth_header_of(const char *js)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = strlen(js), k;
+    char *out = malloc(4 * ((n + 2) / 3) + 32);
+    if (!out)
+        abort();
+    k = (size_t)sprintf(out, "X-Registry-Auth: ");
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)js[i] << 16 |
+                     (i + 1 < n ? (unsigned)(unsigned char)js[i + 1] << 8 : 0) |
+                     (i + 2 < n ? (unsigned char)js[i + 2] : 0);
+        out[k++] = tbl[v >> 18 & 63];
+        out[k++] = tbl[v >> 12 & 63];
+        out[k++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+        out[k++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* The registry an image comes from: its first component when that looks
+ * like a host (a dot, a colon, localhost), else Docker Hub. */
+static char *registry_of(const char *image)
+{
+    size_t n = strcspn(image, "/");
+    if (image[n] == '/' && (memchr(image, '.', n) || memchr(image, ':', n) || !strncmp(image, "localhost", n)))
+        return xasprintf("%.*s", (int)n, image);
+    return xstrdup("https://index.docker.io/v1/");
+}
+
+/* X-Registry-Auth for a pull of image from the user's docker config, or
+ * NULL. The "auth" value is base64 of user:password. */
+static char *config_auth(struct cx *cx, const char *image)
+{
+    cJSON *auths = cJSON_GetObjectItem(cx->docker_config, "auths");
+    if (!auths)
+        return NULL;
+    char *reg = registry_of(image);
+    cJSON *e = cJSON_GetObjectItem(auths, reg);
+    if (!e) { /* written with a scheme: https://REGISTRY */
+        cJSON *it;
+        cJSON_ArrayForEach(it, auths)
+        {
+            const char *k = it->string, *p = strstr(k, "://");
+            p = p ? p + 3 : k;
+            if (!strncmp(p, reg, strlen(reg)) && (p[strlen(reg)] == '\0' || p[strlen(reg)] == '/'))
+                e = it;
+        }
+    }
+    free(reg);
+    const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItem(e, "auth"));
+    if (!b64)
+        return NULL;
+    /* decode base64 user:password */
+    size_t n = strlen(b64), k = 0;
+    char *plain = malloc(n + 1);
+    if (!plain)
+        abort();
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *pos = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", b64[i]);
+        if (!pos || !b64[i])
+            continue;
+        acc = acc << 6 | (unsigned)(pos - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            plain[k++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    plain[k] = '\0';
+    char *colon = strchr(plain, ':');
+    char *hdr = NULL;
+    if (colon) {
+        *colon = '\0';
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "username", plain);
+        cJSON_AddStringToObject(a, "password", colon + 1);
+        char *js = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        hdr = auth_header_of(js);
+        free(js);
+    }
+    free(plain);
+    return hdr;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static int cx_open(void *plugin_data, const void *config, const char *build_id)
+{
+    struct cx *cx = plugin_data;
+    const struct cx_config *c = config;
+    char rootless[256];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg && *xdg)
+        snprintf(rootless, sizeof rootless, "unix://%s/podman/podman.sock", xdg);
+    else
+        snprintf(rootless, sizeof rootless, "unix:///run/user/%u/podman/podman.sock", (unsigned)getuid());
+    const char *cands[] = {c->engine, getenv("DOCKER_HOST"), getenv("CONTAINER_HOST"),
+                           "unix:///var/run/docker.sock", "unix:///run/podman/podman.sock", rootless};
+    char tried[2048] = "";
+    bool found = false;
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0] && !found; i++) {
+        if (!cands[i] || !*cands[i])
+            continue;
+        cx_addr a;
+        if (cx_addr_parse(cands[i], &a)) {
+            kiln_error(cx->self, "executor container: engine address '%s': expected unix:///path or tcp://host:port",
+                       cands[i]);
+            return KILN_EINVAL;
+        }
+        /* A socket file that is not there needs no question. */
+        struct stat sb;
+        long st = 0;
+        if ((!a.sock || stat(a.sock, &sb) == 0) && cx_sync(&a, "GET", "/_ping", NULL, CX_PING_MS, &st, NULL) == 0 &&
+            st == 200) {
+            cx->addr = a;
+            found = true;
+            break;
+        }
+        size_t tl = strlen(tried);
+        snprintf(tried + tl, sizeof tried - tl, "%s%s", tl ? ", " : "", cands[i]);
+        cx_addr_free(&a);
+    }
+    if (!found) {
+        kiln_error(cx->self,
+                   "executor container: no container engine answers (tried %s); start one (podman system "
+                   "service, dockerd) or give --executor container:engine=URL",
+                   tried);
+        return KILN_ENOTFOUND;
+    }
+    snprintf(cx->build_id, sizeof cx->build_id, "%s", build_id);
+    char host[128];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    snprintf(cx->owner, sizeof cx->owner, "%s:%ld:%lld", host, (long)getpid(), proc_start(getpid()));
+    cx->pull = c->pull;
+    if (!(c->auth && *c->auth)) {
+        /* The user's docker login: $DOCKER_CONFIG/config.json, else
+         * ~/.docker/config.json ("auths": {REGISTRY: {"auth": base64}}). */
+        const char *dc = getenv("DOCKER_CONFIG"), *home = getenv("HOME");
+        char *path = dc && *dc ? xasprintf("%s/config.json", dc)
+                     : home    ? xasprintf("%s/.docker/config.json", home)
+                               : NULL;
+        FILE *f = path ? fopen(path, "r") : NULL;
+        if (f) {
+            char buf[65536];
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+            cx->docker_config = cJSON_Parse(buf);
+        }
+        free(path);
+    }
+    if (c->auth && *c->auth) {
+        const char *colon = strchr(c->auth, ':');
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "username", colon ? "" : c->auth);
+        if (colon) {
+            char *u = xasprintf("%.*s", (int)(colon - c->auth), c->auth);
+            cJSON_ReplaceItemInObject(a, "username", cJSON_CreateString(u));
+            free(u);
+            cJSON_AddStringToObject(a, "password", colon + 1);
+        }
+        char *js = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        cx->auth_header = auth_header_of(js);
+        free(js);
+    }
+    int old = sweep_all(cx, NULL);
+    if (old)
+        kiln_warn(cx->self, "executor container: removed %d container(s), network(s) and volume(s) left by "
+                            "builds no longer running",
+                  old);
+    /* The build's network: steps reach each other by step id. */
+    snprintf(cx->net, sizeof cx->net, "kiln-%s", build_id);
+    snprintf(cx->home, sizeof cx->home, "kiln-%s-home", build_id);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "Name", cx->net);
+    cJSON_AddItemToObject(b, "Labels", labels_json(cx));
+    cJSON_AddBoolToObject(b, "CheckDuplicate", true);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    long st;
+    char *resp = NULL;
+    int rc = cx_sync(&cx->addr, "POST", "/networks/create", body, 60000, &st, &resp);
+    free(body);
+    if (rc || st >= 300) {
+        kiln_error(cx->self, "executor container: cannot create the build's network %s: %s", cx->net,
+                   resp ? resp : "no answer");
+        free(resp);
+        return KILN_EIO;
+    }
+    free(resp);
+    if (make_volume(cx, cx->home)) {
+        kiln_error(cx->self, "executor container: cannot create the build's home volume %s", cx->home);
+        sweep_all(cx, cx->build_id);
+        return KILN_EIO;
+    }
+    return 0;
+}
+
+static void close_now(struct cx *cx)
+{
+    void (*done)(void *) = cx->close_done;
+    cx->close_done = NULL;
+    /* Until a pass finds nothing: a create the engine finished after kiln
+     * gave up on it (a cancelled step) shows up late, holding the network. */
+    for (int pass = 0; pass < 10 && cx->addr.base && cx->build_id[0]; pass++) {
+        if (sweep_all(cx, cx->build_id) == 0)
+            break;
+        if (pass)
+            sleep(1);
+    }
+    if (done)
+        done(cx->close_arg);
+}
+
+/* Containers being removed still hold the network and volumes: wait for
+ * those removals, then remove everything labelled with the build. Called
+ * again while waiting (the host's loop ran dry), it sweeps at once. */
+static void cx_close(void *plugin_data, void (*done)(void *), void *arg)
+{
+    struct cx *cx = plugin_data;
+    bool again = cx->close_done != NULL;
+    cx->close_done = done;
+    cx->close_arg = arg;
+    if (cx->live <= 0 || again)
+        close_now(cx);
+}
+
+/* ---- one container ------------------------------------------------------ */
+
+static void p_maybe_free(cxp *p)
+{
+    if (p->x || p->pending)
+        return;
+    free(p->image);
+    free(p->create_body);
+    free(p->fail);
+    free(p->pull_line);
+    free(p);
+}
+
+static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth);
+
+static int request(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
+                   kiln_http_cb cb, kiln_http **out, bool auth)
+{
+    return request_h(p, method, path, body, on_data, NULL, cb, out, auth);
+}
+
+static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth)
+{
+    struct cx *cx = p->cx;
+    char *url = xasprintf("%s%s", cx->addr.base, path);
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    size_t nh = 0;
+    if (body)
+        hdrs[nh++] = "Content-Type: application/json";
+    char *from_config = NULL;
+    if (auth && cx->auth_header)
+        hdrs[nh++] = cx->auth_header;
+    else if (auth && cx->docker_config && (from_config = config_auth(cx, p->image)))
+        hdrs[nh++] = from_config;
+    kiln_http_req r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.method = method;
+    r.url = url;
+    r.unix_socket = cx->addr.sock;
+    r.headers = hdrs;
+    r.body = body;
+    r.body_len = body ? strlen(body) : 0;
+    r.on_data = on_data;
+    r.on_data_data = p;
+    r.on_headers = on_headers;
+    r.on_headers_data = p;
+    kiln_http *h = NULL;
+    int rc = kiln_api->http_request_obj(KILN_OBJ(cx->self), &r, cb, p, &h);
+    free(url);
+    free(from_config);
+    if (rc == 0) {
+        p->pending++;
+        if (out)
+            *out = h;
+    }
+    return rc;
+}
+
+static void close_now(struct cx *cx);
+
+static void on_removed(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    struct cx *cx = p->cx;
+    p->pending--;
+    cx->live--;
+    p_maybe_free(p);
+    if (cx->close_done && cx->live <= 0)
+        close_now(cx);
+}
+
+static void remove_container(cxp *p)
+{
+    if (p->removing || !p->id[0])
+        return;
+    p->removing = true;
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s?force=1", p->id);
+    if (request(p, "DELETE", path, NULL, NULL, on_removed, NULL, false))
+        p->cx->live--;
+}
+
+/* The process is over for the host: report once, then remove. */
+static void finish(cxp *p)
+{
+    if (!p->x)
+        return;
+    kiln_exec *x = p->x;
+    p->x = NULL;
+    int status = p->fail ? p->fail_status : p->exit_code;
+    kiln_api->exec_exited(x, status, p->fail);
+    remove_container(p);
+    p_maybe_free(p);
+}
+
+/* fmt NULL: the process was stopped before it ran; no message. */
+static void fail(cxp *p, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(cxp *p, int status, const char *fmt, ...)
+{
+    if (!p->fail && !fmt) {
+        p->fail = xstrdup(""); /* stopped before it ran: nothing to explain */
+        p->fail_status = status;
+    } else if (!p->fail) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&p->fail, fmt, ap) < 0)
+            abort();
+        va_end(ap);
+        p->fail_status = status;
+    }
+    if (p->req)
+        kiln_api->http_abort(p->req);
+    if (p->logs)
+        kiln_api->http_abort(p->logs);
+    if (p->wait)
+        kiln_api->http_abort(p->wait);
+    if (!p->req && !p->logs && !p->wait)
+        finish(p);
+}
+
+/* The engine's message in a JSON error body, else the body. */
+static const char *engine_message(const kiln_http_resp *resp, char *buf, size_t cap)
+{
+    if (!resp || !resp->body)
+        return resp && resp->error ? resp->error : "no answer";
+    cJSON *j = cJSON_Parse(resp->body);
+    const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+    snprintf(buf, cap, "%s", m ? m : resp->body);
+    cJSON_Delete(j);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return buf;
+}
+
+/* After a request of the chain ended: is the process still wanted? */
+static bool chain_over(cxp *p, kiln_http **slot)
+{
+    p->pending--;
+    *slot = NULL;
+    if (!p->x) {
+        p_maybe_free(p);
+        return true;
+    }
+    if (p->fail || p->stop_asked) {
+        if (!p->fail)
+            fail(p, 128 + SIGTERM, NULL);
+        else if (!p->req && !p->logs && !p->wait)
+            finish(p);
+        return true;
+    }
+    return false;
+}
+
+
+/* The output stream ended and the exit code is in. */
+static void both_done(cxp *p)
+{
+    if (p->logs_done && p->wait_done)
+        finish(p);
+}
+
+/* Logs: frames of [stream, 0, 0, 0, size (4 bytes, big-endian)] + payload. */
+static int on_logs_data(void *data, const char *buf, size_t len)
+{
+    cxp *p = data;
+    if (!p->x)
+        return KILN_ECANCELED;
+    while (len) {
+        if (p->left == 0) {
+            size_t take = 8 - p->hdr_len < len ? 8 - p->hdr_len : len;
+            memcpy(p->hdr + p->hdr_len, buf, take);
+            p->hdr_len += take;
+            buf += take;
+            len -= take;
+            if (p->hdr_len < 8)
+                break;
+            p->hdr_len = 0;
+            p->stream = p->hdr[0] == 2 ? KILN_STREAM_STDERR : KILN_STREAM_STDOUT;
+            p->left = (size_t)p->hdr[4] << 24 | (size_t)p->hdr[5] << 16 | (size_t)p->hdr[6] << 8 | p->hdr[7];
+            continue;
+        }
+        size_t take = p->left < len ? p->left : len;
+        size_t dup = p->skip < take ? (size_t)p->skip : take;
+        p->skip -= dup;
+        if (take > dup) {
+            kiln_api->exec_output(p->x, (kiln_stream)p->stream, buf + dup, take - dup);
+            p->got += take - dup;
+        }
+        p->left -= take;
+        buf += take;
+        len -= take;
+    }
+    return 0;
+}
+
+static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    p->pending--;
+    p->logs = NULL;
+    if (!p->x) {
+        p_maybe_free(p);
+        return;
+    }
+    if (err || resp->status >= 300) {
+        char m[512];
+        if (!p->fail && !p->stop_asked)
+            kiln_warn(p->cx->self, "container %s: reading its output: %s", p->name,
+                      err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
+    }
+    p->logs_done = true;
+    if (!p->start_sent && !p->fail) {
+        char m2[512];
+        fail(p, KILN_ESPAWN, "cannot attach to the container of image %s: %s", p->image,
+             err ? kiln_api->strerror(err) : engine_message(resp, m2, sizeof m2));
+        return;
+    }
+    if (p->fail && !p->wait)
+        finish(p);
+    else
+        both_done(p);
+}
+
+static void on_wait(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    p->pending--;
+    p->wait = NULL;
+    if (!p->x) {
+        p_maybe_free(p);
+        return;
+    }
+    char m[512];
+    if (err || resp->status != 200) {
+        fail(p, KILN_EIO, "container %s: waiting for its end: %s", p->name,
+             err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
+        return;
+    }
+    cJSON *j = cJSON_Parse(resp->body);
+    cJSON *sc = cJSON_GetObjectItem(j, "StatusCode");
+    p->exit_code = cJSON_IsNumber(sc) ? sc->valueint : 1;
+    cJSON_Delete(j);
+    p->wait_done = true;
+    both_done(p);
+}
+
+static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    if (chain_over(p, &p->req))
+        return;
+    char m[512];
+    if (err || (resp->status != 204 && resp->status != 304)) {
+        fail(p, KILN_ESPAWN, "cannot start the container of image %s: %s", p->image,
+             err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
+        return;
+    }
+    p->started = true;
+    char path[300];
+    /* After the start: "not-running" of a container that already ended
+     * answers at once with its code. */
+    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", p->id);
+    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
+        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
+}
+
+/* The engine answered the attach: it is in place, so nothing the process
+ * prints is missed. Start it now. podman's followed logs lose lines
+ * (4.3), an attach does not, and its socket is the process's pipe: when
+ * kiln stops reading, the process blocks on its writes (backpressure). */
+static void on_attached(void *data, int status)
+{
+    cxp *p = data;
+    if (!p->x || p->fail || status != 200)
+        return; /* on_logs says why */
+    if (p->stop_asked) {
+        fail(p, 128 + SIGTERM, NULL);
+        return;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/start", p->id);
+    p->start_sent = true;
+    if (request(p, "POST", path, NULL, NULL, on_started, &p->req, false))
+        fail(p, KILN_ESPAWN, "cannot start the container of image %s", p->image);
+}
+
+static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    char m[512];
+    if (!err && resp->status == 201) {
+        cJSON *j = cJSON_Parse(resp->body);
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(j, "Id"));
+        snprintf(p->id, sizeof p->id, "%s", id ? id : "");
+        cJSON_Delete(j);
+        p->cx->live++;
+    }
+    if (chain_over(p, &p->req))
+        return;
+    if (err || resp->status != 201 || !p->id[0]) {
+        fail(p, KILN_ESPAWN, "cannot create a container of image %s: %s", p->image,
+             err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
+        return;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", p->id);
+    if (request_h(p, "POST", path, NULL, on_logs_data, on_attached, on_logs, &p->logs, false)) {
+        fail(p, KILN_ESPAWN, "cannot attach to the container of image %s", p->image);
+        return;
+    }
+    if (p->paused)
+        kiln_api->http_pause_recv(p->logs, true);
+}
+
+static void create(cxp *p)
+{
+    char *nm = esc(p->name);
+    char *path = xasprintf("/containers/create?name=%s", nm);
+    free(nm);
+    if (request(p, "POST", path, p->create_body, NULL, on_created, &p->req, false))
+        fail(p, KILN_ESPAWN, "cannot create a container of image %s", p->image);
+    free(path);
+}
+
+/* Pull progress: JSON lines; a line with "error" is the engine's refusal. */
+static int on_pull_data(void *data, const char *buf, size_t len)
+{
+    cxp *p = data;
+    if (!p->x)
+        return KILN_ECANCELED;
+    p->pull_line = realloc(p->pull_line, p->pull_len + len + 1);
+    if (!p->pull_line)
+        abort();
+    memcpy(p->pull_line + p->pull_len, buf, len);
+    p->pull_len += len;
+    p->pull_line[p->pull_len] = '\0';
+    char *nl;
+    while ((nl = memchr(p->pull_line, '\n', p->pull_len))) {
+        *nl = '\0';
+        cJSON *j = cJSON_Parse(p->pull_line);
+        const char *e = cJSON_GetStringValue(cJSON_GetObjectItem(j, "error"));
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(j, "status"));
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(j, "id"));
+        if (e && !p->fail) {
+            p->fail = xasprintf("cannot pull image %s: %s", p->image, e);
+            p->fail_status = KILN_ENOTFOUND;
+        } else if (s) {
+            char line[400];
+            snprintf(line, sizeof line, "pull %s: %s%s%s\n", p->image, s, id ? " " : "", id ? id : "");
+            /* one line per change, not per progress tick */
+            if (strcmp(line, p->last_status)) {
+                snprintf(p->last_status, sizeof p->last_status, "%s", line);
+                kiln_api->exec_output(p->x, KILN_STREAM_STDERR, line, strlen(line));
+            }
+        }
+        cJSON_Delete(j);
+        size_t used = (size_t)(nl - p->pull_line) + 1;
+        memmove(p->pull_line, nl + 1, p->pull_len - used);
+        p->pull_len -= used;
+    }
+    return 0;
+}
+
+static void on_pulled(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    char m[512];
+    if (!p->fail && !err && resp->status >= 300)
+        fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image, engine_message(resp, m, sizeof m));
+    if (chain_over(p, &p->req))
+        return;
+    if (err) {
+        fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image, kiln_api->strerror(err));
+        return;
+    }
+    create(p);
+}
+
+static void pull(cxp *p)
+{
+    char *img = esc(p->image);
+    char *path = xasprintf("/images/create?fromImage=%s", img);
+    free(img);
+    if (request(p, "POST", path, NULL, on_pull_data, on_pulled, &p->req, true))
+        fail(p, KILN_ENOTFOUND, "cannot pull image %s", p->image);
+    free(path);
+}
+
+static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    if (chain_over(p, &p->req))
+        return;
+    char m[512];
+    if (!err && resp->status == 200) {
+        create(p);
+    } else if (!err && resp->status == 404) {
+        if (p->cx->pull == PULL_NEVER)
+            fail(p, KILN_ENOTFOUND, "image %s is not on the engine, and pull=never", p->image);
+        else
+            pull(p);
+    } else {
+        fail(p, KILN_EIO, "cannot look up image %s: %s", p->image,
+             err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
+    }
+}
+
+/* The container's definition, Cloud Build's way. */
+static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *alias)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "Image", s->image);
+    size_t i = 0;
+    if (!s->image_entrypoint) {
+        cJSON *ep = cJSON_AddArrayToObject(b, "Entrypoint");
+        cJSON_AddItemToArray(ep, cJSON_CreateString(s->argv[0]));
+        i = 1;
+    }
+    cJSON *cmd = cJSON_AddArrayToObject(b, "Cmd");
+    for (; s->argv[i]; i++)
+        cJSON_AddItemToArray(cmd, cJSON_CreateString(s->argv[i]));
+    cJSON *env = cJSON_AddArrayToObject(b, "Env");
+    bool home = false;
+    for (size_t k = 0; s->env && s->env[k]; k++) {
+        home |= !strncmp(s->env[k], "HOME=", 5);
+        cJSON_AddItemToArray(env, cJSON_CreateString(s->env[k]));
+    }
+    if (!home)
+        cJSON_AddItemToArray(env, cJSON_CreateString("HOME=/builder/home"));
+    /* dir: the workspace's place is /workspace */
+    size_t wl = strlen(s->workspace);
+    char *wd = !strncmp(s->cwd, s->workspace, wl) && (s->cwd[wl] == '/' || !s->cwd[wl])
+                   ? xasprintf("/workspace%s", s->cwd + wl)
+                   : xstrdup(s->cwd);
+    cJSON_AddStringToObject(b, "WorkingDir", wd);
+    free(wd);
+    cJSON_AddItemToObject(b, "Labels", labels_json(cx));
+    cJSON_AddBoolToObject(b, "AttachStdout", true);
+    cJSON_AddBoolToObject(b, "AttachStderr", true);
+    cJSON_AddBoolToObject(b, "Tty", false);
+    cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
+    cJSON *binds = cJSON_AddArrayToObject(hc, "Binds");
+    char *v = xasprintf("%s:/workspace", s->workspace);
+    cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+    free(v);
+    /* Also at its own path: step plugins (git-checkout, kedro-train) give
+     * their processes host paths of the workspace. */
+    if (strcmp(s->workspace, "/workspace") && strlen(s->workspace) > 1) {
+        v = xasprintf("%s:%s", s->workspace, s->workspace);
+        cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+        free(v);
+    }
+    v = xasprintf("%s:/builder/home", cx->home);
+    cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+    free(v);
+    if (cx->addr.sock) {
+        v = xasprintf("%s:/var/run/docker.sock", cx->addr.sock);
+        cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+        free(v);
+    }
+    if (s->output_file) {
+        v = xasprintf("%s:%s", s->output_file, s->output_file);
+        cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+        free(v);
+    }
+    for (size_t k = 0; s->volumes && s->volumes[k]; k++) {
+        const char *eq = strchr(s->volumes[k], '=');
+        if (!eq)
+            continue;
+        v = xasprintf("kiln-%s-vol-%.*s:%s", cx->build_id, (int)(eq - s->volumes[k]), s->volumes[k], eq + 1);
+        cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+        free(v);
+    }
+    cJSON_AddStringToObject(hc, "NetworkMode", cx->net);
+    cJSON *lc = cJSON_AddObjectToObject(hc, "LogConfig");
+    cJSON_AddStringToObject(lc, "Type", "json-file");
+    cJSON *nc = cJSON_AddObjectToObject(b, "NetworkingConfig");
+    cJSON *ec = cJSON_AddObjectToObject(nc, "EndpointsConfig");
+    cJSON *ep = cJSON_AddObjectToObject(ec, cx->net);
+    cJSON *al = cJSON_AddArrayToObject(ep, "Aliases");
+    cJSON_AddItemToArray(al, cJSON_CreateString(alias));
+    char *out = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    return out;
+}
+
+/* Cloud Build volumes become engine volumes of the build, made once. */
+static int ensure_volumes(struct cx *cx, const kiln_exec_spec *s)
+{
+    for (size_t k = 0; s->volumes && s->volumes[k]; k++) {
+        const char *eq = strchr(s->volumes[k], '=');
+        if (!eq)
+            continue;
+        char *name = xasprintf("kiln-%s-vol-%.*s", cx->build_id, (int)(eq - s->volumes[k]), s->volumes[k]);
+        bool have = false;
+        for (size_t i = 0; i < cx->n_vols && !have; i++)
+            have = !strcmp(cx->vols[i], name);
+        if (have) {
+            free(name);
+            continue;
+        }
+        if (make_volume(cx, name)) {
+            free(name);
+            return KILN_EIO;
+        }
+        cx->vols = realloc(cx->vols, (cx->n_vols + 1) * sizeof *cx->vols);
+        if (!cx->vols)
+            abort();
+        cx->vols[cx->n_vols++] = name;
+    }
+    return 0;
+}
+
+static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
+{
+    struct cx *cx = plugin_data;
+    if (!s->image || !s->argv || (!s->argv[0] && !s->image_entrypoint))
+        return KILN_EINVAL;
+    if (ensure_volumes(cx, s))
+        return KILN_EIO;
+    cxp *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    p->cx = cx;
+    p->x = x;
+    p->image = xstrdup(s->image);
+    p->grace_ms = s->kill_grace_ms;
+    /* Container names: the step id, made safe, unique in the build. */
+    char safe[80];
+    size_t k = 0;
+    for (const char *c = s->step_id; *c && k < sizeof safe - 1; c++)
+        safe[k++] = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                            *c == '-' || *c == '_' || *c == '.'
+                        ? *c
+                        : '-';
+    safe[k] = '\0';
+    snprintf(p->name, sizeof p->name, "kiln-%s-%s-%u", cx->build_id, safe, ++cx->seq);
+    p->create_body = create_body(cx, s, safe[0] ? safe : "step");
+    kiln_api->exec_set_data(x, p);
+    char *img = esc(s->image);
+    char *path = xasprintf("/images/%s/json", img);
+    free(img);
+    int rc = 0;
+    if (cx->pull == PULL_ALWAYS)
+        pull(p);
+    else
+        rc = request(p, "GET", path, NULL, NULL, on_inspected, &p->req, false);
+    free(path);
+    if (rc) {
+        p->x = NULL;
+        p_maybe_free(p);
+        return KILN_EIO;
+    }
+    return 0;
+}
+
+static void on_signalled(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    cxp *p = data;
+    p->pending--;
+    p_maybe_free(p);
+}
+
+static int cx_signal(kiln_exec *x, int signum)
+{
+    cxp *p = kiln_api->exec_get_data(x);
+    if (!p->id[0] || !p->started)
+        return signum == SIGKILL || signum == SIGTERM ? (fail(p, 128 + signum, NULL), 0) : KILN_EINVAL;
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/kill?signal=%d", p->id, signum);
+    return request(p, "POST", path, NULL, NULL, on_signalled, NULL, false);
+}
+
+/* SIGTERM, the grace period, SIGKILL: the engine's stop does exactly that. */
+static void cx_terminate(kiln_exec *x)
+{
+    cxp *p = kiln_api->exec_get_data(x);
+    if (p->stop_asked)
+        return;
+    p->stop_asked = true;
+    if (!p->started) {
+        /* Not running yet: the chain stops at its next answer. */
+        if (p->req)
+            kiln_api->http_abort(p->req);
+        return;
+    }
+    char path[300];
+    /* The engine counts whole seconds: round up, so that a grace is never
+     * shorter than asked. */
+    snprintf(path, sizeof path, "/containers/%s/stop?t=%lld", p->id, (long long)((p->grace_ms + 999) / 1000));
+    request(p, "POST", path, NULL, NULL, on_signalled, NULL, false);
+}
+
+static void cx_abandon(kiln_exec *x)
+{
+    cxp *p = kiln_api->exec_get_data(x);
+    p->x = NULL;
+    if (p->req)
+        kiln_api->http_abort(p->req);
+    if (p->logs)
+        kiln_api->http_abort(p->logs);
+    if (p->wait)
+        kiln_api->http_abort(p->wait);
+    remove_container(p);
+    p_maybe_free(p);
+}
+
+static void cx_pause(kiln_exec *x)
+{
+    cxp *p = kiln_api->exec_get_data(x);
+    if (getenv("KILN_CX_NOPAUSE"))
+        return;
+    p->paused = true;
+    if (p->logs)
+        kiln_api->http_pause_recv(p->logs, true);
+}
+
+static void cx_resume(kiln_exec *x)
+{
+    cxp *p = kiln_api->exec_get_data(x);
+    p->paused = false;
+    if (p->logs)
+        kiln_api->http_pause_recv(p->logs, false);
+}
+
+static int cx_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)
+{
+    KILN_API_BIND(api);
+    if (!KILN_API_HAS(api, exec_plugin_handle))
+        return KILN_EABI;
+    struct cx *cx = calloc(1, sizeof *cx);
+    if (!cx)
+        return KILN_ENOMEM;
+    cx->self = self;
+    *plugin_data = cx;
+    return 0;
+}
+
+static void cx_destroy(void *plugin_data)
+{
+    struct cx *cx = plugin_data;
+    cx_addr_free(&cx->addr);
+    free(cx->auth_header);
+    cJSON_Delete(cx->docker_config);
+    for (size_t i = 0; i < cx->n_vols; i++)
+        free(cx->vols[i]);
+    free(cx->vols);
+    free(cx);
+}
+
+static const kiln_executor_ops cx_ops = {
+    sizeof(kiln_executor_ops), cx_open, cx_spawn, cx_signal, cx_terminate, cx_abandon, cx_pause, cx_resume,
+    cx_close,
+};
+
+static const kiln_plugin cx_plugin = {
+    KILN_PLUGIN_HEADER,
+    .kind = KILN_PLUGIN_EXECUTOR,
+    .name = "container",
+    .version = "0.1.0",
+    .summary = "Runs each step in its image on a Docker-compatible engine, as Cloud Build does",
+    .options = cx_options,
+    .config_size = sizeof(struct cx_config),
+    .init = cx_init,
+    .destroy = cx_destroy,
+    .executor = &cx_ops,
+};
+
+KILN_PLUGIN_DEFINE(cx_plugin)
