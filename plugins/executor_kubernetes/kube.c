@@ -106,6 +106,7 @@ struct kpod {
     char name[128];
     char *image;
     kiln_http *create, *logs;
+    kiln_http *deadline;  /* after terminate(): a request whose timeout is the grace period */
     int pending;          /* requests in flight whose callback holds this pod */
     int64_t grace_ms;
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
@@ -243,6 +244,27 @@ static void unlist(kpod *p)
     p->listed = false;
 }
 
+static void stop_watch(struct kx *kx)
+{
+    kx->watching = false;
+    kx->wlen = 0;
+    if (kx->watch) {
+        kiln_http *w = kx->watch;
+        kx->watch = NULL; /* its callback, with KILN_ECANCELED, is ignored */
+        kiln_api->http_abort(w);
+    }
+}
+
+/* No process left to follow: the watch goes, so that kiln's loop can end
+ * with the build; the next spawn lists again. */
+static void maybe_idle(struct kx *kx)
+{
+    for (kpod *p = kx->pods; p; p = p->next)
+        if (p->x)
+            return;
+    stop_watch(kx);
+}
+
 static void p_maybe_free(kpod *p)
 {
     if (p->x || p->pending)
@@ -297,6 +319,8 @@ static void finish(kpod *p)
     p->x = NULL;
     if (p->logs)
         kiln_api->http_abort(p->logs);
+    if (p->deadline)
+        kiln_api->http_abort(p->deadline);
     int status = p->exit_code;
     char reason[600] = "";
     if (p->fail) {
@@ -309,6 +333,7 @@ static void finish(kpod *p)
     }
     kiln_api->exec_exited(x, status, reason[0] ? reason : NULL);
     delete_pod(p, 0);
+    maybe_idle(p->kx);
     if (p->deleted || !p->created)
         unlist(p);
     p_maybe_free(p);
@@ -347,7 +372,6 @@ static int on_log_data(void *data, const char *buf, size_t len)
 static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     kpod *p = data;
-    p->pending--;
     p->logs = NULL;
     if (p->x) {
         char m[400];
@@ -355,8 +379,9 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
             kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
                       api_message(err, resp, m, sizeof m));
         p->logs_done = true;
-        maybe_done(p);
+        maybe_done(p); /* p stays: this request still counts in pending */
     }
+    p->pending--;
     p_maybe_free(p);
 }
 
@@ -375,6 +400,11 @@ static void start_logs(kpod *p)
     } else {
         p->logs_done = true;
     }
+}
+
+static int on_discard(void *data, const char *buf, size_t len)
+{
+    return 0;
 }
 
 static bool pull_failure(const char *reason)
@@ -541,10 +571,15 @@ static int on_watch_data(void *data, const char *buf, size_t len)
     memcpy(kx->wbuf + kx->wlen, buf, len);
     kx->wlen += len;
     kx->wbuf[kx->wlen] = '\0';
+    kiln_http *mine = kx->watch;
     char *start = kx->wbuf, *nl;
     while ((nl = memchr(start, '\n', kx->wlen - (size_t)(start - kx->wbuf)))) {
         *nl = '\0';
         watch_line(kx, start);
+        /* The last Pod ended inside: this watch was stopped (and maybe a
+         * new list started by the next spawn); its buffer is not ours. */
+        if (kx->watch != mine)
+            return 0;
         start = nl + 1;
     }
     size_t left = kx->wlen - (size_t)(start - kx->wbuf);
@@ -556,6 +591,8 @@ static int on_watch_data(void *data, const char *buf, size_t len)
 static void on_watch(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     struct kx *kx = data;
+    if (h != kx->watch)
+        return; /* stopped */
     kx->watch = NULL;
     kx->wlen = 0;
     if (kx->closing)
@@ -594,6 +631,8 @@ static void start_watch(struct kx *kx)
 static void on_list(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     struct kx *kx = data;
+    if (h != kx->watch)
+        return; /* stopped */
     kx->watch = NULL;
     if (kx->closing)
         return;
@@ -634,7 +673,9 @@ static void on_list(kiln_http *h, void *data, int err, const kiln_http_resp *res
         }
     }
     cJSON_Delete(j);
-    start_watch(kx);
+    /* Unless the last Pod ended above (and maybe a next spawn listed). */
+    if (kx->watching && !kx->watch)
+        start_watch(kx);
 }
 
 static void start_list(struct kx *kx)
@@ -798,8 +839,7 @@ static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
         return;
     }
     kx->closing = true;
-    if (kx->watch)
-        kiln_api->http_abort(kx->watch);
+    stop_watch(kx);
     kx->close_done = done;
     kx->close_arg = arg;
     kx->close_pending++; /* held until every sweep is sent */
@@ -869,12 +909,45 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     return 0;
 }
 
+static void on_deadline(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    kpod *p = data;
+    p->deadline = NULL;
+    if (p->x && err == KILN_ETIMEDOUT)
+        fail(p, 128 + SIGKILL, "Pod %s did not end within the grace period; the kubelet goes on stopping it",
+             p->name);
+    p->pending--;
+    p_maybe_free(p);
+}
+
 /* SIGTERM, the grace period, SIGKILL: what the kubelet does when a Pod is
- * deleted with a grace period. */
+ * deleted with a grace period. Its end still comes from the watch; the
+ * host gives it the grace period and a little more, so the process ends
+ * here when the grace is over, whatever the kubelet reported by then (a
+ * watch on this Pod whose client timeout is the grace: the executor has no
+ * timer of its own). */
 static void kx_terminate(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     delete_pod(p, (p->grace_ms + 999) / 1000);
+    if (p->deadline)
+        return;
+    char *url = xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
+                          p->name, (long long)(p->grace_ms / 1000 + 5));
+    kiln_http_req r;
+    memset(&r, 0, sizeof r);
+    const char *hdrs[2] = {p->kx->auth, NULL};
+    r.struct_size = sizeof r;
+    r.url = url;
+    r.headers = hdrs;
+    r.on_data = on_discard;
+    r.timeout_ms = p->grace_ms > 0 ? p->grace_ms : 1;
+    r.ca_file = p->kx->conn.ca_file;
+    r.ca_pem = p->kx->conn.ca_pem;
+    r.insecure = p->kx->conn.insecure;
+    if (kiln_api->http_request_obj(KILN_OBJ(p->kx->self), &r, on_deadline, p, &p->deadline) == 0)
+        p->pending++;
+    free(url);
 }
 
 static int kx_signal(kiln_exec *x, int signum)
@@ -903,6 +976,7 @@ static void kx_abandon(kiln_exec *x)
     delete_pod(p, 1);
     if (p->deleted || !p->created)
         unlist(p);
+    maybe_idle(p->kx);
     p_maybe_free(p);
 }
 

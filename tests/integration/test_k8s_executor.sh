@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `kiln run --executor kubernetes`: steps run as Pods on the fake API server
+# (tests/fakes/fake_k8s.py) whose kubelet runs each Pod's container for
+# real with podman (rootful, runc, vfs: the fixture of test_docker_build.sh),
+# so exit codes, output and timing are real. Checked here: a small DAG runs
+# as Pods in order with its logs and exit codes; a failing step; a timeout
+# deletes its Pod; OOMKilled (simulated by the fake: a memory limit and
+# SIGKILL) and an image that cannot be pulled fail saying so; a Pod deleted
+# by someone else fails its step; the real kubectl sees the Pods, their logs
+# and their end; nothing is left after a run, and what a kill -9'd kiln
+# left is removed by the next run.
+#
+# Needs podman, runc, a static busybox, root and kubectl (scripts/deps.d/
+# k8s-executor). KILN_SKIP_ENGINE_TESTS=1 skips it, as test_docker_build.
+source "$(dirname "$0")/lib.sh"
+
+FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
+cannot_run() {
+    [ "${KILN_SKIP_ENGINE_TESTS:-0}" = 1 ] && skip_test "$*"
+    echo "FAIL - cannot run: $*"
+    echo "       (install: podman runc busybox-static kubectl; or set KILN_SKIP_ENGINE_TESTS=1)"
+    exit 1
+}
+for tool in podman runc python3 curl; do
+    command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
+done
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to make the steps' image"
+[ "$(id -u)" = 0 ] || cannot_run "rootful podman needs root (uid $(id -u))"
+
+echo "# fixture: podman (as the fake kubelet's runtime), an image, the fake API server"
+E=$TMP/engine
+mkdir -p "$E/tmp"
+cat >"$E/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$E/tmp"
+CONF
+cat >"$E/storage.conf" <<CONF
+[storage]
+driver = "vfs"
+graphroot = "$E/graph"
+runroot = "$E/run"
+CONF
+printf 'unqualified-search-registries = []\n' >"$E/registries.conf"
+export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
+export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
+# The steps' image: busybox in an empty root, imported (no build needed).
+mkdir -p "$E/root/bin" "$E/root/tmp"
+cp "$BUSYBOX" "$E/root/bin/busybox"
+for a in sh echo sleep cat ls test mkdir kill true false; do ln -s busybox "$E/root/bin/$a"; done
+tar -C "$E/root" -cf "$E/root.tar" .
+IMG=localhost/kiln-k8s-busybox:1
+TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
+    { cat "$E/import.log"; cannot_run "podman import failed"; }
+stop_pods() {  # containers the kubelet left (there should be none)
+    TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null || true
+}
+
+K=$TMP/k8s
+start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet"
+SERVER=http://127.0.0.1:$PORT
+export KUBECONFIG=$TMP/kubeconfig
+cat >"$KUBECONFIG" <<Y
+apiVersion: v1
+kind: Config
+current-context: other
+contexts:
+- name: other
+  context: {cluster: nowhere, user: u}
+- name: fake
+  context: {cluster: fake, user: u, namespace: builds}
+clusters:
+- name: nowhere
+  cluster: {server: "http://127.0.0.1:1"}
+- name: fake
+  cluster: {server: "$SERVER"}
+users:
+- name: u
+  user: {}
+Y
+EXEC="kubernetes:context=fake"
+api() { curl -s "$SERVER$1"; }
+pods_left() { api "/api/v1/namespaces/builds/pods" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
+log_has() {  # log_has EXPR: some request in the fake's log satisfies EXPR (Python over l)
+    python3 -c 'import json,sys
+ls=[json.loads(x) for x in open(sys.argv[1])]
+sys.exit(0 if any(eval(sys.argv[2]) for l in ls) else 1)' "$K/requests.jsonl" "$1"
+}
+
+# ---------------------------------------------------------------------------
+echo "# a DAG of steps as Pods"
+mkdir -p dag/ws && cd dag
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: make
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo made-by-pod > /workspace/made.txt; echo out-line-1; echo err-line-1 >&2; echo "home=$$HOME dir=$$(pwd) greet=$$GREET"']
+  env: ['GREET=hello-pod']
+- id: left
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'sleep 1; echo left-saw-$$(cat /workspace/made.txt); echo left > /builder/home/left']
+  waitFor: [make]
+- id: right
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo right-saw-$$(cat made.txt)']
+  dir: .
+  waitFor: [make]
+- id: join
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo join-saw-$$(cat /builder/home/left); echo answer=42 >> "$$KILN_OUTPUT"']
+  waitFor: [left, right]
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC" --report r.json --log-dir logs --workspace ws)
+check "the DAG succeeds under the kubernetes executor (exit 0)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || sed 's/^/  /' out | tail -30
+check "the Pod wrote into the workspace" has_line ws/made.txt made-by-pod
+check "stdout reaches the step's log" has_line logs/make.log out-line-1
+check "stderr reaches the step's log (merged by pods/log)" has_line logs/make.log err-line-1
+check "env, HOME=/builder/home and workingDir /workspace" has_line logs/make.log "home=/builder/home dir=/workspace greet=hello-pod"
+check "a later step sees the first one's file" has_line logs/left.log left-saw-made-by-pod
+check "dir: . runs in /workspace" has_line logs/right.log right-saw-made-by-pod
+check "/builder/home is shared by the build's Pods" has_line logs/join.log join-saw-left
+check "$$KILN_OUTPUT written in a Pod becomes the step's output" [ "$(jget r.json '[s for s in j["steps"] if s["key"]=="join"][0]["outputs"]["answer"]')" = 42 ]
+check "one Pod was created per step (4 POSTs)" [ "$(python3 -c 'import json,sys; print(sum(1 for x in open(sys.argv[1]) if (l:=json.loads(x))["method"]=="POST" and l["path"].endswith("/pods")))' "$K/requests.jsonl")" = 4 ]
+check "Pods carry restartPolicy Never, the build, step and owner labels" log_has \
+    'l["method"]=="POST" and l["body"]["spec"]["restartPolicy"]=="Never" and set(l["body"]["metadata"]["labels"]) >= {"kiln.dev/build","kiln.dev/step","kiln.dev/owner"}'
+check "completion came from a watch on the build's Pods" log_has 'l["query"].get("watch")=="true" and "kiln.dev/build=" in l["query"].get("labelSelector","")'
+check "logs came from pods/log?follow=true" log_has 'l["path"].endswith("/log") and l["query"].get("follow")=="true"'
+# DAG order, from the Pods' creation order in the request log
+order=$(python3 -c 'import json,sys
+for x in open(sys.argv[1]):
+    l=json.loads(x)
+    if l["method"]=="POST" and l["path"].endswith("/pods"): print(l["body"]["metadata"]["labels"]["kiln.dev/step"])' "$K/requests.jsonl" | tr '\n' ' ')
+check "make first, join last (order: $order)" python3 -c 'import sys; o=sys.argv[1].split(); sys.exit(0 if o[0]=="make" and o[-1]=="join" else 1)' "$order"
+check "no Pod is left after the build" [ "$(pods_left)" = 0 ]
+check "the kubelet left no container" [ -z "$(stop_pods)" ]
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# failures: exit code, OOMKilled, image pull, timeout"
+mkdir -p fails/ws && cd fails
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: three
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo before-exit; exit 3']
+  allowFailure: true
+- id: oom
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo eating; sleep 60 & kill -9 $$!; wait $$!; exit $$?']
+  allowFailure: true
+  waitFor: ['-']
+- id: nopull
+  name: localhost/kiln-no-such-image:1
+  entrypoint: sh
+  args: ['-c', 'true']
+  allowFailure: true
+  waitFor: ['-']
+- id: slow
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo slow-started; sleep 120']
+  timeout: 3s
+  waitFor: ['-']
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC,memory=64Mi" --report r.json --log-dir logs --workspace ws)
+check "the build fails (exit 1)" [ "$rc" = 1 ]
+check "exit 3 is the step's exit code" [ "$(field r.json three exit_code)" = 3 ]
+check "its output arrived" has_line logs/three.log before-exit
+check "OOMKilled: exit code 137" [ "$(field r.json oom exit_code)" = 137 ]
+check "OOMKilled: the step's log says so" has_line out "[oom] error: Pod kiln-"
+check "OOMKilled: ... the container was OOMKilled" grep -q "oom.*was OOMKilled (over its memory limit)" out
+check "an image that cannot be pulled fails its step" [ "$(status r.json nopull)" = FAILURE ]
+check "... saying so (ErrImagePull and podman's reason)" grep -q "nopull.*localhost/kiln-no-such-image:1 cannot be used: ErrImagePull" out
+check "the step with timeout: 3s ends TIMEOUT" [ "$(status r.json slow)" = TIMEOUT ]
+check "its Pod was deleted with a grace period" log_has 'l["method"]=="DELETE" and "slow" in l["path"] and l["query"].get("gracePeriodSeconds") not in (None, "0")'
+wait_for 60 sh -c "[ \"$$(curl -s $SERVER/api/v1/namespaces/builds/pods | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"items\"]))')\" = 0 ]"
+check "no Pod is left after the failed build" [ "$(pods_left)" = 0 ]
+check "the kubelet left no container" wait_for 60 test -z "$(stop_pods)"
+[ "${KILN_TEST_DEBUG:-0}" = 1 ] && { cat out; cat r.json; }
+cd "$TMP"
+
+finish
