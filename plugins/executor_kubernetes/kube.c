@@ -110,6 +110,7 @@ struct kpod {
     int pending;          /* requests in flight whose callback holds this pod */
     int64_t grace_ms;
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
+    bool deleted_by_other; /* a deletionTimestamp we did not ask for */
     int exit_code;
     char term_reason[64];
     char *fail;
@@ -326,6 +327,13 @@ static void finish(kpod *p)
     if (p->fail) {
         status = p->fail_status;
         snprintf(reason, sizeof reason, "%s", p->fail);
+    } else if (p->deleted_by_other) {
+        /* The kubelet stopped it because someone deleted the Pod: not
+         * the step's own end, whatever its exit code says. */
+        status = KILN_EIO;
+        snprintf(reason, sizeof reason,
+                 "Pod %s was deleted by someone else while it ran (its container ended with exit code %d)",
+                 p->name, p->exit_code);
     } else if (!strcmp(p->term_reason, "OOMKilled")) {
         status = 137;
         snprintf(reason, sizeof reason,
@@ -429,6 +437,8 @@ static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
     p->created = true; /* the watch may come before the POST's answer */
     if (!strcmp(type, "DELETED"))
         p->deleted = true;
+    if ((p->deleted || cJSON_GetObjectItem(meta, "deletionTimestamp")) && !p->delete_asked)
+        p->deleted_by_other = true;
     if (!p->x) {
         if (p->deleted)
             unlist(p);

@@ -62,6 +62,8 @@ TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
 stop_pods() {  # containers the kubelet left (there should be none)
     TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null || true
 }
+no_containers() { [ -z "$(stop_pods)" ]; }
+no_pods() { [ "$(pods_left)" = 0 ]; }
 
 K=$TMP/k8s
 start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet"
@@ -131,7 +133,7 @@ check "env, HOME=/builder/home and workingDir /workspace" has_line logs/make.log
 check "a later step sees the first one's file" has_line logs/left.log left-saw-made-by-pod
 check "dir: . runs in /workspace" has_line logs/right.log right-saw-made-by-pod
 check "/builder/home is shared by the build's Pods" has_line logs/join.log join-saw-left
-check "$$KILN_OUTPUT written in a Pod becomes the step's output" [ "$(jget r.json '[s for s in j["steps"] if s["key"]=="join"][0]["outputs"]["answer"]')" = 42 ]
+check "KILN_OUTPUT written in a Pod becomes the step's output" [ "$(jget r.json '[s for s in j["steps"] if s["key"]=="join"][0]["outputs"]["answer"]')" = 42 ]
 check "one Pod was created per step (4 POSTs)" [ "$(python3 -c 'import json,sys; print(sum(1 for x in open(sys.argv[1]) if (l:=json.loads(x))["method"]=="POST" and l["path"].endswith("/pods")))' "$K/requests.jsonl")" = 4 ]
 check "Pods carry restartPolicy Never, the build, step and owner labels" log_has \
     'l["method"]=="POST" and l["body"]["spec"]["restartPolicy"]=="Never" and set(l["body"]["metadata"]["labels"]) >= {"kiln.dev/build","kiln.dev/step","kiln.dev/owner"}'
@@ -144,7 +146,7 @@ for x in open(sys.argv[1]):
     if l["method"]=="POST" and l["path"].endswith("/pods"): print(l["body"]["metadata"]["labels"]["kiln.dev/step"])' "$K/requests.jsonl" | tr '\n' ' ')
 check "make first, join last (order: $order)" python3 -c 'import sys; o=sys.argv[1].split(); sys.exit(0 if o[0]=="make" and o[-1]=="join" else 1)' "$order"
 check "no Pod is left after the build" [ "$(pods_left)" = 0 ]
-check "the kubelet left no container" [ -z "$(stop_pods)" ]
+check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
@@ -189,8 +191,76 @@ check "the step with timeout: 3s ends TIMEOUT" [ "$(status r.json slow)" = TIMEO
 check "its Pod was deleted with a grace period" log_has 'l["method"]=="DELETE" and "slow" in l["path"] and l["query"].get("gracePeriodSeconds") not in (None, "0")'
 wait_for 60 sh -c "[ \"$$(curl -s $SERVER/api/v1/namespaces/builds/pods | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"items\"]))')\" = 0 ]"
 check "no Pod is left after the failed build" [ "$(pods_left)" = 0 ]
-check "the kubelet left no container" wait_for 60 test -z "$(stop_pods)"
+check "the kubelet left no container" wait_for 60 no_containers
 [ "${KILN_TEST_DEBUG:-0}" = 1 ] && { cat out; cat r.json; }
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# kubectl sees the Pods; a Pod deleted by someone else fails its step"
+KUBECTL=(kubectl --context fake -n builds)
+if ! command -v kubectl >/dev/null; then
+    [ "${KILN_REQUIRE_KUBECTL:-0}" = 1 ] && { echo "FAIL - kubectl is required"; exit 1; }
+    echo "skip - kubectl is not installed: the real-client checks"
+else
+mkdir -p victim/ws && cd victim
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: victim
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo victim-started; i=0; while [ $$i -lt 600 ]; do echo tick-$$i; i=$$((i+1)); sleep 0.2; done']
+Y
+"$KILN" run p.yaml --executor "$EXEC" --report r.json --log-dir logs --workspace ws >out 2>&1 &
+KPID=$!
+check "kubectl wait --for=condition=Ready sees the step's Pod become ready" \
+    "${KUBECTL[@]}" wait --for=condition=Ready pod -l kiln.dev/step=victim --timeout=60s
+POD=$("${KUBECTL[@]}" get pods -l kiln.dev/step=victim -o name)
+check "kubectl get pods lists it by its labels ($POD)" [ -n "$POD" ]
+"${KUBECTL[@]}" logs -f "$POD" >kubectl-logs.txt 2>&1 &
+LPID=$!
+"${KUBECTL[@]}" get pods -w -l kiln.dev/step=victim --output-watch-events >kubectl-watch.txt 2>&1 &
+WPID=$!
+check "kubectl logs -f follows the Pod's output" wait_for 60 has_line kubectl-logs.txt tick-3
+check "kubectl delete pod (someone else) succeeds" "${KUBECTL[@]}" delete "$POD" --grace-period=1 --timeout=60s
+rc=0; wait "$KPID" || rc=$?
+check "the build fails (exit 1)" [ "$rc" = 1 ]
+check "the step fails" [ "$(status r.json victim)" = FAILURE ]
+check "... saying its Pod was deleted by someone else" grep -q "victim.*was deleted by someone else" out
+check "its output up to then arrived" has_line logs/victim.log tick-3
+wait "$LPID" || true
+check "kubectl logs -f ended with the container" has_line kubectl-logs.txt victim-started
+check "kubectl get pods -w saw it MODIFIED and DELETED" sh -c "grep -q MODIFIED kubectl-watch.txt && grep -q DELETED kubectl-watch.txt"
+kill "$WPID" 2>/dev/null || true; wait "$WPID" 2>/dev/null || true
+cd "$TMP"
+fi
+
+# ---------------------------------------------------------------------------
+echo "# kill -9 of kiln: the next run removes what it left"
+mkdir -p killed/ws && cd killed
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: orphan
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo orphan-started; sleep 300']
+Y
+"$KILN" run p.yaml --executor "$EXEC" --workspace ws >out 2>&1 &
+KPID=$!
+wait_for 60 has_line out orphan-started
+kill -9 "$KPID"; wait "$KPID" 2>/dev/null || true
+check "the Pod outlives a kill -9'd kiln" [ "$(pods_left)" = 1 ]
+sed "s|IMG|$IMG|" >q.yaml <<'Y'
+steps:
+- id: next
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo next-ran']
+Y
+rc=$(run_kiln out2 run q.yaml --executor "$EXEC" --workspace ws)
+check "the next run succeeds" [ "$rc" = 0 ]
+check "... and says it removed the dead owner's Pod" has_line out2 "removing 1 pods left by builds no longer running"
+check "no Pod is left" wait_for 60 no_pods
+check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"
 
 finish
