@@ -48,6 +48,8 @@ struct kiln_http {
     void *read_data;
     kiln_http_data_cb on_data;
     void *on_data_data;
+    void (*on_headers)(void *data, int status);
+    void *on_headers_data;
     kiln__buf resp; /* the collected body, when on_data is NULL */
     enum req_state state;
     bool in_todo;
@@ -362,6 +364,23 @@ static size_t on_curl_write(char *ptr, size_t size, size_t nmemb, void *userp)
     return h->aborted ? 0 : len;
 }
 
+/* The end of a final (not 1xx) response's headers: tell on_headers. */
+static size_t on_curl_header(char *buf, size_t size, size_t nitems, void *userp)
+{
+    kiln_http *h = userp;
+    size_t len = size * nitems;
+    if (h->on_headers && !h->aborted && (len == 2 || len == 1) && (buf[0] == '\r' || buf[0] == '\n')) {
+        long code = 0;
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200) {
+            void (*cb)(void *, int) = h->on_headers;
+            h->on_headers = NULL;
+            cb(h->on_headers_data, (int)code);
+        }
+    }
+    return len;
+}
+
 static size_t on_curl_read(char *buf, size_t size, size_t nmemb, void *userp)
 {
     kiln_http *h = userp;
@@ -607,6 +626,10 @@ static int req_setup(kiln_http *h, const kiln_http_req *r, const char *method)
     SET(CURLOPT_USERAGENT, "kiln/" KILN_VERSION_STRING);
     SET(CURLOPT_WRITEFUNCTION, on_curl_write);
     SET(CURLOPT_WRITEDATA, (void *)h);
+    if (h->on_headers) {
+        SET(CURLOPT_HEADERFUNCTION, on_curl_header);
+        SET(CURLOPT_HEADERDATA, (void *)h);
+    }
     if (r->timeout_ms > 0)
         SET(CURLOPT_TIMEOUT_MS, r->timeout_ms > LONG_MAX ? LONG_MAX : (long)r->timeout_ms);
     if (r->ca_file)
@@ -671,6 +694,10 @@ int kiln__http_start(kiln__http_client *c, const kiln_http_req *req, kiln_http_c
     h->read_data = r.read_data;
     h->on_data = r.on_data;
     h->on_data_data = r.on_data_data;
+    if (req->struct_size >= offsetof(kiln_http_req, on_headers_data) + sizeof(void *)) {
+        h->on_headers = r.on_headers;
+        h->on_headers_data = r.on_headers_data;
+    }
     kiln__buf_init(&h->resp);
     if (!(h->easy = curl_easy_init())) {
         free(h);

@@ -98,6 +98,9 @@ typedef struct cxp {
     size_t hdr_len;
     size_t left;
     int stream;
+    uint64_t got;       /* payload bytes delivered */
+    uint64_t skip;      /* of the second reading: already delivered */
+    bool reread;
     char *pull_line;    /* partial JSON line of the pull's progress */
     size_t pull_len;
     char last_status[400];
@@ -380,8 +383,17 @@ static void p_maybe_free(cxp *p)
     free(p);
 }
 
+static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth);
+
 static int request(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
                    kiln_http_cb cb, kiln_http **out, bool auth)
+{
+    return request_h(p, method, path, body, on_data, NULL, cb, out, auth);
+}
+
+static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth)
 {
     struct cx *cx = p->cx;
     char *url = xasprintf("%s%s", cx->addr.base, path);
@@ -402,6 +414,8 @@ static int request(cxp *p, const char *method, const char *path, const char *bod
     r.body_len = body ? strlen(body) : 0;
     r.on_data = on_data;
     r.on_data_data = p;
+    r.on_headers = on_headers;
+    r.on_headers_data = p;
     kiln_http *h = NULL;
     int rc = kiln_api->http_request_obj(KILN_OBJ(cx->self), &r, cb, p, &h);
     free(url);
@@ -500,6 +514,8 @@ static bool chain_over(cxp *p, kiln_http **slot)
     return false;
 }
 
+
+/* The output stream ended and the exit code is in. */
 static void both_done(cxp *p)
 {
     if (p->logs_done && p->wait_done)
@@ -527,7 +543,12 @@ static int on_logs_data(void *data, const char *buf, size_t len)
             continue;
         }
         size_t take = p->left < len ? p->left : len;
-        kiln_api->exec_output(p->x, (kiln_stream)p->stream, buf, take);
+        size_t dup = p->skip < take ? (size_t)p->skip : take;
+        p->skip -= dup;
+        if (take > dup) {
+            kiln_api->exec_output(p->x, (kiln_stream)p->stream, buf + dup, take - dup);
+            p->got += take - dup;
+        }
         p->left -= take;
         buf += take;
         len -= take;
@@ -551,6 +572,12 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
                       err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
     }
     p->logs_done = true;
+    if (!p->started && !p->fail) {
+        char m2[512];
+        fail(p, KILN_ESPAWN, "cannot attach to the container of image %s: %s", p->image,
+             err ? kiln_api->strerror(err) : engine_message(resp, m2, sizeof m2));
+        return;
+    }
     if (p->fail && !p->wait)
         finish(p);
     else
@@ -596,15 +623,27 @@ static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *
     /* After the start: "not-running" of a container that already ended
      * answers at once with its code. */
     snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", p->id);
-    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false)) {
+    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
         fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
+}
+
+/* The engine answered the attach: it is in place, so nothing the process
+ * prints is missed. Start it now. podman's followed logs lose lines
+ * (4.3), an attach does not, and its socket is the process's pipe: when
+ * kiln stops reading, the process blocks on its writes (backpressure). */
+static void on_attached(void *data, int status)
+{
+    cxp *p = data;
+    if (!p->x || p->fail || status != 200)
+        return; /* on_logs says why */
+    if (p->stop_asked) {
+        fail(p, 128 + SIGTERM, NULL);
         return;
     }
-    snprintf(path, sizeof path, "/containers/%s/logs?follow=1&stdout=1&stderr=1", p->id);
-    if (request(p, "GET", path, NULL, on_logs_data, on_logs, &p->logs, false) == 0 && p->paused)
-        kiln_api->http_pause_recv(p->logs, true);
-    if (!p->logs)
-        p->logs_done = true;
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/start", p->id);
+    if (request(p, "POST", path, NULL, NULL, on_started, &p->req, false))
+        fail(p, KILN_ESPAWN, "cannot start the container of image %s", p->image);
 }
 
 static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -626,9 +665,13 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
         return;
     }
     char path[300];
-    snprintf(path, sizeof path, "/containers/%s/start", p->id);
-    if (request(p, "POST", path, NULL, NULL, on_started, &p->req, false))
-        fail(p, KILN_ESPAWN, "cannot start the container of image %s", p->image);
+    snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", p->id);
+    if (request_h(p, "POST", path, NULL, on_logs_data, on_attached, on_logs, &p->logs, false)) {
+        fail(p, KILN_ESPAWN, "cannot attach to the container of image %s", p->image);
+        return;
+    }
+    if (p->paused)
+        kiln_api->http_pause_recv(p->logs, true);
 }
 
 static void create(cxp *p)
@@ -920,6 +963,8 @@ static void cx_abandon(kiln_exec *x)
 static void cx_pause(kiln_exec *x)
 {
     cxp *p = kiln_api->exec_get_data(x);
+    if (getenv("KILN_CX_NOPAUSE"))
+        return;
     p->paused = true;
     if (p->logs)
         kiln_api->http_pause_recv(p->logs, true);

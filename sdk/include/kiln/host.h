@@ -100,6 +100,12 @@ typedef struct kiln_http_req {
     const char *ca_file;           /* PEM file of the CAs to trust instead, or NULL */
     const char *ca_pem;            /* PEM text of the CAs to trust instead, or NULL */
     bool insecure;                 /* do not verify the server's certificate at all */
+    /* ABI 1.6: called once when the response's status line and headers
+     * have arrived, before any of its body (a streamed response that
+     * starts only when something else happens: an Engine API attach). A
+     * host older than 1.6 ignores it. */
+    void (*on_headers)(void *data, int status);
+    void *on_headers_data;
 } kiln_http_req;
 
 typedef struct kiln_http_resp {

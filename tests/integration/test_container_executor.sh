@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Integration tests for the container executor (issue 11): `kiln run
+# --executor container` on REAL components: podman's Docker-compatible API
+# service (rootful, runc, vfs, private configuration, as test_docker_build.sh)
+# and Debian's docker-registry with and without htpasswd credentials. Images
+# are made on the spot from busybox-static (FROM scratch) and tagged as the
+# names pipelines use (ubuntu, gcr.io/cloud-builders/docker).
+#
+# If podman or the registry cannot run here, the test FAILS (saying why),
+# unless KILN_SKIP_ENGINE_TESTS=1 is set.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+cannot_run() {
+    if [ "${KILN_SKIP_ENGINE_TESTS:-0}" = 1 ]; then skip_test "$* (KILN_SKIP_ENGINE_TESTS=1)"; fi
+    echo "FAIL - the real engine cannot run here: $*"
+    echo "       (install the packages of scripts/deps.d/executor; or set KILN_SKIP_ENGINE_TESTS=1)"
+    exit 1
+}
+for tool in podman runc docker-registry htpasswd curl python3; do
+    command -v "$tool" >/dev/null 2>&1 || cannot_run "$tool is not installed"
+done
+[ -x /usr/lib/podman/aardvark-dns ] || cannot_run "aardvark-dns is not installed (steps find each other by name through it)"
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to put into FROM-scratch images"
+[ "$(id -u)" = 0 ] || cannot_run "podman's rootful service needs root (uid $(id -u))"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# the registries and the engine: stopped by lib.sh's cleanup
+
+# ---------------------------------------------------------------------------
+echo "# fixture: podman API service, two registries, images from busybox"
+E=$TMP/engine
+mkdir -p "$E/tmp"
+REG=$(free_port); AREG=$(free_port)
+cat >"$E/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$E/tmp"
+CONF
+cat >"$E/storage.conf" <<CONF
+[storage]
+driver = "vfs"
+graphroot = "$E/graph"
+runroot = "$E/run"
+CONF
+cat >"$E/registries.conf" <<CONF
+unqualified-search-registries = []
+[[registry]]
+location = "127.0.0.1:$REG"
+insecure = true
+[[registry]]
+location = "127.0.0.1:$AREG"
+insecure = true
+CONF
+start_registry() {  # start_registry NAME PORT [htpasswd-file]
+    local d=$TMP/$1
+    mkdir -p "$d/data"
+    {
+        echo "version: 0.1"
+        echo "log: {level: warn}"
+        echo "storage: {filesystem: {rootdirectory: $d/data}}"
+        echo "http: {addr: \"127.0.0.1:$2\"}"
+        [ -n "${3:-}" ] && echo "auth: {htpasswd: {realm: kiln-test, path: $3}}"
+    } >"$d/config.yml"
+    docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
+    FAKE_PIDS+=($!)
+}
+htpasswd -Bbn ci s3cret >"$TMP/htpasswd" 2>/dev/null
+start_registry reg "$REG"
+start_registry areg "$AREG" "$TMP/htpasswd"
+env CONTAINERS_CONF="$E/containers.conf" CONTAINERS_STORAGE_CONF="$E/storage.conf" \
+    CONTAINERS_REGISTRIES_CONF="$E/registries.conf" TMPDIR="$E/tmp" \
+    podman system service --time=0 "unix://$E/podman.sock" >"$E/podman.log" 2>&1 &
+FAKE_PIDS+=($!)
+SOCK=$E/podman.sock
+up() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$@" 2>/dev/null)" != 000 ]; }
+for i in $(seq 1 1200); do  # up to 60 s: only catches services that never answer
+    up --unix-socket "$SOCK" http://d/_ping && up "http://127.0.0.1:$REG/v2/" && up "http://127.0.0.1:$AREG/v2/" && break
+    [ "$i" = 1200 ] && cannot_run "podman service or docker-registry did not answer within 60s"
+    sleep 0.05
+done
+curl -s -o /dev/null --max-time 120 --unix-socket "$SOCK" http://d/v1.41/version ||
+    cannot_run "podman service did not answer /version within 120s"
+api() { curl -s --unix-socket "$SOCK" "http://d/v1.41$1"; }
+apix() { local m=$1 p=$2; shift 2; curl -s --unix-socket "$SOCK" -X "$m" "$@" "http://d/v1.41$p"; }
+# A FROM-scratch image: busybox and its applets, a marker file, and `bash`
+# as a script running sh (the corpus's steps call bash).
+R=$TMP/rootfs
+mkdir -p "$R/bin" "$R/etc" "$R/tmp"
+cp "$BUSYBOX" "$R/bin/busybox"
+for t in sh cat echo ls sleep env pwd printf chmod rm test true false seq head tr mkdir touch hostname \
+    wget httpd grep yes dd wc nslookup; do ln -s busybox "$R/bin/$t"; done
+printf '#!/bin/sh\nexec sh "$@"\n' >"$R/bin/bash"
+chmod +x "$R/bin/bash"
+echo "from-the-image" >"$R/etc/image-marker"
+tar -C "$R" -cf "$TMP/rootfs.tar" .
+import() {  # import REPO TAG
+    apix POST "/images/create?fromSrc=-&repo=$1&tag=$2" -H 'Content-Type: application/x-tar' \
+        --data-binary @"$TMP/rootfs.tar" >/dev/null
+}
+import ubuntu latest
+import gcr.io/cloud-builders/docker latest
+check "fixture: image ubuntu" test "$(api /images/ubuntu/json | python3 -c 'import json,sys; print(bool(json.load(sys.stdin).get("Id")))')" = True
+KX="container:engine=unix://$SOCK"
+# leftovers: what kiln made that is still on the engine (none expected)
+leftovers() {
+    {
+        api '/containers/json?all=1&filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("container", c["Names"]) for c in json.load(sys.stdin)]'
+        api '/volumes?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("volume", v["Name"]) for v in json.load(sys.stdin)["Volumes"] or []]'
+        api '/networks?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("network", n["Name"]) for n in json.load(sys.stdin)]'
+    } 2>&1
+}
+no_leftovers() {
+    local l
+    l=$(leftovers)
+    [ -z "$l" ] || { echo "  left on the engine: $l"; return 1; }
+}
+new_case() { CASE=$TMP/cases/$1; mkdir -p "$CASE"; cd "$CASE"; }
+krun() {  # krun [kiln args...]: pipeline.yaml -> RC, out.txt, report.json
+    RC=0
+    timeout 600 "$KILN" run pipeline.yaml --report report.json "$@" >out.txt 2>&1 || RC=$?
+}
+
+# ---------------------------------------------------------------------------
+echo "# a step sees the image's files, not the host's; /workspace and /builder/home persist; outputs"
+new_case basic
+echo "from-the-host" >host-file.txt
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: first
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'cat /etc/image-marker; test -e /etc/debian_version && echo HOST-ETC-SEEN; cat host-file.txt; pwd; echo made-by-first > /workspace/made.txt; echo home-data > $$HOME/h; echo to-stderr >&2; echo answer=42 >> $$KILN_OUTPUT']
+- id: second
+  name: ubuntu
+  script: |
+    cat /workspace/made.txt /builder/home/h
+    echo "home is $HOME"
+    test -S /var/run/docker.sock && echo engine-socket-here
+- id: third
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'echo first said ${{ steps.first.outputs.answer }}']
+EOF
+krun --executor "$KX" --sink "jsonl:path=$CASE/log.jsonl"
+check "exit 0" test "$RC" = 0
+check "the image's file" has_line out.txt "[first] from-the-image"
+check "not the host's /etc" lacks_line out.txt "HOST-ETC-SEEN"
+check "the workspace is bound" has_line out.txt "[first] from-the-host"
+check "the working directory is /workspace" has_line out.txt "[first] /workspace"
+check "stderr kept apart" grep -q '"stream":"stderr".*"text":"to-stderr"' log.jsonl
+check "stdout kept apart" grep -q '"stream":"stdout".*"text":"from-the-image"' log.jsonl
+check "the workspace persists to the next step" has_line out.txt "[second] made-by-first"
+check "and so does the home volume" has_line out.txt "[second] home-data"
+check "HOME is /builder/home" has_line out.txt "[second] home is /builder/home"
+check "the engine's socket is mounted" has_line out.txt "[second] engine-socket-here"
+check "\$KILN_OUTPUT works" has_line out.txt "[third] first said 42"
+check "the file made in a step is on the host" test "$(cat made.txt)" = made-by-first
+check "no 'image is not used'" lacks_line out.txt "is not used"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# 1,000,000 lines from a container arrive complete and in order, streams apart"
+new_case million
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: many
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'seq 1 1000000; seq 1 1000 >&2']
+EOF
+krun --executor "$KX" --quiet --sink "jsonl:path=$CASE/log.jsonl"
+check "exit 0" test "$RC" = 0
+cat >count.py <<'EOF'
+import json, sys
+out, err = [], []
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if j.get("step_id") != "many" or "text" not in j or j.get("severity") == "DEBUG":
+        continue
+    if j["stream"] == "stdout":
+        out.append(j["text"])
+    elif j["stream"] == "stderr":
+        err.append(j["text"])
+print(out == [str(i) for i in range(1, 1000001)] and err == [str(i) for i in range(1, 1001)])
+EOF
+check "every line, in order, on its stream" test "$(python3 count.py log.jsonl)" = True
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# exit codes, allowExitCodes, secrets masked"
+new_case codes
+printf 'TOKEN=s3cr3t-value-xyz\n' >sec.env
+cat >pipeline.yaml <<'EOF'
+availableSecrets:
+  secretManager:
+  - versionName: projects/p/secrets/token/versions/1
+    env: TOKEN
+steps:
+- id: allowed
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'echo token=$$TOKEN; exit 3']
+  secretEnv: [TOKEN]
+  allowExitCodes: [3]
+- id: fails
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'exit 5']
+- id: never
+  name: ubuntu
+  args: ['true']
+EOF
+krun --executor "$KX" --secrets-file sec.env
+check "the build fails" test "$RC" = 1
+check "the secret is masked" has_line out.txt "[allowed] token=********"
+check "and never printed" lacks_line out.txt "s3cr3t-value-xyz"
+check "allowExitCodes: the build went on" test "$(status report.json fails)" = FAILURE
+check "exit 5 is the reason" has_line out.txt "step exited with non-zero status: 5"
+check "exit code in the report" test "$(field report.json fails exit_code)" = 5
+check "the next step did not run" test "$(status report.json never)" = QUEUED
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# a step reaches a server in a sibling step by name; timeout; failure-cancel"
+new_case network
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: server
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'echo served-by-sibling > /tmp/index.html; httpd -f -p 8080 -h /tmp']
+- id: client
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'for i in $(seq 1 120); do wget -q -O - http://server:8080/index.html && exit 0; sleep 0.5; done; exit 1']
+  waitFor: ['-']
+- id: slow
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'trap "echo got-term; exit 9" TERM; echo armed; sleep 300 & wait']
+  timeout: 15s
+  waitFor: [client]
+EOF
+krun --executor "$KX" --kill-grace 5s
+check "the client got the sibling's page" has_line out.txt "[client] served-by-sibling"
+check "the client succeeded" test "$(status report.json client)" = SUCCESS
+check "timeout: the container got SIGTERM" has_line out.txt "[slow] got-term"
+check "timeout status" test "$(status report.json slow)" = TIMEOUT
+check "the server was cancelled by the failure" test "$(status report.json server)" = CANCELLED
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# Ctrl-C: SIGTERM in the container, then everything removed"
+new_case interrupt
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: long
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'trap "echo got-term; exit 9" TERM; echo running; sleep 300 & wait']
+EOF
+"$KILN" run pipeline.yaml --executor "$KX" --report report.json >out.txt 2>&1 &
+KP=$!
+wait_for 300 grep -q "running" out.txt || true
+kill -INT "$KP"
+RC=0; wait "$KP" || RC=$?
+check "exit 130" test "$RC" = 130
+check "SIGTERM reached the step" has_line out.txt "[long] got-term"
+check "CANCELLED" test "$(status report.json long)" = CANCELLED
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# retry starts a new container"
+new_case retry
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: flaky
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'echo host=$(hostname); if [ -e tried ]; then echo second-try; exit 0; fi; touch tried; exit 4']
+  retry: {limit: 2, backoff: 100ms}
+EOF
+krun --executor "$KX"
+check "success on the second attempt" test "$RC" = 0
+check "two attempts" has_line out.txt "[flaky] second-try"
+check "two containers" test "$(grep -c '\[flaky\] host=' out.txt)" = 2 -a "$(grep '\[flaky\] host=' out.txt | sort -u | wc -l)" = 2
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# volumes: cloud-build-local's cloudbuild_volumes.yaml runs unchanged"
+new_case volumes
+cp "$KILN_SOURCE_DIR/tests/data/cloudbuild/GoogleCloudPlatform__cloud-build-local__integration_tests__cloudbuild_volumes.yaml" pipeline.yaml
+krun --executor "$KX"
+check "exit 0" test "$RC" = 0
+check "the volume carried the file to step 1" has_line out.txt "[step-1] some stuff"
+check "and to step 2 at another path" has_line out.txt "[step-2] some stuff"
+check "a step without it does not see it" has_line out.txt "[step-3] 1"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# an image built by one step (docker-build, same engine) runs the next"
+new_case built
+mkdir -p ctx
+cp "$BUSYBOX" ctx/busybox
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n' >ctx/Dockerfile
+echo "built-in-this-build" >ctx/marker
+cat >pipeline.yaml <<'EOF'
+steps:
+- name: gcr.io/cloud-builders/docker
+  args: [build, -t, kiln-test/built:1, ctx]
+- name: kiln-test/built:1
+  entrypoint: /bin/busybox
+  args: [cat, /marker]
+EOF
+DOCKER_HOST=unix://$SOCK krun --executor "$KX"
+check "exit 0" test "$RC" = 0
+check "the next step ran in the built image" has_line out.txt "built-in-this-build"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# images pulled from a registry, with and without credentials; an image that does not exist"
+new_case pull
+apix POST "/images/ubuntu/tag?repo=127.0.0.1:$REG/kiln/busy&tag=1" >/dev/null
+apix POST "/images/127.0.0.1:$REG/kiln/busy/push?tag=1" -H "X-Registry-Auth: e30=" >/dev/null
+apix POST "/images/ubuntu/tag?repo=127.0.0.1:$AREG/kiln/priv&tag=1" >/dev/null
+AUTH=$(printf '{"username":"ci","password":"s3cret"}' | base64 -w0 | tr '+/' '-_')
+apix POST "/images/127.0.0.1:$AREG/kiln/priv/push?tag=1" -H "X-Registry-Auth: $AUTH" >/dev/null
+apix DELETE "/images/127.0.0.1:$REG/kiln/busy:1" >/dev/null
+apix DELETE "/images/127.0.0.1:$AREG/kiln/priv:1" >/dev/null
+check "fixture: not on the engine any more" test "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://d/v1.41/images/127.0.0.1:$REG/kiln/busy:1/json")" = 404
+cat >pipeline.yaml <<EOF
+steps:
+- name: 127.0.0.1:$REG/kiln/busy:1
+  args: [cat, /etc/image-marker]
+EOF
+krun --executor "$KX"
+check "pulled and ran" test "$RC" = 0
+check "the image's file" has_line out.txt "from-the-image"
+check "progress lines in the step's log" grep -q "pull 127.0.0.1:$REG/kiln/busy:1: " out.txt
+cat >pipeline.yaml <<EOF
+steps:
+- name: 127.0.0.1:$AREG/kiln/priv:1
+  args: [cat, /etc/image-marker]
+EOF
+krun --executor "$KX"
+check "no credentials: the step fails" test "$RC" = 1
+check "with the engine's message" grep -q "cannot pull image 127.0.0.1:$AREG/kiln/priv:1: .*\(unauthorized\|authentication required\|denied\)" out.txt
+krun --executor "$KX,auth=ci:s3cret"
+check "auth=: pulled and ran" test "$RC" = 0
+check "auth=: the image's file" has_line out.txt "from-the-image"
+cat >pipeline.yaml <<EOF
+steps:
+- name: 127.0.0.1:$REG/kiln/nope:1
+  args: ['true']
+EOF
+krun --executor "$KX"
+check "missing image: the step fails" test "$RC" = 1
+check "missing image: the engine's message" grep -q "cannot pull image 127.0.0.1:$REG/kiln/nope:1: .*\(manifest unknown\|not found\)" out.txt
+krun --executor "$KX,pull=never"
+check "pull=never: says so" has_line out.txt "image 127.0.0.1:$REG/kiln/nope:1 is not on the engine, and pull=never"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# kill -9 of kiln: the next run removes the leftovers of builds no longer running"
+new_case kill9
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: long
+  name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'echo running; sleep 300']
+EOF
+"$KILN" run pipeline.yaml --executor "$KX" >out1.txt 2>&1 &
+KP=$!
+wait_for 300 grep -q "running" out1.txt || true
+kill -9 "$KP"
+wait "$KP" 2>/dev/null || true
+check "the killed build left its container, volume and network" test "$(leftovers | wc -l)" -ge 3
+cat >pipeline.yaml <<'EOF'
+steps:
+- name: ubuntu
+  args: ['true']
+EOF
+krun --executor "$KX"
+check "the next run succeeds" test "$RC" = 0
+check "and says it cleaned" has_line out.txt "left by builds no longer running"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# options checked against the executor's schema; an engine that is not there"
+new_case options
+cat >pipeline.yaml <<'EOF'
+steps:
+- name: ubuntu
+  args: ['true']
+EOF
+krun --executor container:pull=sometimes
+check "bad value: exit 2" test "$RC" = 2
+check "bad value: says what it takes" has_line out.txt "option 'pull' of plugin 'container': expected one of 'missing', 'always', 'never', got 'sometimes'"
+krun --executor container:bogus=1
+check "unknown option: exit 2" test "$RC" = 2
+check "unknown option: lists them" has_line out.txt "plugin 'container' has no option 'bogus' (it takes: engine, pull, auth)"
+touch ran-marker-absent
+cat >pipeline.yaml <<'EOF'
+steps:
+- name: ubuntu
+  entrypoint: sh
+  args: ['-c', 'touch /workspace/it-ran']
+EOF
+RC=0
+env -u DOCKER_HOST -u CONTAINER_HOST XDG_RUNTIME_DIR="$TMP/none" "$KILN" run pipeline.yaml \
+    --executor "container:engine=unix://$TMP/no-engine.sock" >out.txt 2>&1 || RC=$?
+check "no engine: exit 2" test "$RC" = 2
+check "no engine: one line" test "$(wc -l <out.txt)" = 1
+check "no engine: says what it tried" has_line out.txt "no container engine answers (tried unix://$TMP/no-engine.sock"
+check "no engine: nothing ran" test ! -e it-ran
+RC=0
+KILN_EXECUTOR="container:engine=unix://$TMP/no-engine.sock" "$KILN" run pipeline.yaml >out.txt 2>&1 || RC=$?
+check "KILN_EXECUTOR is read" test "$RC" = 2
+check "kiln plugins lists the executor" sh -c '"$KILN" plugins | grep -q "^container  *executor"'
+"$KILN" plugins container >plug.txt 2>&1 || true
+check "kiln plugins container: its options" grep -q "pull" plug.txt
+
+finish
