@@ -88,6 +88,7 @@ struct kx {
     size_t wlen;
     char rv[32];
     bool relist, watching;
+    unsigned lists_sent;  /* numbers the lists, to tell a Pod created after one was asked for */
     int watch_fails;
     char watch_error[300];
     /* close() */
@@ -111,6 +112,7 @@ struct kpod {
     int64_t grace_ms;
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
     bool deleted_by_other; /* a deletionTimestamp we did not ask for */
+    unsigned created_at;   /* kx->lists_sent when its creation was answered */
     int exit_code;
     char term_reason[64];
     char *fail;
@@ -508,8 +510,10 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     p->create = NULL;
     char m[400];
     bool ok = !err && resp->status == 201;
-    if (ok)
+    if (ok) {
         p->created = true;
+        p->created_at = p->kx->lists_sent;
+    }
     if (!p->x) {
         if (ok) {
             p->delete_asked = false;
@@ -675,7 +679,9 @@ static void on_list(kiln_http *h, void *data, int err, const kiln_http_resp *res
         }
         if (found) {
             pod_event(kx, "MODIFIED", found);
-        } else if (p->created) {
+        } else if (p->created && p->created_at < kx->lists_sent) {
+            /* Created before this list was asked for, and not in it: gone.
+             * (One created since may simply be newer than the list.) */
             cJSON *fake = cJSON_CreateObject();
             cJSON_AddStringToObject(cJSON_AddObjectToObject(fake, "metadata"), "name", p->name);
             pod_event(kx, "DELETED", fake);
@@ -691,6 +697,7 @@ static void on_list(kiln_http *h, void *data, int err, const kiln_http_resp *res
 static void start_list(struct kx *kx)
 {
     kx->watching = true;
+    kx->lists_sent++;
     char *url = xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s", kx->pods_url, kx->build_id);
     if (request(kx, "GET", url, NULL, NULL, NULL, NULL, on_list, kx, &kx->watch)) {
         snprintf(kx->watch_error, sizeof kx->watch_error, "cannot send the list request");

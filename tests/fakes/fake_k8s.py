@@ -114,7 +114,7 @@ Limits, compared with a real API server:
     so kubectl needs --validate=false.
   - No schema validation, no admission beyond "the namespace exists", no
     defaulting beyond the list above, no strategic-merge, merge or JSON
-    patch (415), no POST create, PUT update, DELETE of a collection, or
+    patch (415), no PUT update, DELETE of a collection, or
     subresource writes (405). No protobuf, CBOR, YAML or Table responses:
     always JSON, so kubectl prints tables itself.
   - Field ownership is per field but approximate: no fieldsV1 from the
@@ -122,6 +122,11 @@ Limits, compared with a real API server:
     guessed from field names, no set-valued lists.
   - Lists ignore limit/continue and resourceVersion; watches send no
     BOOKMARK events and keep the last 10000 events of history.
+  - Pods (with --kubelet PODMAN, fake_kubelet.py): created by POST, run for
+    real with podman, status as a kubelet writes it, pods/log (follow,
+    timestamps, sinceTime) from a CRI log file, graceful deletes; see
+    tests/fakes/README.md for what that kubelet does and does not do.
+    PersistentVolumeClaims are Bound at once.
   - Only Deployments have a status simulation. StatefulSets, DaemonSets,
     Jobs, CronJobs, Pods and the rest are stored as applied (Namespaces get
     phase Active, Services loadBalancer {}); no pods or ReplicaSets are

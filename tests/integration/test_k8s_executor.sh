@@ -176,7 +176,7 @@ steps:
   entrypoint: sh
   args: ['-c', 'echo slow-started; sleep 120']
   timeout: 3s
-  waitFor: ['-']
+  waitFor: [three, oom, nopull]
 Y
 rc=$(run_kiln out run p.yaml --executor "$EXEC,memory=64Mi" --report r.json --log-dir logs --workspace ws)
 check "the build fails (exit 1)" [ "$rc" = 1 ]
@@ -189,10 +189,8 @@ check "an image that cannot be pulled fails its step" [ "$(status r.json nopull)
 check "... saying so (ErrImagePull and podman's reason)" grep -q "nopull.*localhost/kiln-no-such-image:1 cannot be used: ErrImagePull" out
 check "the step with timeout: 3s ends TIMEOUT" [ "$(status r.json slow)" = TIMEOUT ]
 check "its Pod was deleted with a grace period" log_has 'l["method"]=="DELETE" and "slow" in l["path"] and l["query"].get("gracePeriodSeconds") not in (None, "0")'
-wait_for 60 sh -c "[ \"$$(curl -s $SERVER/api/v1/namespaces/builds/pods | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"items\"]))')\" = 0 ]"
-check "no Pod is left after the failed build" [ "$(pods_left)" = 0 ]
+check "no Pod is left after the failed build" wait_for 60 no_pods
 check "the kubelet left no container" wait_for 60 no_containers
-[ "${KILN_TEST_DEBUG:-0}" = 1 ] && { cat out; cat r.json; }
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
