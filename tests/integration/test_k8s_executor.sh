@@ -233,6 +233,31 @@ cd "$TMP"
 fi
 
 # ---------------------------------------------------------------------------
+echo "# workspace=pvc: a claim per build, shared by its Pods, removed at the end"
+mkdir -p pvc/ws && cd pvc
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: write
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo from-claim > /workspace/c.txt; echo h > /builder/home/h']
+- id: read
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo read-$$(cat /workspace/c.txt)-$$(cat /builder/home/h)']
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC,workspace=pvc,storage=2Gi" --log-dir logs --workspace ws)
+check "the build succeeds on a claim (exit 0)" [ "$rc" = 0 ]
+check "the second Pod reads what the first wrote on the claim" has_line logs/read.log read-from-claim-h
+check "the claim was asked for: ReadWriteMany, 2Gi, labelled with the build" log_has \
+    'l["method"]=="POST" and l["path"].endswith("/persistentvolumeclaims") and l["body"]["spec"]["accessModes"]==["ReadWriteMany"] and l["body"]["spec"]["resources"]["requests"]["storage"]=="2Gi" and "kiln.dev/build" in l["body"]["metadata"]["labels"]'
+check "the Pods mount it with subPaths workspace and home" log_has \
+    'l["method"]=="POST" and l["path"].endswith("/pods") and {m.get("subPath") for m in l["body"]["spec"]["containers"][0]["volumeMounts"]} >= {"workspace","home"}'
+check "the claim is deleted at the end" [ "$(api /api/v1/namespaces/builds/persistentvolumeclaims | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')" = 0 ]
+check "kiln's own workspace directory was not used" [ ! -e ws/c.txt ]
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
 echo "# kill -9 of kiln: the next run removes what it left"
 mkdir -p killed/ws && cd killed
 sed "s|IMG|$IMG|" >p.yaml <<'Y'
