@@ -90,7 +90,7 @@ typedef struct cxp {
     int pending;        /* requests in flight */
     int exit_code;
     int64_t grace_ms;   /* --kill-grace */
-    bool logs_done, wait_done, started, stop_asked, paused, removing;
+    bool logs_done, wait_done, started, start_sent, stop_asked, paused, removing;
     char *fail;         /* why the process could not run */
     int fail_status;
     /* the multiplexed log stream: 8-byte headers, then payload */
@@ -459,10 +459,14 @@ static void finish(cxp *p)
     p_maybe_free(p);
 }
 
+/* fmt NULL: the process was stopped before it ran; no message. */
 static void fail(cxp *p, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(cxp *p, int status, const char *fmt, ...)
 {
-    if (!p->fail) {
+    if (!p->fail && !fmt) {
+        p->fail = xstrdup(""); /* stopped before it ran: nothing to explain */
+        p->fail_status = status;
+    } else if (!p->fail) {
         va_list ap;
         va_start(ap, fmt);
         if (vasprintf(&p->fail, fmt, ap) < 0)
@@ -572,7 +576,7 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
                       err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
     }
     p->logs_done = true;
-    if (!p->started && !p->fail) {
+    if (!p->start_sent && !p->fail) {
         char m2[512];
         fail(p, KILN_ESPAWN, "cannot attach to the container of image %s: %s", p->image,
              err ? kiln_api->strerror(err) : engine_message(resp, m2, sizeof m2));
@@ -642,6 +646,7 @@ static void on_attached(void *data, int status)
     }
     char path[300];
     snprintf(path, sizeof path, "/containers/%s/start", p->id);
+    p->start_sent = true;
     if (request(p, "POST", path, NULL, NULL, on_started, &p->req, false))
         fail(p, KILN_ESPAWN, "cannot start the container of image %s", p->image);
 }

@@ -257,6 +257,19 @@ check "the server was cancelled by the failure" test "$(status report.json serve
 check "nothing left on the engine" no_leftovers
 
 # ---------------------------------------------------------------------------
+echo "# a failure while 10 siblings are being pulled, created, attached or started"
+new_case cancel_early
+{
+    echo "steps:"
+    printf -- "- id: bad\n  name: ubuntu\n  args: ['sh', '-c', 'exit 3']\n  waitFor: ['-']\n"
+    for i in $(seq 1 10); do printf -- "- name: ubuntu\n  args: ['sleep', '5']\n  waitFor: ['-']\n"; done
+} >pipeline.yaml
+krun --executor "$KX" --max-parallel 11
+check "exit 1 (no crash)" test "$RC" = 1
+check "the failure is the reason" has_line out.txt "step exited with non-zero status: 3"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
 echo "# Ctrl-C: SIGTERM in the container, then everything removed"
 new_case interrupt
 cat >pipeline.yaml <<'EOF'
