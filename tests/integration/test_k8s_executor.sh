@@ -258,6 +258,35 @@ check "kiln's own workspace directory was not used" [ ! -e ws/c.txt ]
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
+echo "# Ctrl-C: the running Pods are deleted with the grace period, nothing is left"
+mkdir -p sigint/ws && cd sigint
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: a
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo a-started; sleep 300']
+- id: b
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo b-started; sleep 300']
+  waitFor: ['-']
+Y
+"$KILN" run p.yaml --executor "$EXEC" --workspace ws --report r.json --kill-grace 2s >out 2>&1 &
+KPID=$!
+wait_for 60 sh -c 'grep -q a-started out && grep -q b-started out'
+kill -INT "$KPID"
+rc=0; wait "$KPID" || rc=$?
+check "kiln ends after Ctrl-C (exit $rc, not 0)" [ "$rc" != 0 ]
+check "step a ends CANCELLED" [ "$(status r.json a)" = CANCELLED ]
+check "step b ends CANCELLED" [ "$(status r.json b)" = CANCELLED ]
+check "their Pods were deleted with the grace period (2 s)" log_has \
+    'l["method"]=="DELETE" and "-a-" in l["path"] and l["query"].get("gracePeriodSeconds")=="2"'
+check "no Pod is left" wait_for 60 no_pods
+check "the kubelet left no container" wait_for 60 no_containers
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
 echo "# kill -9 of kiln: the next run removes what it left"
 mkdir -p killed/ws && cd killed
 sed "s|IMG|$IMG|" >p.yaml <<'Y'
