@@ -113,6 +113,17 @@ struct kpod {
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
     bool deleted_by_other; /* a deletionTimestamp we did not ask for */
     unsigned created_at;   /* kx->lists_sent when its creation was answered */
+    /* The log, read with timestamps=true so that a broken stream resumes
+     * with sinceTime: lines up to the last timestamp seen are skipped (the
+     * first last_n of those that carry it exactly), nothing repeated. */
+    char *lbuf;
+    size_t llen;
+    char last_ts[48];      /* the newest line's timestamp, or "" */
+    unsigned last_n;       /* lines seen that carry last_ts */
+    char skip_ts[48];      /* resuming: skip lines older than this... */
+    unsigned skip_n;       /* ...and this many that carry it */
+    bool catchup;          /* the request after the container's end */
+    int resumes;           /* in a row without a line */
     int exit_code;
     char term_reason[64];
     char *fail;
@@ -275,6 +286,7 @@ static void p_maybe_free(kpod *p)
     unlist(p);
     free(p->image);
     free(p->fail);
+    free(p->lbuf);
     free(p);
 }
 
@@ -369,15 +381,76 @@ static void maybe_done(kpod *p)
         finish(p);
 }
 
+/* RFC 3339 timestamps, as the kubelet writes them (fraction optional):
+ * <0, 0, >0. Compared as seconds, then the fraction padded to 9 digits. */
+static int ts_cmp(const char *a, const char *b)
+{
+    size_t la = strcspn(a, ".Z"), lb = strcspn(b, ".Z");
+    int c = strncmp(a, b, la < lb ? la : lb);
+    if (c || la != lb)
+        return c ? c : (la < lb ? -1 : 1);
+    char fa[10] = "000000000", fb[10] = "000000000";
+    if (a[la] == '.')
+        memcpy(fa, a + la + 1, strspn(a + la + 1, "0123456789") < 9 ? strspn(a + la + 1, "0123456789") : 9);
+    if (b[lb] == '.')
+        memcpy(fb, b + lb + 1, strspn(b + lb + 1, "0123456789") < 9 ? strspn(b + lb + 1, "0123456789") : 9);
+    return strcmp(fa, fb);
+}
+
+/* One line "TIMESTAMP TEXT\n" (nl: it ended with a newline). */
+static void log_line(kpod *p, char *line, size_t len, bool nl)
+{
+    char *sp = memchr(line, ' ', len);
+    if (!sp || (size_t)(sp - line) >= sizeof p->last_ts) {
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, line, len + nl); /* no timestamp: as is */
+        return;
+    }
+    char ts[48];
+    memcpy(ts, line, (size_t)(sp - line));
+    ts[sp - line] = '\0';
+    if (p->skip_ts[0]) {
+        int c = ts_cmp(ts, p->skip_ts);
+        if (c < 0 || (c == 0 && p->skip_n > 0)) {
+            if (c == 0)
+                p->skip_n--;
+            return; /* already delivered before the stream broke */
+        }
+        p->skip_ts[0] = '\0';
+    }
+    if (!strcmp(ts, p->last_ts)) {
+        p->last_n++;
+    } else {
+        snprintf(p->last_ts, sizeof p->last_ts, "%s", ts);
+        p->last_n = 1;
+    }
+    p->resumes = 0;
+    kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
+}
+
 static int on_log_data(void *data, const char *buf, size_t len)
 {
     kpod *p = data;
     if (!p->x)
         return KILN_ECANCELED;
     /* pods/log merges the container's stdout and stderr. */
-    kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, buf, len);
+    p->lbuf = realloc(p->lbuf, p->llen + len + 1);
+    if (!p->lbuf)
+        abort();
+    memcpy(p->lbuf + p->llen, buf, len);
+    p->llen += len;
+    size_t start = 0;
+    char *nl;
+    while (p->x && (nl = memchr(p->lbuf + start, '\n', p->llen - start))) {
+        size_t n = (size_t)(nl - (p->lbuf + start));
+        log_line(p, p->lbuf + start, n, true);
+        start += n + 1;
+    }
+    memmove(p->lbuf, p->lbuf + start, p->llen - start);
+    p->llen -= start;
     return 0;
 }
+
+static void open_logs(kpod *p, bool follow);
 
 static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
@@ -385,9 +458,33 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
     p->logs = NULL;
     if (p->x) {
         char m[400];
-        if ((err && err != KILN_ECANCELED) || resp->status >= 300)
-            kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
-                      api_message(err, resp, m, sizeof m));
+        bool broke = (err && err != KILN_ECANCELED) || resp->status >= 300;
+        if (resp->status >= 300 || p->resumes >= 10) {
+            /* refused, or ten ends in a row without a line */
+            if (broke)
+                kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
+                          api_message(err, resp, m, sizeof m));
+        } else if (!p->catchup) {
+            /* A follow ends with the container, or breaks (an API server
+             * restart, the kubelet's log rotation): read on from the last
+             * line seen. After the container's end, once more without
+             * follow, in case the follow stopped early. */
+            p->llen = 0; /* a partial line comes again, whole */
+            p->resumes++;
+            if (!p->terminated) {
+                open_logs(p, true);
+            } else {
+                p->catchup = true;
+                open_logs(p, false);
+            }
+            if (p->logs) {
+                p->pending--;
+                return;
+            }
+        }
+        if (p->llen && p->x)
+            log_line(p, p->lbuf, p->llen, false); /* the last line had no newline */
+        p->llen = 0;
         p->logs_done = true;
         maybe_done(p); /* p stays: this request still counts in pending */
     }
@@ -395,21 +492,35 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
     p_maybe_free(p);
 }
 
-static void start_logs(kpod *p)
+static void open_logs(kpod *p, bool follow)
 {
-    if (p->logs_started || !p->x)
-        return;
-    p->logs_started = true;
-    char *url = xasprintf("%s/%s/log?container=step&follow=true", p->kx->pods_url, p->name);
+    char since[80] = "";
+    if (p->last_ts[0]) {
+        /* sinceTime in whole seconds (what every server accepts); the
+         * lines of that second already seen are skipped by timestamp. */
+        snprintf(since, sizeof since, "&sinceTime=%.*sZ", (int)strcspn(p->last_ts, ".Z"), p->last_ts);
+        snprintf(p->skip_ts, sizeof p->skip_ts, "%s", p->last_ts);
+        p->skip_n = p->last_n;
+    }
+    char *url = xasprintf("%s/%s/log?container=step&timestamps=true%s%s", p->kx->pods_url, p->name,
+                          follow ? "&follow=true" : "", since);
     int rc = request(p->kx, "GET", url, NULL, NULL, on_log_data, p, on_logs, p, &p->logs);
     free(url);
     if (rc == 0) {
         p->pending++;
         if (p->paused)
             kiln_api->http_pause_recv(p->logs, true);
-    } else {
-        p->logs_done = true;
     }
+}
+
+static void start_logs(kpod *p)
+{
+    if (p->logs_started || !p->x)
+        return;
+    p->logs_started = true;
+    open_logs(p, true);
+    if (!p->logs)
+        p->logs_done = true;
 }
 
 static int on_discard(void *data, const char *buf, size_t len)
@@ -1045,6 +1156,7 @@ static void kx_destroy(void *plugin_data)
         next = p->next;
         free(p->image);
         free(p->fail);
+        free(p->lbuf);
         free(p);
     }
     free(kx);

@@ -1071,6 +1071,13 @@ class Handler(fakelib.LoggingHandler):
         stamps = q.get("timestamps") in ("true", "1")
         since = q.get("sinceTime") or ""
 
+        def ts_key(t):
+            """RFC 3339 with or without a fraction, comparable."""
+            t = t.rstrip("Z")
+            sec, _, frac = t.partition(".")
+            return sec, (frac + "000000000")[:9]
+        since_key = ts_key(since) if since else None
+
         def render(raw):
             out = []
             for rec in raw.split(b"\n"):
@@ -1078,7 +1085,7 @@ class Handler(fakelib.LoggingHandler):
                 if len(parts) < 4:
                     continue
                 ts, _stream, tag, text = parts
-                if since and ts.decode() < since:
+                if since_key and ts_key(ts.decode()) < since_key:
                     continue
                 out.append((ts + b" " if stamps else b"") + text + (b"\n" if tag == b"F" else b""))
             return b"".join(out)
@@ -1096,7 +1103,8 @@ class Handler(fakelib.LoggingHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        pos, pending = 0, b""
+        pending, sent = b"", 0
+        brk = self.server.cfg.log_break
         try:
             with open(path, "rb") as f:
                 while not store.stopping:
@@ -1109,6 +1117,13 @@ class Handler(fakelib.LoggingHandler):
                             pending = pending[cut + 1:]
                             if data:
                                 self._chunk(data)
+                                sent += len(data)
+                                if brk and sent >= brk:
+                                    # --log-break-every: the stream breaks
+                                    # as at an API server restart.
+                                    self.close_connection = True
+                                    self.connection.shutdown(socket.SHUT_RDWR)
+                                    return
                         continue
                     _, done = kubelet.log_state(key)
                     if done:
@@ -1222,6 +1237,8 @@ def main(argv=None):
     ap.add_argument("--kubelet", metavar="PODMAN",
                     help="run Pods' containers with this podman command (e.g. 'podman'); see fake_kubelet.py")
     ap.add_argument("--kubelet-dir", help="with --kubelet: where logs, claims and emptyDirs live")
+    ap.add_argument("--log-break-every", type=int, default=0, metavar="BYTES",
+                    help="break every followed pods/log stream after about BYTES (a dropped connection)")
     args = ap.parse_args(argv)
     if args.rollout_seconds <= 0:
         ap.error("--rollout-seconds must be positive")
@@ -1239,6 +1256,7 @@ def main(argv=None):
         tls.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.cfg.docs = discovery_documents(server.server_address[1])
+    server.cfg.log_break = args.log_break_every
 
     stop = threading.Event()
 

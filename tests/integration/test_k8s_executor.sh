@@ -287,6 +287,33 @@ check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
+echo "# a log stream that breaks resumes without a lost or repeated line"
+K2=$TMP/k8s-break
+start_fake "$K2" --namespaces default,builds --kubelet podman --kubelet-dir "$K2/kubelet" --log-break-every 3000
+sed "s|http://127.0.0.1:[0-9]*\"|http://127.0.0.1:$PORT\"|" "$KUBECONFIG" >"$TMP/kubeconfig-break"
+mkdir -p break/ws && cd break
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: chatty
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'i=1; while [ $$i -le 300 ]; do echo line-$$i; i=$$((i+1)); [ $$((i % 5)) = 0 ] && sleep 0.1; done; echo done-chatty']
+Y
+rc=$(KUBECONFIG=$TMP/kubeconfig-break run_kiln out run p.yaml --executor "$EXEC" --log-dir logs --workspace ws)
+check "the build succeeds (exit 0)" [ "$rc" = 0 ]
+check "the stream broke and was resumed with sinceTime" python3 -c 'import json,sys
+ls=[json.loads(x) for x in open(sys.argv[1])]
+n=sum(1 for l in ls if l["path"].endswith("/log") and "sinceTime" in l["query"])
+print("  resumed", n, "times"); sys.exit(0 if n >= 3 else 1)' "$K2/requests.jsonl"
+check "every line arrived once, in order" python3 -c 'import sys
+got=[l.rstrip("\n") for l in open(sys.argv[1]) if l.startswith("line-") or l.startswith("done-")]
+want=["line-%d" % i for i in range(1, 301)] + ["done-chatty"]
+if got != want:
+    print("  got", len(got), "lines; first difference at", next((i for i,(a,b) in enumerate(zip(got,want)) if a!=b), min(len(got),len(want))))
+sys.exit(0 if got == want else 1)' logs/chatty.log
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
 echo "# kill -9 of kiln: the next run removes what it left"
 mkdir -p killed/ws && cd killed
 sed "s|IMG|$IMG|" >p.yaml <<'Y'
