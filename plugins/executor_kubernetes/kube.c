@@ -8,8 +8,10 @@
  * kiln.dev/step, kiln.dev/owner), created with POST; its course is followed
  * by ONE watch on the build's Pods (list, then watch from the list's
  * resourceVersion; the watch is re-opened where it ended and re-listed on
- * 410 Gone); its output comes from pods/log?follow=true (stdout and stderr
- * as the API server merges them: all of it reaches the step's stdout); its
+ * 410 Gone); its output comes from pods/log?follow=true&timestamps=true
+ * (stdout and stderr as the API server merges them: all of it reaches the
+ * step's stdout; a broken stream is read on with sinceTime, the lines
+ * already seen skipped by timestamp); its
  * end from the container's terminated state (exit code; OOMKilled = 137
  * with a reason), or a failure that says why: an image that cannot be
  * pulled, an eviction, a Pod deleted by someone else. terminate() deletes

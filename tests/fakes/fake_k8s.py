@@ -124,7 +124,8 @@ Limits, compared with a real API server:
     BOOKMARK events and keep the last 10000 events of history.
   - Pods (with --kubelet PODMAN, fake_kubelet.py): created by POST, run for
     real with podman, status as a kubelet writes it, pods/log (follow,
-    timestamps, sinceTime) from a CRI log file, graceful deletes; see
+    timestamps, sinceTime; --log-break-every BYTES drops followed streams)
+    from a CRI log file, graceful deletes; see
     tests/fakes/README.md for what that kubelet does and does not do.
     PersistentVolumeClaims are Bound at once.
   - Only Deployments have a status simulation. StatefulSets, DaemonSets,
