@@ -123,7 +123,11 @@ timeit() {  # timeit NAME CMD...
     echo "$name $(echo "$t1 - $t0" | bc -l)" >>"$results"
 }
 KX="container:engine=unix://$SOCK"
-run_kiln() { cd "$work/ws" && "$kiln" run "$1" --executor "$KX" --quiet "${@:2}"; }
+# kiln's own CPU time (user+system), per scenario, to tell kiln's share of
+# a step's cost from the engine's
+run_kiln() {
+    cd "$work/ws" && /usr/bin/time -a -o "$work/cpu.$1" -f '%U %S' "$kiln" run "$1" --executor "$KX" --quiet "${@:2}"
+}
 podman_loop() { for _ in $(seq 1 "$steps"); do podman run --rm "$IMG" true; done; }
 podman_par() { seq 1 "$steps" | xargs -P8 -I{} podman run --rm "$IMG" true; }
 curl_loop() { for _ in $(seq 1 "$steps"); do "$work/curl_step.sh" "$SOCK" "$IMG"; done; }
@@ -159,6 +163,8 @@ printf '%-8s %10.2f %12.2f %10.2f %11sx %11sx\n' chain "$(m kiln_chain)" "$(m po
     "$(ratio "$(m kiln_chain)" "$(m podman_loop)")" "$(ratio "$(m kiln_chain)" "$(m curl_loop)")"
 printf '%-8s %10.2f %12.2f %10.2f %11sx %11sx\n' par8 "$(m kiln_par)" "$(m podman_par)" "$(m curl_par)" \
     "$(ratio "$(m kiln_par)" "$(m podman_par)")" "$(ratio "$(m kiln_par)" "$(m curl_par)")"
+cpu() { awk '{print $1 + $2}' "$work/cpu.$1" | median; }
+echo "kiln's own CPU (user+sys), median: chain $(cpu chain.yaml) s, par8 $(cpu par.yaml) s for $steps steps ($(echo "scale=1; 1000 * $(cpu chain.yaml) / $steps" | bc -l) ms a step); output $(cpu output.yaml) s"
 ko=$(m kiln_output)
 po=$(m podman_logs)
 echo "output: ${mib} MiB: kiln to the file sink $(echo "scale=1; $mib / $ko" | bc -l) MiB/s (run included: $ko s; log file $logsize bytes), podman logs $(echo "scale=1; $mib / $po" | bc -l) MiB/s ($po s); kiln/podman-logs throughput $(ratio "$po" "$ko")x"

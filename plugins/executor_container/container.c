@@ -8,15 +8,16 @@
  *           /var/run/docker.sock, /run/podman/podman.sock, then the user's
  *           rootless podman socket: the first that answers /_ping
  *   pull    missing (default) | always | never
- *   auth    user:password for pulls (X-Registry-Auth)
+ *   auth    user:password for pulls (X-Registry-Auth); without it the
+ *           user's $DOCKER_CONFIG/config.json or ~/.docker/config.json
  *
  * A process: image looked up (and pulled, progress lines in the step's
  * log), container created with the workspace at /workspace, the build's
  * home volume at /builder/home (HOME), the engine's socket at
  * /var/run/docker.sock, $KILN_OUTPUT bound at its own path, the build's
- * volumes, on the build's network with the step id as alias; started; its
- * log followed (the multiplexed stream decoded into stdout and stderr) and
- * its end waited for; then removed. Everything carries the labels
+ * volumes, on the build's network with the step id as alias; attached to
+ * (the multiplexed stream decoded into stdout and stderr), started once the
+ * attach is in place, its end waited for; then removed. Everything carries the labels
  * kiln.build=ID and kiln.owner=HOST:PID:START; open() removes what owners no
  * longer running left behind, close() what this build made.
  */
@@ -69,7 +70,8 @@ struct cx {
     char net[96];
     char home[96];
     int pull;
-    char *auth_header;  /* X-Registry-Auth: ..., or NULL */
+    char *auth_header;  /* X-Registry-Auth: ..., from auth=, or NULL */
+    cJSON *docker_config; /* ~/.docker/config.json, when auth= is not given */
     char **vols;        /* engine volumes made for the build */
     size_t n_vols;
     unsigned seq;
@@ -206,8 +208,14 @@ static int sweep(struct cx *cx, const char *what, const char *list_path, const c
             continue;
         char path[512];
         snprintf(path, sizeof path, "%s%s%s", del_prefix, id, del_suffix);
-        long ds;
-        cx_sync(&cx->addr, "DELETE", path, NULL, 60000, &ds, NULL);
+        /* A network or volume still held by a container the engine is
+         * removing answers 409 or 500 for a moment: try again. */
+        for (int attempt = 0; attempt < 40; attempt++) {
+            long ds = 0;
+            if (cx_sync(&cx->addr, "DELETE", path, NULL, 60000, &ds, NULL) == 0 && (ds < 300 || ds == 404))
+                break;
+            usleep(250000);
+        }
         n++;
     }
     cJSON_Delete(j);
@@ -245,6 +253,97 @@ static int make_volume(struct cx *cx, const char *name)
     int rc = cx_sync(&cx->addr, "POST", "/volumes/create", body, 60000, &st, NULL);
     free(body);
     return rc || st >= 300 ? -1 : 0;
+}
+
+/* "X-Registry-Auth: " + base64url of the JSON credentials, as the Engine
+ * API wants them. */
+static char *auth_header_of(const char *js)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = strlen(js), k;
+    char *out = malloc(4 * ((n + 2) / 3) + 32);
+    if (!out)
+        abort();
+    k = (size_t)sprintf(out, "X-Registry-Auth: ");
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)js[i] << 16 |
+                     (i + 1 < n ? (unsigned)(unsigned char)js[i + 1] << 8 : 0) |
+                     (i + 2 < n ? (unsigned char)js[i + 2] : 0);
+        out[k++] = tbl[v >> 18 & 63];
+        out[k++] = tbl[v >> 12 & 63];
+        out[k++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+        out[k++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* The registry an image comes from: its first component when that looks
+ * like a host (a dot, a colon, localhost), else Docker Hub. */
+static char *registry_of(const char *image)
+{
+    size_t n = strcspn(image, "/");
+    if (image[n] == '/' && (memchr(image, '.', n) || memchr(image, ':', n) || !strncmp(image, "localhost", n)))
+        return xasprintf("%.*s", (int)n, image);
+    return xstrdup("https://index.docker.io/v1/");
+}
+
+/* X-Registry-Auth for a pull of image from the user's docker config, or
+ * NULL. The "auth" value is base64 of user:password. */
+static char *config_auth(struct cx *cx, const char *image)
+{
+    cJSON *auths = cJSON_GetObjectItem(cx->docker_config, "auths");
+    if (!auths)
+        return NULL;
+    char *reg = registry_of(image);
+    cJSON *e = cJSON_GetObjectItem(auths, reg);
+    if (!e) { /* written with a scheme: https://REGISTRY */
+        cJSON *it;
+        cJSON_ArrayForEach(it, auths)
+        {
+            const char *k = it->string, *p = strstr(k, "://");
+            p = p ? p + 3 : k;
+            if (!strncmp(p, reg, strlen(reg)) && (p[strlen(reg)] == '\0' || p[strlen(reg)] == '/'))
+                e = it;
+        }
+    }
+    free(reg);
+    const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItem(e, "auth"));
+    if (!b64)
+        return NULL;
+    /* decode base64 user:password */
+    size_t n = strlen(b64), k = 0;
+    char *plain = malloc(n + 1);
+    if (!plain)
+        abort();
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *pos = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", b64[i]);
+        if (!pos || !b64[i])
+            continue;
+        acc = acc << 6 | (unsigned)(pos - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            plain[k++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    plain[k] = '\0';
+    char *colon = strchr(plain, ':');
+    char *hdr = NULL;
+    if (colon) {
+        *colon = '\0';
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "username", plain);
+        cJSON_AddStringToObject(a, "password", colon + 1);
+        char *js = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        hdr = auth_header_of(js);
+        free(js);
+    }
+    free(plain);
+    return hdr;
 }
 
 /* ---- open and close ---------------------------------------------------- */
@@ -298,6 +397,23 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
     host[sizeof host - 1] = '\0';
     snprintf(cx->owner, sizeof cx->owner, "%s:%ld:%lld", host, (long)getpid(), proc_start(getpid()));
     cx->pull = c->pull;
+    if (!(c->auth && *c->auth)) {
+        /* The user's docker login: $DOCKER_CONFIG/config.json, else
+         * ~/.docker/config.json ("auths": {REGISTRY: {"auth": base64}}). */
+        const char *dc = getenv("DOCKER_CONFIG"), *home = getenv("HOME");
+        char *path = dc && *dc ? xasprintf("%s/config.json", dc)
+                     : home    ? xasprintf("%s/.docker/config.json", home)
+                               : NULL;
+        FILE *f = path ? fopen(path, "r") : NULL;
+        if (f) {
+            char buf[65536];
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+            cx->docker_config = cJSON_Parse(buf);
+        }
+        free(path);
+    }
     if (c->auth && *c->auth) {
         const char *colon = strchr(c->auth, ':');
         cJSON *a = cJSON_CreateObject();
@@ -310,24 +426,8 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
         }
         char *js = cJSON_PrintUnformatted(a);
         cJSON_Delete(a);
-        /* base64url, as the Engine API wants */
-        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        size_t n = strlen(js), k = 0;
-        char *out = malloc(4 * ((n + 2) / 3) + 32);
-        if (!out)
-            abort();
-        k = (size_t)sprintf(out, "X-Registry-Auth: ");
-        for (size_t i = 0; i < n; i += 3) {
-            unsigned v = (unsigned char)js[i] << 16 | (i + 1 < n ? (unsigned char)js[i + 1] << 8 : 0) |
-                         (i + 2 < n ? (unsigned char)js[i + 2] : 0);
-            out[k++] = tbl[v >> 18 & 63];
-            out[k++] = tbl[v >> 12 & 63];
-            out[k++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-            out[k++] = i + 2 < n ? tbl[v & 63] : '=';
-        }
-        out[k] = '\0';
+        cx->auth_header = auth_header_of(js);
         free(js);
-        cx->auth_header = out;
     }
     int old = sweep_all(cx, NULL);
     if (old)
@@ -401,8 +501,11 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     size_t nh = 0;
     if (body)
         hdrs[nh++] = "Content-Type: application/json";
+    char *from_config = NULL;
     if (auth && cx->auth_header)
         hdrs[nh++] = cx->auth_header;
+    else if (auth && cx->docker_config && (from_config = config_auth(cx, p->image)))
+        hdrs[nh++] = from_config;
     kiln_http_req r;
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
@@ -419,6 +522,7 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     kiln_http *h = NULL;
     int rc = kiln_api->http_request_obj(KILN_OBJ(cx->self), &r, cb, p, &h);
     free(url);
+    free(from_config);
     if (rc == 0) {
         p->pending++;
         if (out)
@@ -810,6 +914,13 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
     char *v = xasprintf("%s:/workspace", s->workspace);
     cJSON_AddItemToArray(binds, cJSON_CreateString(v));
     free(v);
+    /* Also at its own path: step plugins (git-checkout, kedro-train) give
+     * their processes host paths of the workspace. */
+    if (strcmp(s->workspace, "/workspace") && strlen(s->workspace) > 1) {
+        v = xasprintf("%s:%s", s->workspace, s->workspace);
+        cJSON_AddItemToArray(binds, cJSON_CreateString(v));
+        free(v);
+    }
     v = xasprintf("%s:/builder/home", cx->home);
     cJSON_AddItemToArray(binds, cJSON_CreateString(v));
     free(v);
@@ -1001,6 +1112,7 @@ static void cx_destroy(void *plugin_data)
     struct cx *cx = plugin_data;
     cx_addr_free(&cx->addr);
     free(cx->auth_header);
+    cJSON_Delete(cx->docker_config);
     for (size_t i = 0; i < cx->n_vols; i++)
         free(cx->vols[i]);
     free(cx->vols);

@@ -192,7 +192,7 @@ static int exec_start(kiln_step *step, const void *config, void *plugin_data)
     /* ABI 1.6: under an executor that runs the step in its image, Cloud
      * Build's meaning holds as is: entrypoint replaces the image's, args
      * alone go to the image's own entrypoint. */
-    const char *in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image)
+    const char *in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image) && kiln_api->step_image
                                ? kiln_api->step_image(step)
                                : NULL;
     if (in_image)

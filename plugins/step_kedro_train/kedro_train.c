@@ -216,6 +216,7 @@ typedef struct kt_step {
     const kt_config *cfg;
     kt_phase phase;
     bool canceled;
+    bool in_image;      /* ABI 1.6: kedro runs in the step's image, not here */
 
     char *project_dir;   /* absolute */
     char *env;           /* resolved environment, or NULL for none */
@@ -464,7 +465,8 @@ static void kt_check_work(void *data)
     if (s->check.problems.n)
         return;
 
-    s->exe = kt_find_executable(s->cmd.v[0], s->project_dir, s->path_env);
+    /* In the step's image, the image's PATH finds it. */
+    s->exe = s->in_image ? kt_strdup(s->cmd.v[0]) : kt_find_executable(s->cmd.v[0], s->project_dir, s->path_env);
     if (!s->exe)
         return;
 
@@ -799,6 +801,8 @@ static int kt_start(kiln_step *step, const void *config, void *plugin_data)
     build_run_args(s);
 
     kiln_api->step_set_data(step, s);
+    s->in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image) && kiln_api->step_image &&
+                  kiln_api->step_image(step);
     int rc = kiln_api->queue_work(KILN_OBJ(step), kt_check_work, kt_check_after, s);
     if (rc < 0) {
         kiln_api->step_set_data(step, NULL);

@@ -179,15 +179,22 @@ krun --executor "$KX" --quiet --sink "jsonl:path=$CASE/log.jsonl"
 check "exit 0" test "$RC" = 0
 cat >count.py <<'EOF'
 import json, sys
+# A line flushed before its newline (a slow moment) comes as "partial":true
+# and the rest of it in the next record of its stream: join them.
 out, err = [], []
+held = {"stdout": "", "stderr": ""}
 for l in open(sys.argv[1]):
     j = json.loads(l)
     if j.get("step_id") != "many" or "text" not in j or j.get("severity") == "DEBUG":
         continue
-    if j["stream"] == "stdout":
-        out.append(j["text"])
-    elif j["stream"] == "stderr":
-        err.append(j["text"])
+    st = j["stream"]
+    if st not in held:
+        continue
+    if j.get("partial"):
+        held[st] += j["text"]
+        continue
+    (out if st == "stdout" else err).append(held[st] + j["text"])
+    held[st] = ""
 print(out == [str(i) for i in range(1, 1000001)] and err == [str(i) for i in range(1, 1001)])
 EOF
 check "every line, in order, on its stream" test "$(python3 count.py log.jsonl)" = True
@@ -267,6 +274,28 @@ new_case cancel_early
 krun --executor "$KX" --max-parallel 11
 check "exit 1 (no crash)" test "$RC" = 1
 check "the failure is the reason" has_line out.txt "step exited with non-zero status: 3"
+check "nothing left on the engine" no_leftovers
+
+# ---------------------------------------------------------------------------
+echo "# a step plugin's processes run in the step's image (kedro-train with name:)"
+new_case kedro
+cp -r "$KILN_SOURCE_DIR/tests/data/kedro_project" kedro_project
+R2=$TMP/rootfs-kedro
+cp -a "$R" "$R2"
+printf '#!/bin/sh\necho "kedro $* ran in the image, in $(pwd)"\n' >"$R2/bin/kedro"
+chmod +x "$R2/bin/kedro"
+tar -C "$R2" -cf "$TMP/kedro.tar" .
+apix POST "/images/create?fromSrc=-&repo=kiln-test/kedro" -H 'Content-Type: application/x-tar' \
+    --data-binary @"$TMP/kedro.tar" >/dev/null
+cat >pipeline.yaml <<'EOF'
+steps:
+- id: train
+  name: kiln-test/kedro
+  uses: kedro-train
+  with: {project: ./kedro_project}
+EOF
+krun --executor "$KX"
+check "kedro ran in the image (there is no kedro on the host's PATH)" grep -q "\[train\] kedro run.* ran in the image, in /workspace/kedro_project" out.txt
 check "nothing left on the engine" no_leftovers
 
 # ---------------------------------------------------------------------------
@@ -368,6 +397,12 @@ check "with the engine's message" grep -q "cannot pull image 127.0.0.1:$AREG/kil
 krun --executor "$KX,auth=ci:s3cret"
 check "auth=: pulled and ran" test "$RC" = 0
 check "auth=: the image's file" has_line out.txt "from-the-image"
+apix DELETE "/images/127.0.0.1:$AREG/kiln/priv:1" >/dev/null
+mkdir -p home/.docker
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$AREG" "$(printf ci:s3cret | base64 -w0)" >home/.docker/config.json
+HOME=$CASE/home krun --executor "$KX"
+check "~/.docker/config.json: pulled and ran" test "$RC" = 0
+check "~/.docker/config.json: the image's file" has_line out.txt "from-the-image"
 cat >pipeline.yaml <<EOF
 steps:
 - name: 127.0.0.1:$REG/kiln/nope:1

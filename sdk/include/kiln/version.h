@@ -9,7 +9,10 @@
 #define KILN_VERSION_H
 
 #define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 6 /* 1.6: executor plugins (helper wip-exec) */
+/* 1.6: executor plugins, exec_* and http_request_obj/http_pause_recv/
+ * step_image host entries, kiln_http_req.on_headers (helper wip-exec; another
+ * helper's 1.7 is renumbered by the lead at merge). */
+#define KILN_ABI_MINOR 6
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1
