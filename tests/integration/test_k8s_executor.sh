@@ -210,6 +210,9 @@ steps:
 Y
 "$KILN" run p.yaml --executor "$EXEC" --report r.json --log-dir logs --workspace ws >out 2>&1 &
 KPID=$!
+has_pod() { [ -n "$("${KUBECTL[@]}" get pods -l kiln.dev/step=victim -o name 2>/dev/null)" ]; }
+# kubectl wait -l fails at once while nothing matches: wait for the Pod first
+check "kubectl get pods finds the step's Pod by its labels" wait_for 60 has_pod
 check "kubectl wait --for=condition=Ready sees the step's Pod become ready" \
     "${KUBECTL[@]}" wait --for=condition=Ready pod -l kiln.dev/step=victim --timeout=60s
 POD=$("${KUBECTL[@]}" get pods -l kiln.dev/step=victim -o name)
