@@ -24,6 +24,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <ftw.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -899,6 +900,33 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
+/* hostpath mode: the build directories ($TMPDIR/kiln-k8s-BUILD, holding
+ * an "owner" file) of kilns of this host that no longer run. */
+static void sweep_host_dirs(const char *tmp)
+{
+    char pat[4096];
+    snprintf(pat, sizeof pat, "%s/kiln-k8s-*/owner", tmp);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g))
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        FILE *f = fopen(g.gl_pathv[i], "r");
+        char owner[128] = "";
+        if (!f)
+            continue;
+        bool got = fgets(owner, sizeof owner, f) != NULL;
+        fclose(f);
+        owner[strcspn(owner, "\n")] = '\0';
+        if (!got || !owner[0] || owner_alive(owner))
+            continue;
+        char *dir = strndup(g.gl_pathv[i], strlen(g.gl_pathv[i]) - strlen("/owner"));
+        if (dir)
+            nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(dir);
+    }
+    globfree(&g);
+}
+
 /* ---- open and close --------------------------------------------------------- */
 
 static void on_claim(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -950,11 +978,19 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         free(body);
     } else {
         const char *tmp = getenv("TMPDIR");
+        sweep_host_dirs(tmp && *tmp ? tmp : "/tmp");
         kx->host_dir = xasprintf("%s/kiln-k8s-%s", tmp && *tmp ? tmp : "/tmp", build_id);
         if (mkdir(kx->host_dir, 0755) && errno != EEXIST) {
             kiln_error(kx->self, "executor kubernetes: cannot make %s: %s", kx->host_dir, strerror(errno));
             return KILN_EIO;
         }
+        char *of = xasprintf("%s/owner", kx->host_dir);
+        FILE *f = fopen(of, "w");
+        if (f) {
+            fprintf(f, "%s\n", kx->owner);
+            fclose(f);
+        }
+        free(of);
     }
     kiln_info(kx->self, "executor kubernetes: %s, namespace %s, workspace %s", kx->conn.source, kx->ns,
               ws_choices[c->workspace]);

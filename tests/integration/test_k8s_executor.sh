@@ -331,6 +331,8 @@ KPID=$!
 wait_for 60 has_line out orphan-started
 kill -9 "$KPID"; wait "$KPID" 2>/dev/null || true
 check "the Pod outlives a kill -9'd kiln" [ "$(pods_left)" = 1 ]
+left_dirs() { grep -l "\.$KPID\." "${TMPDIR:-/tmp}"/kiln-k8s-*/owner 2>/dev/null || true; }
+check "so does its build directory (home, volumes)" [ -n "$(left_dirs)" ]
 sed "s|IMG|$IMG|" >q.yaml <<'Y'
 steps:
 - id: next
@@ -341,6 +343,7 @@ Y
 rc=$(run_kiln out2 run q.yaml --executor "$EXEC" --workspace ws)
 check "the next run succeeds" [ "$rc" = 0 ]
 check "... and says it removed the dead owner's Pod" has_line out2 "removing 1 pods left by builds no longer running"
+check "... and removed its build directory" [ -z "$(left_dirs)" ]
 check "no Pod is left" wait_for 60 no_pods
 check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"
