@@ -298,5 +298,8 @@ void kiln__executor_close(kiln__engine *eng)
         ops_of(eng->exec_plugin)->close(eng->exec_plugin->plugin_data, on_closed, &closed);
         while (!closed && uv_run(eng->loop, UV_RUN_ONCE))
             ;
+        /* The loop ran dry first: the second call finishes at once. */
+        if (!closed)
+            ops_of(eng->exec_plugin)->close(eng->exec_plugin->plugin_data, on_closed, &closed);
     }
 }

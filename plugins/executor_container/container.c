@@ -76,6 +76,8 @@ struct cx {
     size_t n_vols;
     unsigned seq;
     int live;           /* containers not yet removed */
+    void (*close_done)(void *); /* close() waits for the removals in flight */
+    void *close_arg;
 };
 
 /* One process: a container's life. */
@@ -462,12 +464,33 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
     return 0;
 }
 
+static void close_now(struct cx *cx)
+{
+    void (*done)(void *) = cx->close_done;
+    cx->close_done = NULL;
+    /* Until a pass finds nothing: a create the engine finished after kiln
+     * gave up on it (a cancelled step) shows up late, holding the network. */
+    for (int pass = 0; pass < 10 && cx->addr.base && cx->build_id[0]; pass++) {
+        if (sweep_all(cx, cx->build_id) == 0)
+            break;
+        if (pass)
+            sleep(1);
+    }
+    if (done)
+        done(cx->close_arg);
+}
+
+/* Containers being removed still hold the network and volumes: wait for
+ * those removals, then remove everything labelled with the build. Called
+ * again while waiting (the host's loop ran dry), it sweeps at once. */
 static void cx_close(void *plugin_data, void (*done)(void *), void *arg)
 {
     struct cx *cx = plugin_data;
-    if (cx->addr.base && cx->build_id[0])
-        sweep_all(cx, cx->build_id);
-    done(arg);
+    bool again = cx->close_done != NULL;
+    cx->close_done = done;
+    cx->close_arg = arg;
+    if (cx->live <= 0 || again)
+        close_now(cx);
 }
 
 /* ---- one container ------------------------------------------------------ */
@@ -531,12 +554,17 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     return rc;
 }
 
+static void close_now(struct cx *cx);
+
 static void on_removed(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     cxp *p = data;
+    struct cx *cx = p->cx;
     p->pending--;
-    p->cx->live--;
+    cx->live--;
     p_maybe_free(p);
+    if (cx->close_done && cx->live <= 0)
+        close_now(cx);
 }
 
 static void remove_container(cxp *p)
