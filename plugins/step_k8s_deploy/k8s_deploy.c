@@ -33,7 +33,7 @@
 #include <kiln/kiln.h>
 
 #include "../common/container_env.h"
-#include "k8s_conn.h"
+#include "../common/k8s_conn.h"
 #include "k8s_objects.h"
 
 KILN_API_DEFINE;

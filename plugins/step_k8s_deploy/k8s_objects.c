@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "../common/container_env.h"
-#include "k8s_yaml.h"
+#include "../common/k8s_yaml.h"
 
 void k8_set_free(k8_set *s)
 {

@@ -114,7 +114,7 @@ Limits, compared with a real API server:
     so kubectl needs --validate=false.
   - No schema validation, no admission beyond "the namespace exists", no
     defaulting beyond the list above, no strategic-merge, merge or JSON
-    patch (415), no POST create, PUT update, DELETE of a collection, or
+    patch (415), no PUT update, DELETE of a collection, or
     subresource writes (405). No protobuf, CBOR, YAML or Table responses:
     always JSON, so kubectl prints tables itself.
   - Field ownership is per field but approximate: no fieldsV1 from the
@@ -122,6 +122,12 @@ Limits, compared with a real API server:
     guessed from field names, no set-valued lists.
   - Lists ignore limit/continue and resourceVersion; watches send no
     BOOKMARK events and keep the last 10000 events of history.
+  - Pods (with --kubelet PODMAN, fake_kubelet.py): created by POST, run for
+    real with podman, status as a kubelet writes it, pods/log (follow,
+    timestamps, sinceTime; --log-break-every BYTES drops followed streams)
+    from a CRI log file, graceful deletes; see
+    tests/fakes/README.md for what that kubelet does and does not do.
+    PersistentVolumeClaims are Bound at once.
   - Only Deployments have a status simulation. StatefulSets, DaemonSets,
     Jobs, CronJobs, Pods and the rest are stored as applied (Namespaces get
     phase Active, Services loadBalancer {}); no pods or ReplicaSets are
@@ -156,7 +162,7 @@ SERVER_VERSION = {
     "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc",
     "platform": "linux/amd64",
 }
-ALL_VERBS = ["delete", "get", "list", "patch", "watch"]
+ALL_VERBS = ["create", "delete", "get", "list", "patch", "watch"]
 HISTORY = 10000
 
 
@@ -189,6 +195,7 @@ RESOURCES = [
     Resource("", "secrets", "secret", "Secret", True),
     Resource("", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"]),
     Resource("", "pods", "pod", "Pod", True, ["po"], ["all"]),
+    Resource("", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", True, ["pvc"]),
     Resource("apps", "deployments", "deployment", "Deployment", True, ["deploy"], ["all"]),
     Resource("apps", "statefulsets", "statefulset", "StatefulSet", True, ["sts"], ["all"]),
     Resource("apps", "daemonsets", "daemonset", "DaemonSet", True, ["ds"], ["all"]),
@@ -199,7 +206,7 @@ RESOURCES = [
 BY_PLURAL = {(r.gv, r.plural): r for r in RESOURCES}
 GROUP_VERSIONS = ["v1", "apps/v1", "networking.k8s.io/v1", "batch/v1"]
 # Subresources served (GET only), as (groupVersion, plural, subresource).
-SUBRESOURCES = {("apps/v1", "deployments", "status")}
+SUBRESOURCES = {("apps/v1", "deployments", "status"), ("v1", "pods", "status"), ("v1", "pods", "log")}
 
 
 def now_rfc3339():
@@ -515,6 +522,7 @@ class Store:
         self.trimmed_rv = 0   # events up to this resourceVersion are forgotten
         self.stopping = False
         self.next_ip = 1
+        self.kubelet = None   # fake_kubelet.Kubelet with --kubelet
         ns_res = BY_PLURAL[("v1", "namespaces")]
         with self.cond:
             for ns in namespaces:
@@ -592,6 +600,11 @@ class Store:
             obj["status"] = {"loadBalancer": {}}
         elif res.kind == "Pod":
             obj["status"] = {"phase": "Pending"}
+        elif res.kind == "PersistentVolumeClaim":
+            # Bound at once, as with a provisioner that binds immediately.
+            spec = obj.get("spec") or {}
+            obj["status"] = {"phase": "Bound", "accessModes": spec.get("accessModes") or [],
+                             "capacity": ((spec.get("resources") or {}).get("requests") or {})}
         return {"obj": obj, "configs": configs}
 
     def _defaults(self, res, obj, prev):
@@ -703,19 +716,48 @@ class Store:
             if dry_run:
                 return (200 if prev else 201), copy.deepcopy(entry["obj"])
             self._commit(key, entry, "MODIFIED" if prev else "ADDED")
+            if res.kind == "Pod" and not prev and self.kubelet:
+                self.kubelet.pod_created(key)
             if res.kind == "Deployment":
                 gen = entry["obj"]["metadata"]["generation"]
                 if not prev or gen != prev["obj"]["metadata"]["generation"]:
                     self._plan_rollout(key, entry["obj"], prev is None)
             return (200 if prev else 201), copy.deepcopy(entry["obj"])
 
-    def delete(self, res, ns, name, dry_run):
+    def create(self, res, ns, body, manager):
+        """POST: 201 with the object, 409 AlreadyExists when it is there."""
+        if not isinstance(body, dict):
+            raise bad_request("the object provided is not a map")
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            raise ApiError(422, "Invalid", f"{res.kind} \"\" is invalid: metadata.name: Required value: "
+                           "name or generateName is required", details("", res))
+        with self.cond:
+            if (res.gv, res.plural, ns if res.namespaced else "", name) in self.entries:
+                raise ApiError(409, "AlreadyExists", f'{res.qualified} "{name}" already exists',
+                               details(name, res))
+            return self.apply(res, ns, name, body, manager, False, False)
+
+    def delete(self, res, ns, name, dry_run, grace=None):
         key = (res.gv, res.plural, ns if res.namespaced else "", name)
         with self.cond:
             e = self.entries.get(key)
             if not e:
                 raise not_found(res, name)
             uid = e["obj"]["metadata"]["uid"]
+            if res.kind == "Pod" and self.kubelet and not dry_run:
+                obj = e["obj"]
+                if grace is None:
+                    grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+                if grace > 0 and self.kubelet.graceful(key):
+                    # The kubelet stops the container, then the object goes.
+                    if "deletionTimestamp" not in obj["metadata"]:
+                        obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                        obj["metadata"]["deletionGracePeriodSeconds"] = grace
+                        self._commit(key, e, "MODIFIED")
+                        self.kubelet.stop(key, grace)
+                    return copy.deepcopy(obj)
+                self.kubelet.forget(key)
             if not dry_run:
                 doomed = [key]
                 if res.kind == "Namespace":
@@ -971,6 +1013,10 @@ class Handler(fakelib.LoggingHandler):
         if sub is not None and (gv, res.plural, sub) not in SUBRESOURCES:
             raise path_not_found()
         store = cfg.store
+        if name is None and self.command == "POST" and ns is not None:
+            body = decode_body(self._raw) if self._raw else None
+            code, obj = store.create(res, ns, body, q.get("fieldManager") or "kubectl-create")
+            return self._send_json(code, obj)
         if name is None:
             if self.command != "GET":
                 raise method_not_allowed()
@@ -978,6 +1024,10 @@ class Handler(fakelib.LoggingHandler):
             if q.get("watch") in ("true", "1"):
                 return self._watch(res, ns, q, match)
             return self._send_json(200, store.list(res, ns, match))
+        if sub == "log":
+            if self.command != "GET":
+                raise method_not_allowed()
+            return self._pod_log(ns, name, q)
         if sub is not None:
             if self.command != "GET":
                 raise method_not_allowed()
@@ -985,10 +1035,111 @@ class Handler(fakelib.LoggingHandler):
         if self.command == "GET":
             return self._send_json(200, store.get(res, ns, name))
         if self.command == "DELETE":
-            return self._send_json(200, store.delete(res, ns, name, q.get("dryRun") == "All"))
+            grace = q.get("gracePeriodSeconds")
+            if grace is None and self._raw:
+                try:
+                    grace = (decode_body(self._raw) or {}).get("gracePeriodSeconds")
+                except (ValueError, UnicodeDecodeError, AttributeError):
+                    grace = None
+            try:
+                grace = int(grace) if grace is not None else None
+            except ValueError:
+                raise bad_request(f'invalid gracePeriodSeconds "{grace}"')
+            return self._send_json(200, store.delete(res, ns, name, q.get("dryRun") == "All", grace))
         if self.command == "PATCH":
             return self._apply(res, ns, name, q)
         raise method_not_allowed()
+
+    def _pod_log(self, ns, name, q):
+        """pods/log from the kubelet's CRI log file: follow, timestamps,
+        sinceTime; the container's stdout and stderr merged, as a real
+        server sends them."""
+        store = self.server.cfg.store
+        pod = store.get(BY_PLURAL[("v1", "pods")], ns, name)
+        kubelet = store.kubelet
+        key = ("v1", "pods", ns, name)
+        path, done = kubelet.log_state(key) if kubelet else (None, True)
+        ctr = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name", "")
+        want = q.get("container") or ctr
+        if want != ctr:
+            raise bad_request(f"container {want} is not valid for pod {name}")
+        if not path:
+            waiting = (((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("state") or {}).get(
+                "waiting") or {}
+            raise bad_request(f'container "{ctr}" in pod "{name}" is waiting to start: '
+                              f'{waiting.get("reason", "ContainerCreating")}')
+        follow = q.get("follow") in ("true", "1")
+        stamps = q.get("timestamps") in ("true", "1")
+        since = q.get("sinceTime") or ""
+
+        def ts_key(t):
+            """RFC 3339 with or without a fraction, comparable."""
+            t = t.rstrip("Z")
+            sec, _, frac = t.partition(".")
+            return sec, (frac + "000000000")[:9]
+        since_key = ts_key(since) if since else None
+
+        def render(raw):
+            out = []
+            for rec in raw.split(b"\n"):
+                parts = rec.split(b" ", 3)
+                if len(parts) < 4:
+                    continue
+                ts, _stream, tag, text = parts
+                if since_key and ts_key(ts.decode()) < since_key:
+                    continue
+                out.append((ts + b" " if stamps else b"") + text + (b"\n" if tag == b"F" else b""))
+            return b"".join(out)
+
+        if not follow:
+            with open(path, "rb") as f:
+                data = render(f.read())
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pending, sent = b"", 0
+        brk = self.server.cfg.log_break
+        try:
+            with open(path, "rb") as f:
+                while not store.stopping:
+                    chunk = f.read(65536)
+                    if chunk:
+                        pending += chunk
+                        cut = pending.rfind(b"\n")
+                        if cut >= 0:
+                            data = render(pending[:cut])
+                            pending = pending[cut + 1:]
+                            if data:
+                                self._chunk(data)
+                                sent += len(data)
+                                if brk and sent >= brk:
+                                    # --log-break-every: the stream breaks
+                                    # as at an API server restart.
+                                    self.close_connection = True
+                                    self.connection.shutdown(socket.SHUT_RDWR)
+                                    return
+                        continue
+                    _, done = kubelet.log_state(key)
+                    if done:
+                        # Read what came between the last read and the end.
+                        rest = f.read()
+                        if rest:
+                            pending += rest
+                            continue
+                        break
+                    if self._client_gone():
+                        return
+                    time.sleep(0.05)
+            self._chunk(b"")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
 
     def _matcher(self, q):
         fs = parse_field_selector(q.get("fieldSelector", ""))
@@ -1084,6 +1235,11 @@ def main(argv=None):
                     help="how long a simulated Deployment rollout takes")
     ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
     ap.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    ap.add_argument("--kubelet", metavar="PODMAN",
+                    help="run Pods' containers with this podman command (e.g. 'podman'); see fake_kubelet.py")
+    ap.add_argument("--kubelet-dir", help="with --kubelet: where logs, claims and emptyDirs live")
+    ap.add_argument("--log-break-every", type=int, default=0, metavar="BYTES",
+                    help="break every followed pods/log stream after about BYTES (a dropped connection)")
     args = ap.parse_args(argv)
     if args.rollout_seconds <= 0:
         ap.error("--rollout-seconds must be positive")
@@ -1091,6 +1247,9 @@ def main(argv=None):
         ap.error("--tls-cert and --tls-key go together")
 
     store = Store([n.strip() for n in args.namespaces.split(",") if n.strip()], args.rollout_seconds)
+    if args.kubelet:
+        import fake_kubelet
+        store.kubelet = fake_kubelet.Kubelet(store, args.kubelet, args.kubelet_dir or "kubelet")
     server = fakelib.make_server(args, Handler, store)
     if args.tls_cert:
         # The handshake happens in the handler's thread, on the first read.
@@ -1098,6 +1257,7 @@ def main(argv=None):
         tls.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.cfg.docs = discovery_documents(server.server_address[1])
+    server.cfg.log_break = args.log_break_every
 
     stop = threading.Event()
 

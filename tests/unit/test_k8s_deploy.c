@@ -18,9 +18,9 @@
 #include <cmocka.h>
 
 #include "../../plugins/common/container_env.c"
-#include "../../plugins/step_k8s_deploy/k8s_conn.c"
+#include "../../plugins/common/k8s_conn.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
-#include "../../plugins/step_k8s_deploy/k8s_yaml.c"
+#include "../../plugins/common/k8s_yaml.c"
 
 static char dir[256];
 
@@ -211,7 +211,7 @@ static void test_kubeconfig(void **state)
 
     g.cluster = "exec";
     assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), -1);
-    assert_non_null(strstr(err, "user u3 authenticates with exec, which k8s-deploy does not support yet"));
+    assert_non_null(strstr(err, "user u3 authenticates with exec, which kiln does not support yet"));
     g.token = "given"; /* a token option makes it usable */
     assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), 0);
     assert_string_equal(c.token, "given");

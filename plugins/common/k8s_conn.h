@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Which API server a k8s-deploy step talks to, and as whom: the step's
- * server/token options, or a kubeconfig context (chosen by name, by the
- * GKE cluster and location, or the current one).
+ * Which API server kiln talks to, and as whom: explicit server/token
+ * options, or a kubeconfig context (chosen by name, by the GKE cluster and
+ * location, or the current one). Shared by the k8s-deploy step and the
+ * kubernetes executor, which build it into their plugins.
  */
 #ifndef K8S_CONN_H
 #define K8S_CONN_H

@@ -214,7 +214,7 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
         for (const char *const *k = other; *k; k++)
             if (cJSON_GetObjectItemCaseSensitive(user, *k)) {
                 snprintf(err, errcap,
-                         "%s: user %s authenticates with %s, which k8s-deploy does not support yet; "
+                         "%s: user %s authenticates with %s, which kiln does not support yet; "
                          "give token: (for GKE: token: $(gcloud auth print-access-token), from a secret)",
                          path, user_name, *k);
                 cJSON_Delete(docs);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The kubernetes executor on the fake cluster (tests/fakes/fake_k8s.py with
+# its podman kubelet): the wall time of N steps that only echo, as Pods,
+# against the raw limit on the same machine in the same run, `podman run
+# --rm` of the same image N times (what the fake's kubelet does at least),
+# and against the local executor. Prints medians of RUNS rounds and ratios.
+#
+#   bench/k8s_executor.sh [path/to/kiln]     (N=10 RUNS=3 PAR=1)
+# PAR>1 runs the N steps PAR at a time (waitFor: ['-'] and --max-parallel).
+# Needs root, podman, runc, busybox-static (as test_k8s_executor.sh).
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+KILN=${1:-$SRC/build/runner/kiln}
+N=${N:-10}
+RUNS=${RUNS:-3}
+PAR=${PAR:-1}
+W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-k8s.XXXXXX")
+FPID=
+trap '[ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+E=$W/engine
+mkdir -p "$E/tmp" "$E/root/bin"
+cat >"$E/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$E/tmp"
+CONF
+printf '[storage]\ndriver = "vfs"\ngraphroot = "%s/graph"\nrunroot = "%s/run"\n' "$E" "$E" >"$E/storage.conf"
+printf 'unqualified-search-registries = []\n' >"$E/registries.conf"
+export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
+export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
+BUSYBOX=$(command -v busybox)
+cp "$BUSYBOX" "$E/root/bin/busybox"
+ln -s busybox "$E/root/bin/sh"
+tar -C "$E/root" -cf "$E/root.tar" .
+IMG=localhost/kiln-bench-busybox:1
+TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >/dev/null
+python3 "$SRC/tests/fakes/fake_k8s.py" --port-file "$W/port" --namespaces default,builds \
+    --kubelet podman --kubelet-dir "$W/kubelet" >"$W/fake.out" 2>&1 &
+FPID=$!
+for _ in $(seq 600); do [ -s "$W/port" ] && break; sleep 0.1; done
+cat >"$W/kubeconfig" <<Y
+apiVersion: v1
+kind: Config
+current-context: fake
+contexts: [{name: fake, context: {cluster: fake, user: u, namespace: builds}}]
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$W/port")"}}]
+users: [{name: u, user: {}}]
+Y
+export KUBECONFIG=$W/kubeconfig
+{
+    echo "steps:"
+    for i in $(seq "$N"); do
+        echo "- {id: s$i, name: $IMG, entrypoint: sh, args: ['-c', 'echo step-$i']$([ "$PAR" -gt 1 ] && echo ", waitFor: ['-']")}"
+    done
+} >"$W/p.yaml"
+mkdir -p "$W/ws"
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+t_raw=() t_k8s=() t_local=()
+for r in $(seq "$RUNS"); do
+    t0=$(now)
+    seq "$N" | xargs -P "$PAR" -I{} sh -c "TMPDIR=$E/tmp podman run --rm --network host --entrypoint sh $IMG -c 'echo step-{}' >/dev/null"
+    t_raw+=("$(echo "$(now) - $t0" | bc)")
+    t0=$(now)
+    "$KILN" run "$W/p.yaml" --quiet --workspace "$W/ws" --max-parallel "$PAR" --executor kubernetes >/dev/null
+    t_k8s+=("$(echo "$(now) - $t0" | bc)")
+    t0=$(now)
+    "$KILN" run "$W/p.yaml" --quiet --workspace "$W/ws" --max-parallel "$PAR" >/dev/null 2>&1 || true
+    t_local+=("$(echo "$(now) - $t0" | bc)")
+done
+raw=$(printf '%s\n' "${t_raw[@]}" | median)
+k8s=$(printf '%s\n' "${t_k8s[@]}" | median)
+loc=$(printf '%s\n' "${t_local[@]}" | median)
+printf 'N=%s PAR=%s RUNS=%s (medians)\n' "$N" "$PAR" "$RUNS"
+printf '  podman run --rm x N   %6.2f s  (%.2f s per step)\n' "$raw" "$(echo "$raw / $N" | bc -l)"
+printf '  kiln, kubernetes      %6.2f s  (%.2f s per step)  %.2fx of podman run\n' "$k8s" "$(echo "$k8s / $N" | bc -l)" "$(echo "$k8s / $raw" | bc -l)"
+printf '  kiln, local           %6.2f s\n' "$loc"

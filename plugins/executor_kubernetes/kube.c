@@ -1,0 +1,1221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kubernetes: the executor that runs each step process as a Pod (issue 15).
+ *
+ * The cluster comes from a kubeconfig context exactly as k8s-deploy finds it
+ * (plugins/common/k8s_conn.c). A process is one Pod (restartPolicy Never,
+ * the step's image, command, env, workingDir, labels kiln.dev/build,
+ * kiln.dev/step, kiln.dev/owner), created with POST; its course is followed
+ * by ONE watch on the build's Pods (list, then watch from the list's
+ * resourceVersion; the watch is re-opened where it ended and re-listed on
+ * 410 Gone); its output comes from pods/log?follow=true&timestamps=true
+ * (stdout and stderr as the API server merges them: all of it reaches the
+ * step's stdout; a broken stream is read on with sinceTime, the lines
+ * already seen skipped by timestamp); its
+ * end from the container's terminated state (exit code; OOMKilled = 137
+ * with a reason), or a failure that says why: an image that cannot be
+ * pulled, an eviction, a Pod deleted by someone else. terminate() deletes
+ * the Pod with the grace period; close() deletes what the build left, and
+ * open() what owners no longer running left.
+ *
+ * Every request goes through the host's HTTP service on the loop
+ * (http_request_obj: the executor's requests outlive steps).
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <ftw.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kiln/kiln.h>
+
+#include "../common/k8s_conn.h"
+#include "kube_pod.h"
+
+KILN_API_DEFINE;
+
+#define WATCH_RETRIES 20 /* failed (re)connections in a row before the Pods are given up */
+
+static const char *const ws_choices[] = {"hostpath", "pvc", NULL};
+
+struct kx_config {
+    const char *context, *ns, *service_account, *kubeconfig;
+    const char *memory, *cpu;
+    int workspace;
+    const char *storage, *storage_class;
+    bool rwx;
+};
+
+#define OPT(n, d, f, field, desc) {KILN_OPT_STRING, n, d, f, offsetof(struct kx_config, field), 0, -1, NULL, desc}
+static const kiln_option kx_options[] = {
+    OPT("context", NULL, 0, context, "kubeconfig context to use (default: the current context)."),
+    OPT("namespace", NULL, 0, ns, "Namespace of the build's Pods (default: the context's, else default)."),
+    OPT("serviceAccount", NULL, 0, service_account,
+        "Service account the Pods run as (default: none mounted)."),
+    OPT("kubeconfig", NULL, 0, kubeconfig, "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."),
+    OPT("memory", NULL, 0, memory, "Memory limit and request of every step's container (e.g. 256Mi)."),
+    OPT("cpu", NULL, 0, cpu, "CPU limit and request of every step's container (e.g. 500m)."),
+    {KILN_OPT_ENUM, "workspace", "hostpath", 0, offsetof(struct kx_config, workspace), 0, -1, ws_choices,
+     "How the workspace reaches the Pods: hostpath (kiln's workspace directory, on a node that is this "
+     "machine) or pvc (a claim per build; see docs/KUBERNETES.md)."},
+    OPT("storage", "1Gi", 0, storage, "workspace=pvc: the claim's size."),
+    OPT("storageClass", NULL, 0, storage_class, "workspace=pvc: the claim's storage class."),
+    {KILN_OPT_BOOL, "readWriteMany", "true", 0, offsetof(struct kx_config, rwx), 0, -1, NULL,
+     "workspace=pvc: ask for ReadWriteMany (false: ReadWriteOnce)."},
+    KILN_OPTIONS_END,
+};
+
+typedef struct kpod kpod;
+
+/* The executor's state: one build per kiln process. */
+struct kx {
+    kiln_plugin_handle *self;
+    k8_conn conn;
+    char *ns, *sa, *memory, *cpu, *claim, *host_dir;
+    int ws_mode;
+    char build_id[64];
+    char owner[128]; /* a label value: at most 63 used */
+    char *auth;          /* "Authorization: Bearer ...", or NULL */
+    char *pods_url;      /* .../namespaces/NS/pods */
+    kpod *pods;          /* Pods whose events still matter */
+    unsigned seq;
+    /* the build's watch */
+    kiln_http *watch;
+    char *wbuf;
+    size_t wlen;
+    char rv[32];
+    bool relist, watching;
+    unsigned lists_sent;  /* numbers the lists, to tell a Pod created after one was asked for */
+    int watch_fails;
+    char watch_error[300];
+    /* close() */
+    bool closing;
+    int close_pending;
+    void (*close_done)(void *);
+    void *close_arg;
+};
+
+/* One process: a Pod's life. */
+struct kpod {
+    struct kx *kx;
+    kpod *next;
+    bool listed;          /* in kx->pods */
+    kiln_exec *x;         /* NULL once exited or abandoned */
+    char name[128];
+    char *image;
+    kiln_http *create, *logs;
+    kiln_http *deadline;  /* after terminate(): a request whose timeout is the grace period */
+    int pending;          /* requests in flight whose callback holds this pod */
+    int64_t grace_ms;
+    bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
+    bool deleted_by_other; /* a deletionTimestamp we did not ask for */
+    unsigned created_at;   /* kx->lists_sent when its creation was answered */
+    /* The log, read with timestamps=true so that a broken stream resumes
+     * with sinceTime: lines up to the last timestamp seen are skipped (the
+     * first last_n of those that carry it exactly), nothing repeated. */
+    char *lbuf;
+    size_t llen;
+    char last_ts[48];      /* the newest line's timestamp, or "" */
+    unsigned last_n;       /* lines seen that carry last_ts */
+    char skip_ts[48];      /* resuming: skip lines older than this... */
+    unsigned skip_n;       /* ...and this many that carry it */
+    bool catchup;          /* the request after the container's end */
+    int resumes;           /* in a row without a line */
+    int exit_code;
+    char term_reason[64];
+    char *fail;
+    int fail_status;
+};
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s ? s : "");
+    if (!d)
+        abort();
+    return d;
+}
+
+/* ---- owners -------------------------------------------------------------- */
+
+static long long proc_start(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    long long v = -1;
+    int field = 2;
+    char *save = NULL;
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        if (++field == 22) {
+            v = atoll(tok);
+            break;
+        }
+    return v;
+}
+
+static void host_label(char *out, size_t cap)
+{
+    char host[128];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    host[30] = '\0'; /* HOST.PID.START stays within a label's 63 */
+    kube_label_value(host, out, cap);
+}
+
+/* Owner labels are HOST.PID.START. Is that kiln still running? Owners of
+ * other hosts are taken as alive: a cluster is shared by many machines. */
+static bool owner_alive(const char *owner)
+{
+    char host[64];
+    host_label(host, sizeof host);
+    size_t hl = strlen(host);
+    if (strncmp(owner, host, hl) || owner[hl] != '.')
+        return true;
+    const char *p = owner + hl + 1;
+    char *end;
+    long pid = strtol(p, &end, 10);
+    if (*end != '.')
+        return true;
+    long long start = atoll(end + 1);
+    return pid > 0 && proc_start(pid) == start;
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+static int request(struct kx *kx, const char *method, const char *url, const char *body,
+                   const char *ctype, kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb,
+                   void *data, kiln_http **out)
+{
+    const char *hdrs[4] = {NULL, NULL, NULL, NULL};
+    size_t nh = 0;
+    hdrs[nh++] = "Accept: application/json";
+    if (body)
+        hdrs[nh++] = ctype ? ctype : "Content-Type: application/json";
+    if (kx->auth)
+        hdrs[nh++] = kx->auth;
+    kiln_http_req r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.method = method;
+    r.url = url;
+    r.headers = hdrs;
+    r.body = body;
+    r.body_len = body ? strlen(body) : 0;
+    r.on_data = on_data;
+    r.on_data_data = on_data_data;
+    r.ca_file = kx->conn.ca_file;
+    r.ca_pem = kx->conn.ca_pem;
+    r.insecure = kx->conn.insecure;
+    return kiln_api->http_request_obj(KILN_OBJ(kx->self), &r, cb, data, out);
+}
+
+/* The message of a Status body, else the body, else the transport error. */
+static const char *api_message(int err, const kiln_http_resp *resp, char *buf, size_t cap)
+{
+    if (err)
+        return resp && resp->error ? resp->error : kiln_api->strerror(err);
+    cJSON *j = resp->body ? cJSON_Parse(resp->body) : NULL;
+    const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+    snprintf(buf, cap, "HTTP %d: %s", resp->status, m ? m : resp->body ? resp->body : "no body");
+    cJSON_Delete(j);
+    return buf;
+}
+
+/* ---- one Pod ---------------------------------------------------------------- */
+
+static void unlist(kpod *p)
+{
+    if (!p->listed)
+        return;
+    for (kpod **pp = &p->kx->pods; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    p->listed = false;
+}
+
+static void stop_watch(struct kx *kx)
+{
+    kx->watching = false;
+    kx->wlen = 0;
+    if (kx->watch) {
+        kiln_http *w = kx->watch;
+        kx->watch = NULL; /* its callback, with KILN_ECANCELED, is ignored */
+        kiln_api->http_abort(w);
+    }
+}
+
+/* No process left to follow: the watch goes, so that kiln's loop can end
+ * with the build; the next spawn lists again. */
+static void maybe_idle(struct kx *kx)
+{
+    for (kpod *p = kx->pods; p; p = p->next)
+        if (p->x)
+            return;
+    stop_watch(kx);
+}
+
+static void p_maybe_free(kpod *p)
+{
+    if (p->x || p->pending)
+        return;
+    unlist(p);
+    free(p->image);
+    free(p->fail);
+    free(p->lbuf);
+    free(p);
+}
+
+static kpod *find_pod(struct kx *kx, const char *name)
+{
+    for (kpod *p = kx->pods; p; p = p->next)
+        if (!strcmp(p->name, name))
+            return p;
+    return NULL;
+}
+
+static void on_deleted(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    kpod *p = data;
+    char m[400];
+    /* 404: it is gone already, which is what was wanted. */
+    if (err || (resp->status >= 300 && resp->status != 404))
+        kiln_warn(p->kx->self, "executor kubernetes: cannot delete Pod %s: %s", p->name,
+                  api_message(err, resp, m, sizeof m));
+    p->pending--;
+    if (!p->x)
+        unlist(p); /* its later events do not matter any more */
+    p_maybe_free(p);
+}
+
+static void delete_pod(kpod *p, int64_t grace_s)
+{
+    if (p->delete_asked || p->deleted)
+        return;
+    p->delete_asked = true;
+    if (!p->created)
+        return; /* on_created deletes it */
+    char *url = xasprintf("%s/%s?gracePeriodSeconds=%lld", p->kx->pods_url, p->name, (long long)grace_s);
+    if (request(p->kx, "DELETE", url, NULL, NULL, NULL, NULL, on_deleted, p, NULL) == 0)
+        p->pending++;
+    free(url);
+}
+
+/* The process is over for the host: report once, then delete the Pod. */
+static void finish(kpod *p)
+{
+    if (!p->x)
+        return;
+    kiln_exec *x = p->x;
+    p->x = NULL;
+    if (p->logs)
+        kiln_api->http_abort(p->logs);
+    if (p->deadline)
+        kiln_api->http_abort(p->deadline);
+    int status = p->exit_code;
+    char reason[600] = "";
+    if (p->fail) {
+        status = p->fail_status;
+        snprintf(reason, sizeof reason, "%s", p->fail);
+    } else if (p->deleted_by_other) {
+        /* The kubelet stopped it because someone deleted the Pod: not
+         * the step's own end, whatever its exit code says. */
+        status = KILN_EIO;
+        snprintf(reason, sizeof reason,
+                 "Pod %s was deleted by someone else while it ran (its container ended with exit code %d)",
+                 p->name, p->exit_code);
+    } else if (!strcmp(p->term_reason, "OOMKilled")) {
+        status = 137;
+        snprintf(reason, sizeof reason,
+                 "Pod %s: the container was OOMKilled (over its memory limit): exit code 137", p->name);
+    }
+    kiln_api->exec_exited(x, status, reason[0] ? reason : NULL);
+    delete_pod(p, 0);
+    maybe_idle(p->kx);
+    if (p->deleted || !p->created)
+        unlist(p);
+    p_maybe_free(p);
+}
+
+static void fail(kpod *p, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(kpod *p, int status, const char *fmt, ...)
+{
+    if (!p->fail) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&p->fail, fmt, ap) < 0)
+            abort();
+        va_end(ap);
+        p->fail_status = status;
+    }
+    finish(p);
+}
+
+static void maybe_done(kpod *p)
+{
+    if (p->x && p->terminated && (p->logs_done || !p->logs_started))
+        finish(p);
+}
+
+/* RFC 3339 timestamps, as the kubelet writes them (fraction optional):
+ * <0, 0, >0. Compared as seconds, then the fraction padded to 9 digits. */
+static int ts_cmp(const char *a, const char *b)
+{
+    size_t la = strcspn(a, ".Z"), lb = strcspn(b, ".Z");
+    int c = strncmp(a, b, la < lb ? la : lb);
+    if (c || la != lb)
+        return c ? c : (la < lb ? -1 : 1);
+    char fa[10] = "000000000", fb[10] = "000000000";
+    if (a[la] == '.')
+        memcpy(fa, a + la + 1, strspn(a + la + 1, "0123456789") < 9 ? strspn(a + la + 1, "0123456789") : 9);
+    if (b[lb] == '.')
+        memcpy(fb, b + lb + 1, strspn(b + lb + 1, "0123456789") < 9 ? strspn(b + lb + 1, "0123456789") : 9);
+    return strcmp(fa, fb);
+}
+
+/* One line "TIMESTAMP TEXT\n" (nl: it ended with a newline). */
+static void log_line(kpod *p, char *line, size_t len, bool nl)
+{
+    char *sp = memchr(line, ' ', len);
+    if (!sp || (size_t)(sp - line) >= sizeof p->last_ts) {
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, line, len + nl); /* no timestamp: as is */
+        return;
+    }
+    char ts[48];
+    memcpy(ts, line, (size_t)(sp - line));
+    ts[sp - line] = '\0';
+    if (p->skip_ts[0]) {
+        int c = ts_cmp(ts, p->skip_ts);
+        if (c < 0 || (c == 0 && p->skip_n > 0)) {
+            if (c == 0)
+                p->skip_n--;
+            return; /* already delivered before the stream broke */
+        }
+        p->skip_ts[0] = '\0';
+    }
+    if (!strcmp(ts, p->last_ts)) {
+        p->last_n++;
+    } else {
+        snprintf(p->last_ts, sizeof p->last_ts, "%s", ts);
+        p->last_n = 1;
+    }
+    p->resumes = 0;
+    kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
+}
+
+static int on_log_data(void *data, const char *buf, size_t len)
+{
+    kpod *p = data;
+    if (!p->x)
+        return KILN_ECANCELED;
+    /* pods/log merges the container's stdout and stderr. */
+    p->lbuf = realloc(p->lbuf, p->llen + len + 1);
+    if (!p->lbuf)
+        abort();
+    memcpy(p->lbuf + p->llen, buf, len);
+    p->llen += len;
+    size_t start = 0;
+    char *nl;
+    while (p->x && (nl = memchr(p->lbuf + start, '\n', p->llen - start))) {
+        size_t n = (size_t)(nl - (p->lbuf + start));
+        log_line(p, p->lbuf + start, n, true);
+        start += n + 1;
+    }
+    memmove(p->lbuf, p->lbuf + start, p->llen - start);
+    p->llen -= start;
+    return 0;
+}
+
+static void open_logs(kpod *p, bool follow);
+
+static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    kpod *p = data;
+    p->logs = NULL;
+    if (p->x) {
+        char m[400];
+        bool broke = (err && err != KILN_ECANCELED) || resp->status >= 300;
+        if (resp->status >= 300 || p->resumes >= 10) {
+            /* refused, or ten ends in a row without a line */
+            if (broke)
+                kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
+                          api_message(err, resp, m, sizeof m));
+        } else if (!p->catchup) {
+            /* A follow ends with the container, or breaks (an API server
+             * restart, the kubelet's log rotation): read on from the last
+             * line seen. After the container's end, once more without
+             * follow, in case the follow stopped early. */
+            p->llen = 0; /* a partial line comes again, whole */
+            p->resumes++;
+            if (!p->terminated) {
+                open_logs(p, true);
+            } else {
+                p->catchup = true;
+                open_logs(p, false);
+            }
+            if (p->logs) {
+                p->pending--;
+                return;
+            }
+        }
+        if (p->llen && p->x)
+            log_line(p, p->lbuf, p->llen, false); /* the last line had no newline */
+        p->llen = 0;
+        p->logs_done = true;
+        maybe_done(p); /* p stays: this request still counts in pending */
+    }
+    p->pending--;
+    p_maybe_free(p);
+}
+
+static void open_logs(kpod *p, bool follow)
+{
+    char since[80] = "";
+    if (p->last_ts[0]) {
+        /* sinceTime in whole seconds (what every server accepts); the
+         * lines of that second already seen are skipped by timestamp. */
+        snprintf(since, sizeof since, "&sinceTime=%.*sZ", (int)strcspn(p->last_ts, ".Z"), p->last_ts);
+        snprintf(p->skip_ts, sizeof p->skip_ts, "%s", p->last_ts);
+        p->skip_n = p->last_n;
+    }
+    char *url = xasprintf("%s/%s/log?container=step&timestamps=true%s%s", p->kx->pods_url, p->name,
+                          follow ? "&follow=true" : "", since);
+    int rc = request(p->kx, "GET", url, NULL, NULL, on_log_data, p, on_logs, p, &p->logs);
+    free(url);
+    if (rc == 0) {
+        p->pending++;
+        if (p->paused)
+            kiln_api->http_pause_recv(p->logs, true);
+    }
+}
+
+static void start_logs(kpod *p)
+{
+    if (p->logs_started || !p->x)
+        return;
+    p->logs_started = true;
+    open_logs(p, true);
+    if (!p->logs)
+        p->logs_done = true;
+}
+
+static int on_discard(void *data, const char *buf, size_t len)
+{
+    return 0;
+}
+
+static bool pull_failure(const char *reason)
+{
+    static const char *const bad[] = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                                      "ErrImageNeverPull", "CreateContainerConfigError",
+                                      "CreateContainerError", "RunContainerError", NULL};
+    for (const char *const *b = bad; reason && *b; b++)
+        if (!strcmp(reason, *b))
+            return true;
+    return false;
+}
+
+/* What a watch event (or a listed object) says about one of our Pods. */
+static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
+{
+    const cJSON *meta = cJSON_GetObjectItem(obj, "metadata");
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name"));
+    kpod *p = name ? find_pod(kx, name) : NULL;
+    if (!p)
+        return;
+    p->created = true; /* the watch may come before the POST's answer */
+    if (!strcmp(type, "DELETED"))
+        p->deleted = true;
+    if ((p->deleted || cJSON_GetObjectItem(meta, "deletionTimestamp")) && !p->delete_asked)
+        p->deleted_by_other = true;
+    if (!p->x) {
+        if (p->deleted)
+            unlist(p);
+        p_maybe_free(p);
+        return;
+    }
+    const cJSON *status = cJSON_GetObjectItem(obj, "status");
+    const cJSON *cs;
+    const cJSON *ctr = NULL;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(status, "containerStatuses"))
+    {
+        const char *cn = cJSON_GetStringValue(cJSON_GetObjectItem(cs, "name"));
+        if (cn && !strcmp(cn, "step"))
+            ctr = cs;
+    }
+    if (p->terminated) {
+        maybe_done(p); /* only its log is still awaited */
+        return;
+    }
+    const cJSON *state = cJSON_GetObjectItem(ctr, "state");
+    const cJSON *term = cJSON_GetObjectItem(state, "terminated");
+    const cJSON *waiting = cJSON_GetObjectItem(state, "waiting");
+    if (term) {
+        const cJSON *ec = cJSON_GetObjectItem(term, "exitCode");
+        const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(term, "reason"));
+        if (!p->terminated) {
+            p->terminated = true;
+            p->exit_code = cJSON_IsNumber(ec) ? ec->valueint : 1;
+            snprintf(p->term_reason, sizeof p->term_reason, "%s", r ? r : "");
+            start_logs(p); /* a Pod that ended before we looked: its whole log */
+            maybe_done(p);
+        }
+        return;
+    }
+    if (cJSON_GetObjectItem(state, "running"))
+        start_logs(p);
+    const char *wr = cJSON_GetStringValue(cJSON_GetObjectItem(waiting, "reason"));
+    if (pull_failure(wr)) {
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(waiting, "message"));
+        fail(p, KILN_ENOTFOUND, "Pod %s: image %s cannot be used: %s%s%s", p->name, p->image, wr,
+             msg ? ": " : "", msg ? msg : "");
+        return;
+    }
+    const char *phase = cJSON_GetStringValue(cJSON_GetObjectItem(status, "phase"));
+    const char *preason = cJSON_GetStringValue(cJSON_GetObjectItem(status, "reason"));
+    /* A phase may come before the container's terminated state (Woodpecker
+     * met it): only a Pod failed for a reason of its own (Evicted,
+     * DeadlineExceeded, NodeLost...) ends the process here. */
+    if (phase && !strcmp(phase, "Failed") && preason) {
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(status, "message"));
+        fail(p, KILN_EIO, "Pod %s failed before its container ended: %s%s%s", p->name, preason,
+             msg ? ": " : "", msg ? msg : "");
+        return;
+    }
+    if (p->deleted) {
+        if (p->delete_asked)
+            fail(p, 128 + SIGTERM, "Pod %s was deleted before its container's end was seen", p->name);
+        else
+            fail(p, KILN_EIO, "Pod %s was deleted by someone else before its container ended", p->name);
+    }
+}
+
+static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    kpod *p = data;
+    p->pending--;
+    p->create = NULL;
+    char m[400];
+    bool ok = !err && resp->status == 201;
+    if (ok) {
+        p->created = true;
+        p->created_at = p->kx->lists_sent;
+    }
+    if (!p->x) {
+        if (ok) {
+            p->delete_asked = false;
+            delete_pod(p, 0);
+        }
+        p_maybe_free(p);
+        return;
+    }
+    if (!ok) {
+        fail(p, KILN_ESPAWN, "cannot create Pod %s (image %s) in namespace %s: %s", p->name, p->image,
+             p->kx->ns, api_message(err, resp, m, sizeof m));
+        return;
+    }
+    if (p->delete_asked) {
+        p->delete_asked = false;
+        delete_pod(p, (p->grace_ms + 999) / 1000);
+    }
+}
+
+/* ---- the build's watch --------------------------------------------------- */
+
+static void start_watch(struct kx *kx);
+static void start_list(struct kx *kx);
+
+/* The watch cannot be had any more: every Pod still followed fails. */
+static void watch_lost(struct kx *kx)
+{
+    kx->watching = false;
+    kpod *next;
+    for (kpod *p = kx->pods; p; p = next) {
+        next = p->next;
+        if (p->x)
+            fail(p, KILN_EIO, "lost the watch on the API server (%s) while Pod %s ran", kx->watch_error,
+                 p->name);
+    }
+}
+
+static void watch_line(struct kx *kx, const char *line)
+{
+    cJSON *j = cJSON_Parse(line);
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(j, "type"));
+    const cJSON *obj = cJSON_GetObjectItem(j, "object");
+    if (!type || !obj) {
+        cJSON_Delete(j);
+        return;
+    }
+    if (!strcmp(type, "ERROR")) {
+        const cJSON *code = cJSON_GetObjectItem(obj, "code");
+        if (cJSON_IsNumber(code) && code->valueint == 410)
+            kx->relist = true; /* too old a resourceVersion: list again */
+        cJSON_Delete(j);
+        return;
+    }
+    const char *rv = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "resourceVersion"));
+    if (rv)
+        snprintf(kx->rv, sizeof kx->rv, "%s", rv);
+    kx->watch_fails = 0;
+    if (strcmp(type, "BOOKMARK"))
+        pod_event(kx, type, obj);
+    cJSON_Delete(j);
+}
+
+static int on_watch_data(void *data, const char *buf, size_t len)
+{
+    struct kx *kx = data;
+    kx->wbuf = realloc(kx->wbuf, kx->wlen + len + 1);
+    if (!kx->wbuf)
+        abort();
+    memcpy(kx->wbuf + kx->wlen, buf, len);
+    kx->wlen += len;
+    kx->wbuf[kx->wlen] = '\0';
+    kiln_http *mine = kx->watch;
+    char *start = kx->wbuf, *nl;
+    while ((nl = memchr(start, '\n', kx->wlen - (size_t)(start - kx->wbuf)))) {
+        *nl = '\0';
+        watch_line(kx, start);
+        /* The last Pod ended inside: this watch was stopped (and maybe a
+         * new list started by the next spawn); its buffer is not ours. */
+        if (kx->watch != mine)
+            return 0;
+        start = nl + 1;
+    }
+    size_t left = kx->wlen - (size_t)(start - kx->wbuf);
+    memmove(kx->wbuf, start, left);
+    kx->wlen = left;
+    return 0;
+}
+
+static void on_watch(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct kx *kx = data;
+    if (h != kx->watch)
+        return; /* stopped */
+    kx->watch = NULL;
+    kx->wlen = 0;
+    if (kx->closing)
+        return;
+    char m[300];
+    if ((err && err != KILN_ECANCELED) || resp->status >= 300) {
+        snprintf(kx->watch_error, sizeof kx->watch_error, "%s", api_message(err, resp, m, sizeof m));
+        kx->watch_fails++;
+        if (resp && resp->status == 410)
+            kx->relist = true;
+    }
+    if (kx->watch_fails >= WATCH_RETRIES) {
+        watch_lost(kx);
+        return;
+    }
+    /* A watch ends (timeoutSeconds, an API server restart): pick it up
+     * where it was, or list again when the server forgot that version. */
+    if (kx->relist)
+        start_list(kx);
+    else
+        start_watch(kx);
+}
+
+static void start_watch(struct kx *kx)
+{
+    char *url = xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s&watch=true&resourceVersion=%s"
+                          "&allowWatchBookmarks=true&timeoutSeconds=300",
+                          kx->pods_url, kx->build_id, kx->rv);
+    if (request(kx, "GET", url, NULL, NULL, on_watch_data, kx, on_watch, kx, &kx->watch)) {
+        snprintf(kx->watch_error, sizeof kx->watch_error, "cannot send the watch request");
+        watch_lost(kx);
+    }
+    free(url);
+}
+
+static void on_list(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct kx *kx = data;
+    if (h != kx->watch)
+        return; /* stopped */
+    kx->watch = NULL;
+    if (kx->closing)
+        return;
+    char m[300];
+    cJSON *j = !err && resp->status == 200 ? cJSON_Parse(resp->body) : NULL;
+    const char *rv = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "metadata"), "resourceVersion"));
+    if (!rv) {
+        snprintf(kx->watch_error, sizeof kx->watch_error, "listing Pods: %s",
+                 j ? "no resourceVersion" : api_message(err, resp, m, sizeof m));
+        cJSON_Delete(j);
+        if (++kx->watch_fails >= WATCH_RETRIES)
+            watch_lost(kx);
+        else
+            start_list(kx);
+        return;
+    }
+    snprintf(kx->rv, sizeof kx->rv, "%s", rv);
+    kx->relist = false;
+    kx->watch_fails = 0;
+    /* Every Pod as it is now; a Pod we made that the list lacks is gone. */
+    kpod *next;
+    for (kpod *p = kx->pods; p; p = next) {
+        next = p->next;
+        const cJSON *it, *found = NULL;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "items"))
+        {
+            const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(it, "metadata"), "name"));
+            if (n && !strcmp(n, p->name))
+                found = it;
+        }
+        if (found) {
+            pod_event(kx, "MODIFIED", found);
+        } else if (p->created && p->created_at < kx->lists_sent) {
+            /* Created before this list was asked for, and not in it: gone.
+             * (One created since may simply be newer than the list.) */
+            cJSON *fake = cJSON_CreateObject();
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(fake, "metadata"), "name", p->name);
+            pod_event(kx, "DELETED", fake);
+            cJSON_Delete(fake);
+        }
+    }
+    cJSON_Delete(j);
+    /* Unless the last Pod ended above (and maybe a next spawn listed). */
+    if (kx->watching && !kx->watch)
+        start_watch(kx);
+}
+
+static void start_list(struct kx *kx)
+{
+    kx->watching = true;
+    kx->lists_sent++;
+    char *url = xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s", kx->pods_url, kx->build_id);
+    if (request(kx, "GET", url, NULL, NULL, NULL, NULL, on_list, kx, &kx->watch)) {
+        snprintf(kx->watch_error, sizeof kx->watch_error, "cannot send the list request");
+        watch_lost(kx);
+    }
+    free(url);
+}
+
+/* ---- leftovers ----------------------------------------------------------- */
+
+struct sweep {
+    struct kx *kx;
+    char *what;   /* pods, persistentvolumeclaims */
+    bool dead_owners; /* else: this build's */
+    bool counts_for_close;
+};
+
+static void on_swept_one(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct kx *kx = data;
+    if (--kx->close_pending == 0 && kx->close_done) {
+        void (*done)(void *) = kx->close_done;
+        kx->close_done = NULL;
+        done(kx->close_arg);
+    }
+}
+
+static void on_sweep_list(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct sweep *sw = data;
+    struct kx *kx = sw->kx;
+    cJSON *j = !err && resp->status == 200 ? cJSON_Parse(resp->body) : NULL;
+    const cJSON *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "items"))
+    {
+        const cJSON *meta = cJSON_GetObjectItem(it, "metadata");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name"));
+        const char *owner =
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "labels"), KUBE_LABEL_OWNER));
+        if (!name || (sw->dead_owners && (!owner || owner_alive(owner))))
+            continue;
+        char *url = xasprintf("%s/api/v1/namespaces/%s/%s/%s?gracePeriodSeconds=0", kx->conn.server, kx->ns,
+                              sw->what, name);
+        if (request(kx, "DELETE", url, NULL, NULL, NULL, NULL, on_swept_one, kx, NULL) == 0)
+            kx->close_pending++;
+        free(url);
+        n++;
+    }
+    if (n && sw->dead_owners)
+        kiln_warn(kx->self, "executor kubernetes: removing %d %s left by builds no longer running", n, sw->what);
+    cJSON_Delete(j);
+    free(sw->what);
+    free(sw);
+    on_swept_one(h, kx, 0, NULL); /* the list itself counted as one */
+}
+
+static void sweep(struct kx *kx, const char *what, bool dead_owners)
+{
+    struct sweep *sw = calloc(1, sizeof *sw);
+    if (!sw)
+        abort();
+    sw->kx = kx;
+    sw->what = xstrdup(what);
+    sw->dead_owners = dead_owners;
+    char *url = dead_owners
+                    ? xasprintf("%s/api/v1/namespaces/%s/%s?labelSelector=" KUBE_LABEL_OWNER, kx->conn.server,
+                                kx->ns, what)
+                    : xasprintf("%s/api/v1/namespaces/%s/%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s",
+                                kx->conn.server, kx->ns, what, kx->build_id);
+    if (request(kx, "GET", url, NULL, NULL, NULL, NULL, on_sweep_list, sw, NULL) == 0) {
+        kx->close_pending++;
+    } else {
+        free(sw->what);
+        free(sw);
+    }
+    free(url);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* hostpath mode: the build directories ($TMPDIR/kiln-k8s-BUILD, holding
+ * an "owner" file) of kilns of this host that no longer run. */
+static void sweep_host_dirs(const char *tmp)
+{
+    char pat[4096];
+    snprintf(pat, sizeof pat, "%s/kiln-k8s-*/owner", tmp);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g))
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        FILE *f = fopen(g.gl_pathv[i], "r");
+        char owner[128] = "";
+        if (!f)
+            continue;
+        bool got = fgets(owner, sizeof owner, f) != NULL;
+        fclose(f);
+        owner[strcspn(owner, "\n")] = '\0';
+        if (!got || !owner[0] || owner_alive(owner))
+            continue;
+        char *dir = strndup(g.gl_pathv[i], strlen(g.gl_pathv[i]) - strlen("/owner"));
+        if (dir)
+            nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(dir);
+    }
+    globfree(&g);
+}
+
+/* ---- open and close --------------------------------------------------------- */
+
+static void on_claim(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct kx *kx = data;
+    char m[400];
+    if (err || (resp->status != 201 && resp->status != 409))
+        kiln_error(kx->self, "executor kubernetes: cannot create the workspace claim %s: %s", kx->claim,
+                   api_message(err, resp, m, sizeof m));
+}
+
+static int kx_open(void *plugin_data, const void *config, const char *build_id)
+{
+    struct kx *kx = plugin_data;
+    const struct kx_config *c = config;
+    k8_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.kubeconfig = c->kubeconfig;
+    o.kubeconfig_env = getenv("KUBECONFIG");
+    o.home = getenv("HOME");
+    o.context = c->context;
+    char err[1200];
+    if (k8_conn_resolve(&o, &kx->conn, err, sizeof err)) {
+        kiln_error(kx->self, "executor kubernetes: %s", err);
+        return KILN_ECONFIG;
+    }
+    kx->ns = xstrdup(c->ns && *c->ns ? c->ns : kx->conn.namespace_ ? kx->conn.namespace_ : "default");
+    kx->sa = c->service_account ? xstrdup(c->service_account) : NULL;
+    kx->memory = c->memory ? xstrdup(c->memory) : NULL;
+    kx->cpu = c->cpu ? xstrdup(c->cpu) : NULL;
+    kx->ws_mode = c->workspace == 1 ? KW_PVC : KW_HOSTPATH;
+    if (kx->conn.token)
+        kx->auth = xasprintf("Authorization: Bearer %s", kx->conn.token);
+    snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
+    char host[64];
+    host_label(host, sizeof host);
+    snprintf(kx->owner, sizeof kx->owner, "%.30s.%ld.%lld", host, (long)getpid(), proc_start(getpid()));
+    kx->pods_url = xasprintf("%s/api/v1/namespaces/%s/pods", kx->conn.server, kx->ns);
+    /* What dead kilns left; runs as soon as the loop does. */
+    sweep(kx, "pods", true);
+    if (kx->ws_mode == KW_PVC) {
+        sweep(kx, "persistentvolumeclaims", true);
+        kx->claim = xasprintf("kiln-%s-ws", build_id);
+        kube_build b = {.build_id = kx->build_id, .owner = kx->owner, .ns = kx->ns, .claim = kx->claim};
+        char *body = kube_claim_body(&b, c->storage, c->storage_class, c->rwx);
+        char *url = xasprintf("%s/api/v1/namespaces/%s/persistentvolumeclaims", kx->conn.server, kx->ns);
+        request(kx, "POST", url, body, NULL, NULL, NULL, on_claim, kx, NULL);
+        free(url);
+        free(body);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        sweep_host_dirs(tmp && *tmp ? tmp : "/tmp");
+        kx->host_dir = xasprintf("%s/kiln-k8s-%s", tmp && *tmp ? tmp : "/tmp", build_id);
+        if (mkdir(kx->host_dir, 0755) && errno != EEXIST) {
+            kiln_error(kx->self, "executor kubernetes: cannot make %s: %s", kx->host_dir, strerror(errno));
+            return KILN_EIO;
+        }
+        char *of = xasprintf("%s/owner", kx->host_dir);
+        FILE *f = fopen(of, "w");
+        if (f) {
+            fprintf(f, "%s\n", kx->owner);
+            fclose(f);
+        }
+        free(of);
+    }
+    kiln_info(kx->self, "executor kubernetes: %s, namespace %s, workspace %s", kx->conn.source, kx->ns,
+              ws_choices[c->workspace]);
+    return 0;
+}
+
+static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
+{
+    struct kx *kx = plugin_data;
+    if (!kx->pods_url) {
+        done(arg);
+        return;
+    }
+    kx->closing = true;
+    stop_watch(kx);
+    kx->close_done = done;
+    kx->close_arg = arg;
+    kx->close_pending++; /* held until every sweep is sent */
+    sweep(kx, "pods", false);
+    if (kx->ws_mode == KW_PVC)
+        sweep(kx, "persistentvolumeclaims", false);
+    if (kx->host_dir)
+        nftw(kx->host_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    on_swept_one(NULL, kx, 0, NULL);
+}
+
+/* ---- the executor's entries --------------------------------------------------- */
+
+static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
+{
+    struct kx *kx = plugin_data;
+    if (!s->image || !s->argv || (!s->argv[0] && !s->image_entrypoint))
+        return KILN_EINVAL;
+    if (s->stdin_path)
+        kiln_warn(kx->self, "executor kubernetes: step %s: its input file does not reach a Pod", s->step_id);
+    kpod *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    p->kx = kx;
+    p->x = x;
+    p->image = xstrdup(s->image);
+    p->grace_ms = s->kill_grace_ms;
+    /* A DNS-1123 name: kiln-BUILD8-STEP-N */
+    char step[40];
+    size_t k = 0;
+    for (const char *c = s->step_id; *c && k < 24; c++) {
+        char ch = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (ok || (k && step[k - 1] != '-'))
+            step[k++] = ok ? ch : '-';
+    }
+    while (k && step[k - 1] == '-')
+        k--;
+    step[k] = '\0';
+    snprintf(p->name, sizeof p->name, "kiln-%.8s-%s%s%u", kx->build_id, step, k ? "-" : "", ++kx->seq);
+    kube_build b = {.build_id = kx->build_id,
+                    .owner = kx->owner,
+                    .ns = kx->ns,
+                    .service_account = kx->sa,
+                    .memory = kx->memory,
+                    .cpu = kx->cpu,
+                    .workspace_mode = kx->ws_mode,
+                    .claim = kx->claim,
+                    .host_dir = kx->host_dir};
+    char *body = kube_pod_body(&b, s, p->name);
+    p->next = kx->pods;
+    kx->pods = p;
+    p->listed = true;
+    kiln_api->exec_set_data(x, p);
+    int rc = request(kx, "POST", kx->pods_url, body, NULL, NULL, NULL, on_created, p, &p->create);
+    free(body);
+    if (rc) {
+        p->x = NULL;
+        p_maybe_free(p);
+        return KILN_EIO;
+    }
+    p->pending++;
+    if (!kx->watching) {
+        kx->watch_fails = 0;
+        start_list(kx);
+    }
+    return 0;
+}
+
+static void on_deadline(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    kpod *p = data;
+    p->deadline = NULL;
+    if (p->x && err == KILN_ETIMEDOUT)
+        fail(p, 128 + SIGKILL, "Pod %s did not end within the grace period; the kubelet goes on stopping it",
+             p->name);
+    p->pending--;
+    p_maybe_free(p);
+}
+
+/* SIGTERM, the grace period, SIGKILL: what the kubelet does when a Pod is
+ * deleted with a grace period. Its end still comes from the watch; the
+ * host gives it the grace period and a little more, so the process ends
+ * here when the grace is over, whatever the kubelet reported by then (a
+ * watch on this Pod whose client timeout is the grace: the executor has no
+ * timer of its own). */
+static void kx_terminate(kiln_exec *x)
+{
+    kpod *p = kiln_api->exec_get_data(x);
+    delete_pod(p, (p->grace_ms + 999) / 1000);
+    if (p->deadline)
+        return;
+    char *url = xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
+                          p->name, (long long)(p->grace_ms / 1000 + 5));
+    kiln_http_req r;
+    memset(&r, 0, sizeof r);
+    const char *hdrs[2] = {p->kx->auth, NULL};
+    r.struct_size = sizeof r;
+    r.url = url;
+    r.headers = hdrs;
+    r.on_data = on_discard;
+    r.timeout_ms = p->grace_ms > 0 ? p->grace_ms : 1;
+    r.ca_file = p->kx->conn.ca_file;
+    r.ca_pem = p->kx->conn.ca_pem;
+    r.insecure = p->kx->conn.insecure;
+    if (kiln_api->http_request_obj(KILN_OBJ(p->kx->self), &r, on_deadline, p, &p->deadline) == 0)
+        p->pending++;
+    free(url);
+}
+
+static int kx_signal(kiln_exec *x, int signum)
+{
+    kpod *p = kiln_api->exec_get_data(x);
+    if (signum == SIGTERM) {
+        kx_terminate(x);
+        return 0;
+    }
+    if (signum == SIGKILL) {
+        /* 1 s: a grace of 0 would only remove the object, not the container. */
+        p->delete_asked = false;
+        delete_pod(p, 1);
+        return 0;
+    }
+    return KILN_EINVAL; /* no other signal reaches a Pod's process */
+}
+
+static void kx_abandon(kiln_exec *x)
+{
+    kpod *p = kiln_api->exec_get_data(x);
+    p->x = NULL;
+    if (p->logs)
+        kiln_api->http_abort(p->logs);
+    p->delete_asked = false;
+    delete_pod(p, 1);
+    if (p->deleted || !p->created)
+        unlist(p);
+    maybe_idle(p->kx);
+    p_maybe_free(p);
+}
+
+static void kx_pause(kiln_exec *x)
+{
+    kpod *p = kiln_api->exec_get_data(x);
+    p->paused = true;
+    if (p->logs)
+        kiln_api->http_pause_recv(p->logs, true);
+}
+
+static void kx_resume(kiln_exec *x)
+{
+    kpod *p = kiln_api->exec_get_data(x);
+    p->paused = false;
+    if (p->logs)
+        kiln_api->http_pause_recv(p->logs, false);
+}
+
+static int kx_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)
+{
+    KILN_API_BIND(api);
+    if (!KILN_API_HAS(api, exec_plugin_handle))
+        return KILN_EABI;
+    struct kx *kx = calloc(1, sizeof *kx);
+    if (!kx)
+        return KILN_ENOMEM;
+    kx->self = self;
+    *plugin_data = kx;
+    return 0;
+}
+
+static void kx_destroy(void *plugin_data)
+{
+    struct kx *kx = plugin_data;
+    k8_conn_free(&kx->conn);
+    free(kx->ns);
+    free(kx->sa);
+    free(kx->memory);
+    free(kx->cpu);
+    free(kx->claim);
+    free(kx->host_dir);
+    free(kx->auth);
+    free(kx->pods_url);
+    free(kx->wbuf);
+    /* Pods still listed are those whose delete never answered. */
+    kpod *next;
+    for (kpod *p = kx->pods; p; p = next) {
+        next = p->next;
+        free(p->image);
+        free(p->fail);
+        free(p->lbuf);
+        free(p);
+    }
+    free(kx);
+}
+
+static const kiln_executor_ops kx_ops = {
+    sizeof(kiln_executor_ops), kx_open, kx_spawn, kx_signal, kx_terminate, kx_abandon, kx_pause, kx_resume,
+    kx_close,
+};
+
+static const kiln_plugin kx_plugin = {
+    KILN_PLUGIN_HEADER,
+    .kind = KILN_PLUGIN_EXECUTOR,
+    .name = "kubernetes",
+    .version = "0.1.0",
+    .summary = "Runs each step as a Pod on a Kubernetes cluster (kubeconfig context, namespace)",
+    .options = kx_options,
+    .config_size = sizeof(struct kx_config),
+    .init = kx_init,
+    .destroy = kx_destroy,
+    .executor = &kx_ops,
+};
+
+KILN_PLUGIN_DEFINE(kx_plugin)

@@ -1,0 +1,277 @@
+# SPDX-License-Identifier: MIT
+"""The fake API server's kubelet (fake_k8s.py --kubelet PODMAN): runs each
+Pod's first container for real with podman, so that exit codes, output and
+timing are real, and writes the Pod's status as a kubelet would.
+
+A Pod's life here:
+  - Pending, PodScheduled; container waiting ContainerCreating.
+  - the image: `podman image exists`, else `podman pull`; a failure is
+    waiting ErrImagePull (podman's message), then ImagePullBackOff, and the
+    Pod stays Pending until it is deleted, as on a real node.
+  - `podman create` (network host; env; workingDir; command as the
+    entrypoint, args as the command; volumes: hostPath as a bind mount,
+    persistentVolumeClaim as a directory of DATA/pvc/NS/CLAIM, emptyDir as
+    one of DATA/pods/UID, subPath honoured), then `podman start --attach`:
+    phase Running, state running, Ready.
+  - its stdout and stderr go line by line into a CRI log file (TIMESTAMP
+    STREAM F|P TEXT), which pods/log serves.
+  - the end: exit code from `podman inspect`; terminated reason Completed,
+    Error, or OOMKilled when podman says so OR (simulated: no memory cgroup
+    here) when the container had a memory limit and died of SIGKILL (137)
+    without being deleted; phase Succeeded or Failed.
+  - a delete with a grace period: deletionTimestamp set, `podman stop -t
+    GRACE` (SIGTERM, grace, SIGKILL), then the object goes (DELETED). A Pod
+    whose container is not running goes at once.
+"""
+import copy
+import datetime
+import json
+import os
+import subprocess
+import threading
+import time
+
+
+def rfc3339(nano=False):
+    t = datetime.datetime.now(datetime.timezone.utc)
+    if nano:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Kubelet:
+    def __init__(self, store, podman, data_dir):
+        self.store = store
+        self.podman = podman.split()
+        self.data = data_dir
+        self.lock = threading.Lock()
+        self.pods = {}  # key -> {"cname", "log", "done", "running", "stopping"}
+
+    # -- the store's hooks
+
+    def pod_created(self, key):
+        with self.lock:
+            self.pods[key] = {"cname": None, "log": None, "done": False, "running": False, "stopping": False}
+        threading.Thread(target=self._run, args=(key,), name="kubelet", daemon=True).start()
+
+    def graceful(self, key):
+        """Should a delete of KEY wait for the container to stop?"""
+        with self.lock:
+            p = self.pods.get(key)
+            return bool(p and p["running"] and not p["done"])
+
+    def stop(self, key, grace):
+        with self.lock:
+            p = self.pods.get(key)
+            if not p or p["stopping"]:
+                return
+            p["stopping"] = True
+            cname = p["cname"]
+        if cname:
+            threading.Thread(target=self._podman, args=(["stop", "-t", str(int(grace)), cname],),
+                             daemon=True).start()
+
+    def forget(self, key):
+        """The object is gone: a container still there goes too."""
+        with self.lock:
+            p = self.pods.get(key)
+            if p:
+                p["stopping"] = True
+            cname = p and p["cname"]
+        if cname:
+            threading.Thread(target=self._podman, args=(["rm", "-f", "-t", "0", cname],), daemon=True).start()
+
+    def log_state(self, key):
+        """(log file or None, container finished?)"""
+        with self.lock:
+            p = self.pods.get(key)
+            return (p["log"], p["done"]) if p else (None, True)
+
+    # -- helpers
+
+    def _podman(self, args, timeout=300):
+        try:
+            r = subprocess.run(self.podman + args, capture_output=True, text=True, timeout=timeout)
+            return r.returncode, r.stdout, r.stderr
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return 125, "", str(e)
+
+    def _update(self, key, fn):
+        """Change the Pod under the store's lock; a MODIFIED event. False when
+        the Pod is gone."""
+        st = self.store
+        with st.cond:
+            e = st.entries.get(key)
+            if not e:
+                return False
+            fn(e["obj"])
+            st._commit(key, e, "MODIFIED")
+            return True
+
+    def _gone(self, key):
+        with self.store.cond:
+            return key not in self.store.entries
+
+    def _status(self, key, phase, cstate, ready=False, reason=None):
+        def fn(obj):
+            ctr = obj["spec"]["containers"][0]
+            s = obj.setdefault("status", {})
+            s["phase"] = phase
+            s.setdefault("startTime", rfc3339())
+            s["hostIP"] = s["podIP"] = "127.0.0.1"
+            now = rfc3339()
+            conds = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                     {"type": "Initialized", "status": "True", "lastTransitionTime": now}]
+            for t in ("ContainersReady", "Ready"):
+                c = {"type": t, "status": "True" if ready else "False", "lastTransitionTime": now}
+                if not ready and reason:
+                    c["reason"] = reason
+                conds.append(c)
+            s["conditions"] = conds
+            s["containerStatuses"] = [{"name": ctr["name"], "image": ctr.get("image", ""), "imageID": "",
+                                       "ready": ready, "restartCount": 0, "started": "running" in cstate,
+                                       "state": cstate}]
+        return self._update(key, fn)
+
+    def _remove(self, key):
+        st = self.store
+        with st.cond:
+            gone = st.entries.pop(key, None)
+            if gone:
+                gone["obj"]["metadata"]["resourceVersion"] = st._bump()
+                st._emit("DELETED", key, gone["obj"])
+
+    def _mounts(self, obj):
+        spec = obj["spec"]
+        ns, uid = obj["metadata"]["namespace"], obj["metadata"]["uid"]
+        vols = {v.get("name"): v for v in spec.get("volumes") or []}
+        out = []
+        for m in spec["containers"][0].get("volumeMounts") or []:
+            v = vols.get(m.get("name")) or {}
+            kind = "dir"
+            if "hostPath" in v:
+                src = v["hostPath"]["path"]
+                t = v["hostPath"].get("type", "")
+                if t == "DirectoryOrCreate":
+                    os.makedirs(src, exist_ok=True)
+                elif t == "FileOrCreate" and not os.path.exists(src):
+                    open(src, "a").close()
+                kind = "file" if os.path.isfile(src) else "dir"
+            elif "persistentVolumeClaim" in v:
+                src = os.path.join(self.data, "pvc", ns, v["persistentVolumeClaim"]["claimName"])
+            elif "emptyDir" in v:
+                src = os.path.join(self.data, "pods", uid, m["name"])
+            else:
+                raise ValueError(f'volume "{m.get("name")}": only hostPath, persistentVolumeClaim and emptyDir')
+            if m.get("subPath"):
+                src = os.path.join(src, m["subPath"])
+            if kind == "dir":
+                os.makedirs(src, exist_ok=True)
+            out += ["-v", f"{src}:{m['mountPath']}"]
+        return out
+
+    # -- one Pod
+
+    def _run(self, key):
+        try:
+            self._run_pod(key)
+        finally:
+            with self.lock:
+                p = self.pods.get(key)
+                if p:
+                    p["done"] = True
+
+    def _run_pod(self, key):
+        with self.store.cond:
+            e = self.store.entries.get(key)
+            obj = copy.deepcopy(e["obj"]) if e else None
+        if not obj:
+            return
+        ctr = obj["spec"]["containers"][0]
+        image = ctr.get("image", "")
+        self._status(key, "Pending", {"waiting": {"reason": "ContainerCreating"}})
+        rc, _, err = self._podman(["image", "exists", image])
+        if rc != 0:
+            rc, _, err = self._podman(["pull", "-q", image])
+            if rc != 0:
+                msg = (err.strip().splitlines() or ["pull failed"])[-1]
+                self._status(key, "Pending", {"waiting": {"reason": "ErrImagePull", "message": msg}})
+                time.sleep(1.0)
+                self._status(key, "Pending", {"waiting": {
+                    "reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}})
+                return
+        cname = "kiln-fake-k8s-" + obj["metadata"]["uid"]
+        args = ["create", "--name", cname, "--network", "host", "--label", "kiln-fake-k8s=1"]
+        if ctr.get("workingDir"):
+            args += ["-w", ctr["workingDir"]]
+        for ev in ctr.get("env") or []:
+            args += ["-e", f"{ev.get('name')}={ev.get('value', '')}"]
+        try:
+            args += self._mounts(obj)
+        except (ValueError, OSError) as ex:
+            self._status(key, "Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": str(ex)}})
+            return
+        if ctr.get("command"):
+            args += ["--entrypoint", json.dumps(ctr["command"])]
+        args.append(image)
+        args += [str(a) for a in ctr.get("args") or []]
+        rc, _, err = self._podman(args)
+        if rc != 0:
+            self._status(key, "Pending", {"waiting": {"reason": "CreateContainerError",
+                                                      "message": (err.strip().splitlines() or [""])[-1]}})
+            return
+        logdir = os.path.join(self.data, "logs", obj["metadata"]["uid"])
+        os.makedirs(logdir, exist_ok=True)
+        logpath = os.path.join(logdir, ctr["name"] + ".log")
+        open(logpath, "w").close()
+        with self.lock:
+            p = self.pods[key]
+            p["cname"], p["log"] = cname, logpath
+            stopping = p["stopping"]
+        if stopping or self._gone(key):
+            self._podman(["rm", "-f", cname])
+            return
+        proc = subprocess.Popen(self.podman + ["start", "--attach", cname], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        started = rfc3339()
+        with self.lock:
+            p["running"] = True
+        self._status(key, "Running", {"running": {"startedAt": started}}, ready=True)
+        loglock = threading.Lock()
+
+        def pump(stream, name):
+            with open(logpath, "ab") as f:
+                for line in iter(stream.readline, b""):
+                    tag = b"F" if line.endswith(b"\n") else b"P"
+                    text = line[:-1] if tag == b"F" else line
+                    with loglock:
+                        f.write(rfc3339(True).encode() + b" " + name + b" " + tag + b" " + text + b"\n")
+                        f.flush()
+        readers = [threading.Thread(target=pump, args=(proc.stdout, b"stdout"), daemon=True),
+                   threading.Thread(target=pump, args=(proc.stderr, b"stderr"), daemon=True)]
+        for t in readers:
+            t.start()
+        proc.wait()
+        for t in readers:
+            t.join()
+        rc, out, _ = self._podman(["inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", cname])
+        try:
+            code_s, oom_s = out.split()
+            code, oom = int(code_s), oom_s == "true"
+        except ValueError:
+            code, oom = proc.returncode, False
+        with self.lock:
+            stopping = p["stopping"]
+        limits = (ctr.get("resources") or {}).get("limits") or {}
+        if code == 137 and limits.get("memory") and not stopping:
+            oom = True  # simulated: this machine has no memory cgroup for podman
+        reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+        term = {"terminated": {"exitCode": code, "reason": reason, "startedAt": started,
+                               "finishedAt": rfc3339(), "containerID": "podman://" + cname}}
+        with self.lock:
+            p["done"] = True
+        self._status(key, "Succeeded" if code == 0 else "Failed", term,
+                     reason="PodCompleted" if code == 0 else "PodFailed")
+        self._podman(["rm", "-f", cname])
+        if stopping:
+            self._remove(key)
