@@ -195,10 +195,12 @@ cd "$TMP"
 
 # ---------------------------------------------------------------------------
 echo "# kubectl sees the Pods; a Pod deleted by someone else fails its step"
-KUBECTL=(kubectl --context fake -n builds)
-if ! command -v kubectl >/dev/null; then
-    [ "${KILN_REQUIRE_KUBECTL:-0}" = 1 ] && { echo "FAIL - kubectl is required"; exit 1; }
-    echo "skip - kubectl is not installed: the real-client checks"
+# kubectl on PATH, else Debian's unpacked privately (scripts/kubectl.sh)
+KUBECTL_BIN=$(bash "$KILN_SOURCE_DIR/scripts/kubectl.sh" 2>"$TMP/kubectl-why") || KUBECTL_BIN=
+KUBECTL=("$KUBECTL_BIN" --context fake -n builds)
+if [ -z "$KUBECTL_BIN" ]; then
+    [ "${KILN_REQUIRE_KUBECTL:-${KILN_REQUIRE_SHARED:-0}}" = 1 ] && { echo "FAIL - kubectl is required: $(cat "$TMP/kubectl-why")"; exit 1; }
+    echo "skip - no kubectl could be had: $(cat "$TMP/kubectl-why")"
 else
 mkdir -p victim/ws && cd victim
 sed "s|IMG|$IMG|" >p.yaml <<'Y'
