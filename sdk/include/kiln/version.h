@@ -9,7 +9,7 @@
 #define KILN_VERSION_H
 
 #define KILN_ABI_MAJOR 1
-#define KILN_ABI_MINOR 5
+#define KILN_ABI_MINOR 7
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1
