@@ -19,6 +19,8 @@ Each record kept is {"key", "run_id", "service", "step", "stream", "seq",
 "severity", "severity_number", "time_ns", "body", "partial", "gzip"}; the key is the
 kiln.record.id attribute, or the request number and index for senders
 without one. /_records and /_fault are described in logrecv.py.
+--count-only (bench/ship.sh): nothing is parsed or kept; /_records says how
+many kiln.record.id attributes arrived ("raw", duplicates included).
 Limits: no protobuf, no metrics or traces, no TLS, no limits on sizes.
 """
 import gzip
@@ -118,6 +120,20 @@ class Handler(fakelib.LoggingHandler):
         if ctype != "application/json":
             logrecv.send_json(self, 415, status(3, f"unsupported content type {ctype!r} (this fake speaks JSON only)"))
             return
+        if cfg.count_only:
+            # Bench mode: no parsing, the records are counted by their key.
+            if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
+                raw = gzip.decompress(raw)
+            n = raw.count(b'"kiln.record.id"')
+            with cfg.faults.lock:
+                cfg.req_no += 1
+            if logrecv.apply_fault(self, lambda: [], status):
+                return
+            with cfg.faults.lock:
+                cfg.faults.requests += 1
+                cfg.faults.raw += n
+            logrecv.send_json(self, 200, {"partialSuccess": {}})
+            return
         try:
             gz = (self.headers.get("Content-Encoding") or "").lower() == "gzip"
             if gz:
@@ -139,10 +155,14 @@ class Handler(fakelib.LoggingHandler):
 
 
 def main():
-    args = fakelib.arg_parser(__doc__.split("\n")[0]).parse_args()
+    ap = fakelib.arg_parser(__doc__.split("\n")[0])
+    ap.add_argument("--count-only", action="store_true",
+                    help="bench mode: count records (by kiln.record.id), keep none")
+    args = ap.parse_args()
     server = fakelib.make_server(args, Handler, None)
     server.cfg.faults = logrecv.Faults()
     server.cfg.req_no = 0
+    server.cfg.count_only = args.count_only
     return fakelib.serve(server, args.port_file)
 
 

@@ -86,14 +86,16 @@ assert r["time_ns"] > 1_600_000_000 * 10**9, r
 fault '{"mode":"400","count":1}'
 rc=$(run_kiln bad.out run p.yaml --quiet --report bad.json --sink "otlp:endpoint=$URL,batch_records=250")
 check "400: exit 0 (the build's result stands)" test "$rc" = 0
+# Steps a and b run at once, so the refused batch may hold lines of both:
+# logLoss has one entry per step, 250 lines in all.
 check "400: logLoss names the sink, 250 lines and the receiver's message" python3 -c '
 import json,sys
 j=json.load(open(sys.argv[1]))
 l=j["logLoss"]
-assert len(l)==1 and l[0]["sink"]=="otlp" and l[0]["lines"]==250, l
-assert "HTTP 400" in l[0]["reason"] and "Invalid request (injected fault)" in l[0]["reason"], l
+assert l and all(x["sink"]=="otlp" for x in l) and sum(x["lines"] for x in l)==250, l
+assert all("HTTP 400: Invalid request (injected fault)" in x["reason"] for x in l), l
 ' bad.json
-check "400: the summary warns" grep -q "log sink 'otlp' lost .* (250 lines)" bad.out
+check "400: the summary warns" grep -q "log sink 'otlp' lost .* lines) of step" bad.out
 records bad.rec.json
 check "400: the other lines arrived" python3 -c '
 import json,sys
@@ -120,16 +122,16 @@ KILN_SECRET_PW=hunter2hunter2 "$KILN" run s.yaml --quiet --report s.json --sink 
 records s.rec.json
 check "secret: the receiver never saw it" python3 -c '
 import sys; t=open(sys.argv[1]).read(); sys.exit(1 if "hunter2" in t else 0)' s.rec.json
-check "secret: the line arrived masked" grep -q 'pw=\*\*\*\*\*\*\*\*' s.rec.json
+check "secret: it arrived masked" grep -qF '"body": "********"' s.rec.json
 
-# A stalled receiver (it hangs 8 s) and a step printing ~40 MB: kiln stays
+# A stalled receiver (it hangs 8 s) and a step printing ~10 MB: kiln stays
 # under its memory bound (memory=2 MiB; RSS well under 64 MiB) while the
 # step waits, and every line arrives afterwards.
 cat >big.yaml <<'Y'
 steps:
 - id: big
   entrypoint: bash
-  args: [-c, 'seq -f "big %.0f xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" 1 400000']
+  args: [-c, 'seq -f "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx big %.0f" 1 100000']
 Y
 fault '{"mode":"hang","count":1,"seconds":8}'
 "$KILN" run big.yaml --quiet --report big.json --sink "otlp:endpoint=$URL,memory=2097152,timeout=10s" >big.out 2>&1 &
@@ -145,10 +147,10 @@ check "stalled receiver: exit 0" test "$rc" = 0
 echo "# peak RSS of kiln: ${peak} KiB"
 check "stalled receiver: kiln's peak RSS under 64 MiB (${peak} KiB)" test "$peak" -lt 65536
 records big.rec.json
-if python3 "$CHECK" big.rec.json "$(jget big.json 'j["id"]')" big=big:400000 >big.check 2>&1; then
-    pass "stalled receiver: 400000 lines once, in order"
+if python3 "$CHECK" big.rec.json "$(jget big.json 'j["id"]')" big=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" big":100000 >big.check 2>&1; then
+    pass "stalled receiver: 100000 lines once, in order"
 else
-    fail "stalled receiver: 400000 lines once, in order"; cat big.check
+    fail "stalled receiver: 100000 lines once, in order"; cat big.check
 fi
 
 # The fake against the real OpenTelemetry exporter for Node.
