@@ -564,4 +564,5 @@ const kiln_host_api kiln__host_api = {
     kiln__ship_write,
     kiln__ship_set_header,
     kiln__ship_close,
+    kiln__ship_hold,
 };

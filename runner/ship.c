@@ -98,7 +98,7 @@ struct kiln_ship {
     uv_timer_t delay_timer, retry_timer, grace_timer;
     int open_handles;
     kiln_http *inflight;
-    bool paused, closing, waiting, finished;
+    bool paused, closing, waiting, finished, hold;
     char *last_error;
 };
 
@@ -389,7 +389,7 @@ static void on_response(kiln_http *h, void *data, int err, const kiln_http_resp 
 
 static void pump(kiln_ship *s)
 {
-    while (s->head && !s->inflight && !s->waiting && !s->finished) {
+    while (s->head && !s->inflight && !s->waiting && !s->finished && !s->hold) {
         struct sbatch *b = s->head;
         if (!b->body) {
             int rc = encode(s, b);
@@ -628,4 +628,13 @@ void kiln__ship_close(kiln_ship *s)
     }
     uv_timer_start(&s->grace_timer, on_grace, (uint64_t)g_grace_ms, 0);
     pump(s);
+}
+
+void kiln__ship_hold(kiln_ship *s, bool hold)
+{
+    if (!s || s->finished)
+        return;
+    s->hold = hold;
+    if (!hold)
+        pump(s);
 }

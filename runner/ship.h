@@ -17,6 +17,7 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
 int kiln__ship_write(kiln_ship *ship, const kiln_log_batch *batch);
 int kiln__ship_set_header(kiln_ship *ship, const char *header);
 void kiln__ship_close(kiln_ship *ship);
+void kiln__ship_hold(kiln_ship *ship, bool hold);
 
 /* How long a closing ship keeps trying to deliver what it holds
  * (--sink-grace); 30 s unless set. */

@@ -47,7 +47,7 @@ for spec in sys.argv[3:]:
         bad.append(f"step {step}: {len(bodies)} lines for {count}; {dup} duplicates; "
                    f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}; "
                    f"in order: {bodies == sorted(bodies, key=lambda s: int(s.split()[-1]))}")
-    seqs = [r["seq"] for r in got]
+    seqs = [r["seq"] for r in got if r.get("seq") is not None]
     if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
         bad.append(f"step {step}: seq out of order or repeated")
 if bad:

@@ -365,11 +365,15 @@ struct kiln_host_api {
      * a header for the following requests (a refreshed token).
      * ship_close() from close(): sends what is left, waits up to the sink
      * grace time, counts the rest lost, calls on_closed() then
-     * sink_closed(); the ship is dead afterwards. Loop thread only. */
+     * sink_closed(); the ship is dead afterwards. ship_hold(ship, true)
+     * keeps batches from being sent (they queue and count against memory)
+     * until ship_hold(ship, false): a sink waiting for its first token.
+     * Loop thread only. */
     int (*ship_open)(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out);
     int (*ship_write)(kiln_ship *ship, const kiln_log_batch *batch);
     int (*ship_set_header)(kiln_ship *ship, const char *header);
     void (*ship_close)(kiln_ship *ship);
+    void (*ship_hold)(kiln_ship *ship, bool hold);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \
