@@ -30,12 +30,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "engine.h"
 #include "http.h"
 #include "sinkloss.h"
+#include "spool.h"
 
 #define DEF_RECORDS 1000
 #define DEF_BYTES (1 << 20)
@@ -48,6 +50,13 @@
 #define NO_STEP SIZE_MAX
 
 static int64_t g_grace_ms = 30000;
+static char *g_spool_root; /* NULL: no spool */
+
+void kiln__ship_set_spool_root(const char *dir)
+{
+    free(g_spool_root);
+    g_spool_root = dir ? kiln__xstrdup(dir) : NULL;
+}
 
 void kiln__ship_set_grace_ms(int64_t ms)
 {
@@ -71,13 +80,23 @@ struct srec {
     int64_t time_us;
 };
 
+/* What a batch held, per step, once its records left memory for the spool. */
+struct seg {
+    char *build, *step;
+    uint64_t bytes, lines;
+};
+
 struct sbatch {
     struct sbatch *next;
+    char *file;                 /* in the spool, or NULL */
+    struct seg *segs;           /* when recs were freed */
+    size_t n_segs;
     char id[48];
     struct srec *recs;
     size_t n, cap;
     kiln__buf arena;
     size_t text_bytes;
+    size_t spooled_n;           /* records, once they left memory */
     size_t build_off, step_off; /* the last record's ids, reused while equal */
     char *body;                 /* encoded on the first attempt */
     size_t body_len;
@@ -99,6 +118,9 @@ struct kiln_ship {
     int open_handles;
     kiln_http *inflight;
     bool paused, closing, waiting, finished, hold;
+    bool failing;     /* the last attempt failed: sealed batches go to the spool */
+    char *spool_dir;  /* g_spool_root/NAME-INDEX, or NULL */
+    uint64_t spooled_records, spooled_bytes; /* left on disk at the end */
     char *last_error;
 };
 
@@ -111,6 +133,12 @@ static size_t batch_cost(const struct sbatch *b)
 
 static void batch_free(struct sbatch *b)
 {
+    for (size_t i = 0; i < b->n_segs; i++) {
+        free(b->segs[i].build);
+        free(b->segs[i].step);
+    }
+    free(b->segs);
+    free(b->file);
     kiln__buf_release(&b->arena);
     free(b->recs);
     free(b->body);
@@ -143,15 +171,14 @@ static size_t arena_str(struct sbatch *b, const char *s)
 
 static void pump(kiln_ship *s);
 static void finish(kiln_ship *s);
+static void seal(kiln_ship *s);
+static int offload(kiln_ship *s, struct sbatch *b);
 
 static void on_delay(uv_timer_t *t)
 {
     kiln_ship *s = t->data;
     if (s->cur && s->cur->n) {
-        struct sbatch *b = s->cur;
-        s->cur = NULL;
-        *s->tail = b;
-        s->tail = &b->next;
+        seal(s);
         pump(s);
     }
 }
@@ -165,6 +192,8 @@ static void seal(kiln_ship *s)
     s->cur = NULL;
     *s->tail = b;
     s->tail = &b->next;
+    if (s->failing)
+        offload(s, b);
 }
 
 /* The head batch is done with (delivered or failed). */
@@ -176,6 +205,8 @@ static void pop(kiln_ship *s)
         s->tail = &s->head;
     size_t c = batch_cost(b);
     s->held = s->held > c ? s->held - c : 0;
+    if (b->file)
+        unlink(b->file);
     batch_free(b);
     if (s->paused && s->held < (size_t)s->o.memory / 2 && !s->closing) {
         s->paused = false;
@@ -186,6 +217,9 @@ static void pop(kiln_ship *s)
 /* Every record of B is lost: one sink_lost() per run of the same step. */
 static void batch_lost(kiln_ship *s, struct sbatch *b, const char *reason)
 {
+    for (size_t k = 0; k < b->n_segs; k++)
+        kiln__sink_lost(s->sink, b->segs[k].build, b->segs[k].step, b->segs[k].bytes, b->segs[k].lines,
+                        reason);
     size_t i = 0;
     while (i < b->n) {
         const struct srec *r = &b->recs[i];
@@ -280,6 +314,82 @@ static int encode(kiln_ship *s, struct sbatch *b)
     return 0;
 }
 
+/* ---- the spool ----------------------------------------------------------------- */
+
+static void request_headers(kiln_ship *s, const char **hdrs, size_t *nh, char *ctype, size_t cap)
+{
+    *nh = 0;
+    snprintf(ctype, cap, "Content-Type: %s", s->content_type);
+    hdrs[(*nh)++] = ctype;
+    if (s->o.gzip)
+        hdrs[(*nh)++] = "Content-Encoding: gzip";
+    for (size_t i = 0; i < s->n_headers; i++)
+        hdrs[(*nh)++] = s->headers[i];
+}
+
+/* Move B's records out of memory into the spool: encoded, written, then
+ * only a per-step summary is kept (for loss accounting). 0, or < 0 (B stays
+ * in memory). */
+static int offload(kiln_ship *s, struct sbatch *b)
+{
+    if (!s->spool_dir || b->file)
+        return b->file ? 0 : KILN_ENOENT;
+    if (!b->body) {
+        int rc = encode(s, b);
+        if (rc)
+            return rc;
+    }
+    const char **hdrs = kiln__xcalloc(s->n_headers + 3, sizeof *hdrs);
+    size_t nh;
+    char ctype[256];
+    request_headers(s, hdrs, &nh, ctype, sizeof ctype);
+    int rc = kiln__spool_write(s->spool_dir, b->id, s->url, hdrs, nh, b->body, b->body_len, &b->file);
+    free(hdrs);
+    if (rc) {
+        if (!s->eng->log_level || s->eng->log_level >= KILN_LOG_WARN)
+            fprintf(stderr, "kiln: warning: log sink '%s': cannot write to the spool %s: %s\n",
+                    s->sink->plugin->desc->name, s->spool_dir, kiln__strerror(rc));
+        return rc;
+    }
+    size_t before = batch_cost(b);
+    for (size_t i = 0; i < b->n;) {
+        const struct srec *r = &b->recs[i];
+        struct seg g = {kiln__xstrdup(b->arena.buf + r->build),
+                        r->step == NO_STEP ? NULL : kiln__xstrdup(b->arena.buf + r->step), 0, 0};
+        size_t j = i;
+        for (; j < b->n && b->recs[j].build == r->build && b->recs[j].step == r->step; j++) {
+            g.bytes += b->recs[j].len + (b->recs[j].partial ? 0 : 1);
+            g.lines++;
+        }
+        b->segs = kiln__xrealloc(b->segs, (b->n_segs + 1) * sizeof *b->segs);
+        b->segs[b->n_segs++] = g;
+        i = j;
+    }
+    b->spooled_n = b->n;
+    kiln__buf_release(&b->arena);
+    free(b->recs);
+    b->recs = NULL;
+    b->cap = 0;
+    b->n = 0;
+    free(b->body); /* the request on the wire has its own copy */
+    b->body = NULL;
+    b->body_len = 0;
+    size_t after = batch_cost(b);
+    s->held -= before - after;
+    return 0;
+}
+
+static void offload_all(kiln_ship *s)
+{
+    for (struct sbatch *b = s->head; b; b = b->next)
+        if (offload(s, b) != 0)
+            break;
+    if (s->paused && s->held < (size_t)s->o.memory / 2 && !s->closing) {
+        s->paused = false;
+        kiln__sink_ready(s->sink);
+    }
+}
+
 /* ---- sending ---------------------------------------------------------------- */
 
 /* A 4xx's message: Google's {"error":{"message"}}, OTLP's {"message"}, or
@@ -359,6 +469,7 @@ static void on_response(kiln_http *h, void *data, int err, const kiln_http_resp 
     s->inflight = NULL;
     int st = resp ? resp->status : 0;
     if (!err && st >= 200 && st < 300) {
+        s->failing = false;
         pop(s);
         free(s->last_error);
         s->last_error = NULL;
@@ -367,7 +478,14 @@ static void on_response(kiln_http *h, void *data, int err, const kiln_http_resp 
             set_error(s, "%s: %s", s->url, resp && resp->error ? resp->error : kiln__strerror(err));
         else
             set_error(s, "%s: HTTP %d", s->url, st);
-        retry_later(s, err ? -1 : retry_after_ms(h));
+        int64_t after = err ? -1 : retry_after_ms(h);
+        if (!s->failing && s->spool_dir) {
+            /* The receiver is not taking records: what waits goes to disk,
+             * where a killed kiln does not lose it, and the steps go on. */
+            s->failing = true;
+            offload_all(s);
+        }
+        retry_later(s, after);
         return;
     } else {
         kiln__buf m = KILN__BUF_INIT;
@@ -391,7 +509,20 @@ static void pump(kiln_ship *s)
 {
     while (s->head && !s->inflight && !s->waiting && !s->finished && !s->hold) {
         struct sbatch *b = s->head;
-        if (!b->body) {
+        if (!b->body && b->file) {
+            kiln__spooled sp;
+            int rc = kiln__spool_read(b->file, &sp);
+            if (rc) {
+                batch_lost(s, b, "the spool file cannot be read back");
+                pop(s);
+                continue;
+            }
+            b->body = sp.body;
+            b->body_len = sp.body_len;
+            sp.body = NULL;
+            kiln__spooled_release(&sp);
+            s->held += b->body_len;
+        } else if (!b->body) {
             int rc = encode(s, b);
             if (rc) {
                 batch_lost(s, b, kiln__strerror(rc));
@@ -409,14 +540,9 @@ static void pump(kiln_ship *s)
             }
         }
         const char **hdrs = kiln__xcalloc(s->n_headers + 3, sizeof *hdrs);
-        size_t nh = 0;
+        size_t nh;
         char ctype[256];
-        snprintf(ctype, sizeof ctype, "Content-Type: %s", s->content_type);
-        hdrs[nh++] = ctype;
-        if (s->o.gzip)
-            hdrs[nh++] = "Content-Encoding: gzip";
-        for (size_t i = 0; i < s->n_headers; i++)
-            hdrs[nh++] = s->headers[i];
+        request_headers(s, hdrs, &nh, ctype, sizeof ctype);
         kiln_http_req req = {
             .struct_size = sizeof req,
             .method = "POST",
@@ -458,6 +584,7 @@ static void on_handle_closed(uv_handle_t *h)
     free(s->content_type);
     free(s->ca_file);
     free(s->last_error);
+    free(s->spool_dir);
     free(s);
     kiln__sink_closed(sink);
 }
@@ -479,20 +606,40 @@ static void on_grace(uv_timer_t *t)
         kiln__http_abort_quiet(s->inflight);
         s->inflight = NULL;
     }
-    uint64_t lines = 0;
-    for (struct sbatch *b = s->head; b; b = b->next)
-        lines += b->n;
-    kiln__buf m = KILN__BUF_INIT;
+    uint64_t records = 0, spooled = 0, bytes = 0;
+    kiln__buf m = KILN__BUF_INIT, sp = KILN__BUF_INIT;
     kiln__buf_addf(&m, "not delivered within the %.3gs sink grace", (double)g_grace_ms / 1000);
     if (s->last_error)
         kiln__buf_addf(&m, " (last error: %s)", s->last_error);
-    fprintf(stderr, "kiln: warning: log sink '%s': %" PRIu64 " records %s\n",
-            s->sink->plugin->desc->name, lines, m.buf);
+    if (s->spool_dir)
+        kiln__buf_addf(&sp, "%s; left in the spool %s (send it with: kiln logs flush %s)", m.buf,
+                       g_spool_root, g_spool_root);
     while (s->head) {
-        batch_lost(s, s->head, m.buf);
+        struct sbatch *b = s->head;
+        records += b->file ? b->spooled_n : b->n;
+        if (offload(s, b) == 0) {
+            struct stat st;
+            if (stat(b->file, &st) == 0)
+                bytes += (uint64_t)st.st_size;
+            spooled += b->spooled_n;
+            batch_lost(s, b, sp.buf);
+            /* The file stays for `kiln logs flush`. */
+            free(b->file);
+            b->file = NULL;
+        } else {
+            batch_lost(s, b, m.buf);
+        }
         pop(s);
     }
+    if (spooled)
+        fprintf(stderr, "kiln: warning: log sink '%s': %" PRIu64 " records not delivered; %" PRIu64
+                " records (%" PRIu64 " bytes) left in %s: send them with 'kiln logs flush %s'\n",
+                s->sink->plugin->desc->name, records, spooled, bytes, s->spool_dir, g_spool_root);
+    else
+        fprintf(stderr, "kiln: warning: log sink '%s': %" PRIu64 " records %s\n",
+                s->sink->plugin->desc->name, records, m.buf);
     kiln__buf_release(&m);
+    kiln__buf_release(&sp);
     finish(s);
 }
 
@@ -526,12 +673,19 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
     if (s->o.timeout_ms <= 0)
         s->o.timeout_ms = DEF_TIMEOUT_MS;
     s->tail = &s->head;
+    if (g_spool_root)
+        s->spool_dir = kiln__xasprintf("%s/%s-%d", g_spool_root, sink->plugin->desc->name, sink->index);
     if (getrandom(&s->nonce, sizeof s->nonce, 0) != (ssize_t)sizeof s->nonce)
         s->nonce = (uint64_t)kiln__now_us() ^ ((uint64_t)getpid() << 40);
     uv_timer_init(s->eng->loop, &s->delay_timer);
     uv_timer_init(s->eng->loop, &s->retry_timer);
     uv_timer_init(s->eng->loop, &s->grace_timer);
     s->delay_timer.data = s->retry_timer.data = s->grace_timer.data = s;
+    /* The build's loop ends when its steps are done, not when a receiver
+     * is: until ship_close() the timers keep no loop turning. */
+    uv_unref((uv_handle_t *)&s->delay_timer);
+    uv_unref((uv_handle_t *)&s->retry_timer);
+    uv_unref((uv_handle_t *)&s->grace_timer);
     s->open_handles = 3;
     *out = s;
     return 0;
@@ -620,6 +774,8 @@ void kiln__ship_close(kiln_ship *s)
     if (!s || s->closing)
         return;
     s->closing = true;
+    uv_ref((uv_handle_t *)&s->retry_timer);
+    uv_ref((uv_handle_t *)&s->grace_timer);
     seal(s);
     uv_timer_stop(&s->delay_timer);
     if (!s->head) {

@@ -23,5 +23,8 @@ void kiln__ship_hold(kiln_ship *ship, bool hold);
  * (--sink-grace); 30 s unless set. */
 void kiln__ship_set_grace_ms(int64_t ms);
 int64_t kiln__ship_grace_ms(void);
+/* Where ships spool batches a failing receiver has not taken (each sink in
+ * DIR/NAME-INDEX; see spool.h); NULL: nowhere (the steps wait instead). */
+void kiln__ship_set_spool_root(const char *dir);
 
 #endif /* KILN_SHIP_H */

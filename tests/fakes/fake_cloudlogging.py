@@ -10,7 +10,7 @@ injectable faults (logrecv.py).
       Checked as the API does: entries[] required; logName
       "projects/P/logs/ID" (per request or per entry); each entry has exactly
       one of textPayload/jsonPayload/protoPayload, a severity of the LogSeverity
-      names, an RFC 3339 timestamp, string labels; at most 1000 entries and
+      names (or their numbers, as the protobuf JSON mapping allows), an RFC 3339 timestamp, string labels; at most 1000 entries and
       10 MB. Errors are Google's {"error": {"code", "message", "status"}}.
       Without a valid "Authorization: Bearer" (--token, or one this fake
       issued): 401 UNAUTHENTICATED.
@@ -47,6 +47,10 @@ import logrecv  # noqa: E402
 SEVERITIES = {"DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"}
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
           500: "INTERNAL", 413: "INVALID_ARGUMENT"}
+# The protobuf JSON mapping lets an enum be its number (Google's Node client
+# sends severity: 200).
+SEVERITY_NUMBERS = {0: "DEFAULT", 100: "DEBUG", 200: "INFO", 300: "NOTICE", 400: "WARNING", 500: "ERROR",
+                    600: "CRITICAL", 700: "ALERT", 800: "EMERGENCY"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -76,6 +80,8 @@ def parse(doc):
         if len(payloads) != 1:
             raise ValueError(f"{where}: exactly one of textPayload, jsonPayload, protoPayload is required")
         sev = e.get("severity", "DEFAULT")
+        if isinstance(sev, int) and not isinstance(sev, bool):
+            sev = SEVERITY_NUMBERS.get(sev, sev)
         if sev not in SEVERITIES:
             raise ValueError(f"{where}.severity: invalid value {sev!r}")
         ts = e.get("timestamp")

@@ -108,8 +108,9 @@ print("split entries:", len(sp))
 
 # The fake against Google's client library for Node.
 if client=$(bash "$KILN_SOURCE_DIR/scripts/cloudlogging-client.sh" 2>client.err); then
-    node "$KILN_SOURCE_DIR/tests/fakes/cloudlogging_client_check.js" "$client" "$PORT" tok-123 >node.out 2>&1
-    check "@google-cloud/logging: writes without error" test $? = 0 || sed 's/^/  /' node.out
+    nrc=0
+    node "$KILN_SOURCE_DIR/tests/fakes/cloudlogging_client_check.js" "$client" "$PORT" tok-123 >node.out 2>&1 || nrc=$?
+    check "@google-cloud/logging: writes without error" test "$nrc" = 0 || sed 's/^/  /' node.out
     records node.json
     check "@google-cloud/logging: the fake kept its entries" python3 -c '
 import json,sys
