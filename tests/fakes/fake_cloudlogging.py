@@ -108,6 +108,10 @@ def parse(doc):
 
 
 class Handler(fakelib.LoggingHandler):
+    # Headers and body go out in two writes: with Nagle, the body waits for
+    # the client's delayed ACK (40 ms a request).
+    disable_nagle_algorithm = True
+
     def authorized(self):
         cfg = self.server.cfg
         h = self.headers.get("Authorization") or ""

@@ -20,7 +20,9 @@ Each record kept is {"key", "run_id", "service", "step", "stream", "seq",
 kiln.record.id attribute, or the request number and index for senders
 without one. /_records and /_fault are described in logrecv.py.
 --count-only (bench/ship.sh): nothing is parsed or kept; /_records says how
-many kiln.record.id attributes arrived ("raw", duplicates included).
+many kiln.record.id attributes arrived ("raw", duplicates included) and how
+many kiln.partial ones ("partials": a line kiln passed on in two pieces
+counts twice in "raw").
 Limits: no protobuf, no metrics or traces, no TLS, no limits on sizes.
 """
 import gzip
@@ -101,6 +103,10 @@ def parse(doc, request_no):
 
 
 class Handler(fakelib.LoggingHandler):
+    # Headers and body go out in two writes: with Nagle, the body waits for
+    # the client's delayed ACK (40 ms a request).
+    disable_nagle_algorithm = True
+
     def do_GET(self):
         if not logrecv.handle_control(self):
             logrecv.send_json(self, 404, status(5, "not found"))
@@ -125,6 +131,7 @@ class Handler(fakelib.LoggingHandler):
             if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
                 raw = gzip.decompress(raw)
             n = raw.count(b'"kiln.record.id"')
+            parts = raw.count(b'"kiln.partial"')
             with cfg.faults.lock:
                 cfg.req_no += 1
             if logrecv.apply_fault(self, lambda: [], status):
@@ -132,6 +139,7 @@ class Handler(fakelib.LoggingHandler):
             with cfg.faults.lock:
                 cfg.faults.requests += 1
                 cfg.faults.raw += n
+                cfg.faults.partials += parts
             logrecv.send_json(self, 200, {"partialSuccess": {}})
             return
         try:

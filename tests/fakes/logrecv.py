@@ -37,6 +37,7 @@ class Faults:
         self.down_until = 0.0
         self.records, self.keys = [], set()
         self.raw = 0
+        self.partials = 0
         self.requests = 0
 
     def set(self, spec):
@@ -71,7 +72,8 @@ class Faults:
 
     def dump(self):
         with self.lock:
-            return {"requests": self.requests, "raw": self.raw, "records": list(self.records)}
+            return {"requests": self.requests, "raw": self.raw, "partials": self.partials,
+                    "records": list(self.records)}
 
 
 def go_down(server, seconds):
