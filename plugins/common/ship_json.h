@@ -34,10 +34,12 @@ static inline char *sj_reserve(sj_buf *b, size_t extra)
     return b->data + b->len;
 }
 
+/* The buffer stays NUL-terminated (sj_reserve keeps a byte for it). */
 static inline void sj_add(sj_buf *b, const char *s, size_t n)
 {
     memcpy(sj_reserve(b, n), s, n);
     b->len += n;
+    b->data[b->len] = '\0';
 }
 
 static inline void sj_adds(sj_buf *b, const char *s)

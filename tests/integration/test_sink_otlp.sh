@@ -145,7 +145,11 @@ done
 wait "$kpid"; rc=$?
 check "stalled receiver: exit 0" test "$rc" = 0
 echo "# peak RSS of kiln: ${peak} KiB"
-check "stalled receiver: kiln's peak RSS under 64 MiB (${peak} KiB)" test "$peak" -lt 65536
+if ldd "$KILN" | grep -q libasan; then
+    echo "skip - stalled receiver: RSS bound (an ASan build's RSS is ASan's)"
+else
+    check "stalled receiver: kiln's peak RSS under 64 MiB (${peak} KiB)" test "$peak" -lt 65536
+fi
 records big.rec.json
 if python3 "$CHECK" big.rec.json "$(jget big.json 'j["id"]')" big=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" big":100000 >big.check 2>&1; then
     pass "stalled receiver: 100000 lines once, in order"
