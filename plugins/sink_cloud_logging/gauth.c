@@ -5,6 +5,7 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdarg.h>
@@ -193,7 +194,17 @@ static char *read_file(const char *path)
     return buf;
 }
 
+static void fetch(const char *key_file, const char *scope, gauth_result *out);
+
 void gauth_fetch(const char *key_file, const char *scope, gauth_result *out)
+{
+    fetch(key_file, scope, out);
+    /* The worker thread lives on (libuv's pool): free OpenSSL's state for
+     * it now rather than never. */
+    OPENSSL_thread_stop();
+}
+
+static void fetch(const char *key_file, const char *scope, gauth_result *out)
 {
     memset(out, 0, sizeof *out);
     if (!key_file) {
