@@ -26,6 +26,9 @@ const char kiln__usage_text[] =
     "  graph PIPELINE.yaml     print the step graph (--format text|dot|mermaid)\n"
     "  plugins [NAME]          list plugins, or show one plugin's options (--json)\n"
     "  version                 print kiln's version and plugin ABI\n"
+    "  logs flush DIR [--sink-grace D]\n"
+    "                          send the batches a remote log sink left in its spool\n"
+    "                          (DIR: --log-dir's .spool)\n"
     "  trigger --triggers FILE --repo PATH --ref REF [--before SHA --after SHA]\n"
     "                          evaluate a push, run every build whose trigger fires\n"
     "  trigger --triggers FILE --list   list the triggers (with schedules)\n"
@@ -56,6 +59,9 @@ const char kiln__usage_text[] =
     "  --workspace DIR               the steps' working directory (default: .)\n"
     "  --project ID                  PROJECT_ID (default: $GOOGLE_CLOUD_PROJECT or 'local')\n"
     "  --kill-grace DURATION         SIGTERM-to-SIGKILL grace period (default 10s)\n"
+    "  --sink-grace DURATION         how long remote log sinks may still deliver after\n"
+    "                                the build (default 30s); the rest stays in the\n"
+    "                                spool (--log-dir's .spool) for `kiln logs flush`\n"
     "  --dry-run                     deploy steps only record what they would do\n"
     "                                (mock-deploy; a plan file per build)\n"
     "  --plan-dir DIR                where dry-run plans go (default: --log-dir, else .)\n"
@@ -118,7 +124,7 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
 {
     enum {
         O_SUBST = 256, O_MAXPAR, O_REPORT, O_LOGDIR, O_LOGFMT, O_QUIET, O_COLOR, O_ONLY, O_WS,
-        O_PROJECT, O_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK,
+        O_PROJECT, O_GRACE, O_SINK_GRACE, O_DRY, O_PPATH, O_FORMAT, O_JSON, O_HELP, O_SECFILE, O_SECCMD, O_BUILDERS, O_SINK,
         O_PLANDIR, O_TRIGGERS, O_REPO, O_REF, O_BEFORE, O_AFTER, O_OUT, O_LIST, O_STRICT,
         O_LOGDIR_REQ, O_EXECUTOR
     };
@@ -135,6 +141,7 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
         {"workspace", required_argument, NULL, O_WS},
         {"project", required_argument, NULL, O_PROJECT},
         {"kill-grace", required_argument, NULL, O_GRACE},
+        {"sink-grace", required_argument, NULL, O_SINK_GRACE},
         {"dry-run", no_argument, NULL, O_DRY},
         {"plugin-path", required_argument, NULL, O_PPATH},
         {"format", required_argument, NULL, O_FORMAT},
@@ -209,6 +216,12 @@ int kiln__cli_parse(int argc, char **argv, kiln__cli_opts *o)
             if (kiln__parse_duration(optarg, false, &o->kill_grace_ms) != 0)
                 return kiln__usage_error("--kill-grace: expected a duration such as 10s or 500ms, got '%s'",
                                    optarg);
+            break;
+        case O_SINK_GRACE:
+            if (kiln__parse_duration(optarg, false, &o->sink_grace_ms) != 0)
+                return kiln__usage_error("--sink-grace: expected a duration such as 30s or 0s, got '%s'",
+                                         optarg);
+            o->sink_grace_set = true;
             break;
         case O_DRY:
             o->dry_run = true;

@@ -47,6 +47,8 @@ struct kiln__cli_opts {
     bool quiet, dry_run, json, cloudbuild_strict, log_dir_required;
     int max_parallel;
     int64_t kill_grace_ms;
+    int64_t sink_grace_ms;  /* --sink-grace (sink_grace_set) */
+    bool sink_grace_set;
     char **substs;
     size_t n_substs;
     const char **plugin_paths;
@@ -73,5 +75,6 @@ int kiln__cmd_graph(const kiln__cli_opts *o);                   /* cmd_graph.c *
 int kiln__cmd_plugins(const kiln__cli_opts *o);                 /* cmd_plugins.c */
 int kiln__cmd_trigger(const kiln__cli_opts *o);                 /* cmd_trigger.c */
 int kiln__cmd_hook_install(const kiln__cli_opts *o);            /* cmd_trigger.c */
+int kiln__cmd_logs(const kiln__cli_opts *o);                    /* cmd_logs.c */
 
 #endif /* KILN_CLI_H */

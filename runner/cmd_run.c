@@ -16,6 +16,7 @@
 #include <cJSON.h>
 
 #include "cli.h"
+#include "ship.h"
 #include "report.h"
 #include "trigger_run.h"
 #include "sinkloss.h"
@@ -140,6 +141,15 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
     }
     if (o->kill_grace_ms)
         eng.kill_grace_ms = o->kill_grace_ms;
+    /* Remote sinks (the shipping core): their grace, and their spool under
+     * --log-dir. */
+    if (o->sink_grace_set)
+        kiln__ship_set_grace_ms(o->sink_grace_ms);
+    if (o->log_dir) {
+        char *spool = kiln__xasprintf("%s/.spool", o->log_dir);
+        kiln__ship_set_spool_root(spool);
+        free(spool);
+    }
 
     char build_id[40];
     kiln__new_build_id(build_id, sizeof build_id);

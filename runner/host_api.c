@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "http.h"
+#include "ship.h"
 #include "sinkloss.h"
 
 /* The engine plugins talk to. kiln runs one engine per process. */
@@ -614,4 +615,10 @@ const kiln_host_api kiln__host_api = {
     h_http_pause_recv,
     h_step_image,
     kiln__exec_handle,
+    /* ABI 1.7 */
+    kiln__ship_open,
+    kiln__ship_write,
+    kiln__ship_set_header,
+    kiln__ship_close,
+    kiln__ship_hold,
 };

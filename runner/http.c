@@ -754,3 +754,13 @@ void kiln__http_abort_quiet(kiln_http *h)
 {
     req_abort(h, true);
 }
+
+const char *kiln__http_header(kiln_http *h, const char *name)
+{
+    struct curl_header *hd = NULL;
+    if (!h || !h->easy || h->state != REQ_DONE)
+        return NULL;
+    if (curl_easy_header(h->easy, name, (size_t)-1, CURLH_HEADER, -1, &hd) != CURLHE_OK || !hd)
+        return NULL;
+    return hd->value;
+}

@@ -77,6 +77,10 @@ void kiln__http_abort(kiln_http *h);
  * KILN_EAGAIN. Does nothing for a request that is not running. */
 void kiln__http_resume(kiln_http *h);
 
+/* The value of response header NAME (the last one of that name), or NULL.
+ * Only inside the request's callback; borrowed until it returns. */
+const char *kiln__http_header(kiln_http *h, const char *name);
+
 /* Stop a request; its callback is never called and h is dead on return. */
 void kiln__http_abort_quiet(kiln_http *h);
 /* Stop (true) or resume (false) taking a streamed response (on_data): while

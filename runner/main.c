@@ -41,6 +41,13 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     kiln__cli_opts o;
     memset(&o, 0, sizeof o);
+    if (!strcmp(argv[1], "logs")) {
+        /* kiln logs flush DIR: parsed as the command "flush" */
+        if (argc < 3 || strcmp(argv[2], "flush"))
+            return kiln__usage_error("logs: expected 'kiln logs flush DIR'");
+        argc--;
+        argv++;
+    }
     if (!strcmp(argv[1], "hook")) {
         /* kiln hook install ...: parsed as the command "install" */
         if (argc < 3 || strcmp(argv[2], "install"))
@@ -60,6 +67,8 @@ int main(int argc, char **argv)
             rc = kiln__cmd_plugins(&o);
         else if (!strcmp(o.cmd, "trigger"))
             rc = kiln__cmd_trigger(&o);
+        else if (!strcmp(o.cmd, "flush"))
+            rc = kiln__cmd_logs(&o);
         else if (!strcmp(o.cmd, "install"))
             rc = kiln__cmd_hook_install(&o);
         else

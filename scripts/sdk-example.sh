@@ -156,4 +156,51 @@ for dir in "$work/http-wait-cmake" "$work/http-wait-cc"; do
     [ "$(status "$work/sibling.json" wait)" = CANCELLED ] || die "failing sibling: http-wait not CANCELLED"
     [ "$(status "$work/sibling.json" fail)" = FAILURE ] || die "failing sibling: not FAILURE"
 done
+# ---- ndjson-post: a sink on the shipping core, against a receiver that
+# refuses its first request (503) and keeps the bodies of the others.
+ship=$root/sdk/examples/ship_sink
+step "building ndjson-post with find_package(KilnSdk)"
+cmake -S "$ship" -B "$work/ship-cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; die "configure ndjson-post"; }
+cmake --build "$work/ship-cmake" >>"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; die "build ndjson-post"; }
+cat >"$work/recv.py" <<'PY'
+import http.server, sys, os
+n = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global n
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        n += 1
+        code = 503 if n == 1 else 200
+        if code == 200:
+            with open(sys.argv[1] + ".bodies", "ab") as f:
+                f.write(body)
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1] + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.serve_forever()
+PY
+python3 "$work/recv.py" "$work/rport" &
+recv=$!
+trap 'kill $server $recv 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -s "$work/rport" ] && break; sleep 0.1; done
+[ -s "$work/rport" ] || die "the receiver did not start"
+rc=0
+(cd "$work" && "$kiln" run "$ship/pipeline.yaml" --quiet --plugin-path "$work/ship-cmake" \
+    --sink "ndjson-post:endpoint=http://127.0.0.1:$(cat "$work/rport")/logs,batch_records=300") >"$work/ship.log" 2>&1 || rc=$?
+cat "$work/ship.log"
+[ "$rc" = 0 ] || die "kiln run with ndjson-post exited $rc"
+python3 - "$work/rport.bodies" <<'PY' || die "the receiver did not get every line once, in order"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+lines = [r["text"] for r in recs if r.get("step") == "count" and r["stream"] == "stdout"]
+assert lines == ["line %d" % i for i in range(1, 2001)], len(lines)
+assert any(r["stream"] == "stderr" and r["text"] == "to stderr" for r in recs)
+assert len({r["id"] for r in recs}) == len(recs)
+PY
 step "ok"

@@ -166,6 +166,95 @@ typedef struct kiln_deploy_target {
     const char *plan_file;     /* where this build's plan goes (JSON lines) */
 } kiln_deploy_target;
 
+/* ---- shipping to a remote receiver (ABI 1.7) ------------------------------
+ *
+ * A sink that sends records over HTTP hands them to the host's shipping core
+ * and supplies an encoder: the core batches records (by count, bytes and
+ * delay), sends one batch at a time in order, retries on connection errors,
+ * 408, 429 (after Retry-After) and 5xx with exponential backoff and jitter,
+ * fails a batch at once on any other 4xx (reported with sink_lost(), the
+ * receiver's message as the reason), pauses the steps' output (KILN_EAGAIN)
+ * when the records it holds pass `memory`, and at the end of the build waits
+ * up to the sink grace time (--sink-grace) before counting what is left as
+ * lost. Records reach the core with secrets already masked. */
+typedef struct kiln_ship kiln_ship;
+
+/* One record as an encoder sees it. Borrowed during encode(). */
+typedef struct kiln_ship_rec {
+    const char *build_id;
+    const char *step_id;     /* NULL: the build's own messages */
+    int step_index;          /* -1 for build-level messages */
+    int depth;
+    kiln_stream stream;
+    kiln_log_level severity;
+    uint64_t seq;            /* per step, from 1 */
+    int64_t time_us;         /* when kiln read the line */
+    bool partial;            /* the line was flushed before its newline */
+    const char *text;        /* without the newline; not NUL-terminated */
+    size_t len;
+} kiln_ship_rec;
+
+typedef struct kiln_ship_batch {
+    /* Unique to this batch across runs and the same on every attempt to send
+     * it: encoders derive the receiver's deduplication key from it and the
+     * record's index (Cloud Logging's insertId: "ID-INDEX"). */
+    const char *id;
+    const kiln_ship_rec *recs;
+    size_t n;
+    size_t bytes;            /* sum of the records' len */
+} kiln_ship_batch;
+
+/* Turn a batch into a request body: *body from malloc() (the host frees it),
+ * *len its size. Return 0, or a negative KILN_E* to fail the batch (its
+ * records are counted lost). Runs on the loop thread. */
+typedef int (*kiln_ship_encode_cb)(void *data, const kiln_ship_batch *b, char **body, size_t *len);
+
+typedef struct kiln_ship_opts {
+    uint32_t struct_size;          /* sizeof(kiln_ship_opts) */
+    const char *url;               /* where every batch is POSTed */
+    const char *const *headers;    /* "Name: value", NULL-terminated, or NULL */
+    const char *content_type;      /* NULL: application/json */
+    bool gzip;                     /* Content-Encoding: gzip */
+    int64_t batch_records;         /* a batch closes at this many records (0: 1000) */
+    int64_t batch_bytes;           /* ... or this many bytes of text (0: 1 MiB) */
+    int64_t batch_delay_ms;        /* ... or this long after its first record (0: 1000) */
+    int64_t memory;                /* bytes held before write() says KILN_EAGAIN (0: 16 MiB) */
+    int64_t timeout_ms;            /* one request's limit (0: 30 s) */
+    const char *ca_file;           /* as in kiln_http_req */
+    bool insecure;
+    kiln_ship_encode_cb encode;    /* required */
+    void *data;                    /* given to encode() and on_closed() */
+    /* After ship_close() has sent or given up on everything: the core calls
+     * this (the sink frees its own data), then sink_closed(). May be NULL. */
+    void (*on_closed)(void *data);
+} kiln_ship_opts;
+
+/* The option names every shipping sink shares, for its kiln_option table:
+ * KILN_SHIP_OPTIONS(struct my_config, ship, "https://logs.example/v1", 1000, 100000,
+ *                   1048576, 67108864): default and highest batch_records and
+ *                   batch_bytes (numbers, not expressions: the defaults are
+ *                   their text)
+ * with a `kiln_ship_conf ship;` member. Endpoint may be NULL (required). */
+typedef struct kiln_ship_conf {
+    const char *endpoint;
+    int64_t batch_records, batch_bytes, batch_delay_ms, memory, timeout_ms;
+} kiln_ship_conf;
+
+#define KILN_SHIP_OPTIONS(type, member, endpoint_default, records, records_max, bytes, bytes_max) \
+    {KILN_OPT_STRING, "endpoint", (endpoint_default), (endpoint_default) ? 0 : KILN_OPT_REQUIRED,  \
+     offsetof(type, member.endpoint), 0, -1, NULL, "The receiver's URL."},                       \
+    {KILN_OPT_INT, "batch_records", #records, 0, offsetof(type, member.batch_records), 1,         \
+     (records_max), NULL, "A batch is sent when it holds this many records."},                   \
+    {KILN_OPT_INT, "batch_bytes", #bytes, 0, offsetof(type, member.batch_bytes), 1024,            \
+     (bytes_max), NULL, "... or this many bytes of log text."},                                  \
+    {KILN_OPT_DURATION, "batch_delay", "1s", 0, offsetof(type, member.batch_delay_ms), 1,         \
+     3600000, NULL, "... or this long after its first record."},                                 \
+    {KILN_OPT_INT, "memory", "16777216", 0, offsetof(type, member.memory), 65536,                 \
+     (int64_t)1 << 40, NULL,                                                                     \
+     "Bytes of records held in memory before the steps' output is paused."},                     \
+    {KILN_OPT_DURATION, "timeout", "30s", 0, offsetof(type, member.timeout_ms), 1, 3600000, NULL, \
+     "How long one request may take before it is retried."}
+
 struct kiln_host_api {
     uint32_t abi_major, abi_minor, struct_size;
 
@@ -301,6 +390,23 @@ struct kiln_host_api {
     const char *(*step_image)(const kiln_step *step);
     /* The plugin handle of the executor, to log from open() and close(). */
     kiln_plugin_handle *(*exec_plugin_handle)(const kiln_exec *x);
+    /* -- ABI 1.7: the shipping core (see kiln_ship_opts above). ship_open()
+     * from the sink's open(): 0 and *out, or KILN_EINVAL (no url or encode).
+     * ship_write() from write(): the batch is copied; 0, or KILN_EAGAIN when
+     * the core holds more than `memory` (it calls sink_ready() later).
+     * ship_set_header() adds or replaces ("Name: value") or removes ("Name:")
+     * a header for the following requests (a refreshed token).
+     * ship_close() from close(): sends what is left, waits up to the sink
+     * grace time, counts the rest lost, calls on_closed() then
+     * sink_closed(); the ship is dead afterwards. ship_hold(ship, true)
+     * keeps batches from being sent (they queue and count against memory)
+     * until ship_hold(ship, false): a sink waiting for its first token.
+     * Loop thread only. */
+    int (*ship_open)(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out);
+    int (*ship_write)(kiln_ship *ship, const kiln_log_batch *batch);
+    int (*ship_set_header)(kiln_ship *ship, const char *header);
+    void (*ship_close)(kiln_ship *ship);
+    void (*ship_hold)(kiln_ship *ship, bool hold);
 };
 
 #define KILN_API_HAS(api, field)                                                                   \

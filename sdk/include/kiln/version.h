@@ -10,9 +10,9 @@
 
 #define KILN_ABI_MAJOR 1
 /* 1.6: executor plugins, exec_* and http_request_obj/http_pause_recv/
- * step_image host entries, kiln_http_req.on_headers (helper wip-exec; another
- * helper's 1.7 is renumbered by the lead at merge). */
-#define KILN_ABI_MINOR 6
+ * step_image host entries, kiln_http_req.on_headers.
+ * 1.7: the shipping core for remote sinks (ship_* host entries). */
+#define KILN_ABI_MINOR 7
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kiln logs flush DIR: send what remote log sinks left in their spool (a
+ * receiver that was down past --sink-grace, a kiln that was killed); see
+ * spool.h. DIR is --log-dir's .spool directory (or one sink's directory in
+ * it). --sink-grace bounds the retries (default 30 s).
+ */
+#include "cli.h"
+#include "ship.h"
+#include "spool.h"
+
+int kiln__cmd_logs(const kiln__cli_opts *o)
+{
+    if (!o->file)
+        return kiln__usage_error("logs flush: expected the spool directory (--log-dir's .spool)");
+    return kiln__spool_flush(o->file, o->sink_grace_set ? o->sink_grace_ms : kiln__ship_grace_ms());
+}

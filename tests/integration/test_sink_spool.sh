@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The shipping core's spool (otlp sink, tests/fakes/fake_otlp.py): a
+# receiver down for the whole build leaves the batches in --log-dir's .spool
+# after --sink-grace, says how much and where, records it in the report;
+# `kiln logs flush` sends them later, every line once and in order. A kiln
+# killed with SIGKILL mid-build while the receiver is down leaves its
+# batches on disk too: a flush delivers them all, none twice.
+source "$(dirname "$0")/lib.sh"
+FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_otlp.py
+CHECK=$KILN_SOURCE_DIR/tests/integration/shipcheck.py
+# A port nobody listens on: the fake's, once it is stopped.
+start_fake "$TMP/probe"
+P=$PORT
+stop_fake "$FAKE_PID"
+URL=http://127.0.0.1:$P/v1/logs
+
+cat >p.yaml <<'Y'
+steps:
+- id: a
+  entrypoint: bash
+  args: [-c, 'for i in $(seq 1 3000); do echo "a $i"; done']
+- id: b
+  entrypoint: bash
+  args: [-c, 'for i in $(seq 1 2000); do echo "b $i" >&2; done']
+Y
+rc=$(run_kiln down.out run p.yaml --quiet --log-dir logs --report down.json --sink-grace 2s \
+    --sink "otlp:endpoint=$URL,batch_records=300")
+check "down: exit 0 (the build's result stands)" test "$rc" = 0
+check "down: says how much is left and where" grep -q "log sink 'otlp': 5000 records not delivered; 5000 records (.* bytes) left in logs/.spool/otlp-[0-9]*: send them with 'kiln logs flush logs/.spool'" down.out
+check "down: the report's logLoss says the lines are in the spool" python3 -c '
+import json,sys
+l=json.load(open(sys.argv[1]))["logLoss"]
+assert sum(x["lines"] for x in l)==5000, l
+assert all("left in the spool logs/.spool (send it with: kiln logs flush logs/.spool)" in x["reason"] for x in l), l
+' down.json
+check "down: spool files, mode 0600" python3 -c '
+import os,sys,stat
+fs=[os.path.join(d,f) for d,_,n in os.walk("logs/.spool") for f in n if f.endswith(".req")]
+assert fs and all(stat.S_IMODE(os.stat(f).st_mode)==0o600 for f in fs), fs
+'
+rc=0; "$KILN" logs flush logs/.spool >flush0.out 2>&1 || rc=$?
+check "flush with the receiver still down: exit 1, the files stay" test "$rc" = 1
+check "flush with the receiver still down: says so" grep -q "not delivered" flush0.out
+
+start_fake "$TMP/otlp" --port "$P"
+fault() { curl -sf -XPOST "http://127.0.0.1:$P/_fault" -d "$1" >/dev/null; }
+records() { curl -sf "http://127.0.0.1:$P/_records" >"$1"; }
+fault '{"mode":"500","count":2}'
+rc=0; "$KILN" logs flush logs/.spool >flush.out 2>&1 || rc=$?
+check "flush: exit 0" test "$rc" = 0
+check "flush: says what it sent" grep -q "kiln: logs flush: .* batches (.* bytes) sent from logs/.spool; 0 refused, 0 left" flush.out
+records down.rec.json
+if python3 "$CHECK" down.rec.json "$(jget down.json 'j["id"]')" a=a:3000 b=b:2000 >down.check 2>&1; then
+    pass "flush: every line once, in order"
+else
+    fail "flush: every line once, in order"; cat down.check flush.out
+fi
+check "flush: the spool is empty" test -z "$(find logs/.spool -name '*.req')"
+
+# SIGKILL mid-build, receiver down: the step prints its lines and sleeps;
+# once the spool holds them all, kiln is killed.
+stop_fake "$FAKE_PID"
+cat >k.yaml <<Y
+steps:
+- id: k
+  entrypoint: bash
+  args: [-c, 'for i in \$(seq 1 4000); do echo "k \$i"; done; exec $SLEEP 300']
+Y
+"$KILN" run k.yaml --quiet --log-dir klogs --sink "otlp:endpoint=$URL,batch_records=500" >k.out 2>&1 &
+kpid=$!
+spooled() {
+    python3 -c '
+import os
+n=0
+for d,_,fs in os.walk("klogs/.spool"):
+    for f in fs:
+        if f.endswith(".req"): n+=open(os.path.join(d,f),"rb").read().count(b"\"kiln.record.id\"")
+raise SystemExit(0 if n>=4000 else 1)'
+}
+check "kill -9: the spool holds every line while kiln runs" wait_for 90 spooled
+kill -KILL "$kpid"; wait "$kpid" 2>/dev/null || true
+start_fake "$TMP/otlp2" --port "$P"
+rc=0; "$KILN" logs flush klogs/.spool >kflush.out 2>&1 || rc=$?
+check "kill -9: flush exit 0" test "$rc" = 0
+records k.rec.json
+check "kill -9: every line once, in order, none twice" python3 -c '
+import json,sys
+d=json.load(open(sys.argv[1]))
+r=[x for x in d["records"] if x["step"]=="k"]
+assert [x["body"] for x in r]==["k %d" % i for i in range(1,4001)], len(r)
+assert d["raw"]==len(d["records"]), (d["raw"], len(d["records"]))
+' k.rec.json
+finish
