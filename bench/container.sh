@@ -29,22 +29,8 @@ BUSYBOX=$(command -v busybox || echo /bin/busybox)
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-cbench.XXXXXX")
 E=$work/engine
 mkdir -p "$E/tmp" "$work/ws"
-cat >"$E/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$E/tmp"
-CONF
-cat >"$E/storage.conf" <<CONF
-[storage]
-driver = "vfs"
-graphroot = "$E/graph"
-runroot = "$E/run"
-CONF
-echo 'unqualified-search-registries = []' >"$E/registries.conf"
+. "$(dirname "$0")/../tests/tools/podman_engine.sh"
+podman_engine_conf "$E"
 export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf \
     CONTAINERS_REGISTRIES_CONF=$E/registries.conf
 SOCK=$E/podman.sock

@@ -28,17 +28,8 @@ trap cleanup EXIT
 
 E=$TMP/engine
 mkdir -p "$E/tmp"
-cat >"$E/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$E/tmp"
-CONF
-printf '[storage]\ndriver = "vfs"\ngraphroot = "%s/graph"\nrunroot = "%s/run"\n' "$E" "$E" >"$E/storage.conf"
-printf 'unqualified-search-registries = []\n' >"$E/registries.conf"
+. "$(dirname "$0")/../tests/tools/podman_engine.sh"
+podman_engine_conf "$E"
 env CONTAINERS_CONF="$E/containers.conf" CONTAINERS_STORAGE_CONF="$E/storage.conf" \
     CONTAINERS_REGISTRIES_CONF="$E/registries.conf" TMPDIR="$E/tmp" \
     podman system service --time=0 "unix://$E/podman.sock" >"$E/podman.log" 2>&1 &

@@ -20,17 +20,8 @@ FPID=
 trap '[ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 E=$W/engine
 mkdir -p "$E/tmp" "$E/root/bin"
-cat >"$E/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$E/tmp"
-CONF
-printf '[storage]\ndriver = "vfs"\ngraphroot = "%s/graph"\nrunroot = "%s/run"\n' "$E" "$E" >"$E/storage.conf"
-printf 'unqualified-search-registries = []\n' >"$E/registries.conf"
+. "$SRC/tests/tools/podman_engine.sh"
+podman_engine_conf "$E"
 export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
 export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
 BUSYBOX=$(command -v busybox)

@@ -74,7 +74,11 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only); /* cmd_run.c */
 int kiln__cmd_graph(const kiln__cli_opts *o);                   /* cmd_graph.c */
 int kiln__cmd_plugins(const kiln__cli_opts *o);                 /* cmd_plugins.c */
 int kiln__cmd_trigger(const kiln__cli_opts *o);                 /* cmd_trigger.c */
-int kiln__cmd_hook_install(const kiln__cli_opts *o);            /* cmd_trigger.c */
+int kiln__cmd_hook_install(const kiln__cli_opts *o);            /* cmd_hook.c */
 int kiln__cmd_logs(const kiln__cli_opts *o);                    /* cmd_logs.c */
+
+/* Loads a triggers file, printing its problems. 0, or EXIT_USAGE. */
+struct kiln__triggers;
+int kiln__cli_load_triggers(const char *file, struct kiln__triggers *ts);
 
 #endif /* KILN_CLI_H */

@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "cli.h"
 #include "serve.h"
 #include "trigger_run.h"
 
@@ -45,6 +46,53 @@ static void shell_quote(kiln__buf *b, const char *s)
             kiln__buf_addch(b, *s);
     }
     kiln__buf_addch(b, '\'');
+}
+
+/* The post-receive hook of repo: its git directory into gd, kiln's own path
+ * into exe, the hook's path into *hook. Returns 0, or an exit code after
+ * saying why (2: not a repository; 1: a hook kiln did not install is there,
+ * or kiln cannot find itself). */
+static int hook_target(const char *repo, kiln__buf *gd, char exe[PATH_MAX], char **hook)
+{
+    const char *a[] = {"git", "-C", repo, "rev-parse", "--absolute-git-dir", NULL};
+    if (kiln__run_capture(a, gd, NULL) != 0) {
+        fprintf(stderr, "kiln: hook install: '%s' is not a git repository\n", repo);
+        return 2;
+    }
+    chomp(gd);
+    ssize_t n = readlink("/proc/self/exe", exe, PATH_MAX - 1);
+    if (n <= 0) {
+        fprintf(stderr, "kiln: hook install: cannot find kiln's own path\n");
+        return 1;
+    }
+    exe[n] = '\0';
+    *hook = kiln__xasprintf("%s/hooks/post-receive", gd->buf);
+    FILE *f = fopen(*hook, "r");
+    if (f) {
+        char head[256] = "";
+        size_t got = fread(head, 1, sizeof head - 1, f);
+        head[got] = '\0';
+        fclose(f);
+        if (!strstr(head, HOOK_MARK)) {
+            fprintf(stderr, "kiln: hook install: %s exists and was not installed by kiln; move it "
+                            "away first\n", *hook);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Writes the hook's script, executable. False after saying why. */
+static bool hook_write(const char *hook, const kiln__buf *script)
+{
+    FILE *f = fopen(hook, "w");
+    bool ok = f && fwrite(script->buf, 1, script->len, f) == script->len;
+    if (f && fclose(f) != 0)
+        ok = false;
+    ok = ok && chmod(hook, 0755) == 0;
+    if (!ok)
+        fprintf(stderr, "kiln: hook install: cannot write %s: %s\n", hook, strerror(errno));
+    return ok;
 }
 
 static int usage(const char *msg)
@@ -159,40 +207,17 @@ static int hook_post(const char *server, const char *secret_file, const char *re
 static int hook_install(const char *server, const char *secret_file, const char *repo)
 {
     kiln__buf gd = KILN__BUF_INIT;
-    const char *a[] = {"git", "-C", repo, "rev-parse", "--absolute-git-dir", NULL};
-    if (kiln__run_capture(a, &gd, &gd) != 0) {
-        fprintf(stderr, "kiln: hook install: '%s' is not a git repository\n", repo);
-        kiln__buf_release(&gd);
-        return 2;
-    }
-    chomp(&gd);
     char exe[PATH_MAX], sf[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        fprintf(stderr, "kiln: hook install: cannot find kiln's own path\n");
-        kiln__buf_release(&gd);
-        return 1;
-    }
-    exe[n] = '\0';
-    if (secret_file && !realpath(secret_file, sf)) {
+    char *hook = NULL;
+    int rc = hook_target(repo, &gd, exe, &hook);
+    if (!rc && secret_file && !realpath(secret_file, sf)) {
         fprintf(stderr, "kiln: hook install: --secret-file '%s': %s\n", secret_file, strerror(errno));
-        kiln__buf_release(&gd);
-        return 2;
+        rc = 2;
     }
-    char *hook = kiln__xasprintf("%s/hooks/post-receive", gd.buf);
-    FILE *f = fopen(hook, "r");
-    if (f) {
-        char head[256] = "";
-        size_t got = fread(head, 1, sizeof head - 1, f);
-        head[got] = '\0';
-        fclose(f);
-        if (!strstr(head, HOOK_MARK)) {
-            fprintf(stderr, "kiln: hook install: %s exists and was not installed by kiln; move it away "
-                            "first\n", hook);
-            free(hook);
-            kiln__buf_release(&gd);
-            return 1;
-        }
+    if (rc) {
+        free(hook);
+        kiln__buf_release(&gd);
+        return rc;
     }
     kiln__buf s = KILN__BUF_INIT;
     kiln__buf_adds(&s, "#!/bin/sh\n" HOOK_MARK " --server\n"
@@ -211,14 +236,8 @@ static int hook_install(const char *server, const char *secret_file, const char 
     }
     kiln__buf_adds(&s, " --repo \"$repo\" --ref \"$ref\" --before \"$old\" --after \"$new\" || status=1\n"
                        "done\nexit $status\n");
-    f = fopen(hook, "w");
-    bool ok = f && fwrite(s.buf, 1, s.len, f) == s.len;
-    if (f && fclose(f) != 0)
-        ok = false;
-    ok = ok && chmod(hook, 0755) == 0;
-    if (!ok)
-        fprintf(stderr, "kiln: hook install: cannot write %s: %s\n", hook, strerror(errno));
-    else
+    bool ok = hook_write(hook, &s);
+    if (ok)
         printf("kiln: installed %s: every push is posted to %s/hooks/git%s\n", hook, server,
                secret_file ? " (signed)" : "");
     kiln__buf_release(&s);
@@ -265,3 +284,80 @@ int kiln__hook_remote_main(int argc, char **argv)
         return usage("install --server: give one repository");
     return hook_install(server, secret, argv[optind]);
 }
+
+/* kiln hook install --triggers FILE REPO.git: every push runs kiln trigger. */
+int kiln__cmd_hook_install(const kiln__cli_opts *o)
+{
+    if (!o->file || !o->triggers)
+        return kiln__usage_error("hook install: expected --triggers FILE REPO.git");
+    kiln__buf gd = KILN__BUF_INIT;
+    char exe[PATH_MAX], trig[PATH_MAX];
+    char *hook = NULL;
+    int rc = hook_target(o->file, &gd, exe, &hook);
+    if (!rc) {
+        kiln__triggers ts;
+        rc = kiln__cli_load_triggers(o->triggers, &ts);
+        kiln__triggers_free(&ts);
+        if (!rc && !realpath(o->triggers, trig))
+            rc = EXIT_USAGE;
+    }
+    if (rc) {
+        free(hook);
+        kiln__buf_release(&gd);
+        return rc;
+    }
+    kiln__buf s = KILN__BUF_INIT;
+    kiln__buf_adds(&s, "#!/bin/sh\n" HOOK_MARK "\n"
+                       "# Each pushed ref runs `kiln trigger`; the builds' output shows in the push.\n"
+                       "# git sets these for the hook; the builds' own git commands must not see them.\n"
+                       "unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY \\\n"
+                       "      GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_PUSH_OPTION_COUNT GIT_PREFIX\n");
+    const char *path = getenv("PATH");
+    kiln__buf_adds(&s, "PATH=");
+    shell_quote(&s, path ? path : "/usr/bin:/bin");
+    kiln__buf_adds(&s, "; export PATH\n");
+    kiln__buf pp = KILN__BUF_INIT;
+    for (size_t i = 0; i < o->n_plugin_paths; i++) {
+        char rp[PATH_MAX];
+        kiln__buf_addf(&pp, "%s%s", pp.len ? ":" : "",
+                       realpath(o->plugin_paths[i], rp) ? rp : o->plugin_paths[i]);
+    }
+    const char *env_pp = getenv("KILN_PLUGIN_PATH");
+    if (env_pp && *env_pp)
+        kiln__buf_addf(&pp, "%s%s", pp.len ? ":" : "", env_pp);
+    if (pp.len) {
+        kiln__buf_adds(&s, "KILN_PLUGIN_PATH=");
+        shell_quote(&s, pp.buf);
+        kiln__buf_adds(&s, "; export KILN_PLUGIN_PATH\n");
+    }
+    kiln__buf_release(&pp);
+    kiln__buf_adds(&s, "repo=");
+    shell_quote(&s, gd.buf);
+    kiln__buf_adds(&s, "\nstatus=0\nwhile read -r old new ref; do\n  ");
+    shell_quote(&s, exe);
+    kiln__buf_adds(&s, " trigger --triggers ");
+    shell_quote(&s, trig);
+    kiln__buf_adds(&s, " --repo \"$repo\" --ref \"$ref\" --before \"$old\" --after \"$new\"");
+    if (o->dry_run)
+        kiln__buf_adds(&s, " --dry-run");
+    if (o->out) {
+        char rp[PATH_MAX];
+        mkdir(o->out, 0777);
+        kiln__buf_adds(&s, " --out ");
+        shell_quote(&s, realpath(o->out, rp) ? rp : o->out);
+    }
+    if (o->log_format) {
+        kiln__buf_adds(&s, " --log-format ");
+        shell_quote(&s, o->log_format);
+    }
+    kiln__buf_adds(&s, " --color never || status=1\ndone\nexit $status\n");
+    bool ok = hook_write(hook, &s);
+    if (ok)
+        printf("kiln: installed %s: every push runs the builds whose trigger in %s fires%s\n", hook,
+               trig, o->dry_run ? " (as dry runs)" : "");
+    kiln__buf_release(&s);
+    kiln__buf_release(&gd);
+    free(hook);
+    return ok ? 0 : EXIT_FAILED;
+}
+

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* kiln trigger (a push evaluated against the triggers file, each matching
- * build run) and kiln hook install (a post-receive hook that does that). */
+ * build run). kiln hook install's hook runs it (cmd_hook.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -72,14 +72,14 @@ static bool all_zeros(const char *sha)
     return true;
 }
 
-static int load_triggers(const char *file, kiln__triggers *ts)
+int kiln__cli_load_triggers(const char *file, kiln__triggers *ts)
 {
     kiln__diag d;
     kiln__diag_init(&d);
     int rc = kiln__triggers_load(ts, file, &d);
     if (d.text.len)
         fputs(d.text.buf, stderr);
-    int errors = d.errors + (rc ? 1 : 0);
+    int errors = d.errors ? d.errors : rc ? 1 : 0; /* a failed load counts once */
     kiln__diag_release(&d);
     if (errors) {
         fprintf(stderr, "kiln: %s: %d error%s\n", file, errors, errors == 1 ? "" : "s");
@@ -161,7 +161,7 @@ int kiln__cmd_trigger(const kiln__cli_opts *o)
     if (!o->triggers)
         return kiln__usage_error("trigger: which triggers file? (--triggers FILE)");
     kiln__triggers ts;
-    int rc = load_triggers(o->triggers, &ts);
+    int rc = kiln__cli_load_triggers(o->triggers, &ts);
     if (rc) {
         kiln__triggers_free(&ts);
         return rc;
@@ -276,123 +276,3 @@ int kiln__cmd_trigger(const kiln__cli_opts *o)
     kiln__triggers_free(&ts);
     return result;
 }
-
-/* 'it'\''s' */
-static void shell_quote(kiln__buf *b, const char *s)
-{
-    kiln__buf_addch(b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            kiln__buf_adds(b, "'\\''");
-        else
-            kiln__buf_addch(b, *s);
-    }
-    kiln__buf_addch(b, '\'');
-}
-
-#define HOOK_MARK "# installed by kiln hook install"
-
-int kiln__cmd_hook_install(const kiln__cli_opts *o)
-{
-    if (!o->file || !o->triggers)
-        return kiln__usage_error("hook install: expected --triggers FILE REPO.git");
-    kiln__buf gd = KILN__BUF_INIT;
-    const char *a[] = {"git", "-C", o->file, "rev-parse", "--absolute-git-dir", NULL};
-    if (capture(a, &gd) != 0) {
-        fprintf(stderr, "kiln: hook install: '%s' is not a git repository\n", o->file);
-        kiln__buf_release(&gd);
-        return EXIT_USAGE;
-    }
-    chomp(&gd);
-    kiln__triggers ts;
-    int rc = load_triggers(o->triggers, &ts);
-    kiln__triggers_free(&ts);
-    char trig[PATH_MAX], exe[PATH_MAX];
-    if (rc || !realpath(o->triggers, trig)) {
-        kiln__buf_release(&gd);
-        return rc ? rc : EXIT_USAGE;
-    }
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        fprintf(stderr, "kiln: hook install: cannot find kiln's own path\n");
-        kiln__buf_release(&gd);
-        return EXIT_FAILED;
-    }
-    exe[n] = '\0';
-    char *hook = kiln__xasprintf("%s/hooks/post-receive", gd.buf);
-    FILE *f = fopen(hook, "r");
-    if (f) {
-        char head[256] = "";
-        size_t got = fread(head, 1, sizeof head - 1, f);
-        head[got] = '\0';
-        fclose(f);
-        if (!strstr(head, HOOK_MARK)) {
-            fprintf(stderr, "kiln: hook install: %s exists and was not installed by kiln; move it "
-                    "away first\n", hook);
-            free(hook);
-            kiln__buf_release(&gd);
-            return EXIT_FAILED;
-        }
-    }
-    kiln__buf s = KILN__BUF_INIT;
-    kiln__buf_adds(&s, "#!/bin/sh\n" HOOK_MARK "\n"
-                       "# Each pushed ref runs `kiln trigger`; the builds' output shows in the push.\n"
-                       "# git sets these for the hook; the builds' own git commands must not see them.\n"
-                       "unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY \\\n"
-                       "      GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_PUSH_OPTION_COUNT GIT_PREFIX\n");
-    const char *path = getenv("PATH");
-    kiln__buf_adds(&s, "PATH=");
-    shell_quote(&s, path ? path : "/usr/bin:/bin");
-    kiln__buf_adds(&s, "; export PATH\n");
-    kiln__buf pp = KILN__BUF_INIT;
-    for (size_t i = 0; i < o->n_plugin_paths; i++) {
-        char rp[PATH_MAX];
-        kiln__buf_addf(&pp, "%s%s", pp.len ? ":" : "",
-                       realpath(o->plugin_paths[i], rp) ? rp : o->plugin_paths[i]);
-    }
-    const char *env_pp = getenv("KILN_PLUGIN_PATH");
-    if (env_pp && *env_pp)
-        kiln__buf_addf(&pp, "%s%s", pp.len ? ":" : "", env_pp);
-    if (pp.len) {
-        kiln__buf_adds(&s, "KILN_PLUGIN_PATH=");
-        shell_quote(&s, pp.buf);
-        kiln__buf_adds(&s, "; export KILN_PLUGIN_PATH\n");
-    }
-    kiln__buf_release(&pp);
-    kiln__buf_adds(&s, "repo=");
-    shell_quote(&s, gd.buf);
-    kiln__buf_adds(&s, "\nstatus=0\nwhile read -r old new ref; do\n  ");
-    shell_quote(&s, exe);
-    kiln__buf_adds(&s, " trigger --triggers ");
-    shell_quote(&s, trig);
-    kiln__buf_adds(&s, " --repo \"$repo\" --ref \"$ref\" --before \"$old\" --after \"$new\"");
-    if (o->dry_run)
-        kiln__buf_adds(&s, " --dry-run");
-    if (o->out) {
-        char rp[PATH_MAX];
-        mkdir(o->out, 0777);
-        kiln__buf_adds(&s, " --out ");
-        shell_quote(&s, realpath(o->out, rp) ? rp : o->out);
-    }
-    if (o->log_format) {
-        kiln__buf_adds(&s, " --log-format ");
-        shell_quote(&s, o->log_format);
-    }
-    kiln__buf_adds(&s, " --color never || status=1\ndone\nexit $status\n");
-    f = fopen(hook, "w");
-    bool ok = f && fwrite(s.buf, 1, s.len, f) == s.len;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (ok)
-        ok = chmod(hook, 0755) == 0;
-    if (!ok)
-        fprintf(stderr, "kiln: hook install: cannot write %s: %s\n", hook, strerror(errno));
-    else
-        printf("kiln: installed %s: every push runs the builds whose trigger in %s fires%s\n", hook,
-               trig, o->dry_run ? " (as dry runs)" : "");
-    kiln__buf_release(&s);
-    kiln__buf_release(&gd);
-    free(hook);
-    return ok ? 0 : EXIT_FAILED;
-}
-

@@ -418,6 +418,29 @@ void kiln__db_metrics(kiln__server *srv, kiln__buf *out)
                             "# TYPE kiln_webhook_deliveries gauge\n"
                             "kiln_webhook_deliveries %lld\n", (long long)sqlite3_column_int64(st, 0));
     sqlite3_finalize(st);
+    /* How long finished builds took, as a Prometheus histogram (cumulative
+     * buckets, seconds), from the history at scrape time. */
+    static const int bounds[] = {1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+    enum { NB = sizeof bounds / sizeof bounds[0] };
+    st = prep(srv, "SELECT (finish_us - start_us) / 1e6 FROM builds "
+                   "WHERE start_us IS NOT NULL AND finish_us IS NOT NULL AND finish_us >= start_us");
+    long long le[NB] = {0}, count = 0;
+    double sum = 0;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        double secs = sqlite3_column_double(st, 0);
+        sum += secs;
+        count++;
+        for (int i = 0; i < NB; i++)
+            le[i] += secs <= bounds[i];
+    }
+    sqlite3_finalize(st);
+    kiln__buf_adds(out, "# HELP kiln_build_duration_seconds How long finished builds ran.\n"
+                        "# TYPE kiln_build_duration_seconds histogram\n");
+    for (int i = 0; i < NB; i++)
+        kiln__buf_addf(out, "kiln_build_duration_seconds_bucket{le=\"%d\"} %lld\n", bounds[i], le[i]);
+    kiln__buf_addf(out, "kiln_build_duration_seconds_bucket{le=\"+Inf\"} %lld\n"
+                        "kiln_build_duration_seconds_sum %.3f\n"
+                        "kiln_build_duration_seconds_count %lld\n", count, sum, count);
     /* SQLite's own heap (its page cache, up to 2 MiB by default, fills as
      * the history grows): what bench/serve.sh tells apart from a leak. */
     kiln__buf_addf(out, "# HELP kiln_sqlite_memory_bytes Memory SQLite holds (page cache included).\n"

@@ -63,41 +63,11 @@ echo "# fixture: podman API service and three registries"
 E=$TMP/engine
 mkdir -p "$E/tmp"
 REG=$(free_port); AREG=$(free_port); HREG=$(free_port)   # open, htpasswd, not marked insecure
-cat >"$E/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$E/tmp"
-CONF
-cat >"$E/storage.conf" <<CONF
-[storage]
-driver = "vfs"
-graphroot = "$E/graph"
-runroot = "$E/run"
-CONF
-cat >"$E/registries.conf" <<CONF
-unqualified-search-registries = []
-[[registry]]
-location = "127.0.0.1:$REG"
-insecure = true
-[[registry]]
-location = "127.0.0.1:$AREG"
-insecure = true
-CONF
+. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
+podman_engine_conf "$E" "$REG" "$AREG"
 start_registry() {  # start_registry NAME PORT [htpasswd-file]
-    local d=$TMP/$1
-    mkdir -p "$d/data"
-    {
-        echo "version: 0.1"
-        echo "log: {level: warn}"
-        echo "storage: {filesystem: {rootdirectory: $d/data}, delete: {enabled: true}}"
-        echo "http: {addr: \"127.0.0.1:$2\"}"
-        [ -n "${3:-}" ] && echo "auth: {htpasswd: {realm: kiln-test, path: $3}}"
-    } >"$d/config.yml"
-    docker-registry serve "$d/config.yml" >"$d/log" 2>&1 &
+    registry_conf "$TMP/$1" "$2" "${3:-}"
+    docker-registry serve "$TMP/$1/config.yml" >"$TMP/$1/log" 2>&1 &
     PIDS+=($!)
 }
 htpasswd -Bbn ci s3cret >"$TMP/htpasswd" 2>/dev/null

@@ -33,22 +33,8 @@ BUSYBOX=$(command -v busybox || true)
 echo "# fixture: podman (as the fake kubelet's runtime), an image, the fake API server"
 E=$TMP/engine
 mkdir -p "$E/tmp"
-cat >"$E/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-tmp_dir = "$E/tmp"
-CONF
-cat >"$E/storage.conf" <<CONF
-[storage]
-driver = "vfs"
-graphroot = "$E/graph"
-runroot = "$E/run"
-CONF
-printf 'unqualified-search-registries = []\n' >"$E/registries.conf"
+. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
+podman_engine_conf "$E"
 export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
 export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
 # The steps' image: busybox in an empty root, imported (no build needed).

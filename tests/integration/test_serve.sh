@@ -105,6 +105,14 @@ check "?branch=master lists all seven" test "$(api GET "/api/builds?branch=maste
 curl -s "$BASE/metrics" >"$TMP/metrics.txt"
 check "/metrics counts the builds by status" grep -q '^kiln_builds{status="FAILURE"} 2$' "$TMP/metrics.txt"
 check "/metrics has the slots" grep -q '^kiln_build_slots 1$' "$TMP/metrics.txt"
+check "/metrics: a histogram of the finished builds' durations (cumulative, +Inf = count >= 2)" python3 -c '
+import re, sys
+t = open(sys.argv[1]).read()
+b = [int(v) for v in re.findall(r"^kiln_build_duration_seconds_bucket\{le=\"[^\"]+\"\} (\d+)$", t, re.M)]
+c = int(re.search(r"^kiln_build_duration_seconds_count (\d+)$", t, re.M).group(1))
+assert "# TYPE kiln_build_duration_seconds histogram" in t
+assert len(b) == 11 and b == sorted(b) and b[-1] == c and c >= 2, (b, c)
+assert float(re.search(r"^kiln_build_duration_seconds_sum (\S+)$", t, re.M).group(1)) >= 0' "$TMP/metrics.txt"
 
 # The client.
 "$KILN" builds list --server "$BASE" >"$TMP/list.txt" 2>&1
