@@ -23,12 +23,16 @@
 
 #include <cJSON.h>
 #include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,6 +40,7 @@
 
 #include "engine.h"
 #include "http.h"
+#include "path.h"
 #include "sinkloss.h"
 #include "spool.h"
 
@@ -101,6 +106,7 @@ struct sbatch {
     char *body;                 /* encoded on the first attempt */
     size_t body_len;
     int attempts;
+    bool earlier;               /* an earlier run's, adopted from the spool */
 };
 
 struct kiln_ship {
@@ -120,6 +126,7 @@ struct kiln_ship {
     bool paused, closing, waiting, finished, hold;
     bool failing;     /* the last attempt failed: sealed batches go to the spool */
     char *spool_dir;  /* g_spool_root/NAME-INDEX, or NULL */
+    int lock_fd;      /* flock on spool_dir/.lock: one kiln adopts its leftovers */
     uint64_t spooled_records, spooled_bytes; /* left on disk at the end */
     char *last_error;
 };
@@ -496,6 +503,22 @@ static void on_response(kiln_http *h, void *data, int err, const kiln_http_resp 
         if (m.len == before + 2)
             m.len = before, m.buf[m.len] = '\0';
         batch_lost(s, b, m.buf);
+        if (b->earlier && b->file) {
+            /* Not this build's records: no loss to report, but not thrown
+             * away either; kept where `kiln logs flush` puts refused ones. */
+            char *rdir = kiln__xasprintf("%s/refused", g_spool_root);
+            const char *base = strrchr(b->file, '/');
+            char *to = kiln__xasprintf("%s%s", rdir, base ? base : "/x.req");
+            kiln__mkdir_p(rdir);
+            if (rename(b->file, to) == 0) {
+                free(b->file);
+                b->file = NULL;
+            }
+            fprintf(stderr, "kiln: warning: log sink '%s': an earlier run's batch was refused (%s); moved to %s\n",
+                    s->sink->plugin->desc->name, m.buf, to);
+            free(rdir);
+            free(to);
+        }
         kiln__buf_release(&m);
         pop(s);
     }
@@ -511,9 +534,15 @@ static void pump(kiln_ship *s)
         struct sbatch *b = s->head;
         if (!b->body && b->file) {
             kiln__spooled sp;
-            int rc = kiln__spool_read(b->file, &sp);
+            char *err = NULL;
+            int rc = kiln__spool_read(b->file, &sp, &err);
             if (rc) {
+                fprintf(stderr, "kiln: warning: log sink '%s': %s; left alone\n", s->sink->plugin->desc->name,
+                        err);
+                free(err);
                 batch_lost(s, b, "the spool file cannot be read back");
+                free(b->file); /* kept on disk for a look */
+                b->file = NULL;
                 pop(s);
                 continue;
             }
@@ -585,6 +614,8 @@ static void on_handle_closed(uv_handle_t *h)
     free(s->ca_file);
     free(s->last_error);
     free(s->spool_dir);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* drops the flock */
     free(s);
     kiln__sink_closed(sink);
 }
@@ -606,7 +637,7 @@ static void on_grace(uv_timer_t *t)
         kiln__http_abort_quiet(s->inflight);
         s->inflight = NULL;
     }
-    uint64_t records = 0, spooled = 0, bytes = 0;
+    uint64_t records = 0, spooled = 0, bytes = 0, earlier = 0;
     kiln__buf m = KILN__BUF_INIT, sp = KILN__BUF_INIT;
     kiln__buf_addf(&m, "not delivered within the %.3gs sink grace", (double)g_grace_ms / 1000);
     if (s->last_error)
@@ -616,6 +647,13 @@ static void on_grace(uv_timer_t *t)
                        g_spool_root, g_spool_root);
     while (s->head) {
         struct sbatch *b = s->head;
+        if (b->earlier) {
+            earlier++;
+            free(b->file); /* it stays in the spool */
+            b->file = NULL;
+            pop(s);
+            continue;
+        }
         records += b->file ? b->spooled_n : b->n;
         if (offload(s, b) == 0) {
             struct stat st;
@@ -631,16 +669,107 @@ static void on_grace(uv_timer_t *t)
         }
         pop(s);
     }
+    if (earlier)
+        fprintf(stderr, "kiln: warning: log sink '%s': %" PRIu64 " batches an earlier run left are still in %s: "
+                "send them with 'kiln logs flush %s'\n", s->sink->plugin->desc->name, earlier, s->spool_dir,
+                g_spool_root);
     if (spooled)
         fprintf(stderr, "kiln: warning: log sink '%s': %" PRIu64 " records not delivered; %" PRIu64
                 " records (%" PRIu64 " bytes) left in %s: send them with 'kiln logs flush %s'\n",
                 s->sink->plugin->desc->name, records, spooled, bytes, s->spool_dir, g_spool_root);
-    else
+    else if (records || !earlier)
         fprintf(stderr, "kiln: warning: log sink '%s': %" PRIu64 " records %s\n",
                 s->sink->plugin->desc->name, records, m.buf);
     kiln__buf_release(&m);
     kiln__buf_release(&sp);
     finish(s);
+}
+
+/* ---- an earlier run's leftovers ------------------------------------------------ */
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What an earlier kiln left in this sink's spool directory (killed, or cut
+ * off by --sink-grace) is queued first, in name order (= its sending order),
+ * so it reaches the receiver before this build's records. Only a batch for
+ * the same url is taken (the file holds the request as it was to be sent);
+ * one for another url, or a file that does not parse, stays for
+ * `kiln logs flush`, and a line says so. The flock keeps two kilns running
+ * with the same --log-dir from sending the same files twice. */
+static void adopt_leftovers(kiln_ship *s)
+{
+    const char *name = s->sink->plugin->desc->name;
+    DIR *d = opendir(s->spool_dir);
+    if (!d)
+        return;
+    char **files = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".req")) {
+            files = kiln__xrealloc(files, (n + 1) * sizeof *files);
+            files[n++] = kiln__xasprintf("%s/%s", s->spool_dir, e->d_name);
+        }
+    }
+    closedir(d);
+    if (!n)
+        return;
+    char *lock = kiln__xasprintf("%s/.lock", s->spool_dir);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lock);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "kiln: log sink '%s': %zu batches an earlier run left in %s are in use by another "
+                "kiln; left for 'kiln logs flush %s'\n", name, n, s->spool_dir, g_spool_root);
+        if (s->lock_fd >= 0)
+            close(s->lock_fd);
+        s->lock_fd = -1;
+        for (size_t i = 0; i < n; i++)
+            free(files[i]);
+        free(files);
+        return;
+    }
+    qsort(files, n, sizeof *files, cmp_name);
+    size_t taken = 0, other = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        kiln__spooled sp;
+        char *err = NULL;
+        if (kiln__spool_read(files[i], &sp, &err) != 0) {
+            fprintf(stderr, "kiln: warning: log sink '%s': %s; left alone\n", name, err);
+            free(err);
+            free(files[i]);
+            continue;
+        }
+        if (strcmp(sp.url, s->url) != 0) {
+            other++;
+            kiln__spooled_release(&sp);
+            free(files[i]);
+            continue;
+        }
+        struct sbatch *b = kiln__xcalloc(1, sizeof *b);
+        kiln__buf_init(&b->arena);
+        const char *base = strrchr(files[i], '/') + 1;
+        snprintf(b->id, sizeof b->id, "%.*s", (int)(strlen(base) - 4), base);
+        b->build_off = b->step_off = NO_STEP;
+        b->file = files[i]; /* read again when it is its turn: memory stays bounded */
+        b->earlier = true;
+        *s->tail = b;
+        s->tail = &b->next;
+        bytes += sp.body_len;
+        taken++;
+        kiln__spooled_release(&sp);
+    }
+    free(files);
+    if (taken)
+        fprintf(stderr, "kiln: log sink '%s': sending first %zu batches (%" PRIu64 " bytes) an earlier run "
+                "left in %s\n", name, taken, bytes, s->spool_dir);
+    if (other)
+        fprintf(stderr, "kiln: log sink '%s': %zu batches in %s are for another endpoint; left for "
+                "'kiln logs flush %s'\n", name, other, s->spool_dir, g_spool_root);
 }
 
 /* ---- entries -------------------------------------------------------------------- */
@@ -673,8 +802,11 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
     if (s->o.timeout_ms <= 0)
         s->o.timeout_ms = DEF_TIMEOUT_MS;
     s->tail = &s->head;
-    if (g_spool_root)
+    s->lock_fd = -1;
+    if (g_spool_root) {
         s->spool_dir = kiln__xasprintf("%s/%s-%d", g_spool_root, sink->plugin->desc->name, sink->index);
+        adopt_leftovers(s);
+    }
     if (getrandom(&s->nonce, sizeof s->nonce, 0) != (ssize_t)sizeof s->nonce)
         s->nonce = (uint64_t)kiln__now_us() ^ ((uint64_t)getpid() << 40);
     uv_timer_init(s->eng->loop, &s->delay_timer);

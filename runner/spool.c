@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ int kiln__spool_write(const char *dir, const char *batch_id, const char *url,
     kiln__buf_addf(&h, "KILNSPOOL 1\nurl %s\n", url);
     for (size_t i = 0; i < n_headers; i++)
         kiln__buf_addf(&h, "header %s\n", headers[i]);
+    /* So that a truncated or grown file is told from a whole one. */
+    kiln__buf_addf(&h, "length %zu\n", len);
     kiln__buf_addch(&h, '\n');
     char *path = kiln__xasprintf("%s/%016" PRIx64 "-%s.req", dir, (uint64_t)kiln__now_us(), batch_id);
     char *tmp = kiln__xasprintf("%s.tmp", path);
@@ -76,55 +79,134 @@ void kiln__spooled_release(kiln__spooled *s)
     memset(s, 0, sizeof *s);
 }
 
-int kiln__spool_read(const char *path, kiln__spooled *out)
+/* A header or url value: no NUL or CR (it would end or split the header
+ * line curl sends). */
+static bool clean_value(const char *p, size_t n)
+{
+    return !memchr(p, '\0', n) && !memchr(p, '\r', n);
+}
+
+static int parse_error(char **err, const char *name, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int parse_error(char **err, const char *name, size_t off, const char *fmt, ...)
+{
+    if (err) {
+        kiln__buf m = KILN__BUF_INIT;
+        kiln__buf_addf(&m, "%s: offset %zu: ", name, off);
+        va_list ap;
+        va_start(ap, fmt);
+        kiln__buf_vaddf(&m, fmt, ap);
+        va_end(ap);
+        free(*err);
+        *err = kiln__buf_detach(&m);
+    }
+    return KILN_EINVAL;
+}
+
+int kiln__spool_parse(const char *name, const char *data, size_t len, kiln__spooled *out, char **err)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = data, *end = data + len;
+    if (len < 12 || memcmp(p, "KILNSPOOL 1\n", 12) != 0)
+        return parse_error(err, name, 0, "expected 'KILNSPOOL 1' (not a kiln spool file)");
+    p += 12;
+    bool have_len = false;
+    uint64_t want = 0;
+    int rc;
+    for (;;) {
+        size_t off = (size_t)(p - data);
+        const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        if (!nl) {
+            rc = parse_error(err, name, off, "truncated: expected a header line or the blank line before the body");
+            goto fail;
+        }
+        size_t n = (size_t)(nl - p);
+        if (n == 0) { /* the blank line: the body follows */
+            p = nl + 1;
+            if (!out->url) {
+                rc = parse_error(err, name, off, "expected a 'url' line before the body");
+                goto fail;
+            }
+            out->body_len = (size_t)(end - p);
+            if (have_len && want != out->body_len) {
+                rc = parse_error(err, name, (size_t)(p - data),
+                                 "expected a body of %" PRIu64 " bytes ('length'), found %zu%s", want,
+                                 out->body_len, out->body_len < want ? " (truncated)" : "");
+                goto fail;
+            }
+            out->body = kiln__xmalloc(out->body_len + 1);
+            memcpy(out->body, p, out->body_len);
+            out->body[out->body_len] = '\0';
+            return 0;
+        }
+        if (n > 4 && !strncmp(p, "url ", 4)) {
+            if (out->url) {
+                rc = parse_error(err, name, off, "a second 'url' line");
+                goto fail;
+            }
+            if (!clean_value(p + 4, n - 4)) {
+                rc = parse_error(err, name, off, "expected a url without NUL or CR bytes");
+                goto fail;
+            }
+            out->url = kiln__xstrndup(p + 4, n - 4);
+        } else if (n > 7 && !strncmp(p, "header ", 7)) {
+            const char *colon = memchr(p + 7, ':', n - 7);
+            if (!colon || colon == p + 7 || !clean_value(p + 7, n - 7)) {
+                rc = parse_error(err, name, off, "expected 'header NAME: VALUE' (no NUL or CR)");
+                goto fail;
+            }
+            out->headers = kiln__xrealloc(out->headers, (out->n_headers + 1) * sizeof *out->headers);
+            out->headers[out->n_headers++] = kiln__xstrndup(p + 7, n - 7);
+        } else if (n > 7 && !strncmp(p, "length ", 7) && !have_len) {
+            char num[24];
+            size_t k = n - 7;
+            if (k >= sizeof num || strspn(p + 7, "0123456789") != k) {
+                rc = parse_error(err, name, off, "expected 'length DIGITS'");
+                goto fail;
+            }
+            memcpy(num, p + 7, k);
+            num[k] = '\0';
+            want = strtoull(num, NULL, 10);
+            have_len = true;
+        } else {
+            rc = parse_error(err, name, off, "expected 'url URL', 'header NAME: VALUE', 'length N' or a blank line");
+            goto fail;
+        }
+        p = nl + 1;
+    }
+fail:
+    kiln__spooled_release(out);
+    return rc;
+}
+
+int kiln__spool_read(const char *path, kiln__spooled *out, char **err)
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
+        if (err) {
+            free(*err);
+            *err = kiln__xasprintf("%s: %s", path, strerror(errno));
+        }
         return KILN_EIO;
+    }
     kiln__buf all = KILN__BUF_INIT;
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         kiln__buf_add(&all, chunk, n);
-    int err = ferror(f);
+    int ferr = ferror(f);
     fclose(f);
-    if (err) {
+    if (ferr) {
         kiln__buf_release(&all);
+        if (err) {
+            free(*err);
+            *err = kiln__xasprintf("%s: read error", path);
+        }
         return KILN_EIO;
     }
-    const char *p = all.buf, *end = all.buf + all.len;
-    if (all.len < 12 || memcmp(p, "KILNSPOOL 1\n", 12) != 0) {
-        kiln__buf_release(&all);
-        return KILN_EINVAL;
-    }
-    p += 12;
-    int rc = KILN_EINVAL;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl)
-            break;
-        if (nl == p) { /* the blank line: the body follows */
-            p = nl + 1;
-            out->body_len = (size_t)(end - p);
-            out->body = kiln__xmalloc(out->body_len + 1);
-            memcpy(out->body, p, out->body_len);
-            rc = out->url ? 0 : KILN_EINVAL;
-            break;
-        }
-        if (!strncmp(p, "url ", 4) && !out->url) {
-            out->url = kiln__xstrndup(p + 4, (size_t)(nl - p - 4));
-        } else if (!strncmp(p, "header ", 7)) {
-            out->headers = kiln__xrealloc(out->headers, (out->n_headers + 2) * sizeof *out->headers);
-            out->headers[out->n_headers++] = kiln__xstrndup(p + 7, (size_t)(nl - p - 7));
-        } else {
-            break;
-        }
-        p = nl + 1;
-    }
+    int rc = kiln__spool_parse(path, all.buf ? all.buf : "", all.len, out, err);
     kiln__buf_release(&all);
-    if (rc)
-        kiln__spooled_release(out);
     return rc;
 }
 
@@ -231,8 +313,10 @@ int kiln__spool_flush(const char *dir, int64_t grace_ms)
     kiln__buf msg = KILN__BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         kiln__spooled s;
-        if (kiln__spool_read(files[i], &s) != 0) {
-            fprintf(stderr, "kiln: logs flush: %s: not a spool file, left alone\n", files[i]);
+        char *err = NULL;
+        if (kiln__spool_read(files[i], &s, &err) != 0) {
+            fprintf(stderr, "kiln: logs flush: %s; left alone\n", err);
+            free(err);
             left++;
             continue;
         }

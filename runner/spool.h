@@ -10,6 +10,7 @@
  *   KILNSPOOL 1\n
  *   url URL\n
  *   header NAME: VALUE\n      (zero or more; Content-Type among them)
+ *   length N\n                (the body's size; absent in older files)
  *   \n
  *   BODY
  * Names are "TIME-BATCHID.req" (TIME: 16 hex digits of microseconds), so
@@ -36,8 +37,13 @@ typedef struct kiln__spooled {
 int kiln__spool_write(const char *dir, const char *batch_id, const char *url,
                       const char *const *headers, size_t n_headers, const char *body, size_t len,
                       char **path_out);
-/* Read one back. 0, KILN_EIO, or KILN_EINVAL (not a spool file). */
-int kiln__spool_read(const char *path, kiln__spooled *out);
+/* Parse a spool file's bytes, without side effects (the fuzz target's
+ * entry). 0, or KILN_EINVAL with *err (if err; malloc'ed) saying
+ * "NAME: offset N: expected ...". A truncated or grown file is told by its
+ * 'length' line. */
+int kiln__spool_parse(const char *name, const char *data, size_t len, kiln__spooled *out, char **err);
+/* Read one back: 0, KILN_EIO or KILN_EINVAL; *err (if err) as above. */
+int kiln__spool_read(const char *path, kiln__spooled *out, char **err);
 void kiln__spooled_release(kiln__spooled *s);
 
 /* `kiln logs flush DIR`: every *.req under DIR (recursively, in name order)
