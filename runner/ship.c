@@ -687,6 +687,20 @@ static void on_grace(uv_timer_t *t)
 
 /* ---- an earlier run's leftovers ------------------------------------------------ */
 
+/* The "Content-*" headers of one list, sorted and joined: a spooled body is
+ * only sent with this run's headers when they say the same (gzip or not,
+ * the same type); the others (a token) may be newer. */
+static char *content_headers(const char *const *h, size_t n)
+{
+    kiln__buf b = KILN__BUF_INIT;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n; i++)
+            if (!strncasecmp(h[i], pass ? "Content-Type:" : "Content-Encoding:", pass ? 13 : 17))
+                kiln__buf_addf(&b, "%s\n", h[i]);
+    kiln__buf_addch(&b, '\0');
+    return kiln__buf_detach(&b);
+}
+
 static int cmp_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -695,8 +709,9 @@ static int cmp_name(const void *a, const void *b)
 /* What an earlier kiln left in this sink's spool directory (killed, or cut
  * off by --sink-grace) is queued first, in name order (= its sending order),
  * so it reaches the receiver before this build's records. Only a batch for
- * the same url is taken (the file holds the request as it was to be sent);
- * one for another url, or a file that does not parse, stays for
+ * the same url and Content-Type/-Encoding is taken (it is sent with this
+ * run's headers, so a refreshed token is used); one for another url or
+ * encoding, or a file that does not parse, stays for
  * `kiln logs flush`, and a line says so. The flock keeps two kilns running
  * with the same --log-dir from sending the same files twice. */
 static void adopt_leftovers(kiln_ship *s)
@@ -733,6 +748,12 @@ static void adopt_leftovers(kiln_ship *s)
         return;
     }
     qsort(files, n, sizeof *files, cmp_name);
+    const char **hdrs = kiln__xcalloc(s->n_headers + 3, sizeof *hdrs);
+    size_t nh;
+    char ctype[256];
+    request_headers(s, hdrs, &nh, ctype, sizeof ctype);
+    char *mine = content_headers(hdrs, nh);
+    free(hdrs);
     size_t taken = 0, other = 0;
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -744,7 +765,10 @@ static void adopt_leftovers(kiln_ship *s)
             free(files[i]);
             continue;
         }
-        if (strcmp(sp.url, s->url) != 0) {
+        char *theirs = content_headers((const char *const *)sp.headers, sp.n_headers);
+        bool same = !strcmp(sp.url, s->url) && !strcmp(theirs, mine);
+        free(theirs);
+        if (!same) {
             other++;
             kiln__spooled_release(&sp);
             free(files[i]);
@@ -764,11 +788,12 @@ static void adopt_leftovers(kiln_ship *s)
         kiln__spooled_release(&sp);
     }
     free(files);
+    free(mine);
     if (taken)
         fprintf(stderr, "kiln: log sink '%s': sending first %zu batches (%" PRIu64 " bytes) an earlier run "
                 "left in %s\n", name, taken, bytes, s->spool_dir);
     if (other)
-        fprintf(stderr, "kiln: log sink '%s': %zu batches in %s are for another endpoint; left for "
+        fprintf(stderr, "kiln: log sink '%s': %zu batches in %s are for another endpoint or encoding; left for "
                 "'kiln logs flush %s'\n", name, other, s->spool_dir, g_spool_root);
 }
 

@@ -4,7 +4,8 @@
 # after --sink-grace, says how much and where, records it in the report;
 # `kiln logs flush` sends them later, every line once and in order. A kiln
 # killed with SIGKILL mid-build while the receiver is down leaves its
-# batches on disk too: a flush delivers them all, none twice.
+# batches on disk too: a flush delivers them all, none twice; so does the
+# next `kiln run` with the same --log-dir and sink, before its own records.
 source "$(dirname "$0")/lib.sh"
 FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_otlp.py
 CHECK=$KILN_SOURCE_DIR/tests/integration/shipcheck.py
@@ -90,4 +91,53 @@ r=[x for x in d["records"] if x["step"]=="k"]
 assert [x["body"] for x in r]==["k %d" % i for i in range(1,4001)], len(r)
 assert d["raw"]==len(d["records"]), (d["raw"], len(d["records"]))
 ' k.rec.json
+
+# The next `kiln run` with the same --log-dir and sink sends what a killed
+# kiln left, before its own records; a corrupt file there is named (with
+# its offset) and left alone, not sent and not a crash.
+stop_fake "$FAKE_PID"
+"$KILN" run k.yaml --quiet --log-dir rlogs --sink "otlp:endpoint=$URL,batch_records=500" >r1.out 2>&1 &
+kpid=$!
+spooled_r() {
+    python3 -c '
+import os
+n=0
+for d,_,fs in os.walk("rlogs/.spool"):
+    for f in fs:
+        if f.endswith(".req"): n+=open(os.path.join(d,f),"rb").read().count(b"\"kiln.record.id\"")
+raise SystemExit(0 if n>=4000 else 1)'
+}
+check "rerun: the spool holds every line while the first kiln runs" wait_for 90 spooled_r
+kill -KILL "$kpid"; wait "$kpid" 2>/dev/null || true
+sdir=$(dirname "$(find rlogs/.spool -name '*.req' | head -1)")
+nreq=$(find "$sdir" -name '*.req' | wc -l)
+printf 'KILNSPOOL 1\nurl %s\nlength 99\n\n{"cut":' "$URL" >"$sdir/0000000000000000-corrupt.req"
+start_fake "$TMP/otlp3" --port "$P"
+cat >r.yaml <<'Y'
+steps:
+- id: r
+  entrypoint: bash
+  args: [-c, 'for i in $(seq 1 1000); do echo "r $i"; done']
+Y
+rc=$(run_kiln r2.out run r.yaml --quiet --log-dir rlogs --report r2.json --sink-grace 60s \
+    --sink "otlp:endpoint=$URL,batch_records=500")
+check "rerun: exit 0" test "$rc" = 0
+check "rerun: says it sends the earlier run's batches first" \
+    grep -q "kiln: log sink 'otlp': sending first $nreq batches (.* bytes) an earlier run left in $sdir" r2.out
+check "rerun: the corrupt file is named with its offset and left alone" \
+    grep -q "kiln: warning: log sink 'otlp': $sdir/0000000000000000-corrupt.req: offset [0-9]*: expected a body of 99 bytes ('length'), found 7 (truncated); left alone" r2.out
+check "rerun: the corrupt file stays, nothing else is left" \
+    test "$(find rlogs/.spool -name '*.req')" = "$sdir/0000000000000000-corrupt.req"
+records r.rec.json
+check "rerun: every line of the killed run once, in order, before the new run's" python3 -c '
+import json,sys
+d=json.load(open(sys.argv[1]))
+b=[x["body"] for x in d["records"] if x["step"] in ("k","r")]
+want=["k %d" % i for i in range(1,4001)]+["r %d" % i for i in range(1,1001)]
+assert b==want, (len(b), [x for x in b if x not in want][:3], b[:2], b[3999:4002])
+assert d["raw"]==len(d["records"]), (d["raw"], len(d["records"]))
+' r.rec.json
+rc=0; "$KILN" logs flush rlogs/.spool >rflush.out 2>&1 || rc=$?
+check "flush of a corrupt file: exit 1, names it with its offset" \
+    sh -c "test $rc = 1 && grep -q 'kiln: logs flush: $sdir/0000000000000000-corrupt.req: offset [0-9]*: expected a body of 99 bytes' rflush.out"
 finish
