@@ -717,6 +717,16 @@ static int cmp_name(const void *a, const void *b)
 static void adopt_leftovers(kiln_ship *s)
 {
     const char *name = s->sink->plugin->desc->name;
+    /* Locked for the ship's life, leftovers or not: a kiln started while
+     * this one spools must not take this one's files for leftovers. */
+    bool locked = false;
+    if (kiln__mkdir_p(s->spool_dir) == 0) {
+        chmod(s->spool_dir, 0700);
+        char *lock = kiln__xasprintf("%s/.lock", s->spool_dir);
+        s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        free(lock);
+        locked = s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
+    }
     DIR *d = opendir(s->spool_dir);
     if (!d)
         return;
@@ -733,15 +743,9 @@ static void adopt_leftovers(kiln_ship *s)
     closedir(d);
     if (!n)
         return;
-    char *lock = kiln__xasprintf("%s/.lock", s->spool_dir);
-    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    free(lock);
-    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr, "kiln: log sink '%s': %zu batches an earlier run left in %s are in use by another "
-                "kiln; left for 'kiln logs flush %s'\n", name, n, s->spool_dir, g_spool_root);
-        if (s->lock_fd >= 0)
-            close(s->lock_fd);
-        s->lock_fd = -1;
+    if (!locked) {
+        fprintf(stderr, "kiln: log sink '%s': %zu batches in %s are another kiln's (it holds %s/.lock), "
+                "not sent by this one\n", name, n, s->spool_dir, s->spool_dir);
         for (size_t i = 0; i < n; i++)
             free(files[i]);
         free(files);

@@ -108,6 +108,17 @@ for d,_,fs in os.walk("rlogs/.spool"):
 raise SystemExit(0 if n>=4000 else 1)'
 }
 check "rerun: the spool holds every line while the first kiln runs" wait_for 90 spooled_r
+# A second kiln while the first one runs: the files are the first one's
+# (it holds the spool's flock), not leftovers to send.
+cat >q.yaml <<'Y'
+steps:
+- id: q
+  entrypoint: bash
+  args: [-c, 'echo q']
+Y
+rc=$(run_kiln q.out run q.yaml --quiet --log-dir rlogs --sink-grace 1s --sink "otlp:endpoint=$URL,batch_records=500")
+check "rerun: a kiln started beside a running one does not take its files" \
+    grep -q "kiln: log sink 'otlp': [0-9]* batches in rlogs/.spool/otlp-[0-9]* are another kiln's (it holds rlogs/.spool/otlp-[0-9]*/.lock), not sent by this one" q.out
 kill -KILL "$kpid"; wait "$kpid" 2>/dev/null || true
 sdir=$(dirname "$(find rlogs/.spool -name '*.req' | head -1)")
 nreq=$(find "$sdir" -name '*.req' | wc -l)
@@ -133,6 +144,7 @@ check "rerun: every line of the killed run once, in order, before the new run's"
 import json,sys
 d=json.load(open(sys.argv[1]))
 b=[x["body"] for x in d["records"] if x["step"] in ("k","r")]
+assert [x["body"] for x in d["records"] if x["step"]=="q"]==["q"], d["records"][:1]
 want=["k %d" % i for i in range(1,4001)]+["r %d" % i for i in range(1,1001)]
 assert b==want, (len(b), [x for x in b if x not in want][:3], b[:2], b[3999:4002])
 assert d["raw"]==len(d["records"]), (d["raw"], len(d["records"]))
