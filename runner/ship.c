@@ -687,7 +687,7 @@ static void on_grace(uv_timer_t *t)
 
 /* ---- an earlier run's leftovers ------------------------------------------------ */
 
-/* The "Content-*" headers of one list, sorted and joined: a spooled body is
+/* The Content-Encoding and Content-Type headers of a list, joined: a spooled body is
  * only sent with this run's headers when they say the same (gzip or not,
  * the same type); the others (a token) may be newer. */
 static char *content_headers(const char *const *h, size_t n)
@@ -712,8 +712,8 @@ static int cmp_name(const void *a, const void *b)
  * the same url and Content-Type/-Encoding is taken (it is sent with this
  * run's headers, so a refreshed token is used); one for another url or
  * encoding, or a file that does not parse, stays for
- * `kiln logs flush`, and a line says so. The flock keeps two kilns running
- * with the same --log-dir from sending the same files twice. */
+ * `kiln logs flush`, and a line says so. A kiln that cannot take the flock
+ * (another one is running on this spool) sends none of the files. */
 static void adopt_leftovers(kiln_ship *s)
 {
     const char *name = s->sink->plugin->desc->name;
