@@ -706,6 +706,48 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* .req files directly in DIR. */
+static size_t count_req(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        n += l > 4 && !strcmp(e->d_name + l - 4, ".req");
+    }
+    closedir(d);
+    return n;
+}
+
+/* Batches in this plugin's other spool directories (NAME-OTHERINDEX: made
+ * with another --sink list, or a running kiln's) are not this sink's to
+ * send; one line says they are there, so they are not forgotten. */
+static void tell_other_dirs(kiln_ship *s)
+{
+    const char *name = s->sink->plugin->desc->name;
+    size_t nl = strlen(name);
+    DIR *d = opendir(g_spool_root);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, name, nl) || e->d_name[nl] != '-' ||
+            strspn(e->d_name + nl + 1, "0123456789") != strlen(e->d_name + nl + 1))
+            continue;
+        char *dir = kiln__xasprintf("%s/%s", g_spool_root, e->d_name);
+        size_t n = strcmp(dir, s->spool_dir) ? count_req(dir) : 0;
+        if (n)
+            fprintf(stderr, "kiln: log sink '%s': %zu batches in %s (another --sink list's, or a running "
+                    "kiln's) are not sent by this run; send them with 'kiln logs flush %s'\n", name, n, dir,
+                    g_spool_root);
+        free(dir);
+    }
+    closedir(d);
+}
+
 /* What an earlier kiln left in this sink's spool directory (killed, or cut
  * off by --sink-grace) is queued first, in name order (= its sending order),
  * so it reaches the receiver before this build's records. Only a batch for
@@ -835,6 +877,7 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
     if (g_spool_root) {
         s->spool_dir = kiln__xasprintf("%s/%s-%d", g_spool_root, sink->plugin->desc->name, sink->index);
         adopt_leftovers(s);
+        tell_other_dirs(s);
     }
     if (getrandom(&s->nonce, sizeof s->nonce, 0) != (ssize_t)sizeof s->nonce)
         s->nonce = (uint64_t)kiln__now_us() ^ ((uint64_t)getpid() << 40);

@@ -152,4 +152,10 @@ assert d["raw"]==len(d["records"]), (d["raw"], len(d["records"]))
 rc=0; "$KILN" logs flush rlogs/.spool >rflush.out 2>&1 || rc=$?
 check "flush of a corrupt file: exit 1, names it with its offset" \
     sh -c "test $rc = 1 && grep -q 'kiln: logs flush: $sdir/0000000000000000-corrupt.req: offset [0-9]*: expected a body of 99 bytes' rflush.out"
+# Another --sink list moves the sink to another NAME-INDEX directory: what
+# the old one holds is not sent, and a line says where it is.
+rc=$(run_kiln r3.out run q.yaml --quiet --log-dir rlogs --sink "jsonl:path=$TMP/q.jsonl" \
+    --sink "otlp:endpoint=$URL,batch_records=500")
+check "another --sink list: says the old directory's batches are left for flush" \
+    grep -q "kiln: log sink 'otlp': 1 batches in $sdir (another --sink list's, or a running kiln's) are not sent by this run; send them with 'kiln logs flush rlogs/.spool'" r3.out
 finish
