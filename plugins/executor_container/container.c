@@ -1107,8 +1107,6 @@ static void cx_abandon(kiln_exec *x)
 static void cx_pause(kiln_exec *x)
 {
     cxp *p = kiln_api->exec_get_data(x);
-    if (getenv("KILN_CX_NOPAUSE"))
-        return;
     p->paused = true;
     if (p->logs)
         kiln_api->http_pause_recv(p->logs, true);
