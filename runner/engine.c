@@ -846,6 +846,7 @@ static void finish_build(kiln__build *b)
 static void end_build(kiln__build *b)
 {
     b->phase = KILN__PHASE_DONE;
+    kiln__strays_end_build(b);
     uv_timer_stop(&b->timeout_timer);
     uv_idle_stop(&b->pump);
     b->pump_active = false;

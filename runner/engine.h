@@ -159,6 +159,9 @@ typedef struct kiln__tap {
     void *data;
 } kiln__tap;
 void kiln__sinks_event(kiln__engine *eng, const kiln_event *ev);
+/* The build's steps ended: kill the processes they left outside their
+ * process groups, found by their KILN_PROCESS_TAG (strays.h), and say so. */
+void kiln__strays_end_build(kiln__build *b);
 /* A build-level or step-level SYSTEM message to every sink. */
 void kiln__sys_log(kiln__build *b, kiln__rstep *step, kiln_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -283,6 +286,7 @@ struct kiln__build {
     void *cb_data;
     char *plan_file;             /* dry runs: where mock-deploy records this build's deploys */
     char *volume_dir;            /* the build's volumes (volumes.h), or NULL */
+    bool local_procs;            /* a process was started on this machine (strays.h) */
 };
 
 struct kiln__engine {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "strays.h"
 #include "volumes.h"
 #include "watchdog.h"
 
@@ -359,6 +360,65 @@ static bool pidfd_usable(void)
     return usable;
 }
 
+/* "PID.START": the start of every tag this kiln gives (strays.h). */
+static const char *tag_base(void)
+{
+    static char base[48];
+    if (!base[0])
+        snprintf(base, sizeof base, "%ld.%llu", (long)getpid(), kiln__proc_start_ticks(getpid()));
+    return base;
+}
+
+/* env with KILN_PROCESS_TAG=PID.START:BUILD:STEP in place of any it had (a
+ * kiln run by a step of another kiln has that one's); TAG holds the text. */
+static char **tagged_env(char **env, kiln__rstep *step, char **tag)
+{
+    kiln__buf t = KILN__BUF_INIT;
+    kiln__buf_addf(&t, KILN__TAG_VAR "=%s:%s:%d", tag_base(), step->b->id, step->ordinal);
+    *tag = kiln__buf_detach(&t);
+    size_t n = 0;
+    bool replaced = false;
+    for (; env[n]; n++)
+        if (strncmp(env[n], KILN__TAG_VAR "=", sizeof KILN__TAG_VAR) == 0) {
+            env[n] = *tag;
+            replaced = true;
+        }
+    if (!replaced) {
+        env = kiln__xrealloc(env, (n + 2) * sizeof *env);
+        env[n] = *tag;
+        env[n + 1] = NULL;
+    }
+    step->b->local_procs = true;
+    return env;
+}
+
+struct strays_ctx {
+    kiln__build *b;
+};
+
+static void report_stray(void *arg, pid_t pid, const char *tag, const char *comm)
+{
+    kiln__build *b = ((struct strays_ctx *)arg)->b;
+    const char *colon = strrchr(tag, ':');
+    long ord = colon ? strtol(colon + 1, NULL, 10) : -1;
+    const char *step = ord >= 0 && (size_t)ord < b->n_total ? b->steps[ord].def->key : "?";
+    kiln__sys_log(b, NULL, KILN_LOG_WARN,
+                  "step '%s' left process %ld (%s) running outside its process group; killed it at "
+                  "the end of the build",
+                  step, (long)pid, comm);
+}
+
+void kiln__strays_end_build(kiln__build *b)
+{
+    if (!b->local_procs)
+        return;
+    kiln__buf prefix = KILN__BUF_INIT;
+    kiln__buf_addf(&prefix, "%s:%s:", tag_base(), b->id);
+    struct strays_ctx ctx = {b};
+    kiln__strays_kill(prefix.buf, report_stray, &ctx);
+    kiln__buf_release(&prefix);
+}
+
 /* The variable NAME=... of env, or NULL. */
 static const char *env_get(char *const *env, const char *name)
 {
@@ -548,7 +608,8 @@ static int local_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit
     kiln__framer_init(&p->ferr, step, KILN_STREAM_STDERR);
     p->fout.on_line = p->ferr.on_line = opts->on_line;
     p->fout.line_data = p->ferr.line_data = opts->line_data;
-    char **env = kiln__spawn_env(step, opts);
+    char *tag;
+    char **env = tagged_env(kiln__spawn_env(step, opts), step, &tag);
     int rc;
     /* A step with volumes: its processes start through kiln-mount-exec, from
      * "/" as its working directory may exist only in a volume. */
@@ -577,12 +638,14 @@ static int local_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit
             free(p);
         }
         free(env);
+        free(tag);
         kiln__volumes_free_argv(wrapped);
         return rc;
     }
 #endif
     rc = spawn_uv(step, opts, p, env, out);
     free(env);
+    free(tag);
     kiln__volumes_free_argv(wrapped);
     return rc;
 }

@@ -19,6 +19,10 @@
  * SIGQUIT: Ctrl-C is kiln's to handle (it cancels the build, which ends each
  * group by itself); only kiln's end makes the watchdog act.
  *
+ * Then it kills the processes that left their group (setsid, a daemon) but
+ * still carry kiln's KILN_PROCESS_TAG (strays.h): kiln kills a build's at
+ * the build's end, so at a normal end none is left.
+ *
  * No libraries beyond libc, and nothing on kiln's path per step but the
  * record's write().
  */
@@ -33,6 +37,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "strays.h"
 
 static volatile sig_atomic_t parent_died;
 
@@ -88,6 +94,34 @@ static size_t apply(const char *buf, size_t len)
     return used;
 }
 
+struct stray_list {
+    size_t n, len;
+    char text[256];
+};
+
+static void note_stray(void *arg, pid_t pid, const char *tag, const char *comm)
+{
+    (void)tag;
+    struct stray_list *l = arg;
+    l->n++;
+    if (l->len < sizeof l->text - 32)
+        l->len += (size_t)snprintf(l->text + l->len, sizeof l->text - l->len, "%s%ld (%s)",
+                                   l->n > 1 ? ", " : "", (long)pid, comm);
+}
+
+/* What kiln's steps left outside their groups, found by their tag. */
+static void kill_strays(long kiln, unsigned long long start)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%ld.%llu:", kiln, start);
+    struct stray_list l = {0};
+    kiln__strays_kill(prefix, note_stray, &l);
+    if (l.n)
+        fprintf(stderr, "kiln: watchdog: kiln (pid %ld) ended; killed %zu process%s that had left "
+                        "their step's process group: %s\n",
+                kiln, l.n, l.n == 1 ? "" : "es", l.text);
+}
+
 int main(int argc, char **argv)
 {
     char *end;
@@ -113,6 +147,9 @@ int main(int argc, char **argv)
 #ifdef SYS_close_range
     syscall(SYS_close_range, 3U, ~0U, 0U); /* anything kiln leaked without O_CLOEXEC */
 #endif
+    /* kiln's start time, read while kiln lives: the tags of its processes
+     * begin with PID.START (strays.h). */
+    unsigned long long kiln_start = parent_died ? 0 : kiln__proc_start_ticks((pid_t)kiln);
     if (chdir("/") != 0) {
         /* only so as not to hold a directory busy */
     }
@@ -161,5 +198,7 @@ int main(int argc, char **argv)
                         "process group%s: %s\n",
                 kiln, killed, killed == 1 ? "" : "s", list);
     free(groups);
+    if (kiln_start)
+        kill_strays(kiln, kiln_start);
     _exit(0); /* no exit handlers: a leak checker must not change anything here */
 }

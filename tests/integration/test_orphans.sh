@@ -155,6 +155,55 @@ check "Ctrl-C: the step runs" wait_for 60 running 2 "$MARK 32"
 kill -INT -- -"$pid" # to kiln's process group, as a terminal does
 finished_clean Ctrl-C int.out 130
 
+echo "# processes that leave their step's process group (setsid)"
+# setsid(1) makes a session, hence a group, of its own: the group kill at the
+# step's end misses it; its KILN_PROCESS_TAG does not (runner/strays.h).
+cat >daemon.yaml <<EOF2
+# the pid file is written after setsid(): the step ends once the daemon
+# has left its group, never before (its group is killed then)
+steps:
+- id: daemon
+  script: |
+    setsid sh -c 'echo \$\$ > daemon.pid; exec $SLEEP 340' </dev/null >/dev/null 2>&1 &
+    for i in \$(seq 1200); do [ -s daemon.pid ] && break; sleep 0.05; done; echo started
+- id: keep
+  script: |
+    env -u KILN_PROCESS_TAG setsid sh -c 'echo \$\$ > keep.pid; exec $SLEEP 341' </dev/null >/dev/null 2>&1 &
+    for i in \$(seq 1200); do [ -s keep.pid ] && break; sleep 0.05; done; echo kept
+- id: sees
+  script: |
+    kill -0 \$(cat daemon.pid) && echo the daemon outlives its step
+    env | grep '^KILN_PROCESS_TAG=' | sed 's/=.*:\(.*\):\([0-9]*\)\$/= build \1 step \2/'
+EOF2
+rc=0
+"$KILN" run daemon.yaml --max-parallel 1 --report daemon.json >daemon.out 2>&1 || rc=$?
+check "setsid: the build succeeds" test "$rc" = 0
+check "setsid: the daemon ran past its step" has_line daemon.out "the daemon outlives its step"
+check "setsid: each step process carries its tag" grep -q "KILN_PROCESS_TAG= build .* step 2" daemon.out
+check "setsid: kiln says it killed the daemon, and whose it was" grep -q "warning: kiln: step 'daemon' left process [0-9]* (sleep-kilnmark[^)]*) running outside its process group; killed it at the end of the build" daemon.out
+check "setsid: the daemon is gone when kiln returns" eval '! running 1 "$MARK 340"'
+check "setsid: a process that removed its tag was left alone" running 1 "$MARK 341"
+pkill -f -- "$MARK 341" || true
+check "setsid: nothing else survives" wait_for 60 no_survivors
+
+cat >daemon9.yaml <<EOF2
+steps:
+- id: daemon
+  script: |
+    setsid sh -c 'echo \$\$ > daemon9.pid; exec $SLEEP 342' </dev/null >/dev/null 2>&1 &
+    for i in \$(seq 1200); do [ -s daemon9.pid ] && break; sleep 0.05; done; echo started
+- id: wait
+  script: $SLEEP 343
+EOF2
+"$KILN" run daemon9.yaml --max-parallel 1 >daemon9.out 2>&1 &
+pid=$!
+check "kill -9: the daemon and the next step run" wait_for 60 running 1 "$MARK 343"
+check "kill -9: the daemon runs" running 1 "$MARK 342"
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+check "kill -9: the watchdog kills the daemon too" wait_for 60 no_survivors
+check "kill -9: the watchdog says so" wait_for 30 grep -q "watchdog: kiln (pid $pid) ended; killed 1 process that had left their step's process group: [0-9]* (sleep-kilnmark" daemon9.out
+
 echo "# a group id kiln forgot is not killed when another process gets it"
 # In a pid namespace of its own, a process is given the id of a group kiln
 # made, reaped and forgot (ns_last_pid), then kiln is killed: the process
