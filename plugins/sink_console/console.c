@@ -36,6 +36,8 @@
 
 #include <kiln/kiln.h>
 
+#include "../common/sink_writer.h"
+
 KILN_API_DEFINE;
 
 enum { FMT_KILN, FMT_CLOUDBUILD };
@@ -63,13 +65,6 @@ static const kiln_option console_options[] = {
     KILN_OPTIONS_END,
 };
 
-/* Bytes waiting for the console. */
-struct obuf {
-    char *data;
-    size_t len, cap;
-    int err; /* errno of a failed write, set on the worker */
-};
-
 /* Above this many bytes waiting, write() says KILN_EAGAIN: kiln stops
  * reading step output until the console has taken what it has. */
 #define HIGH_WATER (1u << 20)
@@ -77,17 +72,12 @@ struct obuf {
 struct console {
     struct console_config cfg;
     kiln_sink *sink;
-    int fd;
     bool color;
     bool midline;          /* the last thing printed was a partial line */
     char mid_build[64];
     int mid_step;
     int mid_stream;
-    struct obuf active, flight; /* filled on the loop / being written on a worker */
-    bool in_flight;
-    bool paused;           /* write() said KILN_EAGAIN; sink_ready() owed */
-    bool closing;
-    int write_error;       /* the console is gone (EPIPE, ...): drop output */
+    kiln_sw w;             /* the console's writer (sink_writer.h) */
 };
 
 static const char *const palette[] = {"\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m",
@@ -104,28 +94,12 @@ static const char *colour_of(const char *key)
     return palette[h % (sizeof palette / sizeof palette[0])];
 }
 
-/* Room for n more bytes; returns where they go. */
-static char *reserve(struct obuf *o, size_t n)
-{
-    if (o->len + n > o->cap) {
-        size_t cap = o->cap ? o->cap : 65536;
-        while (cap < o->len + n)
-            cap *= 2;
-        char *d = realloc(o->data, cap);
-        if (!d)
-            abort();
-        o->data = d;
-        o->cap = cap;
-    }
-    return o->data + o->len;
-}
-
 static void put(struct console *c, const char *p, size_t n)
 {
     if (!n)
         return; /* an empty prefix: the buffer may not exist yet */
-    memcpy(reserve(&c->active, n), p, n);
-    c->active.len += n;
+    memcpy(kiln_sw_buf_reserve(&c->w.active, n), p, n);
+    c->w.active.len += n;
 }
 
 static void puts_(struct console *c, const char *s)
@@ -141,11 +115,11 @@ static void __attribute__((format(printf, 2, 3))) putf(struct console *c, const 
     va_end(ap);
     if (n <= 0)
         return;
-    char *d = reserve(&c->active, (size_t)n + 1);
+    char *d = kiln_sw_buf_reserve(&c->w.active, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(d, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    c->active.len += (size_t)n;
+    c->w.active.len += (size_t)n;
 }
 
 /* The step prefix ("[step] ", coloured, or Cloud Build's "Step #N: ")
@@ -193,88 +167,23 @@ static void end_midline(struct console *c)
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* On a worker thread: the whole flight buffer, in order. The console may be
- * a terminal, a pipe or a file that is slow to take it: only this thread
- * waits. */
-static void write_flight(void *data)
+static void finish_close(void *data)
 {
     struct console *c = data;
-    const char *p = c->flight.data;
-    size_t left = c->flight.len;
-    while (left) {
-        ssize_t n = write(c->fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* Someone made the descriptor non-blocking: wait here. */
-                struct pollfd pfd = {c->fd, POLLOUT, 0};
-                poll(&pfd, 1, -1);
-                continue;
-            }
-            c->flight.err = errno;
-            return;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-}
-
-static void submit(struct console *c);
-
-static void finish_close(struct console *c)
-{
     kiln_sink *sink = c->sink;
-    free(c->active.data);
-    free(c->flight.data);
+    kiln_sw_release(&c->w);
     free(c);
     kiln_api->sink_closed(sink);
 }
 
-static void after_write(void *data, int err)
-{
-    (void)err;
-    struct console *c = data;
-    c->in_flight = false;
-    if (c->flight.err && !c->write_error)
-        c->write_error = c->flight.err; /* a closed pipe (EPIPE): nobody to tell */
-    c->flight.len = 0;
-    c->flight.err = 0;
-    submit(c);
-    if (c->paused && c->active.len < HIGH_WATER) {
-        c->paused = false;
-        kiln_api->sink_ready(c->sink);
-    }
-    if (c->closing && !c->in_flight)
-        finish_close(c);
-}
-
-/* Hand what is waiting to a worker, unless one is writing already: what
- * arrives meanwhile goes out in the next, bigger, write. */
-static void submit(struct console *c)
-{
-    if (c->write_error)
-        c->active.len = 0;
-    if (c->in_flight || !c->active.len)
-        return;
-    struct obuf tmp = c->flight;
-    c->flight = c->active;
-    c->active = tmp;
-    c->in_flight = true;
-    if (kiln_api->queue_work(KILN_OBJ(c->sink), write_flight, after_write, c) != 0) {
-        write_flight(c); /* no worker: write here rather than lose it */
-        after_write(c, 0);
-    }
-}
-
 /* One line (n bytes at p, its newline included if it has one) after the
  * prefix, at *d; grows the buffer when the room reserved runs out. */
-static inline void put_line(struct obuf *o, char **d, const char *pre, size_t pre_len, bool with_pre,
+static inline void put_line(kiln_sw_buf *o, char **d, const char *pre, size_t pre_len, bool with_pre,
                             const char *p, size_t n)
 {
     if ((size_t)(o->data + o->cap - *d) < pre_len + n + 1) {
         o->len = (size_t)(*d - o->data);
-        reserve(o, pre_len + n + 1);
+        kiln_sw_buf_reserve(o, pre_len + n + 1);
         *d = o->data + o->len;
     }
     if (with_pre) {
@@ -293,10 +202,10 @@ static inline void put_line(struct obuf *o, char **d, const char *pre, size_t pr
 static void put_lines(struct console *c, const kiln_log_batch *b, const char *pre, size_t pre_len,
                       bool continues)
 {
-    struct obuf *o = &c->active;
+    kiln_sw_buf *o = &c->w.active;
     const char *t = b->text;
     size_t n = b->len, i = 0, start = 0;
-    reserve(o, n + ((size_t)b->n_lines + 1) * (pre_len + 1));
+    kiln_sw_buf_reserve(o, n + ((size_t)b->n_lines + 1) * (pre_len + 1));
     char *d = o->data + o->len;
     bool with_pre = !continues;
 #ifdef __SSE2__
@@ -338,6 +247,8 @@ static int console_write(kiln_sink *sink, const kiln_log_batch *b)
     bool system = b->stream == KILN_STREAM_SYSTEM;
     if (c->cfg.quiet && !(system && b->severity <= KILN_LOG_WARN))
         return 0;
+    if (kiln_sw_lost(&c->w, b))
+        return 0; /* the console is gone (EPIPE, ...): counted, not shown */
     bool same = c->midline && strcmp(c->mid_build, b->build_id) == 0 &&
                 c->mid_step == b->step_index && c->mid_stream == (int)b->stream &&
                 (b->flags & KILN_BATCH_CONTINUED);
@@ -372,12 +283,8 @@ static int console_write(kiln_sink *sink, const kiln_log_batch *b)
     } else {
         c->midline = false; /* a continued partial line is complete now */
     }
-    submit(c);
-    if (c->active.len >= HIGH_WATER && !c->paused) {
-        c->paused = true;
-        return KILN_EAGAIN;
-    }
-    return 0;
+    kiln_sw_note(&c->w, b);
+    return kiln_sw_submit(&c->w);
 }
 
 static void console_event(kiln_sink *sink, const kiln_event *ev)
@@ -427,7 +334,7 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
         default:
             break;
         }
-        submit(c);
+        kiln_sw_submit(&c->w);
         return;
     }
     const char *col = c->color ? (bad ? RED : "\033[32m") : "";
@@ -459,7 +366,7 @@ static void console_event(kiln_sink *sink, const kiln_event *ev)
     default:
         break;
     }
-    submit(c);
+    kiln_sw_submit(&c->w);
 }
 
 static int console_open(kiln_sink *sink, const void *config, void *plugin_data)
@@ -472,10 +379,12 @@ static int console_open(kiln_sink *sink, const void *config, void *plugin_data)
     /* From here on the console writes to the descriptor; what kiln printed
      * through stdio before goes first. */
     fflush(out);
-    c->fd = fileno(out);
     c->sink = sink;
+    kiln_sw_init(&c->w, sink, fileno(out), HIGH_WATER);
+    c->w.on_closed = finish_close;
+    c->w.data = c;
     c->color = c->cfg.color == COLOR_ALWAYS ||
-               (c->cfg.color == COLOR_AUTO && isatty(c->fd) && !getenv("NO_COLOR"));
+               (c->cfg.color == COLOR_AUTO && isatty(c->w.fd) && !getenv("NO_COLOR"));
     c->mid_step = -2;
     kiln_api->sink_set_data(sink, c);
     return 0;
@@ -491,10 +400,7 @@ static void console_close(kiln_sink *sink)
         return;
     }
     end_midline(c);
-    c->closing = true;
-    submit(c);
-    if (!c->in_flight)
-        finish_close(c);
+    kiln_sw_close(&c->w);
 }
 
 static int console_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)

@@ -40,6 +40,7 @@
 #include <kiln/kiln.h>
 
 #include "../common/json_string.h"
+#include "../common/sink_writer.h"
 
 KILN_API_DEFINE;
 
@@ -60,104 +61,35 @@ static const kiln_option jsonl_options[] = {
     KILN_OPTIONS_END,
 };
 
-/* The records of one step that a buffer holds, for loss accounting: when a
- * write fails, every segment not wholly on disk is reported lost. */
-struct seg {
-    char *build_id, *step_id; /* step_id NULL: the build's own messages */
-    size_t end;               /* offset in the buffer just past the segment */
-    uint64_t bytes, lines;    /* as delivered in the batches */
-};
-
-struct buf {
-    char *data;
-    size_t len, cap;
-    struct seg *segs;
-    size_t n_segs, cap_segs;
-};
+typedef kiln_sw_buf buf_t;
 
 struct jsonl {
     kiln_sink *sink;
     char *path;
-    int fd;
     bool own;
-    struct buf active, flight; /* filled on the loop / being written by a worker */
-    int flight_err;
-    size_t flight_done; /* bytes of flight written before flight_err */
-    bool in_flight, paused, closing;
-    int write_error;
-    struct buf prefix; /* the current batch's line start, up to "seq": */
-    int64_t time_sec;  /* the second base_time holds */
+    kiln_sw w;       /* the file's writer (sink_writer.h) */
+    buf_t prefix;    /* the current batch's line start, up to "seq": */
+    int64_t time_sec; /* the second base_time holds */
     char base_time[32];
 };
 
-/* Room for EXTRA more bytes; memory exhaustion aborts, like the file sink. */
-static inline char *reserve(struct buf *b, size_t extra)
+static inline char *reserve(buf_t *b, size_t extra)
 {
-    if (b->cap - b->len < extra) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap - b->len < extra)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            abort();
-        b->data = d;
-        b->cap = cap;
-    }
-    return b->data + b->len;
+    return kiln_sw_buf_reserve(b, extra);
 }
 
-static bool same(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* The records just appended to B (up to b->len) belong to this batch. */
-static void note_batch(struct buf *b, const kiln_log_batch *lb)
-{
-    struct seg *last = b->n_segs ? &b->segs[b->n_segs - 1] : NULL;
-    if (!last || !same(last->build_id, lb->build_id) || !same(last->step_id, lb->step_id)) {
-        if (b->n_segs == b->cap_segs) {
-            b->cap_segs = b->cap_segs ? 2 * b->cap_segs : 16;
-            b->segs = realloc(b->segs, b->cap_segs * sizeof *b->segs);
-            if (!b->segs)
-                abort();
-        }
-        last = &b->segs[b->n_segs++];
-        *last = (struct seg){strdup(lb->build_id), lb->step_id ? strdup(lb->step_id) : NULL, 0, 0, 0};
-        if (!last->build_id || (lb->step_id && !last->step_id))
-            abort();
-    }
-    last->end = b->len;
-    last->bytes += lb->len;
-    last->lines += lb->n_lines;
-}
-
-/* Report the segments of B that end past WRITTEN bytes as lost, forget all. */
-static void settle(struct jsonl *j, struct buf *b, size_t written, int err)
-{
-    for (size_t i = 0; i < b->n_segs; i++) {
-        struct seg *g = &b->segs[i];
-        if (g->end > written && KILN_API_HAS(kiln_api, sink_lost))
-            kiln_api->sink_lost(j->sink, g->build_id, g->step_id, g->bytes, g->lines,
-                                strerror(err));
-        free(g->build_id);
-        free(g->step_id);
-    }
-    b->n_segs = 0;
-}
-
-static void add(struct buf *b, const char *s, size_t n)
+static void add(buf_t *b, const char *s, size_t n)
 {
     memcpy(reserve(b, n), s, n);
     b->len += n;
 }
 
-static void adds(struct buf *b, const char *s)
+static void adds(buf_t *b, const char *s)
 {
     add(b, s, strlen(s));
 }
 
-static void add_string(struct buf *b, const char *s, size_t n)
+static void add_string(buf_t *b, const char *s, size_t n)
 {
     char *d = reserve(b, KP_JSON_ESCAPE_MAX(n) + 2);
     d[0] = '"';
@@ -166,13 +98,13 @@ static void add_string(struct buf *b, const char *s, size_t n)
     b->len += w + 2;
 }
 
-static void add_strz(struct buf *b, const char *s)
+static void add_strz(buf_t *b, const char *s)
 {
     add_string(b, s, strlen(s));
 }
 
-static void addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void addf(struct buf *b, const char *fmt, ...)
+static void addf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void addf(buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -197,7 +129,7 @@ static size_t put_u64(char *d, uint64_t v)
     return n;
 }
 
-static void add_time(struct jsonl *j, struct buf *b, int64_t us)
+static void add_time(struct jsonl *j, buf_t *b, int64_t us)
 {
     int64_t sec = us / 1000000;
     if (sec != j->time_sec || !j->base_time[0]) {
@@ -239,7 +171,7 @@ static const char *severity_name(kiln_log_level l)
     }
 }
 
-static void add_ids(struct buf *b, const char *build_id, const char *step_id, int step_index,
+static void add_ids(buf_t *b, const char *build_id, const char *step_id, int step_index,
                     int depth)
 {
     adds(b, ",\"build_id\":");
@@ -252,93 +184,32 @@ static void add_ids(struct buf *b, const char *build_id, const char *step_id, in
     addf(b, ",\"depth\":%d", depth);
 }
 
-/* On a worker thread: write the chunk in flight. */
-static void write_flight(void *data)
+static void finish_close(void *data)
 {
     struct jsonl *j = data;
-    const char *p = j->flight.data;
-    size_t left = j->flight.len;
-    while (left) {
-        ssize_t n = write(j->fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            j->flight_err = errno;
-            j->flight_done = j->flight.len - left;
-            return;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-}
-
-static void finish_close(struct jsonl *j)
-{
-    if (j->own && close(j->fd) != 0 && !j->write_error)
+    if (j->own && close(j->w.fd) != 0 && !j->w.write_error)
         fprintf(stderr, "kiln: error: cannot write '%s': %s\n", j->path, strerror(errno));
-    free(j->active.data);
-    free(j->flight.data);
-    free(j->active.segs);
-    free(j->flight.segs);
-    free(j->prefix.data);
+    kiln_sw_release(&j->w);
+    kiln_sw_buf_release(&j->prefix);
     free(j->path);
     kiln_sink *sink = j->sink;
     free(j);
     kiln_api->sink_closed(sink);
 }
 
-static void submit(struct jsonl *j);
-
-static void after_write(void *data, int err)
+/* The file ends at the first failed write: what follows is reported lost. */
+static void on_write_error(void *data, int err)
 {
     struct jsonl *j = data;
-    j->in_flight = false;
-    if (j->flight_err && !j->write_error) {
-        j->write_error = j->flight_err;
-        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", j->path, strerror(j->flight_err));
-        /* The file stays a prefix of the records: nothing is written after
-         * a failed write, and what was not written is reported lost. */
-        settle(j, &j->flight, j->flight_done, j->write_error);
-        settle(j, &j->active, 0, j->write_error);
-        j->active.len = 0;
-    }
-    settle(j, &j->flight, j->flight.len, 0);
-    j->flight.len = 0;
-    j->flight_err = 0;
-    if (j->active.len)
-        submit(j);
-    if (j->paused && j->active.len < HIGH_WATER) {
-        j->paused = false;
-        kiln_api->sink_ready(j->sink);
-    }
-    if (j->closing && !j->in_flight)
-        finish_close(j);
-}
-
-static void submit(struct jsonl *j)
-{
-    if (j->in_flight || !j->active.len)
-        return;
-    struct buf tmp = j->flight;
-    j->flight = j->active;
-    j->active = tmp;
-    j->in_flight = true;
-    if (kiln_api->queue_work(KILN_OBJ(j->sink), write_flight, after_write, j) != 0) {
-        write_flight(j); /* no worker: write here rather than lose it */
-        after_write(j, 0);
-    }
+    fprintf(stderr, "kiln: error: cannot write '%s': %s\n", j->path, strerror(err));
 }
 
 static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
 {
     struct jsonl *j = kiln_api->sink_get_data(sink);
-    if (j->write_error) {
-        if (KILN_API_HAS(kiln_api, sink_lost))
-            kiln_api->sink_lost(sink, b->build_id, b->step_id, b->len, b->n_lines,
-                                strerror(j->write_error));
+    if (kiln_sw_lost(&j->w, b))
         return 0;
-    }
-    struct buf *pre = &j->prefix;
+    buf_t *pre = &j->prefix;
     pre->len = 0;
     add_time(j, pre, b->time_us);
     add_ids(pre, b->build_id, b->step_id, b->step_index, b->depth);
@@ -350,7 +221,7 @@ static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
 
     static const char text_key[] = ",\"text\":\"";
     static const char partial_end[] = "\",\"partial\":true}\n";
-    struct buf *out = &j->active;
+    buf_t *out = &j->w.active;
     size_t pos = 0;
     const char *line;
     size_t len;
@@ -374,13 +245,8 @@ static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
         }
         out->len += (size_t)(d - start);
     }
-    note_batch(out, b);
-    submit(j);
-    if (j->active.len >= HIGH_WATER && !j->paused) {
-        j->paused = true;
-        return KILN_EAGAIN;
-    }
-    return 0;
+    kiln_sw_note(&j->w, b);
+    return kiln_sw_submit(&j->w);
 }
 
 static void jsonl_event(kiln_sink *sink, const kiln_event *ev)
@@ -388,8 +254,8 @@ static void jsonl_event(kiln_sink *sink, const kiln_event *ev)
     static const char *const names[] = {"",         "build_start", "step_start",
                                         "step_end", "build_end",   "step_progress"};
     struct jsonl *j = kiln_api->sink_get_data(sink);
-    struct buf *b = &j->active;
-    if ((unsigned)ev->type >= sizeof names / sizeof names[0] || j->write_error)
+    buf_t *b = &j->w.active;
+    if ((unsigned)ev->type >= sizeof names / sizeof names[0] || j->w.write_error)
         return;
     add_time(j, b, ev->time_us);
     addf(b, ",\"event\":\"%s\"", names[ev->type]);
@@ -419,7 +285,7 @@ static void jsonl_event(kiln_sink *sink, const kiln_event *ev)
     adds(b, "}\n");
     /* Readers following the file see a step's end when it ends. */
     if (ev->type == KILN_EVENT_BUILD_END || ev->type == KILN_EVENT_STEP_END)
-        submit(j);
+        kiln_sw_submit(&j->w);
 }
 
 static int jsonl_open(kiln_sink *sink, const void *config, void *plugin_data)
@@ -430,21 +296,26 @@ static int jsonl_open(kiln_sink *sink, const void *config, void *plugin_data)
         return KILN_ENOMEM;
     j->sink = sink;
     j->path = strdup(c->path);
+    int fd;
     if (strcmp(c->path, "-") == 0) {
-        j->fd = STDOUT_FILENO;
+        fd = STDOUT_FILENO;
     } else {
-        j->fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         j->own = true;
     }
-    if (j->fd < 0 || !j->path) {
+    if (fd < 0 || !j->path) {
         int e = errno;
         fprintf(stderr, "kiln: error: cannot open '%s': %s\n", c->path, strerror(e));
-        if (j->fd >= 0 && j->own)
-            close(j->fd);
+        if (fd >= 0 && j->own)
+            close(fd);
         free(j->path);
         free(j);
         return KILN_EIO;
     }
+    kiln_sw_init(&j->w, sink, fd, HIGH_WATER);
+    j->w.on_error = on_write_error;
+    j->w.on_closed = finish_close;
+    j->w.data = j;
     kiln_api->sink_set_data(sink, j);
     return 0;
 }
@@ -452,10 +323,7 @@ static int jsonl_open(kiln_sink *sink, const void *config, void *plugin_data)
 static void jsonl_close(kiln_sink *sink)
 {
     struct jsonl *j = kiln_api->sink_get_data(sink);
-    j->closing = true;
-    submit(j);
-    if (!j->in_flight)
-        finish_close(j);
+    kiln_sw_close(&j->w);
 }
 
 static int jsonl_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)

@@ -129,6 +129,35 @@ print(n)' kept/log.jsonl)
         has_line out4.txt "kiln: warning: log sink 'jsonl' lost $lost_bytes bytes ($lost_lines lines) of step 'print': No space left on device"
 fi
 
+# ---- part 3: the console's reader goes away --------------------------------
+# `kiln run ... | head`: the console's writes fail with EPIPE (kiln ignores
+# SIGPIPE); a console on a full device fails with ENOSPC. Neither is silent:
+# the loss is counted per step, warned on stderr and in the report, and the
+# build's result stands (the console is not required).
+rc=0
+{ "$KILN" run big.yaml --report "$TMP/r5.json" 2>err5.txt || rc=$?; } | head -c 100 >/dev/null
+facts r5.json 'j["status"]' 'loss("console", "print")'
+check "console | head: exit 0, SUCCESS" test "$rc:${V[0]}" = 0:SUCCESS
+read -r lost_bytes lost_lines reason <<<"${V[1]}"
+check "console | head: the report counts what the closed pipe lost (${V[1]})" \
+    test "${V[1]}" != NONE -a "${lost_lines:-0}" -gt 0 -a "${lost_lines:-0}" -le "$PRINTED_LINES"
+check "console | head: reason" test "$reason" = "Broken pipe False"
+check "console | head: warned on stderr" \
+    has_line err5.txt "kiln: warning: log sink 'console' is losing records (step 'print': Broken pipe); the report and the summary count what is lost"
+check "console | head: the summary says it" \
+    has_line err5.txt "kiln: warning: log sink 'console' lost $lost_bytes bytes ($lost_lines lines) of step 'print': Broken pipe"
+
+if [ -w /dev/full ]; then
+    rc=0
+    "$KILN" run big.yaml --report "$TMP/r6.json" >/dev/full 2>err6.txt || rc=$?
+    facts r6.json 'j["status"]' 'loss("console", "print")'
+    check "console on /dev/full: exit 0, SUCCESS" test "$rc:${V[0]}" = 0:SUCCESS
+    check "console on /dev/full: every line counted lost" \
+        test "${V[1]}" = "$PRINTED_BYTES $PRINTED_LINES No space left on device False"
+else
+    echo "# skipped: no writable /dev/full here"
+fi
+
 # ---- part 2: a sink plugin that loses output ------------------------------
 
 cat > q.yaml <<'Y'
