@@ -198,4 +198,30 @@ check "nothing is left" wait_for 60 nothing_left
 check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"
 
+# ---------------------------------------------------------------------------
+echo "# a step plugin's spawn() runs in the step's image as a Pod (kedro-train with name:)"
+mkdir -p kedro && cd kedro
+mkdir -p ws && cp -r "$KILN_SOURCE_DIR/tests/data/kedro_project" ws/kedro_project
+cp -a "$E/root" root
+printf '#!/bin/sh\necho "kedro $* ran in the image, in $(pwd)"\n' >root/bin/kedro
+chmod +x root/bin/kedro
+tar -C root -cf kedro.tar .
+TMPDIR=$E/tmp podman import kedro.tar localhost/kiln-k8s-kedro:1 >import.log 2>&1 || cat import.log
+cat >p.yaml <<'Y'
+steps:
+- id: train
+  name: localhost/kiln-k8s-kedro:1
+  uses: kedro-train
+  with: {project: ./kedro_project}
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC" --log-dir logs --workspace ws)
+check "the build succeeds (exit 0)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out | sed 's/^/  /'
+check "kedro ran in the image, in the project's directory under /workspace, in a Pod" \
+    grep -q "\[train\] kedro run.* ran in the image, in /workspace/kedro_project" out
+check "its Pod was created with the plugin's command" log_has \
+    'l["method"]=="POST" and l["path"].endswith("/pods") and l["body"]["spec"]["containers"][0]["image"]=="localhost/kiln-k8s-kedro:1" and "kedro" in " ".join(l["body"]["spec"]["containers"][0].get("command",[]) + l["body"]["spec"]["containers"][0].get("args",[]))'
+check "nothing is left" wait_for 60 nothing_left
+cd "$TMP"
+
 finish
