@@ -44,6 +44,7 @@ KILN_API_DEFINE;
 #define WATCH_RETRIES 20 /* failed (re)connections in a row before the Pods are given up */
 
 static const char *const ws_choices[] = {"hostpath", "pvc", "pvc-rwo", NULL};
+static const char *const fill_choices[] = {"none", "git", NULL};
 
 struct kx_config {
     const char *context, *ns, *service_account, *kubeconfig;
@@ -51,6 +52,8 @@ struct kx_config {
     int workspace;
     const char *storage, *storage_class;
     bool rwx;
+    int fill;
+    const char *fill_image, *git_url, *git_commit;
 };
 
 #define OPT(n, d, f, field, desc) {KILN_OPT_STRING, n, d, f, offsetof(struct kx_config, field), 0, -1, NULL, desc}
@@ -70,6 +73,12 @@ static const kiln_option kx_options[] = {
     OPT("storageClass", NULL, 0, storage_class, "workspace=pvc, pvc-rwo: the claim's storage class."),
     {KILN_OPT_BOOL, "readWriteMany", "true", 0, offsetof(struct kx_config, rwx), 0, -1, NULL,
      "workspace=pvc: ask for ReadWriteMany (false: ReadWriteOnce; pvc-rwo always does)."},
+    {KILN_OPT_ENUM, "fill", "none", 0, offsetof(struct kx_config, fill), 0, -1, fill_choices,
+     "workspace=pvc, pvc-rwo: none (the claim starts empty) or git (a first Pod clones the workspace's "
+     "origin at its HEAD into the claim)."},
+    OPT("fillImage", "alpine/git", 0, fill_image, "fill=git: the image of the fill Pod (needs sh and git)."),
+    OPT("gitUrl", NULL, 0, git_url, "fill=git: the repository to clone (default: the workspace's origin)."),
+    OPT("gitCommit", NULL, 0, git_commit, "fill=git: the commit to check out (default: the workspace's HEAD)."),
     KILN_OPTIONS_END,
 };
 
@@ -936,9 +945,9 @@ static void sweep_host_dirs(const char *tmp)
 
 /* kube_build.c's requests go out as the executor's. */
 static int kb_request(void *ctx, const char *method, const char *url, const char *body, const char *ctype,
-                      kiln_http_cb cb, void *data)
+                      kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb, void *data)
 {
-    return request(ctx, method, url, body, ctype, NULL, NULL, cb, data, NULL);
+    return request(ctx, method, url, body, ctype, on_data, on_data_data, cb, data, NULL);
 }
 
 static int kx_open(void *plugin_data, const void *config, const char *build_id)
@@ -961,6 +970,11 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     kx->memory = c->memory ? xstrdup(c->memory) : NULL;
     kx->cpu = c->cpu ? xstrdup(c->cpu) : NULL;
     kx->ws_mode = c->workspace >= 1 ? KW_PVC : KW_HOSTPATH;
+    if (c->fill == 1 && kx->ws_mode != KW_PVC) {
+        kiln_error(kx->self, "executor kubernetes: fill=git needs workspace=pvc or pvc-rwo (with hostpath the "
+                             "Pods use kiln's own workspace directory)");
+        return KILN_ECONFIG;
+    }
     if (kx->conn.token)
         kx->auth = xasprintf("Authorization: Bearer %s", kx->conn.token);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
@@ -997,7 +1011,9 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     /* The owner first, then the claim; Pods wait for them (kube_build.c). */
     char *api = xasprintf("%s/api/v1/namespaces/%s", kx->conn.server, kx->ns);
     kb_conf kc = {.self = kx->self, .api = api, .ns = kx->ns, .build_id = kx->build_id, .owner = kx->owner,
-                  .request = kb_request, .ctx = kx, .claim_body = claim_body, .pin_node = c->workspace == 2};
+                  .request = kb_request, .ctx = kx, .claim_body = claim_body, .claim = kx->claim,
+                  .pin_node = c->workspace == 2, .fill = c->fill == 1, .fill_image = c->fill_image,
+                  .git_url = c->git_url, .git_commit = c->git_commit};
     kx->kb = kb_open(&kc);
     free(api);
     free(claim_body);
@@ -1114,7 +1130,8 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     kx->pods = p;
     p->listed = true;
     kiln_api->exec_set_data(x, p);
-    /* Created once the build's owner (and Secret, node) allow: on_gate. */
+    /* Created once the build's owner (and Secret, fill, node) allow: on_gate. */
+    kb_fill(kx->kb, s->workspace);
     p->pending++;
     kb_when_ready(kx->kb, body, need, p, on_gate, p);
     if (!kx->watching) {

@@ -32,7 +32,8 @@ typedef struct kbuild kbuild;
 /* Send one request (the executor's, with its auth and CA); 0 or KILN_E*.
  * ctype: a whole "Content-Type: ..." header or NULL for JSON. */
 typedef int (*kb_request_fn)(void *ctx, const char *method, const char *url, const char *body,
-                             const char *ctype, kiln_http_cb cb, void *data);
+                             const char *ctype, kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb,
+                             void *data);
 
 typedef struct kb_conf {
     kiln_plugin_handle *self;     /* for log lines */
@@ -41,7 +42,12 @@ typedef struct kb_conf {
     kb_request_fn request;
     void *ctx;
     const char *claim_body;       /* the claim to make (JSON), or NULL */
+    const char *claim;            /* its name */
     bool pin_node;                /* pvc-rwo: one node for every Pod */
+    /* fill=git: before the first Pod, a Pod clones git_url at git_commit
+     * into the claim (NULL: found from the workspace's origin and HEAD). */
+    bool fill;
+    const char *fill_image, *git_url, *git_commit;
 } kb_conf;
 
 /* ready(data, body, error): body is the object to create (malloc'd, the
@@ -62,6 +68,11 @@ void kb_keys_free(char **keys);
 /* Hand body over until the build's objects allow the Pod: cb is called
  * once, maybe inside. token identifies the Pod for kb_forget(). */
 void kb_when_ready(kbuild *kb, char *body, unsigned need, void *token, kb_ready_cb cb, void *data);
+
+/* A Pod is about to be made from the workspace WS (on this machine): the
+ * first call starts the fill (fill=git); the gate holds every Pod until it
+ * has succeeded. */
+void kb_fill(kbuild *kb, const char *ws);
 
 /* The watch saw a Pod of the build on NODE (spec.nodeName). */
 void kb_pod_node(kbuild *kb, const char *node);

@@ -123,6 +123,57 @@ char *kube_own(char *body, const char *owner_name, const char *owner_uid, const 
     return print(j);
 }
 
+/* Clone into the (empty) mount, then the commit: from the clone, or fetched
+ * by id when no branch has it (a server that allows it). */
+static const char fill_script[] =
+    "set -e; git clone -q --no-checkout \"$KILN_GIT_URL\" /workspace; cd /workspace; "
+    "git checkout -q --detach \"$KILN_GIT_COMMIT\" 2>/dev/null || "
+    "{ git fetch -q origin \"$KILN_GIT_COMMIT\" && git checkout -q --detach \"$KILN_GIT_COMMIT\"; }; "
+    "echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"";
+
+static void add_env(cJSON *env, const char *name, const char *value)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddStringToObject(e, "value", value);
+    cJSON_AddItemToArray(env, e);
+}
+
+char *kube_fill_body(const char *name, const char *ns, const char *build_id, const char *owner,
+                     const char *claim, const char *image, const char *url, const char *commit)
+{
+    cJSON *pod = cJSON_CreateObject();
+    cJSON_AddStringToObject(pod, "apiVersion", "v1");
+    cJSON_AddStringToObject(pod, "kind", "Pod");
+    cJSON *meta = meta_of(pod, name, ns, build_id, owner);
+    cJSON_AddStringToObject(cJSON_GetObjectItem(meta, "labels"), KUBE_LABEL_STEP, "kiln-fill");
+    cJSON *spec = cJSON_AddObjectToObject(pod, "spec");
+    cJSON_AddStringToObject(spec, "restartPolicy", "Never");
+    cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
+    cJSON *ctr = cJSON_CreateObject();
+    cJSON_AddStringToObject(ctr, "name", "fill");
+    cJSON_AddStringToObject(ctr, "image", image);
+    cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("sh"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(fill_script));
+    cJSON *env = cJSON_AddArrayToObject(ctr, "env");
+    add_env(env, "KILN_GIT_URL", url);
+    add_env(env, "KILN_GIT_COMMIT", commit);
+    add_env(env, "HOME", "/tmp");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", "build");
+    cJSON_AddStringToObject(m, "mountPath", "/workspace");
+    cJSON_AddStringToObject(m, "subPath", "workspace");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), ctr);
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "name", "build");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(v, "persistentVolumeClaim"), "claimName", claim);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), v);
+    return print(pod);
+}
+
 void kube_secret_key(const char *env_name, unsigned suffix, char *out, size_t cap)
 {
     size_t max = cap > 201 ? 200 : cap - 1, k = 0;

@@ -39,6 +39,13 @@ char *kube_secret_body(const char *name, const char *ns, const char *build_id, c
  * frees body; NULL if body is not a JSON object (body is then kept). */
 char *kube_own(char *body, const char *owner_name, const char *owner_uid, const char *node);
 
+/* The fill Pod NAME: image's git clones url into the claim's workspace
+ * subPath (at /workspace) and checks commit out (url and commit reach the
+ * script as env, never as shell text); labels as every object of the build
+ * (kiln.dev/step: kiln-fill). */
+char *kube_fill_body(const char *name, const char *ns, const char *build_id, const char *owner,
+                     const char *claim, const char *image, const char *url, const char *commit);
+
 /* A Secret key made from an env name: [-._a-zA-Z0-9], at most 200 bytes,
  * "x" when nothing is usable; suffix > 1 appends ".N" (the same name with
  * another value in a sub-build). */
