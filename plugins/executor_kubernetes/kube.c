@@ -945,9 +945,10 @@ static void sweep_host_dirs(const char *tmp)
 
 /* kube_build.c's requests go out as the executor's. */
 static int kb_request(void *ctx, const char *method, const char *url, const char *body, const char *ctype,
-                      kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb, void *data)
+                      kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb, void *data,
+                      kiln_http **out)
 {
-    return request(ctx, method, url, body, ctype, on_data, on_data_data, cb, data, NULL);
+    return request(ctx, method, url, body, ctype, on_data, on_data_data, cb, data, out);
 }
 
 static int kx_open(void *plugin_data, const void *config, const char *build_id)

@@ -47,7 +47,8 @@ struct kbuild {
     /* fill=git */
     int fill;               /* FILL_* */
     char *ws, *claim, *fill_image, *git_url, *git_commit, *fill_error;
-    char *wbuf;             /* the fill Pod's watch, a partial line */
+    kiln_http *watch;       /* the fill Pod's watch */
+    char *wbuf;             /* its partial line */
     size_t wlen;
     int fill_exit, fill_watches;
 };
@@ -117,7 +118,7 @@ static void on_owner(kiln_http *h, void *data, int err, const kiln_http_resp *re
         char *body = kube_own(kb->claim_body, kb->owner_name, kb->owner_uid, NULL);
         kb->claim_body = NULL;
         char *url = xprintf("%s/persistentvolumeclaims", kb->api);
-        if (body && kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_claim, kb) == 0)
+        if (body && kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_claim, kb, NULL) == 0)
             kb->claim_pending = true;
         else
             kb->error = xprintf("cannot send the workspace claim's create");
@@ -148,7 +149,7 @@ kbuild *kb_open(const kb_conf *c)
     kb->tail = &kb->waits;
     char *body = kube_owner_body(kb->owner_name, kb->ns, kb->build_id, kb->owner);
     char *url = xprintf("%s/configmaps", kb->api);
-    if (c->request(c->ctx, "POST", url, body, NULL, NULL, NULL, on_owner, kb))
+    if (c->request(c->ctx, "POST", url, body, NULL, NULL, NULL, on_owner, kb, NULL))
         kb->error = xprintf("cannot send the create of the build's owner %s", kb->owner_name);
     free(url);
     free(body);
@@ -265,7 +266,7 @@ static void apply_secret(kbuild *kb)
     char *url = xprintf("%s/secrets/%s?fieldManager=kiln&force=true", kb->api, kb->secret_name);
     kb->applying = kb->n_sec;
     if (kb->c.request(kb->c.ctx, "PATCH", url, body, "Content-Type: application/apply-patch+yaml", NULL,
-                      NULL, on_secret, kb)) {
+                      NULL, on_secret, kb, NULL)) {
         kb->applying = 0;
         free(kb->secret_error);
         kb->secret_error = xprintf("cannot send the build's Secret %s", kb->secret_name);
@@ -361,6 +362,15 @@ void kb_fill(kbuild *kb, const char *ws)
 }
 
 static void fill_failed(kbuild *kb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fill_unwatch(kbuild *kb)
+{
+    if (kb->watch) {
+        kiln_http *w = kb->watch;
+        kb->watch = NULL; /* its callback sees the fill is no longer running */
+        kiln_api->http_abort(w);
+    }
+}
+
 static void fill_failed(kbuild *kb, const char *fmt, ...)
 {
     if (kb->fill == FILL_DONE)
@@ -386,7 +396,7 @@ static void on_fill_deleted(kiln_http *h, void *data, int err, const kiln_http_r
 static void fill_remove(kbuild *kb)
 {
     char *url = xprintf("%s/pods/%s-fill?gracePeriodSeconds=0", kb->api, kb->owner_name);
-    kb->c.request(kb->c.ctx, "DELETE", url, NULL, NULL, NULL, NULL, on_fill_deleted, kb);
+    kb->c.request(kb->c.ctx, "DELETE", url, NULL, NULL, NULL, NULL, on_fill_deleted, kb, NULL);
     free(url);
 }
 
@@ -447,9 +457,9 @@ static void fill_event(kbuild *kb, const char *line)
     } else if (term) {
         const cJSON *ec = cJSON_GetObjectItem(term, "exitCode");
         kb->fill_exit = cJSON_IsNumber(ec) ? ec->valueint : 1;
-        kb->fill = FILL_DONE + 1; /* reading its log */
+        kb->fill = FILL_DONE + 1; /* reading its log; the watch is stopped by on_fill_data */
         char *url = xprintf("%s/pods/%s-fill/log?container=fill", kb->api, kb->owner_name);
-        if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, NULL, NULL, on_fill_log, kb))
+        if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, NULL, NULL, on_fill_log, kb, NULL))
             on_fill_log(NULL, kb, KILN_EIO, NULL);
         free(url);
     } else if (fill_pull_failure(wr)) {
@@ -471,10 +481,17 @@ static int on_fill_data(void *data, const char *buf, size_t len)
     kb->wlen += len;
     kb->wbuf[kb->wlen] = '\0';
     char *start = kb->wbuf, *nl;
-    while ((nl = strchr(start, '\n'))) {
+    while (kb->fill == FILL_RUNNING && (nl = strchr(start, '\n'))) {
         *nl = '\0';
         fill_event(kb, start);
         start = nl + 1;
+    }
+    if (kb->fill != FILL_RUNNING) {
+        /* Over: no more events wanted; the request goes (no callback into
+         * a running watch any more: on_fill_watch sees the state). */
+        kb->wlen = 0;
+        kb->watch = NULL;
+        return KILN_ECANCELED;
     }
     kb->wlen -= (size_t)(start - kb->wbuf);
     memmove(kb->wbuf, start, kb->wlen);
@@ -486,6 +503,7 @@ static void fill_watch(kbuild *kb);
 static void on_fill_watch(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     kbuild *kb = data;
+    kb->watch = NULL;
     kb->wlen = 0;
     if (kb->fill != FILL_RUNNING)
         return;
@@ -501,7 +519,7 @@ static void fill_watch(kbuild *kb)
 {
     char *url = xprintf("%s/pods?fieldSelector=metadata.name%%3D%s-fill&watch=true&timeoutSeconds=300", kb->api,
                         kb->owner_name);
-    if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, on_fill_data, kb, on_fill_watch, kb))
+    if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, on_fill_data, kb, on_fill_watch, kb, &kb->watch))
         fill_failed(kb, "cannot send the watch of the fill Pod");
     free(url);
 }
@@ -529,7 +547,7 @@ static void fill_create(kbuild *kb)
     if (kb->c.pin_node)
         kb->scout = kb; /* the fill Pod finds the build's node */
     char *url = xprintf("%s/pods", kb->api);
-    if (!body || kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_fill_created, kb))
+    if (!body || kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_fill_created, kb, NULL))
         fill_failed(kb, "cannot send the fill Pod's create");
     free(url);
     free(body);
@@ -644,6 +662,7 @@ void kb_free(kbuild *kb)
 {
     if (!kb)
         return;
+    fill_unwatch(kb);
     for (unsigned i = 0; i < kb->n_sec; i++) {
         explicit_bzero(kb->sec[i].value, strlen(kb->sec[i].value));
         free(kb->sec[i].env);

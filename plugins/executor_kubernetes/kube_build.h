@@ -33,7 +33,7 @@ typedef struct kbuild kbuild;
  * ctype: a whole "Content-Type: ..." header or NULL for JSON. */
 typedef int (*kb_request_fn)(void *ctx, const char *method, const char *url, const char *body,
                              const char *ctype, kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb,
-                             void *data);
+                             void *data, kiln_http **out);
 
 typedef struct kb_conf {
     kiln_plugin_handle *self;     /* for log lines */

@@ -126,10 +126,13 @@ char *kube_own(char *body, const char *owner_name, const char *owner_uid, const 
 /* Clone into the (empty) mount, then the commit: from the clone, or fetched
  * by id when no branch has it (a server that allows it). */
 static const char fill_script[] =
-    "set -e; git clone -q --no-checkout \"$KILN_GIT_URL\" /workspace; cd /workspace; "
-    "git checkout -q --detach \"$KILN_GIT_COMMIT\" 2>/dev/null || "
-    "{ git fetch -q origin \"$KILN_GIT_COMMIT\" && git checkout -q --detach \"$KILN_GIT_COMMIT\"; }; "
-    "echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"";
+    "git clone -q --template= --no-checkout \"$KILN_GIT_URL\" /workspace || exit 1\n"
+    "cd /workspace || exit 1\n"
+    "if ! git checkout -q --detach \"$KILN_GIT_COMMIT\" 2>/dev/null; then\n"
+    "  git fetch -q origin \"$KILN_GIT_COMMIT\" || exit 1\n"
+    "  git checkout -q --detach \"$KILN_GIT_COMMIT\" || exit 1\n"
+    "fi\n"
+    "echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"\n";
 
 static void add_env(cJSON *env, const char *name, const char *value)
 {

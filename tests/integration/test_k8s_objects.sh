@@ -217,8 +217,9 @@ echo one >a.txt && git add a.txt && git -c user.name=t -c user.email=t@x commit 
 ONE=$(git rev-parse HEAD)
 echo two >a.txt && git -c user.name=t -c user.email=t@x commit -q -am two
 git remote add origin "$ORIGIN"
-wait_for 30 git ls-remote "$ORIGIN" >/dev/null 2>&1 || true
-git push -q origin HEAD:refs/heads/main 2>../push.log || cat ../push.log
+git push -q ../srv/src.git HEAD:refs/heads/main 2>../push.log || cat ../push.log  # git:// is read-only
+git -C ../srv/src.git symbolic-ref HEAD refs/heads/main
+wait_for 30 git ls-remote "$ORIGIN" >/dev/null 2>&1 || echo "  git daemon does not answer: $(cat ../daemon.log)"
 git checkout -q "$ONE"        # the build's commit is not the branch's tip
 echo mine >local-only.txt     # not committed: not in the claim
 cd ..

@@ -116,6 +116,30 @@ static void own_a_pod(void **state)
     free(bad);
 }
 
+/* The fill Pod: the URL and commit reach the script as env, never as
+ * shell text; the claim's workspace subPath at /workspace. */
+static void fill_pod(void **state)
+{
+    char *body = kube_fill_body("kiln-build-b-fill", "n", "b", "h.1.2", "kiln-b-ws", "alpine/git",
+                                "https://x/$(reboot).git", "abc");
+    cJSON *o = cJSON_Parse(body);
+    assert_string_equal(str(o, "metadata labels kiln.dev/step"), "kiln-fill");
+    assert_string_equal(str(o, "spec restartPolicy"), "Never");
+    const cJSON *c = get(o, "spec containers 0");
+    assert_string_equal(str(c, "image"), "alpine/git");
+    assert_string_equal(str(c, "command 0"), "sh");
+    assert_non_null(strstr(str(c, "command 2"), "git clone"));
+    assert_null(strstr(str(c, "command 2"), "reboot")); /* the script reads $KILN_GIT_URL */
+    assert_string_equal(str(c, "env 0 name"), "KILN_GIT_URL");
+    assert_string_equal(str(c, "env 0 value"), "https://x/$(reboot).git");
+    assert_string_equal(str(c, "env 1 value"), "abc");
+    assert_string_equal(str(c, "volumeMounts 0 mountPath"), "/workspace");
+    assert_string_equal(str(c, "volumeMounts 0 subPath"), "workspace");
+    assert_string_equal(str(o, "spec volumes 0 persistentVolumeClaim claimName"), "kiln-b-ws");
+    cJSON_Delete(o);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +147,7 @@ int main(void)
         cmocka_unit_test(names_and_keys),
         cmocka_unit_test(owner_and_secret),
         cmocka_unit_test(own_a_pod),
+        cmocka_unit_test(fill_pod),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
