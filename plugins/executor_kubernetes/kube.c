@@ -1033,6 +1033,7 @@ static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
         return;
     }
     kx->closing = true;
+    kb_close(kx->kb);
     stop_watch(kx);
     kx->close_done = done;
     kx->close_arg = arg;

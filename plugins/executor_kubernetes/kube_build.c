@@ -34,7 +34,7 @@ struct kbuild {
     char *api, *ns, *build_id, *owner, *claim_body;
     char *owner_name, *owner_uid, *secret_name;
     char *error;            /* the owner or claim could not be made */
-    bool owner_sent, claim_pending;
+    bool owner_sent, claim_pending, closing;
     /* the Secret: keys known, keys the server holds, one apply at a time */
     struct kb_secret *sec;
     unsigned n_sec, cap_sec, applied, applying;
@@ -91,11 +91,26 @@ static void fill_create(kbuild *kb);
 
 /* ---- the owner and the claim ---------------------------------------------- */
 
+static void on_late_delete(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+}
+
+/* An object whose create was answered after close() listed the build's
+ * objects: deleted here, or it would outlive the build. */
+static void delete_late(kbuild *kb, const char *what, const char *name)
+{
+    char *url = xprintf("%s/%s/%s", kb->api, what, name);
+    kb->c.request(kb->c.ctx, "DELETE", url, NULL, NULL, NULL, NULL, on_late_delete, kb, NULL);
+    free(url);
+}
+
 static void on_claim(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     kbuild *kb = data;
     char m[400];
     kb->claim_pending = false;
+    if (kb->closing && !err && resp->status == 201)
+        delete_late(kb, "persistentvolumeclaims", kb->claim);
     if (err || (resp->status != 201 && resp->status != 409))
         kb->error = xprintf("cannot create the workspace claim: %s", message(err, resp, m, sizeof m));
     pump(kb);
@@ -107,7 +122,10 @@ static void on_owner(kiln_http *h, void *data, int err, const kiln_http_resp *re
     char m[400];
     cJSON *j = !err && resp->status == 201 ? cJSON_Parse(resp->body) : NULL;
     const char *uid = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "metadata"), "uid"));
-    if (uid) {
+    if (uid && kb->closing) {
+        delete_late(kb, "configmaps", kb->owner_name);
+        kb->error = xprintf("the build ended before its owner %s was made", kb->owner_name);
+    } else if (uid) {
         kb->owner_uid = xstrdup(uid);
     } else {
         kb->error = xprintf("cannot create the build's owner %s %s: %s", KUBE_OWNER_KIND, kb->owner_name,
@@ -656,6 +674,12 @@ void kb_forget(kbuild *kb, void *token)
         kb->scout = NULL;
         pump(kb);
     }
+}
+
+void kb_close(kbuild *kb)
+{
+    if (kb)
+        kb->closing = true;
 }
 
 void kb_free(kbuild *kb)

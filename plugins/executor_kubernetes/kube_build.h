@@ -89,6 +89,10 @@ const char *kb_error(const kbuild *kb);
 /* The owner's name (for messages and the close-time delete). */
 const char *kb_owner_name(const kbuild *kb);
 
+/* The build ends (close() is listing what to delete): an owner or claim
+ * whose create is answered from now on is deleted at once. */
+void kb_close(kbuild *kb);
+
 /* Drop the state (no callbacks; values wiped). */
 void kb_free(kbuild *kb);
 

@@ -286,4 +286,22 @@ check "its Pod was created with the plugin's command" log_has \
 check "nothing is left" wait_for 60 nothing_left
 cd "$TMP"
 
+# ---------------------------------------------------------------------------
+echo "# a build without a Pod still removes its owner; fill=git needs a claim"
+mkdir -p local/ws && cd local
+cat >p.yaml <<'Y'
+steps:
+- id: here
+  entrypoint: sh
+  args: ['-c', 'echo ran-here']
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC" --workspace ws)
+check "a step without an image runs on this machine (exit 0)" [ "$rc" = 0 ]
+check "... and the build's owner ConfigMap does not outlive it" wait_for 60 nothing_left
+rc=$(run_kiln out2 run p.yaml --executor "$EXEC,fill=git" --workspace ws)
+check "fill=git with workspace=hostpath: exit 2 before anything runs" [ "$rc" = 2 ]
+check "... saying it needs a claim" has_line out2 "fill=git needs workspace=pvc or pvc-rwo"
+check "... and nothing ran" sh -c '! grep -q ran-here out2'
+cd "$TMP"
+
 finish
