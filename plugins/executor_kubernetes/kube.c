@@ -127,6 +127,7 @@ struct kpod {
     int64_t grace_ms;
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
     bool deleted_by_other; /* a deletionTimestamp we did not ask for */
+    bool spawning;         /* inside kx_spawn: a failure is its return, not exec_exited() */
     unsigned created_at;   /* kx->lists_sent when its creation was answered */
     /* The log, read with timestamps=true so that a broken stream resumes
      * with sinceTime: lines up to the last timestamp seen are skipped (the
@@ -1062,6 +1063,10 @@ static void on_gate(void *data, char *body, const char *error)
         p_maybe_free(p);
         return;
     }
+    if (error && p->spawning) {
+        p->fail = xasprintf("cannot create Pod %s: %s", p->name, error);
+        return;
+    }
     if (error) {
         fail(p, KILN_ESPAWN, "cannot create Pod %s: %s", p->name, error);
         return;
@@ -1073,6 +1078,10 @@ static void on_gate(void *data, char *body, const char *error)
     }
     int rc = request(p->kx, "POST", p->kx->pods_url, body, NULL, NULL, NULL, on_created, p, &p->create);
     free(body);
+    if (rc && p->spawning) {
+        p->fail = xasprintf("cannot send the create of Pod %s", p->name);
+        return;
+    }
     if (rc) {
         fail(p, KILN_ESPAWN, "cannot send the create of Pod %s", p->name);
         return;
@@ -1085,6 +1094,7 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     struct kx *kx = plugin_data;
     if (!s->image || !s->argv || (!s->argv[0] && !s->image_entrypoint))
         return KILN_EINVAL;
+    kb_fill(kx->kb, s->workspace); /* the first spawn starts it */
     const char *broken = kb_error(kx->kb);
     if (broken) {
         /* Said once per step: a spawn refused here reports nothing else. */
@@ -1132,10 +1142,19 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     kx->pods = p;
     p->listed = true;
     kiln_api->exec_set_data(x, p);
-    /* Created once the build's owner (and Secret, fill, node) allow: on_gate. */
-    kb_fill(kx->kb, s->workspace);
+    /* Created once the build's owner (and Secret, fill, node) allow: on_gate,
+     * maybe at once. */
     p->pending++;
+    p->spawning = true;
     kb_when_ready(kx->kb, body, need, p, on_gate, p);
+    p->spawning = false;
+    if (p->fail) {
+        kiln_error(kx->self, "executor kubernetes: step %s: %s", s->step_id, p->fail);
+        p->x = NULL;
+        kiln_api->exec_set_data(x, NULL);
+        p_maybe_free(p);
+        return KILN_ESPAWN;
+    }
     if (!kx->watching) {
         kx->watch_fails = 0;
         start_list(kx);
