@@ -97,6 +97,14 @@ static int px_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit_cb
     for (size_t i = 0; i < step->def->volumes.n; i++)
         vols[k++] = kiln__xasprintf("%s=%s", step->def->volumes.v[i].name, step->def->volumes.v[i].path);
     spec.volumes = (const char *const *)vols;
+    /* secretEnv names (the build's, the step's): their values are in env. */
+    size_t ns = p->options.secret_env.n + step->def->secret_env.n, j = 0;
+    const char **secret = kiln__xcalloc(ns + 1, sizeof *secret);
+    for (size_t i = 0; i < p->options.secret_env.n; i++)
+        secret[j++] = p->options.secret_env.v[i];
+    for (size_t i = 0; i < step->def->secret_env.n; i++)
+        secret[j++] = step->def->secret_env.v[i];
+    spec.secret_env = secret;
 
     kiln__step_track_proc(step, AS_PROC(x));
     kiln__engine_add_reader(eng, AS_PROC(x));
@@ -104,6 +112,7 @@ static int px_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit_cb
     for (size_t i = 0; i < k; i++)
         free(vols[i]);
     free(vols);
+    free(secret);
     free(env);
     if (rc) {
         release(x);

@@ -36,13 +36,15 @@
 #include <kiln/kiln.h>
 
 #include "../common/k8s_conn.h"
+#include "kube_build.h"
 #include "kube_pod.h"
 
 KILN_API_DEFINE;
 
 #define WATCH_RETRIES 20 /* failed (re)connections in a row before the Pods are given up */
 
-static const char *const ws_choices[] = {"hostpath", "pvc", NULL};
+static const char *const ws_choices[] = {"hostpath", "pvc", "pvc-rwo", NULL};
+static const char *const fill_choices[] = {"none", "git", NULL};
 
 struct kx_config {
     const char *context, *ns, *service_account, *kubeconfig;
@@ -50,6 +52,8 @@ struct kx_config {
     int workspace;
     const char *storage, *storage_class;
     bool rwx;
+    int fill;
+    const char *fill_image, *git_url, *git_commit;
 };
 
 #define OPT(n, d, f, field, desc) {KILN_OPT_STRING, n, d, f, offsetof(struct kx_config, field), 0, -1, NULL, desc}
@@ -63,11 +67,18 @@ static const kiln_option kx_options[] = {
     OPT("cpu", NULL, 0, cpu, "CPU limit and request of every step's container (e.g. 500m)."),
     {KILN_OPT_ENUM, "workspace", "hostpath", 0, offsetof(struct kx_config, workspace), 0, -1, ws_choices,
      "How the workspace reaches the Pods: hostpath (kiln's workspace directory, on a node that is this "
-     "machine) or pvc (a claim per build; see docs/KUBERNETES.md)."},
-    OPT("storage", "1Gi", 0, storage, "workspace=pvc: the claim's size."),
-    OPT("storageClass", NULL, 0, storage_class, "workspace=pvc: the claim's storage class."),
+     "machine), pvc (a claim per build) or pvc-rwo (a ReadWriteOnce claim, every Pod of the build on "
+     "the first one's node); see docs/KUBERNETES.md."},
+    OPT("storage", "1Gi", 0, storage, "workspace=pvc, pvc-rwo: the claim's size."),
+    OPT("storageClass", NULL, 0, storage_class, "workspace=pvc, pvc-rwo: the claim's storage class."),
     {KILN_OPT_BOOL, "readWriteMany", "true", 0, offsetof(struct kx_config, rwx), 0, -1, NULL,
-     "workspace=pvc: ask for ReadWriteMany (false: ReadWriteOnce)."},
+     "workspace=pvc: ask for ReadWriteMany (false: ReadWriteOnce; pvc-rwo always does)."},
+    {KILN_OPT_ENUM, "fill", "none", 0, offsetof(struct kx_config, fill), 0, -1, fill_choices,
+     "workspace=pvc, pvc-rwo: none (the claim starts empty) or git (a first Pod clones the workspace's "
+     "origin at its HEAD into the claim)."},
+    OPT("fillImage", "alpine/git", 0, fill_image, "fill=git: the image of the fill Pod (needs sh and git)."),
+    OPT("gitUrl", NULL, 0, git_url, "fill=git: the repository to clone (default: the workspace's origin)."),
+    OPT("gitCommit", NULL, 0, git_commit, "fill=git: the commit to check out (default: the workspace's HEAD)."),
     KILN_OPTIONS_END,
 };
 
@@ -84,6 +95,7 @@ struct kx {
     char *auth;          /* "Authorization: Bearer ...", or NULL */
     char *pods_url;      /* .../namespaces/NS/pods */
     kpod *pods;          /* Pods whose events still matter */
+    kbuild *kb;          /* the build's owner, Secret, claim, node (kube_build.c) */
     unsigned seq;
     /* the build's watch */
     kiln_http *watch;
@@ -115,6 +127,7 @@ struct kpod {
     int64_t grace_ms;
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
     bool deleted_by_other; /* a deletionTimestamp we did not ask for */
+    bool spawning;         /* inside kx_spawn: a failure is its return, not exec_exited() */
     unsigned created_at;   /* kx->lists_sent when its creation was answered */
     /* The log, read with timestamps=true so that a broken stream resumes
      * with sinceTime: lines up to the last timestamp seen are skipped (the
@@ -287,6 +300,7 @@ static void p_maybe_free(kpod *p)
     if (p->x || p->pending)
         return;
     unlist(p);
+    kb_forget(p->kx->kb, p);
     free(p->image);
     free(p->fail);
     free(p->lbuf);
@@ -551,6 +565,7 @@ static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
     if (!p)
         return;
     p->created = true; /* the watch may come before the POST's answer */
+    kb_pod_node(kx->kb, cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "spec"), "nodeName")));
     if (!strcmp(type, "DELETED"))
         p->deleted = true;
     if ((p->deleted || cJSON_GetObjectItem(meta, "deletionTimestamp")) && !p->delete_asked)
@@ -929,13 +944,12 @@ static void sweep_host_dirs(const char *tmp)
 
 /* ---- open and close --------------------------------------------------------- */
 
-static void on_claim(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+/* kube_build.c's requests go out as the executor's. */
+static int kb_request(void *ctx, const char *method, const char *url, const char *body, const char *ctype,
+                      kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb, void *data,
+                      kiln_http **out)
 {
-    struct kx *kx = data;
-    char m[400];
-    if (err || (resp->status != 201 && resp->status != 409))
-        kiln_error(kx->self, "executor kubernetes: cannot create the workspace claim %s: %s", kx->claim,
-                   api_message(err, resp, m, sizeof m));
+    return request(ctx, method, url, body, ctype, on_data, on_data_data, cb, data, out);
 }
 
 static int kx_open(void *plugin_data, const void *config, const char *build_id)
@@ -957,7 +971,12 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     kx->sa = c->service_account ? xstrdup(c->service_account) : NULL;
     kx->memory = c->memory ? xstrdup(c->memory) : NULL;
     kx->cpu = c->cpu ? xstrdup(c->cpu) : NULL;
-    kx->ws_mode = c->workspace == 1 ? KW_PVC : KW_HOSTPATH;
+    kx->ws_mode = c->workspace >= 1 ? KW_PVC : KW_HOSTPATH;
+    if (c->fill == 1 && kx->ws_mode != KW_PVC) {
+        kiln_error(kx->self, "executor kubernetes: fill=git needs workspace=pvc or pvc-rwo (with hostpath the "
+                             "Pods use kiln's own workspace directory)");
+        return KILN_ECONFIG;
+    }
     if (kx->conn.token)
         kx->auth = xasprintf("Authorization: Bearer %s", kx->conn.token);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
@@ -967,15 +986,14 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     kx->pods_url = xasprintf("%s/api/v1/namespaces/%s/pods", kx->conn.server, kx->ns);
     /* What dead kilns left; runs as soon as the loop does. */
     sweep(kx, "pods", true);
+    sweep(kx, "secrets", true);
+    sweep(kx, "configmaps", true);
+    char *claim_body = NULL;
     if (kx->ws_mode == KW_PVC) {
         sweep(kx, "persistentvolumeclaims", true);
         kx->claim = xasprintf("kiln-%s-ws", build_id);
         kube_build b = {.build_id = kx->build_id, .owner = kx->owner, .ns = kx->ns, .claim = kx->claim};
-        char *body = kube_claim_body(&b, c->storage, c->storage_class, c->rwx);
-        char *url = xasprintf("%s/api/v1/namespaces/%s/persistentvolumeclaims", kx->conn.server, kx->ns);
-        request(kx, "POST", url, body, NULL, NULL, NULL, on_claim, kx, NULL);
-        free(url);
-        free(body);
+        claim_body = kube_claim_body(&b, c->storage, c->storage_class, c->rwx && c->workspace != 2);
     } else {
         const char *tmp = getenv("TMPDIR");
         sweep_host_dirs(tmp && *tmp ? tmp : "/tmp");
@@ -992,6 +1010,17 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         }
         free(of);
     }
+    /* The owner first, then the claim; Pods wait for them (kube_build.c). */
+    char *api = xasprintf("%s/api/v1/namespaces/%s", kx->conn.server, kx->ns);
+    kb_conf kc = {.self = kx->self, .api = api, .ns = kx->ns, .build_id = kx->build_id, .owner = kx->owner,
+                  .request = kb_request, .ctx = kx, .claim_body = claim_body, .claim = kx->claim,
+                  .pin_node = c->workspace == 2, .fill = c->fill == 1, .fill_image = c->fill_image,
+                  .git_url = c->git_url, .git_commit = c->git_commit};
+    kx->kb = kb_open(&kc);
+    free(api);
+    free(claim_body);
+    if (!kx->kb)
+        return KILN_ENOMEM;
     kiln_info(kx->self, "executor kubernetes: %s, namespace %s, workspace %s", kx->conn.source, kx->ns,
               ws_choices[c->workspace]);
     return 0;
@@ -1005,10 +1034,16 @@ static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
         return;
     }
     kx->closing = true;
+    kb_close(kx->kb);
     stop_watch(kx);
     kx->close_done = done;
     kx->close_arg = arg;
     kx->close_pending++; /* held until every sweep is sent */
+    /* The owner's delete alone would do on a real cluster (its garbage
+     * collector removes what the owner owns), but in its own time: the
+     * explicit deletes make the end prompt and work where GC is slow. */
+    sweep(kx, "configmaps", false);
+    sweep(kx, "secrets", false);
     sweep(kx, "pods", false);
     if (kx->ws_mode == KW_PVC)
         sweep(kx, "persistentvolumeclaims", false);
@@ -1019,11 +1054,53 @@ static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
 
 /* ---- the executor's entries --------------------------------------------------- */
 
+static void on_gate(void *data, char *body, const char *error)
+{
+    kpod *p = data;
+    p->pending--;
+    if (!p->x) {
+        free(body);
+        p_maybe_free(p);
+        return;
+    }
+    if (error && p->spawning) {
+        p->fail = xasprintf("cannot create Pod %s: %s", p->name, error);
+        return;
+    }
+    if (error) {
+        fail(p, KILN_ESPAWN, "cannot create Pod %s: %s", p->name, error);
+        return;
+    }
+    if (p->delete_asked) {
+        free(body);
+        fail(p, 128 + SIGTERM, "Pod %s was stopped before it was created", p->name);
+        return;
+    }
+    int rc = request(p->kx, "POST", p->kx->pods_url, body, NULL, NULL, NULL, on_created, p, &p->create);
+    free(body);
+    if (rc && p->spawning) {
+        p->fail = xasprintf("cannot send the create of Pod %s", p->name);
+        return;
+    }
+    if (rc) {
+        fail(p, KILN_ESPAWN, "cannot send the create of Pod %s", p->name);
+        return;
+    }
+    p->pending++;
+}
+
 static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
 {
     struct kx *kx = plugin_data;
     if (!s->image || !s->argv || (!s->argv[0] && !s->image_entrypoint))
         return KILN_EINVAL;
+    kb_fill(kx->kb, s->workspace); /* the first spawn starts it */
+    const char *broken = kb_error(kx->kb);
+    if (broken) {
+        /* Said once per step: a spawn refused here reports nothing else. */
+        kiln_error(kx->self, "executor kubernetes: step %s: %s", s->step_id, broken);
+        return KILN_ESPAWN;
+    }
     if (s->stdin_path)
         kiln_warn(kx->self, "executor kubernetes: step %s: its input file does not reach a Pod", s->step_id);
     kpod *p = calloc(1, sizeof *p);
@@ -1046,6 +1123,8 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
         k--;
     step[k] = '\0';
     snprintf(p->name, sizeof p->name, "kiln-%.8s-%s%s%u", kx->build_id, step, k ? "-" : "", ++kx->seq);
+    unsigned need = 0;
+    char **keys = kb_secret_keys(kx->kb, s, &need);
     kube_build b = {.build_id = kx->build_id,
                     .owner = kx->owner,
                     .ns = kx->ns,
@@ -1054,20 +1133,28 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
                     .cpu = kx->cpu,
                     .workspace_mode = kx->ws_mode,
                     .claim = kx->claim,
-                    .host_dir = kx->host_dir};
+                    .host_dir = kx->host_dir,
+                    .secret = kb_secret_name(kx->kb),
+                    .secret_keys = (const char *const *)keys};
     char *body = kube_pod_body(&b, s, p->name);
+    kb_keys_free(keys);
     p->next = kx->pods;
     kx->pods = p;
     p->listed = true;
     kiln_api->exec_set_data(x, p);
-    int rc = request(kx, "POST", kx->pods_url, body, NULL, NULL, NULL, on_created, p, &p->create);
-    free(body);
-    if (rc) {
-        p->x = NULL;
-        p_maybe_free(p);
-        return KILN_EIO;
-    }
+    /* Created once the build's owner (and Secret, fill, node) allow: on_gate,
+     * maybe at once. */
     p->pending++;
+    p->spawning = true;
+    kb_when_ready(kx->kb, body, need, p, on_gate, p);
+    p->spawning = false;
+    if (p->fail) {
+        kiln_error(kx->self, "executor kubernetes: step %s: %s", s->step_id, p->fail);
+        p->x = NULL;
+        kiln_api->exec_set_data(x, NULL);
+        p_maybe_free(p);
+        return KILN_ESPAWN;
+    }
     if (!kx->watching) {
         kx->watch_fails = 0;
         start_list(kx);
@@ -1178,6 +1265,7 @@ static int kx_init(const kiln_host_api *api, kiln_plugin_handle *self, void **pl
 static void kx_destroy(void *plugin_data)
 {
     struct kx *kx = plugin_data;
+    kb_free(kx->kb);
     k8_conn_free(&kx->conn);
     free(kx->ns);
     free(kx->sa);

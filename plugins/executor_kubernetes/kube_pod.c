@@ -56,6 +56,23 @@ static void add_host_volume(cJSON *vols, const char *name, const char *path, con
     cJSON_AddItemToArray(vols, v);
 }
 
+/* The Secret key holding env NAME's value, or NULL (not a secret). */
+static const char *secret_key_of(const kube_build *b, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; b->secret && b->secret_keys && b->secret_keys[i]; i++)
+        if (!strncmp(b->secret_keys[i], name, nl) && b->secret_keys[i][nl] == '=')
+            return b->secret_keys[i] + nl + 1;
+    return NULL;
+}
+
+static void add_secret_ref(cJSON *e, const char *secret, const char *key)
+{
+    cJSON *ref = cJSON_AddObjectToObject(cJSON_AddObjectToObject(e, "valueFrom"), "secretKeyRef");
+    cJSON_AddStringToObject(ref, "name", secret);
+    cJSON_AddStringToObject(ref, "key", key);
+}
+
 /* The JSON text, with anything that is not UTF-8 replaced: a Pod's strings
  * must be valid UTF-8 for the API server. */
 static char *print(cJSON *j)
@@ -122,8 +139,12 @@ char *kube_pod_body(const kube_build *b, const kiln_exec_spec *s, const char *na
             abort();
         home |= !strcmp(n, "HOME");
         cJSON_AddStringToObject(e, "name", n);
+        const char *key = secret_key_of(b, n);
         free(n);
-        cJSON_AddStringToObject(e, "value", eq + 1);
+        if (key)
+            add_secret_ref(e, b->secret, key);
+        else
+            cJSON_AddStringToObject(e, "value", eq + 1);
         cJSON_AddItemToArray(env, e);
     }
     if (!home) {

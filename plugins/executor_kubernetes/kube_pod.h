@@ -26,6 +26,11 @@ typedef struct kube_build {
     int workspace_mode;          /* KW_* */
     const char *claim;           /* KW_PVC: the build's claim */
     const char *host_dir;        /* KW_HOSTPATH: the build's home and volumes live under it */
+    /* secretEnv: "ENV=KEY" entries; env ENV is taken from key KEY of the
+     * Secret named secret (valueFrom.secretKeyRef), its value never put in
+     * the Pod. NULL: none. */
+    const char *secret;
+    const char *const *secret_keys;
 } kube_build;
 
 #define KUBE_LABEL_BUILD "kiln.dev/build"

@@ -128,10 +128,16 @@ Limits, compared with a real API server:
     from a CRI log file, graceful deletes; see
     tests/fakes/README.md for what that kubelet does and does not do.
     PersistentVolumeClaims are Bound at once.
+  - ownerReferences are kept and garbage-collected (background cascade, at
+    once; see Store._collect_garbage): deleting an owner deletes what it
+    owns, Pods gracefully; an object created for an owner that is gone is
+    deleted at once.
+  - Secrets: stored as sent (stringData moved into data, base64); the
+    kubelet resolves env valueFrom.secretKeyRef from them.
   - Only Deployments have a status simulation. StatefulSets, DaemonSets,
     Jobs, CronJobs, Pods and the rest are stored as applied (Namespaces get
     phase Active, Services loadBalancer {}); no pods or ReplicaSets are
-    created and nothing is garbage-collected.
+    created.
   - Namespaces are deleted at once (no Terminating phase, no finalizers).
 """
 import base64
@@ -422,7 +428,8 @@ def apply_config(body):
     """The part of an applied object that managers own: all but apiVersion,
     kind and status, and of metadata only labels and annotations."""
     cfg = {k: copy.deepcopy(v) for k, v in body.items() if k not in ("apiVersion", "kind", "status")}
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k in ("labels", "annotations") and v}
+    meta = {k: v for k, v in (body.get("metadata") or {}).items()
+            if k in ("labels", "annotations", "ownerReferences") and v}
     if meta:
         cfg["metadata"] = copy.deepcopy(meta)
     else:
@@ -575,6 +582,8 @@ class Store:
             meta["labels"] = labels
         if cmeta.get("annotations"):
             meta["annotations"] = cmeta["annotations"]
+        if cmeta.get("ownerReferences"):
+            meta["ownerReferences"] = cmeta["ownerReferences"]
         obj = {"apiVersion": res.gv, "kind": res.kind, "metadata": meta}
         obj.update(content)
         self._defaults(res, obj, prev)
@@ -716,6 +725,10 @@ class Store:
             if dry_run:
                 return (200 if prev else 201), copy.deepcopy(entry["obj"])
             self._commit(key, entry, "MODIFIED" if prev else "ADDED")
+            if self._orphaned(entry["obj"]):
+                # Its owner is gone: the garbage collector removes it.
+                self._gc_delete(key)
+                return (200 if prev else 201), copy.deepcopy(entry["obj"])
             if res.kind == "Pod" and not prev and self.kubelet:
                 self.kubelet.pod_created(key)
             if res.kind == "Deployment":
@@ -767,9 +780,45 @@ class Store:
                     self.rollouts.pop(k, None)
                     gone["obj"]["metadata"]["resourceVersion"] = self._bump()
                     self._emit("DELETED", k, gone["obj"])
+                    self._collect_garbage(gone["obj"]["metadata"]["uid"])
         d = details(name, res)
         d["uid"] = uid
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d}
+
+    # -- garbage collection (ownerReferences), a small model of the
+    # controller's background cascade: when an object goes, every object
+    # that names its uid in metadata.ownerReferences is deleted as if by a
+    # client (Pods with their grace period), at once rather than in the
+    # collector's own time; an object created with an ownerReference to a
+    # uid that does not exist is deleted right after its creation. No
+    # foreground deletion, no orphan propagation, no blockOwnerDeletion.
+    # Caller holds self.cond (an RLock: delete() may come back in).
+
+    def _live_uids(self):
+        return {e["obj"]["metadata"]["uid"] for e in self.entries.values()}
+
+    def _orphaned(self, obj):
+        refs = obj["metadata"].get("ownerReferences") or []
+        if not refs:
+            return False
+        live = self._live_uids()
+        return all(r.get("uid") not in live for r in refs if isinstance(r, dict))
+
+    def _gc_delete(self, key):
+        gv, plural, ns, name = key
+        res = BY_PLURAL.get((gv, plural))
+        if res is None or key not in self.entries:
+            return
+        try:
+            self.delete(res, ns, name, False)
+        except ApiError:
+            pass
+
+    def _collect_garbage(self, uid):
+        for key, e in sorted(self.entries.items()):
+            refs = e["obj"]["metadata"].get("ownerReferences") or []
+            if any(isinstance(r, dict) and r.get("uid") == uid for r in refs) and self._orphaned(e["obj"]):
+                self._gc_delete(key)
 
     # -- watch
 

@@ -19,10 +19,15 @@ A Pod's life here:
     Error, or OOMKilled when podman says so OR (simulated: no memory cgroup
     here) when the container had a memory limit and died of SIGKILL (137)
     without being deleted; phase Succeeded or Failed.
+  - scheduling: spec.nodeName set to the one node, kiln-fake-node (a Pod
+    that names another node stays Pending); env valueFrom.secretKeyRef
+    resolved from the store's Secrets (CreateContainerConfigError when the
+    Secret or key is missing), passed to podman with -e.
   - a delete with a grace period: deletionTimestamp set, `podman stop -t
     GRACE` (SIGTERM, grace, SIGKILL), then the object goes (DELETED). A Pod
     whose container is not running goes at once.
 """
+import base64
 import copy
 import datetime
 import json
@@ -170,6 +175,46 @@ class Kubelet:
             out += ["-v", f"{src}:{m['mountPath']}"]
         return out
 
+    # -- the build's objects: scheduling, Secrets
+
+    NODE = "kiln-fake-node"
+
+    def _schedule(self, key, obj):
+        """The one node: spec.nodeName set (as the scheduler's binding does)
+        unless the Pod names a node; a Pod bound to another node stays
+        Pending, unscheduled, as it would for a node that does not exist."""
+        node = (obj.get("spec") or {}).get("nodeName")
+        if node and node != self.NODE:
+            return False
+
+        def bind(o):
+            o["spec"]["nodeName"] = self.NODE
+        if not node:
+            self._update(key, bind)
+            obj["spec"]["nodeName"] = self.NODE
+        return True
+
+    def _env_value(self, obj, ev):
+        """An env entry's value: value, or valueFrom.secretKeyRef read from
+        the Secret in the Pod's namespace (LookupError with the kubelet's
+        message when the Secret or key is missing and not optional)."""
+        ref = (ev.get("valueFrom") or {}).get("secretKeyRef")
+        if not ref:
+            return ev.get("value", "")
+        ns, name, k = obj["metadata"]["namespace"], ref.get("name", ""), ref.get("key", "")
+        with self.store.cond:
+            e = self.store.entries.get(("v1", "secrets", ns, name))
+            data = copy.deepcopy((e["obj"].get("data") or {})) if e else None
+        if data is None:
+            if ref.get("optional"):
+                return ""
+            raise LookupError(f'secret "{name}" not found')
+        if k not in data:
+            if ref.get("optional"):
+                return ""
+            raise LookupError(f"couldn't find key {k} in Secret {ns}/{name}")
+        return base64.b64decode(data[k]).decode("utf-8", "replace")
+
     # -- one Pod
 
     def _run(self, key):
@@ -189,6 +234,8 @@ class Kubelet:
             return
         ctr = obj["spec"]["containers"][0]
         image = ctr.get("image", "")
+        if not self._schedule(key, obj):
+            return
         self._status(key, "Pending", {"waiting": {"reason": "ContainerCreating"}})
         rc, _, err = self._podman(["image", "exists", image])
         if rc != 0:
@@ -204,8 +251,12 @@ class Kubelet:
         args = ["create", "--name", cname, "--network", "host", "--label", "kiln-fake-k8s=1"]
         if ctr.get("workingDir"):
             args += ["-w", ctr["workingDir"]]
-        for ev in ctr.get("env") or []:
-            args += ["-e", f"{ev.get('name')}={ev.get('value', '')}"]
+        try:
+            for ev in ctr.get("env") or []:
+                args += ["-e", f"{ev.get('name')}={self._env_value(obj, ev)}"]
+        except LookupError as ex:
+            self._status(key, "Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": str(ex)}})
+            return
         try:
             args += self._mounts(obj)
         except (ValueError, OSError) as ex:

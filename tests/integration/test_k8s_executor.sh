@@ -122,7 +122,7 @@ check "/builder/home is shared by the build's Pods" has_line logs/join.log join-
 check "KILN_OUTPUT written in a Pod becomes the step's output" [ "$(jget r.json '[s for s in j["steps"] if s["key"]=="join"][0]["outputs"]["answer"]')" = 42 ]
 check "one Pod was created per step (4 POSTs)" [ "$(python3 -c 'import json,sys; print(sum(1 for x in open(sys.argv[1]) if (l:=json.loads(x))["method"]=="POST" and l["path"].endswith("/pods")))' "$K/requests.jsonl")" = 4 ]
 check "Pods carry restartPolicy Never, the build, step and owner labels" log_has \
-    'l["method"]=="POST" and l["body"]["spec"]["restartPolicy"]=="Never" and set(l["body"]["metadata"]["labels"]) >= {"kiln.dev/build","kiln.dev/step","kiln.dev/owner"}'
+    'l["method"]=="POST" and l["path"].endswith("/pods") and l["body"]["spec"]["restartPolicy"]=="Never" and set(l["body"]["metadata"]["labels"]) >= {"kiln.dev/build","kiln.dev/step","kiln.dev/owner"}'
 check "completion came from a watch on the build's Pods" log_has 'l["query"].get("watch")=="true" and "kiln.dev/build=" in l["query"].get("labelSelector","")'
 check "logs came from pods/log?follow=true" log_has 'l["path"].endswith("/log") and l["query"].get("follow")=="true"'
 # DAG order, from the Pods' creation order in the request log

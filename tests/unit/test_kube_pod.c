@@ -138,12 +138,44 @@ static void pod_pvc_image_entrypoint(void **state)
     cJSON_Delete(cl);
 }
 
+/* secretEnv: the Pod names the Secret's key, never the value; other env
+ * stays plain. */
+static void pod_secret_refs(void **state)
+{
+    const char *argv[] = {"sh", NULL};
+    const char *env[] = {"PLAIN=1", "TOKEN=s3cr3t", "OTHER=x", NULL};
+    kiln_exec_spec s = {.struct_size = sizeof s, .build_id = "b3", .step_id = "s", .image = "i",
+                        .argv = argv, .env = env, .cwd = "/ws", .workspace = "/ws"};
+    const char *keys[] = {"TOKEN=TOKEN.2", NULL};
+    kube_build b = {.build_id = "b3", .owner = "h.1.2", .ns = "n", .workspace_mode = KW_HOSTPATH,
+                    .host_dir = "/tmp/d", .secret = "kiln-build-b3-env", .secret_keys = keys};
+    char *body = kube_pod_body(&b, &s, "kiln-b3-s-1");
+    assert_null(strstr(body, "s3cr3t"));
+    cJSON *p = cJSON_Parse(body);
+    free(body);
+    const cJSON *c = get(p, "spec containers 0");
+    assert_string_equal(str(c, "env 0 value"), "1");
+    assert_string_equal(str(c, "env 1 name"), "TOKEN");
+    assert_null(get(c, "env 1 value"));
+    assert_string_equal(str(c, "env 1 valueFrom secretKeyRef name"), "kiln-build-b3-env");
+    assert_string_equal(str(c, "env 1 valueFrom secretKeyRef key"), "TOKEN.2");
+    assert_string_equal(str(c, "env 2 value"), "x");
+    assert_null(get(c, "env 2 valueFrom"));
+    cJSON_Delete(p);
+    /* No Secret named: the keys are ignored (and the value is plain). */
+    b.secret = NULL;
+    body = kube_pod_body(&b, &s, "kiln-b3-s-2");
+    assert_non_null(strstr(body, "s3cr3t"));
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(label_values),
         cmocka_unit_test(pod_hostpath),
         cmocka_unit_test(pod_pvc_image_entrypoint),
+        cmocka_unit_test(pod_secret_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

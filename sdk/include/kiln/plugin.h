@@ -150,6 +150,11 @@ typedef struct kiln_exec_spec {
     const char *stdin_path;       /* NULL: no input */
     const char *const *volumes;   /* "NAME=/path", NULL-terminated, or NULL */
     int64_t kill_grace_ms;        /* terminate(): SIGTERM, this long, SIGKILL */
+    /* ABI 1.8 (check struct_size): the names of env entries whose values
+     * are secrets (secretEnv), NULL-terminated, or NULL. Their values are in
+     * env too; an executor that can keep them out of what others read (a
+     * Kubernetes Secret) should. */
+    const char *const *secret_env;
 } kiln_exec_spec;
 
 /* ABI 1.6: an executor plugin. Every callback runs on the loop thread.

@@ -11,8 +11,9 @@
 #define KILN_ABI_MAJOR 1
 /* 1.6: executor plugins, exec_* and http_request_obj/http_pause_recv/
  * step_image host entries, kiln_http_req.on_headers.
- * 1.7: the shipping core for remote sinks (ship_* host entries). */
-#define KILN_ABI_MINOR 7
+ * 1.7: the shipping core for remote sinks (ship_* host entries).
+ * 1.8: kiln_exec_spec.secret_env (which env entries are secrets). */
+#define KILN_ABI_MINOR 8
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1

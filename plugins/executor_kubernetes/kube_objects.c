@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+#include "kube_objects.h"
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/json_string.h"
+#include "kube_pod.h"
+
+static char *build_name(const char *build_id, const char *suffix)
+{
+    size_t n = strlen("kiln-build-") + strlen(build_id) + strlen(suffix) + 1;
+    char *s = malloc(n);
+    if (!s)
+        abort();
+    snprintf(s, n, "kiln-build-%s%s", build_id, suffix);
+    return s;
+}
+
+char *kube_owner_name(const char *build_id)
+{
+    return build_name(build_id, "");
+}
+
+char *kube_secret_name(const char *build_id)
+{
+    return build_name(build_id, "-env");
+}
+
+/* The text of j, which is freed; not-UTF-8 bytes replaced (the API server
+ * wants valid UTF-8). */
+static char *print(cJSON *j)
+{
+    char *raw = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!raw)
+        abort();
+    char *out = kp_utf8_sanitize(raw, strlen(raw), NULL);
+    free(raw);
+    if (!out)
+        abort();
+    return out;
+}
+
+static cJSON *meta_of(cJSON *obj, const char *name, const char *ns, const char *build_id, const char *owner)
+{
+    cJSON *meta = cJSON_AddObjectToObject(obj, "metadata");
+    cJSON_AddStringToObject(meta, "name", name);
+    cJSON_AddStringToObject(meta, "namespace", ns);
+    cJSON *labels = cJSON_AddObjectToObject(meta, "labels");
+    cJSON_AddStringToObject(labels, "app.kubernetes.io/managed-by", "kiln");
+    cJSON_AddStringToObject(labels, KUBE_LABEL_BUILD, build_id);
+    cJSON_AddStringToObject(labels, KUBE_LABEL_OWNER, owner);
+    return meta;
+}
+
+static void add_owner_ref(cJSON *meta, const char *owner_name, const char *owner_uid)
+{
+    cJSON_DeleteItemFromObject(meta, "ownerReferences");
+    cJSON *refs = cJSON_AddArrayToObject(meta, "ownerReferences");
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "apiVersion", "v1");
+    cJSON_AddStringToObject(r, "kind", KUBE_OWNER_KIND);
+    cJSON_AddStringToObject(r, "name", owner_name);
+    cJSON_AddStringToObject(r, "uid", owner_uid);
+    cJSON_AddItemToArray(refs, r);
+}
+
+char *kube_owner_body(const char *name, const char *ns, const char *build_id, const char *owner)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "apiVersion", "v1");
+    cJSON_AddStringToObject(c, "kind", KUBE_OWNER_KIND);
+    cJSON *meta = meta_of(c, name, ns, build_id, owner);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), "kiln.dev/what",
+                            "the build's owner: deleting it removes the build's Pods, Secret and claim");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "data"), "build", build_id);
+    return print(c);
+}
+
+char *kube_secret_body(const char *name, const char *ns, const char *build_id, const char *owner,
+                       const char *owner_name, const char *owner_uid, const char *const *keys,
+                       const char *const *values, size_t n)
+{
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "apiVersion", "v1");
+    cJSON_AddStringToObject(s, "kind", "Secret");
+    cJSON *meta = meta_of(s, name, ns, build_id, owner);
+    if (owner_uid)
+        add_owner_ref(meta, owner_name, owner_uid);
+    cJSON_AddStringToObject(s, "type", "Opaque");
+    cJSON *data = cJSON_AddObjectToObject(s, "data");
+    for (size_t i = 0; i < n; i++) {
+        char *b = kube_base64(values[i], strlen(values[i]));
+        cJSON_AddStringToObject(data, keys[i], b);
+        free(b);
+    }
+    return print(s);
+}
+
+char *kube_own(char *body, const char *owner_name, const char *owner_uid, const char *node)
+{
+    cJSON *j = cJSON_Parse(body);
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+    if (!cJSON_IsObject(meta)) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    if (owner_uid)
+        add_owner_ref(meta, owner_name, owner_uid);
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
+    if (node && cJSON_IsObject(spec)) {
+        /* nodeName, not nodeAffinity: the node is known, and a Pod bound by
+         * name skips the scheduler (as Tekton's affinity assistant's Pods
+         * end up on the assistant's node). */
+        cJSON_DeleteItemFromObject(spec, "nodeName");
+        cJSON_AddStringToObject(spec, "nodeName", node);
+    }
+    free(body);
+    return print(j);
+}
+
+/* Clone into the (empty) mount, then the commit: from the clone, or fetched
+ * by id when no branch has it (a server that allows it). */
+static const char fill_script[] =
+    "git clone -q --template= --no-checkout \"$KILN_GIT_URL\" /workspace || exit 1\n"
+    "cd /workspace || exit 1\n"
+    "if ! git checkout -q --detach \"$KILN_GIT_COMMIT\" 2>/dev/null; then\n"
+    "  git fetch -q origin \"$KILN_GIT_COMMIT\" || exit 1\n"
+    "  git checkout -q --detach \"$KILN_GIT_COMMIT\" || exit 1\n"
+    "fi\n"
+    "echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"\n";
+
+static void add_env(cJSON *env, const char *name, const char *value)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddStringToObject(e, "value", value);
+    cJSON_AddItemToArray(env, e);
+}
+
+char *kube_fill_body(const char *name, const char *ns, const char *build_id, const char *owner,
+                     const char *claim, const char *image, const char *url, const char *commit)
+{
+    cJSON *pod = cJSON_CreateObject();
+    cJSON_AddStringToObject(pod, "apiVersion", "v1");
+    cJSON_AddStringToObject(pod, "kind", "Pod");
+    cJSON *meta = meta_of(pod, name, ns, build_id, owner);
+    cJSON_AddStringToObject(cJSON_GetObjectItem(meta, "labels"), KUBE_LABEL_STEP, "kiln-fill");
+    cJSON *spec = cJSON_AddObjectToObject(pod, "spec");
+    cJSON_AddStringToObject(spec, "restartPolicy", "Never");
+    cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
+    cJSON *ctr = cJSON_CreateObject();
+    cJSON_AddStringToObject(ctr, "name", "fill");
+    cJSON_AddStringToObject(ctr, "image", image);
+    cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("sh"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString("-c"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(fill_script));
+    cJSON *env = cJSON_AddArrayToObject(ctr, "env");
+    add_env(env, "KILN_GIT_URL", url);
+    add_env(env, "KILN_GIT_COMMIT", commit);
+    add_env(env, "HOME", "/tmp");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", "build");
+    cJSON_AddStringToObject(m, "mountPath", "/workspace");
+    cJSON_AddStringToObject(m, "subPath", "workspace");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), ctr);
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "name", "build");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(v, "persistentVolumeClaim"), "claimName", claim);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), v);
+    return print(pod);
+}
+
+void kube_secret_key(const char *env_name, unsigned suffix, char *out, size_t cap)
+{
+    size_t max = cap > 201 ? 200 : cap - 1, k = 0;
+    if (suffix > 1 && max > 12)
+        max -= 12;
+    for (const char *c = env_name; c && *c && k < max; c++) {
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                  *c == '-' || *c == '_' || *c == '.';
+        out[k++] = ok ? *c : '_';
+    }
+    out[k] = '\0';
+    if (!k || !strcmp(out, ".") || !strcmp(out, ".."))
+        snprintf(out, cap, "x");
+    if (suffix > 1) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, ".%u", suffix);
+    }
+}
+
+char *kube_base64(const char *s, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *u = (const unsigned char *)s;
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (!out)
+        abort();
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)u[i] << 16 | (unsigned)u[i + 1] << 8 | u[i + 2];
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = tab[(v >> 6) & 63];
+        out[o++] = tab[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)u[i] << 16 | (i + 1 < len ? (unsigned)u[i + 1] << 8 : 0);
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}

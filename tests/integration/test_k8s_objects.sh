@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `kiln run --executor kubernetes`: the build's own objects on the cluster
+# (plugins/executor_kubernetes/kube_build.c), on the fake API server whose
+# kubelet runs each Pod for real with podman (tests/tools/k8s_env.sh), as
+# the real kubectl sees them:
+#  - secretEnv: one Secret per build, referenced with secretKeyRef only by
+#    the Pods of the steps that declare the secretEnv; the step sees the
+#    value, no Pod spec holds it, the log masks it, nothing is left;
+#  - the owner ConfigMap kiln-build-ID: every Pod, the Secret and the claim
+#    carry an ownerReference to it; `kubectl delete configmap` during a
+#    build removes its Pods (the fake's garbage collector) and the build
+#    fails saying its Pod was deleted; nothing is left;
+#  - workspace=pvc-rwo: a ReadWriteOnce claim and every Pod after the first
+#    bound to the first one's node;
+#  - kill -9 of kiln: the next run removes the dead build's Secret and owner.
+#
+# Needs podman, runc, a static busybox, root and kubectl (scripts/deps.d/
+# k8s-executor). KILN_SKIP_ENGINE_TESTS=1 skips it, as test_docker_build.
+source "$(dirname "$0")/lib.sh"
+source "$KILN_SOURCE_DIR/tests/tools/k8s_env.sh"
+
+echo "# fixture: podman (the fake kubelet's runtime), an image, the fake API server"
+k8s_env_start
+k8s_need_kubectl
+# one_json FILE EXPR: EXPR over the JSON document j (the last line may be a statement that prints)
+one_json() { python3 -c 'import json,sys
+j=json.load(open(sys.argv[1])); *pre, last = sys.argv[2].split("; ")
+for s in pre: exec(s)
+if last.startswith("print("): exec(last)
+else: print(eval(last))' "$@"; }
+nothing_left() {
+    local what n
+    for what in pods secrets configmaps persistentvolumeclaims; do
+        n=$(count "$what")
+        [ "$n" = 0 ] || { echo "  $n $what left"; return 1; }
+    done
+}
+
+# ---------------------------------------------------------------------------
+echo "# secretEnv: a Secret for the build, referenced only where declared"
+mkdir -p sec/ws && cd sec
+VALUE=tok-s3cr3t-value-42
+B64=$(printf %s "$VALUE" | base64)
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+availableSecrets:
+  secretManager:
+  - versionName: projects/p/secrets/api-token/versions/1
+    env: TOKEN
+steps:
+- id: holder
+  name: IMG
+  entrypoint: sh
+  secretEnv: [TOKEN]
+  args: ['-c', 'echo token=$$TOKEN; echo "$$TOKEN" > /workspace/seen; while [ ! -e /workspace/go ]; do sleep 0.2; done; echo holder-done']
+- id: plain
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo plain-sees-$$(env | grep -c TOKEN)-tokens; touch /workspace/plain-up; while [ ! -e /workspace/go ]; do sleep 0.2; done']
+  waitFor: ['-']
+Y
+KILN_SECRET_API_TOKEN=$VALUE "$KILN" run p.yaml --executor "$EXEC" --report r.json --log-dir logs \
+    --workspace ws >out 2>&1 &
+KPID=$!
+check "both steps run (their Pods are up)" wait_for 120 sh -c 'test -e ws/seen && test -e ws/plain-up'
+check "the step sees the secret's value" [ "$(cat ws/seen 2>/dev/null)" = "$VALUE" ]
+"${KUBECTL[@]}" get pods -l kiln.dev/step=holder -o json >holder.json 2>&1
+"${KUBECTL[@]}" get pods -l kiln.dev/step=plain -o json >plain.json 2>&1
+"${KUBECTL[@]}" get secrets -o json >secrets.json 2>&1
+"${KUBECTL[@]}" get configmaps -o json >configmaps.json 2>&1
+BUILD=$(one_json holder.json 'j["items"][0]["metadata"]["labels"]["kiln.dev/build"]' 2>/dev/null || echo none)
+check "kubectl get pod -o json of the running step's Pod has no secret value" \
+    sh -c "grep -q kiln.dev/build holder.json && ! grep -q -e '$VALUE' -e '$B64' holder.json"
+check "... its env TOKEN is a secretKeyRef to kiln-build-$BUILD-env" [ "$(one_json holder.json \
+    '[e["valueFrom"]["secretKeyRef"]["name"] for e in j["items"][0]["spec"]["containers"][0]["env"] if e["name"]=="TOKEN"][0]')" = "kiln-build-$BUILD-env" ]
+check "the step without secretEnv has no reference to the Secret" [ "$(one_json plain.json \
+    'len(j["items"]) == 1 and not any(e["name"] == "TOKEN" or "valueFrom" in e for e in j["items"][0]["spec"]["containers"][0]["env"])')" = True ]
+check "one Secret, labelled with the build and the owner" [ "$(one_json secrets.json \
+    'sum(1 for s in j["items"] if s["metadata"]["labels"].get("kiln.dev/build")=="'"$BUILD"'" and "kiln.dev/owner" in s["metadata"]["labels"])')" = 1 ]
+check "... it holds the value (base64, in data.TOKEN)" [ "$(one_json secrets.json 'j["items"][0]["data"]["TOKEN"]')" = "$B64" ]
+check "... owned by the ConfigMap kiln-build-$BUILD" [ "$(one_json secrets.json \
+    'r=j["items"][0]["metadata"]["ownerReferences"][0]; print(r["kind"], r["name"], end="")')" = "ConfigMap kiln-build-$BUILD" ]
+check "the owner ConfigMap exists, and the Pods name its uid" [ "$(one_json configmaps.json \
+    '[c["metadata"]["uid"] for c in j["items"] if c["metadata"]["name"]=="kiln-build-'"$BUILD"'"][0]')" = \
+    "$(one_json holder.json 'j["items"][0]["metadata"]["ownerReferences"][0]["uid"]')" ]
+touch ws/go
+rc=0; wait "$KPID" || rc=$?
+check "the build succeeds (exit 0)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out | sed 's/^/  /'
+check "the step's log masks the value" has_line logs/holder.log "token=********"
+check "no secret value in the logs, console or report" sh -c "! grep -rq '$VALUE' logs out r.json"
+check "the plain step saw no TOKEN" has_line logs/plain.log plain-sees-0-tokens
+check "no Pod create sent the value (or its base64)" sh -c "! grep '\"path\": \"/api/v1/namespaces/builds/pods\"' '$K/requests.jsonl' | grep -q -e '$VALUE' -e '$B64'"
+check "nothing is left: no Pod, Secret, ConfigMap or claim" wait_for 60 nothing_left
+check "the kubelet left no container" wait_for 60 no_containers
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# the owner: kubectl delete configmap kiln-build-ID removes the build"
+mkdir -p owner/ws && cd owner
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: long
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo long-started; i=0; while [ $$i -lt 600 ]; do sleep 0.5; i=$$((i+1)); done']
+- id: after
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo after-ran']
+Y
+"$KILN" run p.yaml --executor "$EXEC,workspace=pvc" --report r.json --log-dir logs --workspace ws >out 2>&1 &
+KPID=$!
+check "the step runs" wait_for 120 has_line out long-started
+"${KUBECTL[@]}" get pvc -o json >pvc.json 2>&1
+"${KUBECTL[@]}" get pods -o json >pods.json 2>&1
+OWNER=$("${KUBECTL[@]}" get configmaps -o name 2>/dev/null | grep kiln-build- | head -1)
+check "the claim is owned by the build's ConfigMap" [ "$(one_json pvc.json \
+    'r=j["items"][0]["metadata"]["ownerReferences"][0]; print("configmap/" + r["name"], end="")')" = "$OWNER" ]
+check "so is the Pod" [ "$(one_json pods.json 'print("configmap/" + j["items"][0]["metadata"]["ownerReferences"][0]["name"], end="")')" = "$OWNER" ]
+check "kubectl delete $OWNER succeeds" "${KUBECTL[@]}" delete "$OWNER" --timeout=60s
+rc=0; wait "$KPID" || rc=$?
+check "the build fails (exit 1)" [ "$rc" = 1 ]
+check "the running step fails" [ "$(status r.json long)" = FAILURE ]
+check "... saying its Pod was deleted" grep -q "long.*Pod kiln-.* was deleted" out
+check "the next step never ran" sh -c "! grep -q after-ran out"
+check "nothing is left: no Pod, Secret, ConfigMap or claim" wait_for 60 nothing_left
+check "the kubelet left no container" wait_for 60 no_containers
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# workspace=pvc-rwo: a ReadWriteOnce claim, every Pod on the first one's node"
+mkdir -p rwo/ws && cd rwo
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: first
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo rwo > /workspace/f.txt']
+- id: second
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo second-read-$$(cat /workspace/f.txt)']
+- id: third
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo third-ran']
+  waitFor: ['-']
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC,workspace=pvc-rwo" --log-dir logs --workspace ws)
+check "the build succeeds (exit 0)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out | sed 's/^/  /'
+check "the claim asked for ReadWriteOnce" log_has \
+    'l["method"]=="POST" and l["path"].endswith("/persistentvolumeclaims") and l["body"]["spec"]["accessModes"]==["ReadWriteOnce"]'
+check "the second step read the first one's file from the claim" has_line logs/second.log second-read-rwo
+check "kiln says which node the build's Pods run on" has_line out "the build's Pods run on node kiln-fake-node"
+nodes=$(python3 -c 'import json,sys
+for x in open(sys.argv[1]):
+    l=json.loads(x)
+    if l["method"]=="POST" and l["path"].endswith("/pods"): print(l["body"]["spec"].get("nodeName","-"))' "$K/requests.jsonl" | tail -3 | tr '\n' ' ')
+check "the first Pod was scheduled, the next two bound to its node ($nodes)" [ "$nodes" = "- kiln-fake-node kiln-fake-node " ]
+check "nothing is left" wait_for 60 nothing_left
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# kill -9 of kiln: the next run removes the dead build's Secret and owner"
+mkdir -p killed/ws && cd killed
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+availableSecrets:
+  secretManager:
+  - versionName: projects/p/secrets/api-token/versions/1
+    env: TOKEN
+steps:
+- id: orphan
+  name: IMG
+  entrypoint: sh
+  secretEnv: [TOKEN]
+  args: ['-c', 'echo orphan-started; sleep 300']
+Y
+KILN_SECRET_API_TOKEN=$VALUE "$KILN" run p.yaml --executor "$EXEC" --workspace ws >out 2>&1 &
+KPID=$!
+wait_for 120 has_line out orphan-started
+kill -9 "$KPID"; wait "$KPID" 2>/dev/null || true
+check "the Secret outlives a kill -9'd kiln" [ "$(count secrets)" = 1 ]
+check "so does the owner ConfigMap" [ "$(count configmaps)" = 1 ]
+sed "s|IMG|$IMG|" >q.yaml <<'Y'
+steps:
+- id: next
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo next-ran']
+Y
+rc=$(run_kiln out2 run q.yaml --executor "$EXEC" --workspace ws)
+check "the next run succeeds" [ "$rc" = 0 ]
+check "... and says it removed the dead build's Secret" has_line out2 "removing 1 secrets left by builds no longer running"
+check "... and its owner" has_line out2 "removing 1 configmaps left by builds no longer running"
+check "nothing is left" wait_for 60 nothing_left
+check "the kubelet left no container" wait_for 60 no_containers
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# fill=git: a first Pod clones the workspace's origin at its HEAD into the claim"
+# The remote is served by git daemon on 127.0.0.1 (the fake kubelet's Pods
+# share the host's network, as a real Pod reaches a forge); the fill image is
+# this machine's git and the libraries ldd names, with busybox's sh, in an
+# empty root (no registry is reachable here: alpine/git, the default, is not).
+mkdir -p fill && cd fill
+GPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p srv && git init -q --bare srv/src.git && touch srv/src.git/git-daemon-export-ok
+git daemon --reuseaddr --base-path="$TMP/fill/srv" --listen=127.0.0.1 --port="$GPORT" "$TMP/fill/srv" \
+    >daemon.log 2>&1 &
+FAKE_PIDS+=($!)
+ORIGIN=git://127.0.0.1:$GPORT/src.git
+git init -q ws && cd ws
+git -c user.name=t -c user.email=t@x commit -q --allow-empty -m root
+echo one >a.txt && git add a.txt && git -c user.name=t -c user.email=t@x commit -q -m one
+ONE=$(git rev-parse HEAD)
+echo two >a.txt && git -c user.name=t -c user.email=t@x commit -q -am two
+git remote add origin "$ORIGIN"
+git push -q ../srv/src.git HEAD:refs/heads/main 2>../push.log || cat ../push.log  # git:// is read-only
+git -C ../srv/src.git symbolic-ref HEAD refs/heads/main
+wait_for 30 git ls-remote "$ORIGIN" >/dev/null 2>&1 || echo "  git daemon does not answer: $(cat ../daemon.log)"
+git checkout -q "$ONE"        # the build's commit is not the branch's tip
+echo mine >local-only.txt     # not committed: not in the claim
+cd ..
+mkdir -p gitroot/bin gitroot/tmp
+cp "$BUSYBOX" gitroot/bin/busybox
+for a in sh echo cat test; do ln -s busybox "gitroot/bin/$a"; done
+cp "$(command -v git)" gitroot/bin/git
+for lib in $(ldd "$(command -v git)" | grep -o '/[^ ]*'); do
+    mkdir -p "gitroot$(dirname "$lib")" && cp -L "$lib" "gitroot$lib"
+done
+tar -C gitroot -cf git.tar .
+TMPDIR=$E/tmp podman import --change 'ENV PATH=/bin' git.tar localhost/kiln-k8s-git:1 >import.log 2>&1 || cat import.log
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: look
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo a=$$(cat a.txt) local=$$(test -e local-only.txt && echo yes || echo no)']
+Y
+FX="$EXEC,workspace=pvc,fill=git,fillImage=localhost/kiln-k8s-git:1"
+rc=$(run_kiln out run p.yaml --executor "$FX" --log-dir logs --workspace ws)
+check "the build succeeds (exit 0)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out | sed 's/^/  /'
+check "the step sees the build's commit from the claim, not the branch tip" has_line logs/look.log "a=one local=no"
+check "kiln says where the claim is filled from" has_line out "filling the workspace claim from $ORIGIN at $ONE"
+check "... and what the fill Pod checked out" has_line out "filled /workspace from $ORIGIN at $ONE"
+order=$(python3 -c 'import json,sys
+for x in open(sys.argv[1]):
+    l=json.loads(x)
+    if l["method"]=="POST" and l["path"].endswith("/pods"): print(l["body"]["metadata"]["labels"]["kiln.dev/step"])' "$K/requests.jsonl" | tail -2 | tr '\n' ' ')
+check "the fill Pod was created before the step's ($order)" [ "$order" = "kiln-fill look " ]
+check "nothing is left" wait_for 60 nothing_left
+rc=$(run_kiln out2 run p.yaml --executor "$FX,gitCommit=0123456789abcdef0123456789abcdef01234567" --workspace ws)
+check "a commit the remote does not have: the build fails (exit 1)" [ "$rc" = 1 ]
+check "... the step says the fill failed, with git's words" \
+    grep -q "look.*filling the workspace claim from $ORIGIN at 0123456789abcdef0123456789abcdef01234567 failed (Pod kiln-build-.*-fill, exit code [0-9]*): .*0123456789abcdef" out2
+check "nothing is left" wait_for 60 nothing_left
+check "the kubelet left no container" wait_for 60 no_containers
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# a step plugin's spawn() runs in the step's image as a Pod (kedro-train with name:)"
+mkdir -p kedro && cd kedro
+mkdir -p ws && cp -r "$KILN_SOURCE_DIR/tests/data/kedro_project" ws/kedro_project
+cp -a "$E/root" root
+printf '#!/bin/sh\necho "kedro $* ran in the image, in $(pwd)"\n' >root/bin/kedro
+chmod +x root/bin/kedro
+tar -C root -cf kedro.tar .
+TMPDIR=$E/tmp podman import kedro.tar localhost/kiln-k8s-kedro:1 >import.log 2>&1 || cat import.log
+cat >p.yaml <<'Y'
+steps:
+- id: train
+  name: localhost/kiln-k8s-kedro:1
+  uses: kedro-train
+  with: {project: ./kedro_project}
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC" --log-dir logs --workspace ws)
+check "the build succeeds (exit 0)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out | sed 's/^/  /'
+check "kedro ran in the image, in the project's directory under /workspace, in a Pod" \
+    grep -q "\[train\] kedro run.* ran in the image, in /workspace/kedro_project" out
+check "its Pod was created with the plugin's command" log_has \
+    'l["method"]=="POST" and l["path"].endswith("/pods") and l["body"]["spec"]["containers"][0]["image"]=="localhost/kiln-k8s-kedro:1" and "kedro" in " ".join(l["body"]["spec"]["containers"][0].get("command",[]) + l["body"]["spec"]["containers"][0].get("args",[]))'
+check "nothing is left" wait_for 60 nothing_left
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# a build without a Pod still removes its owner; fill=git needs a claim"
+mkdir -p local/ws && cd local
+cat >p.yaml <<'Y'
+steps:
+- id: here
+  entrypoint: sh
+  args: ['-c', 'echo ran-here']
+Y
+rc=$(run_kiln out run p.yaml --executor "$EXEC" --workspace ws)
+check "a step without an image runs on this machine (exit 0)" [ "$rc" = 0 ]
+check "... and the build's owner ConfigMap does not outlive it" wait_for 60 nothing_left
+rc=$(run_kiln out2 run p.yaml --executor "$EXEC,fill=git" --workspace ws)
+check "fill=git with workspace=hostpath: exit 2 before anything runs" [ "$rc" = 2 ]
+check "... saying it needs a claim" has_line out2 "fill=git needs workspace=pvc or pvc-rwo"
+check "... and nothing ran" sh -c '! grep -q ran-here out2'
+cd "$TMP"
+
+finish

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kubernetes executor's per-build objects
+ * (plugins/executor_kubernetes/kube_objects.c): the owner ConfigMap, the
+ * Secret of the build's secretEnv values, the ownerReference and node put
+ * into a Pod, Secret keys, base64. What the API server makes of them is in
+ * tests/integration/test_k8s_objects.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../plugins/executor_kubernetes/kube_objects.c"
+
+static const cJSON *get(const cJSON *o, const char *path)
+{
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL;
+    for (char *k = strtok_r(buf, " ", &save); k && o; k = strtok_r(NULL, " ", &save))
+        o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(k)) : cJSON_GetObjectItemCaseSensitive(o, k);
+    return o;
+}
+
+static const char *str(const cJSON *o, const char *path)
+{
+    return cJSON_GetStringValue(get(o, path));
+}
+
+static void base64_vectors(void **state)
+{
+    /* RFC 4648 section 10 */
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        char *b = kube_base64(in[i], strlen(in[i]));
+        assert_string_equal(b, out[i]);
+        free(b);
+    }
+    char *b = kube_base64("\xff\xfe", 2);
+    assert_string_equal(b, "//4=");
+    free(b);
+}
+
+static void names_and_keys(void **state)
+{
+    char *n = kube_owner_name("0b1c");
+    assert_string_equal(n, "kiln-build-0b1c");
+    free(n);
+    n = kube_secret_name("0b1c");
+    assert_string_equal(n, "kiln-build-0b1c-env");
+    free(n);
+    char k[64];
+    kube_secret_key("API_TOKEN", 1, k, sizeof k);
+    assert_string_equal(k, "API_TOKEN");
+    kube_secret_key("API_TOKEN", 2, k, sizeof k);
+    assert_string_equal(k, "API_TOKEN.2");
+    kube_secret_key("a b/c", 1, k, sizeof k);
+    assert_string_equal(k, "a_b_c");
+    kube_secret_key("..", 1, k, sizeof k);
+    assert_string_equal(k, "x");
+    kube_secret_key("", 3, k, sizeof k);
+    assert_string_equal(k, "x.3");
+}
+
+static void owner_and_secret(void **state)
+{
+    char *body = kube_owner_body("kiln-build-b", "builds", "b", "h.1.2");
+    cJSON *o = cJSON_Parse(body);
+    free(body);
+    assert_string_equal(str(o, "kind"), "ConfigMap");
+    assert_string_equal(str(o, "metadata name"), "kiln-build-b");
+    assert_string_equal(str(o, "metadata labels kiln.dev/build"), "b");
+    assert_string_equal(str(o, "metadata labels kiln.dev/owner"), "h.1.2");
+    cJSON_Delete(o);
+
+    const char *keys[] = {"TOKEN", "TOKEN.2"}, *values[] = {"foobar", "f"};
+    body = kube_secret_body("kiln-build-b-env", "builds", "b", "h.1.2", "kiln-build-b", "uid-1", keys, values, 2);
+    assert_null(strstr(body, "foobar"));
+    o = cJSON_Parse(body);
+    free(body);
+    assert_string_equal(str(o, "kind"), "Secret");
+    assert_string_equal(str(o, "type"), "Opaque");
+    assert_string_equal(str(o, "data TOKEN"), "Zm9vYmFy");
+    assert_string_equal(str(o, "data TOKEN.2"), "Zg==");
+    assert_string_equal(str(o, "metadata ownerReferences 0 kind"), "ConfigMap");
+    assert_string_equal(str(o, "metadata ownerReferences 0 name"), "kiln-build-b");
+    assert_string_equal(str(o, "metadata ownerReferences 0 uid"), "uid-1");
+    assert_string_equal(str(o, "metadata labels kiln.dev/build"), "b");
+    cJSON_Delete(o);
+}
+
+static void own_a_pod(void **state)
+{
+    char *body = strdup("{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[]}}");
+    body = kube_own(body, "kiln-build-b", "uid-1", NULL);
+    cJSON *o = cJSON_Parse(body);
+    assert_string_equal(str(o, "metadata ownerReferences 0 uid"), "uid-1");
+    assert_null(get(o, "spec nodeName"));
+    cJSON_Delete(o);
+    body = kube_own(body, "kiln-build-b", "uid-2", "node-a"); /* replaced, not added */
+    o = cJSON_Parse(body);
+    free(body);
+    assert_int_equal(cJSON_GetArraySize(get(o, "metadata ownerReferences")), 1);
+    assert_string_equal(str(o, "metadata ownerReferences 0 uid"), "uid-2");
+    assert_string_equal(str(o, "spec nodeName"), "node-a");
+    cJSON_Delete(o);
+    char *bad = strdup("[1]");
+    assert_null(kube_own(bad, "o", "u", NULL));
+    free(bad);
+}
+
+/* The fill Pod: the URL and commit reach the script as env, never as
+ * shell text; the claim's workspace subPath at /workspace. */
+static void fill_pod(void **state)
+{
+    char *body = kube_fill_body("kiln-build-b-fill", "n", "b", "h.1.2", "kiln-b-ws", "alpine/git",
+                                "https://x/$(reboot).git", "abc");
+    cJSON *o = cJSON_Parse(body);
+    assert_string_equal(str(o, "metadata labels kiln.dev/step"), "kiln-fill");
+    assert_string_equal(str(o, "spec restartPolicy"), "Never");
+    const cJSON *c = get(o, "spec containers 0");
+    assert_string_equal(str(c, "image"), "alpine/git");
+    assert_string_equal(str(c, "command 0"), "sh");
+    assert_non_null(strstr(str(c, "command 2"), "git clone"));
+    assert_null(strstr(str(c, "command 2"), "reboot")); /* the script reads $KILN_GIT_URL */
+    assert_string_equal(str(c, "env 0 name"), "KILN_GIT_URL");
+    assert_string_equal(str(c, "env 0 value"), "https://x/$(reboot).git");
+    assert_string_equal(str(c, "env 1 value"), "abc");
+    assert_string_equal(str(c, "volumeMounts 0 mountPath"), "/workspace");
+    assert_string_equal(str(c, "volumeMounts 0 subPath"), "workspace");
+    assert_string_equal(str(o, "spec volumes 0 persistentVolumeClaim claimName"), "kiln-b-ws");
+    cJSON_Delete(o);
+    free(body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(base64_vectors),
+        cmocka_unit_test(names_and_keys),
+        cmocka_unit_test(owner_and_secret),
+        cmocka_unit_test(own_a_pod),
+        cmocka_unit_test(fill_pod),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
