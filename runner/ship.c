@@ -180,6 +180,7 @@ static void pump(kiln_ship *s);
 static void finish(kiln_ship *s);
 static void seal(kiln_ship *s);
 static int offload(kiln_ship *s, struct sbatch *b);
+static int encode(kiln_ship *s, struct sbatch *b);
 
 static void on_delay(uv_timer_t *t)
 {
@@ -201,6 +202,11 @@ static void seal(kiln_ship *s)
     s->tail = &b->next;
     if (s->failing)
         offload(s, b);
+    else if (b != s->head)
+        /* Encoded now, while the batch ahead of it is on the wire, rather
+         * than after its answer: the receiver's time and the encoder's
+         * overlap (bench/ship.sh). A failure is met again in pump(). */
+        encode(s, b);
 }
 
 /* The head batch is done with (delivered or failed). */
