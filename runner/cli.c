@@ -26,7 +26,7 @@ const char kiln__usage_text[] =
     "  graph PIPELINE.yaml     print the step graph (--format text|dot|mermaid)\n"
     "  plugins [NAME]          list plugins, or show one plugin's options (--json)\n"
     "  version                 print kiln's version and plugin ABI\n"
-    "  logs flush DIR [--sink-grace D]\n"
+    "  logs flush DIR [--sink-grace D] [--sink NAME:token=T|headers=A=b;...]\n"
     "                          send the batches a remote log sink left in its spool\n"
     "                          (DIR: --log-dir's .spool)\n"
     "  trigger --triggers FILE --repo PATH --ref REF [--before SHA --after SHA]\n"

@@ -142,11 +142,13 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
     if (o->kill_grace_ms)
         eng.kill_grace_ms = o->kill_grace_ms;
     /* Remote sinks (the shipping core): their grace, and their spool under
-     * --log-dir. */
+     * --log-dir (else kiln__ship_default_spool_root()). */
     if (o->sink_grace_set)
         kiln__ship_set_grace_ms(o->sink_grace_ms);
-    if (o->log_dir) {
-        char *spool = kiln__xasprintf("%s/.spool", o->log_dir);
+    {
+        /* Without --log-dir, a per-user default: a receiver that is down
+         * must not hold the steps at the memory bound for good. */
+        char *spool = o->log_dir ? kiln__xasprintf("%s/.spool", o->log_dir) : kiln__ship_default_spool_root();
         kiln__ship_set_spool_root(spool);
         free(spool);
     }
