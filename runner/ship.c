@@ -973,6 +973,13 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
     uv_unref((uv_handle_t *)&s->retry_timer);
     uv_unref((uv_handle_t *)&s->grace_timer);
     s->open_handles = 3;
+    if (s->head) {
+        /* Leftovers go out on the loop's next turn, not only when a record
+         * comes (kiln serve may wait long for a build); not from here: the
+         * sink may still hold the ship (a token being fetched). */
+        s->waiting = true;
+        uv_timer_start(&s->retry_timer, on_retry, 0, 0);
+    }
     *out = s;
     return 0;
 }
