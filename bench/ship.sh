@@ -127,9 +127,11 @@ if [ "${CHECK_BODIES:-1}" = 1 ]; then
         : >ngx/keep.log
         # otlp: one kiln.record.id per record; cloud-logging: one textPayload per entry.
         key='"kiln.record.id"'; case $sink in cloud-logging*) key='"textPayload"';; esac
-        got=$(cat ngx/cap/* | grep -o "$key" | wc -l)
+        got=$(python3 -c 'import glob,sys; k=sys.argv[1].encode(); print(sum(open(f,"rb").read().count(k) for f in glob.glob("ngx/cap/*")))' "$key")
         [ "$got" = "$lines" ] || { echo "ship.sh: nginx kept $got of $lines records (${sink%%:*})" >&2; exit 1; }
+        echo "nginx kept every record of ${sink%%:*}: $got of $lines"
     done
+    rm -f ngx/cap/*
 fi
 
 # The raw HTTP limit's bodies: a small run's batches as nginx kept them.
