@@ -617,6 +617,27 @@ static void pump(kiln_ship *s)
 
 /* ---- closing ------------------------------------------------------------------ */
 
+/* A spool directory this ship holds, left with no batch: removed (with
+ * its .lock, while the flock is still held), so that every endpoint a sink
+ * ever used does not leave an empty directory behind. */
+static void drop_if_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    bool empty = true;
+    struct dirent *e;
+    while ((e = readdir(d)) && empty)
+        empty = e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..") || !strcmp(e->d_name, ".lock"));
+    closedir(d);
+    if (!empty)
+        return;
+    char *lock = kiln__xasprintf("%s/.lock", dir);
+    unlink(lock);
+    free(lock);
+    rmdir(dir);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     kiln_ship *s = h->data;
@@ -633,9 +654,12 @@ static void on_handle_closed(uv_handle_t *h)
     free(s->ca_file);
     free(s->last_error);
     free(s->spool_dir);
-    if (s->lock_fd >= 0)
+    if (s->lock_fd >= 0) {
+        drop_if_empty(s->spool_dir);
         close(s->lock_fd); /* drops the flock */
+    }
     for (size_t i = 0; i < s->n_more; i++) {
+        drop_if_empty(s->more_dirs[i]);
         free(s->more_dirs[i]);
         close(s->more_fds[i]);
     }
