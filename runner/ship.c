@@ -295,7 +295,10 @@ static int gzip_body(char **body, size_t *len)
         return KILN_EIO;
     }
     free(*body);
-    *body = out;
+    /* deflateBound() is about the input's size: give the rest back, or
+     * every queued batch keeps a buffer its uncompressed size (RSS). */
+    char *small = realloc(out, n ? n : 1);
+    *body = small ? small : out;
     *len = n;
     return 0;
 }
