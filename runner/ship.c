@@ -656,11 +656,11 @@ static void on_handle_closed(uv_handle_t *h)
     free(s->content_type);
     free(s->ca_file);
     free(s->last_error);
-    free(s->spool_dir);
     if (s->lock_fd >= 0) {
         drop_if_empty(s->spool_dir);
         close(s->lock_fd); /* drops the flock */
     }
+    free(s->spool_dir);
     for (size_t i = 0; i < s->n_more; i++) {
         drop_if_empty(s->more_dirs[i]);
         free(s->more_dirs[i]);
