@@ -30,6 +30,8 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || { echo "ship.sh: needs nginx (apt-get install nginx-light)" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-ship.XXXXXX")
 cd "$work"
+# kiln's default spool (no --log-dir) in the work directory, not the user's.
+export XDG_STATE_HOME=$work/state
 fake=
 cleanup() {
     [ -n "$fake" ] && kill "$fake" 2>/dev/null && wait "$fake" 2>/dev/null
