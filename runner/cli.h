@@ -81,4 +81,9 @@ int kiln__cmd_logs(const kiln__cli_opts *o);                    /* cmd_logs.c */
 struct kiln__triggers;
 int kiln__cli_load_triggers(const char *file, struct kiln__triggers *ts);
 
+/* --sink NAME[:key=value,...] (kiln run, kiln serve): a sink plugin with
+ * options from the command line, added to ENG; its strings live in DOC.
+ * 0, or < 0 with ERR saying why. */
+int kiln__cli_add_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err);
+
 #endif /* KILN_CLI_H */

@@ -68,7 +68,7 @@ static kiln__ynode *map_node(kiln__ydoc *doc, const char *const *kv, size_t n_pa
 /* --sink NAME[:key=value,...]: a sink plugin with options from the command
  * line (values may not contain ','). required=true|false is kiln's own
  * option of every sink, not the plugin's. */
-static int add_cli_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err)
+int kiln__cli_add_sink(kiln__engine *eng, kiln__ydoc *doc, const char *spec, kiln__buf *err)
 {
     char *copy = kiln__ydoc_alloc(doc, strlen(spec) + 1);
     memcpy(copy, spec, strlen(spec) + 1);
@@ -142,11 +142,13 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
     if (o->kill_grace_ms)
         eng.kill_grace_ms = o->kill_grace_ms;
     /* Remote sinks (the shipping core): their grace, and their spool under
-     * --log-dir. */
+     * --log-dir (else kiln__ship_default_spool_root()). */
     if (o->sink_grace_set)
         kiln__ship_set_grace_ms(o->sink_grace_ms);
-    if (o->log_dir) {
-        char *spool = kiln__xasprintf("%s/.spool", o->log_dir);
+    {
+        /* Without --log-dir, a per-user default: a receiver that is down
+         * must not hold the steps at the memory bound for good. */
+        char *spool = o->log_dir ? kiln__xasprintf("%s/.spool", o->log_dir) : kiln__ship_default_spool_root();
         kiln__ship_set_spool_root(spool);
         free(spool);
     }
@@ -203,7 +205,7 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
                             o->log_dir_required, &err);
     }
     for (size_t i = 0; !rc && i < o->n_sinks; i++)
-        rc = add_cli_sink(&eng, &sinkdoc, o->sinks[i], &err);
+        rc = kiln__cli_add_sink(&eng, &sinkdoc, o->sinks[i], &err);
     kiln__build *b = NULL;
     if (!rc)
         rc = kiln__build_create(&eng, &p, subst, workspace, o->only, &err, &b);

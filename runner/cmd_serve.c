@@ -22,6 +22,9 @@ static const char serve_usage[] =
     "  --kill-grace DURATION        SIGTERM-to-SIGKILL grace of a cancelled step (default 10s)\n"
     "  --max-parallel N             steps running at once, per build (default 32)\n"
     "  --plugin-path DIR            where to look for plugins (repeatable)\n"
+    "  --sink NAME[:K=V,...]        every build's logs to this sink plugin too (repeatable);\n"
+    "                               remote sinks spool in DATA/spool while their receiver is down\n"
+    "  --sink-grace DURATION        on stop, how long remote sinks may still deliver (default 30s)\n"
     "  --repos DIR                  where the repositories a trigger names by name are\n"
     "                               (DIR/NAME.git or DIR/NAME): for schedules and the API\n"
     "  --keep-builds N              keep the newest N finished builds (history and files)\n"
@@ -77,7 +80,7 @@ int kiln__serve_main(int argc, char **argv)
     kiln__serve_opts o;
     memset(&o, 0, sizeof o);
     enum { O_TRIG = 256, O_LISTEN, O_DATA, O_MAXB, O_TOKEN, O_SECRET, O_GRACE, O_KGRACE, O_PPATH,
-           O_MAXPAR, O_VERBOSE, O_HELP, O_REPOS, O_DRY, O_KEEPB, O_KEEPD, O_BASE };
+           O_MAXPAR, O_VERBOSE, O_HELP, O_REPOS, O_DRY, O_KEEPB, O_KEEPD, O_BASE, O_SINK, O_SGRACE };
     static const struct option longopts[] = {
         {"triggers", required_argument, NULL, O_TRIG},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -96,12 +99,15 @@ int kiln__serve_main(int argc, char **argv)
         {"keep-builds", required_argument, NULL, O_KEEPB},
         {"keep-days", required_argument, NULL, O_KEEPD},
         {"base-path", required_argument, NULL, O_BASE},
+        {"sink", required_argument, NULL, O_SINK},
+        {"sink-grace", required_argument, NULL, O_SGRACE},
         {NULL, 0, NULL, 0},
     };
     const char *triggers = NULL, *listen = "127.0.0.1:8080", *data = "kiln-data";
     const char *token_file = NULL, *secret_file = NULL;
-    const char **ppaths = NULL;
-    size_t n_ppaths = 0;
+    const char **ppaths = NULL, **sinks = NULL;
+    size_t n_ppaths = 0, n_sinks = 0;
+    o.sink_grace_ms = -1;
     int max_builds = 2, max_parallel = 0;
     int64_t grace_ms = 60000, kill_grace_ms = 0;
     bool verbose = false;
@@ -141,6 +147,14 @@ int kiln__serve_main(int argc, char **argv)
             else
                 o.keep_days = v;
             break;
+        case O_SINK:
+            sinks = kiln__xrealloc(sinks, (n_sinks + 1) * sizeof *sinks);
+            sinks[n_sinks++] = optarg;
+            break;
+        case O_SGRACE:
+            if (kiln__parse_duration(optarg, false, &o.sink_grace_ms) != 0)
+                rc = serve_usage_error("--sink-grace: expected a duration such as 30s, got '%s'", optarg);
+            break;
         case O_PPATH:
             ppaths = kiln__xrealloc(ppaths, (n_ppaths + 1) * sizeof *ppaths);
             ppaths[n_ppaths++] = optarg;
@@ -165,6 +179,7 @@ int kiln__serve_main(int argc, char **argv)
         case O_HELP:
             fputs(serve_usage, stdout);
             free(ppaths);
+            free(sinks);
             return 0;
         default:
             rc = serve_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -176,6 +191,7 @@ int kiln__serve_main(int argc, char **argv)
         rc = serve_usage_error("which triggers file? (--triggers FILE)");
     if (rc) {
         free(ppaths);
+        free(sinks);
         return rc;
     }
 
@@ -191,7 +207,10 @@ int kiln__serve_main(int argc, char **argv)
     o.grace_ms = grace_ms;
     o.kill_grace_ms = kill_grace_ms;
     o.verbose = verbose;
+    o.sinks = sinks;
+    o.n_sinks = n_sinks;
     rc = kiln__serve_run(&o);
     free(ppaths);
+    free(sinks);
     return rc;
 }

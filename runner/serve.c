@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "ship.h"
 #include "path.h"
 #include "report.h"
 #include "serve.h"
@@ -757,6 +759,20 @@ int kiln__serve_run(const kiln__serve_opts *o)
             }
         }
         free(bdir);
+        /* Remote sinks (--sink): one for the server's life, spooling in
+         * DATA/spool, so what a stopped or killed server left there is sent
+         * now, at startup, before any build's records. */
+        char *spool = kiln__xasprintf("%s/spool", srv->data_dir);
+        kiln__ship_set_spool_root(spool);
+        free(spool);
+        if (o->sink_grace_ms >= 0)
+            kiln__ship_set_grace_ms(o->sink_grace_ms);
+        for (size_t i = 0; i < o->n_sinks && !rc; i++) {
+            if (kiln__cli_add_sink(&srv->eng, &sinkdoc, o->sinks[i], &err) != 0) {
+                fprintf(stderr, "kiln: serve: %s\n", err.buf);
+                rc = 2;
+            }
+        }
     }
     if (!rc)
         kiln__logs_init(srv);

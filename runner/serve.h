@@ -99,6 +99,9 @@ typedef struct kiln__serve_opts {
     const char *base_path;         /* --base-path, or NULL */
     const char **plugin_paths;
     size_t n_plugin_paths;
+    const char **sinks;            /* --sink NAME[:K=V,...]: remote sinks spool in DATA/spool */
+    size_t n_sinks;
+    int64_t sink_grace_ms;         /* --sink-grace, or -1 */
     int max_builds, max_parallel;
     int64_t grace_ms, kill_grace_ms;
     long keep_builds, keep_days;   /* 0: keep all */

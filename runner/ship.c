@@ -63,6 +63,16 @@ void kiln__ship_set_spool_root(const char *dir)
     g_spool_root = dir ? kiln__xstrdup(dir) : NULL;
 }
 
+char *kiln__ship_default_spool_root(void)
+{
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        return kiln__xasprintf("%s/kiln/spool", xdg);
+    if (home && home[0] == '/')
+        return kiln__xasprintf("%s/.local/state/kiln/spool", home);
+    return NULL;
+}
+
 void kiln__ship_set_grace_ms(int64_t ms)
 {
     g_grace_ms = ms < 0 ? 0 : ms;
@@ -127,6 +137,9 @@ struct kiln_ship {
     bool failing;     /* the last attempt failed: sealed batches go to the spool */
     char *spool_dir;  /* g_spool_root/NAME-INDEX, or NULL */
     int lock_fd;      /* flock on spool_dir/.lock: one kiln adopts its leftovers */
+    char **more_dirs; /* NAME-HASH.K directories no other kiln held: adopted too */
+    int *more_fds;    /* their flocks, held as long as lock_fd */
+    size_t n_more;
     uint64_t spooled_records, spooled_bytes; /* left on disk at the end */
     char *last_error;
 };
@@ -180,6 +193,7 @@ static void pump(kiln_ship *s);
 static void finish(kiln_ship *s);
 static void seal(kiln_ship *s);
 static int offload(kiln_ship *s, struct sbatch *b);
+static int encode(kiln_ship *s, struct sbatch *b);
 
 static void on_delay(uv_timer_t *t)
 {
@@ -201,6 +215,11 @@ static void seal(kiln_ship *s)
     s->tail = &b->next;
     if (s->failing)
         offload(s, b);
+    else if (b != s->head)
+        /* Encoded now, while the batch ahead of it is on the wire, rather
+         * than after its answer: the receiver's time and the encoder's
+         * overlap (bench/ship.sh). A failure is met again in pump(). */
+        encode(s, b);
 }
 
 /* The head batch is done with (delivered or failed). */
@@ -276,7 +295,10 @@ static int gzip_body(char **body, size_t *len)
         return KILN_EIO;
     }
     free(*body);
-    *body = out;
+    /* deflateBound() is about the input's size: give the rest back, or
+     * every queued batch keeps a buffer its uncompressed size (RSS). */
+    char *small = realloc(out, n ? n : 1);
+    *body = small ? small : out;
     *len = n;
     return 0;
 }
@@ -350,7 +372,7 @@ static int offload(kiln_ship *s, struct sbatch *b)
     size_t nh;
     char ctype[256];
     request_headers(s, hdrs, &nh, ctype, sizeof ctype);
-    int rc = kiln__spool_write(s->spool_dir, b->id, s->url, hdrs, nh, b->body, b->body_len, &b->file);
+    int rc = kiln__spool_write(s->spool_dir, b->id, s->sink->plugin->desc->name, s->url, hdrs, nh, b->body, b->body_len, &b->file);
     free(hdrs);
     if (rc) {
         if (!s->eng->log_level || s->eng->log_level >= KILN_LOG_WARN)
@@ -598,6 +620,27 @@ static void pump(kiln_ship *s)
 
 /* ---- closing ------------------------------------------------------------------ */
 
+/* A spool directory this ship holds, left with no batch: removed (with
+ * its .lock, while the flock is still held), so that every endpoint a sink
+ * ever used does not leave an empty directory behind. */
+static void drop_if_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    bool empty = true;
+    struct dirent *e;
+    while ((e = readdir(d)) && empty)
+        empty = e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, "..") || !strcmp(e->d_name, ".lock"));
+    closedir(d);
+    if (!empty)
+        return;
+    char *lock = kiln__xasprintf("%s/.lock", dir);
+    unlink(lock);
+    free(lock);
+    rmdir(dir);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     kiln_ship *s = h->data;
@@ -613,9 +656,18 @@ static void on_handle_closed(uv_handle_t *h)
     free(s->content_type);
     free(s->ca_file);
     free(s->last_error);
-    free(s->spool_dir);
-    if (s->lock_fd >= 0)
+    if (s->lock_fd >= 0) {
+        drop_if_empty(s->spool_dir);
         close(s->lock_fd); /* drops the flock */
+    }
+    free(s->spool_dir);
+    for (size_t i = 0; i < s->n_more; i++) {
+        drop_if_empty(s->more_dirs[i]);
+        free(s->more_dirs[i]);
+        close(s->more_fds[i]);
+    }
+    free(s->more_dirs);
+    free(s->more_fds);
     free(s);
     kiln__sink_closed(sink);
 }
@@ -703,7 +755,9 @@ static char *content_headers(const char *const *h, size_t n)
 
 static int cmp_name(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    const char *bx = strrchr(x, '/'), *by = strrchr(y, '/');
+    return strcmp(bx ? bx + 1 : x, by ? by + 1 : y);
 }
 
 /* .req files directly in DIR. */
@@ -722,8 +776,8 @@ static size_t count_req(const char *dir)
     return n;
 }
 
-/* Batches in this plugin's other spool directories (NAME-OTHERINDEX: made
- * with another --sink list, or a running kiln's) are not this sink's to
+/* Batches in this plugin's other spool directories (another endpoint's, an
+ * older kiln's NAME-INDEX, or a running kiln's) are not this sink's to
  * send; one line says they are there, so they are not forgotten. */
 static void tell_other_dirs(kiln_ship *s)
 {
@@ -734,18 +788,89 @@ static void tell_other_dirs(kiln_ship *s)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, name, nl) || e->d_name[nl] != '-' ||
-            strspn(e->d_name + nl + 1, "0123456789") != strlen(e->d_name + nl + 1))
+        if (strncmp(e->d_name, name, nl) || e->d_name[nl] != '-')
             continue;
         char *dir = kiln__xasprintf("%s/%s", g_spool_root, e->d_name);
-        size_t n = strcmp(dir, s->spool_dir) ? count_req(dir) : 0;
+        bool mine = !strcmp(dir, s->spool_dir);
+        for (size_t k = 0; k < s->n_more && !mine; k++)
+            mine = !strcmp(dir, s->more_dirs[k]);
+        size_t n = mine ? 0 : count_req(dir);
         if (n)
-            fprintf(stderr, "kiln: log sink '%s': %zu batches in %s (another --sink list's, or a running "
+            fprintf(stderr, "kiln: log sink '%s': %zu batches in %s (another endpoint's, or a running "
                     "kiln's) are not sent by this run; send them with 'kiln logs flush %s'\n", name, n, dir,
                     g_spool_root);
         free(dir);
     }
     closedir(d);
+}
+
+/* FNV-1a, 64 bits: a spool directory's name from the sink's endpoint. */
+static uint64_t fnv1a(const char *p)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+/* The NAME-HASH.K directories after FROM that exist and no kiln holds (a
+ * kiln that ran beside another one left them): locked and adopted too, so
+ * the same sink and endpoint find all their leftovers. */
+static void claim_more(kiln_ship *s, uint64_t h, int from)
+{
+    for (int k = from; k < 64; k++) {
+        char *dir = kiln__xasprintf("%s/%s-%016" PRIx64 ".%d", g_spool_root, s->sink->plugin->desc->name, h, k);
+        char *lock = kiln__xasprintf("%s/.lock", dir);
+        int fd = open(lock, O_RDWR | O_CLOEXEC);
+        free(lock);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            s->more_dirs = kiln__xrealloc(s->more_dirs, (s->n_more + 1) * sizeof *s->more_dirs);
+            s->more_fds = kiln__xrealloc(s->more_fds, (s->n_more + 1) * sizeof *s->more_fds);
+            s->more_dirs[s->n_more] = dir;
+            s->more_fds[s->n_more++] = fd;
+            continue;
+        }
+        if (fd >= 0)
+            close(fd);
+        free(dir);
+    }
+}
+
+/* This sink's spool directory: ROOT/NAME-HASH, HASH from the endpoint, so
+ * that the same sink and endpoint find their leftovers whatever their place
+ * in the --sink list. The directory is this ship's while it holds an flock
+ * on its .lock (for the ship's life: a kiln started meanwhile, or `kiln
+ * logs flush`, must not take this one's files for leftovers). When another
+ * kiln (or a second identical sink in the same list) holds it, the next of
+ * NAME-HASH.1, .2, ... that is free is taken. 0, or -1: no spool. */
+static int claim_dir(kiln_ship *s)
+{
+    const char *name = s->sink->plugin->desc->name;
+    uint64_t h = fnv1a(s->url);
+    for (int k = 0; k < 64; k++) {
+        char *dir = k ? kiln__xasprintf("%s/%s-%016" PRIx64 ".%d", g_spool_root, name, h, k)
+                      : kiln__xasprintf("%s/%s-%016" PRIx64, g_spool_root, name, h);
+        if (kiln__mkdir_p(dir) != 0) {
+            fprintf(stderr, "kiln: warning: log sink '%s': cannot create the spool %s: %s; batches the "
+                    "receiver does not take wait in memory\n", name, dir, strerror(errno));
+            free(dir);
+            return -1;
+        }
+        chmod(dir, 0700);
+        char *lock = kiln__xasprintf("%s/.lock", dir);
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        free(lock);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            s->spool_dir = dir;
+            s->lock_fd = fd;
+            claim_more(s, h, k + 1);
+            return 0;
+        }
+        if (fd >= 0)
+            close(fd);
+        free(dir);
+    }
+    return -1;
 }
 
 /* What an earlier kiln left in this sink's spool directory (killed, or cut
@@ -754,45 +879,30 @@ static void tell_other_dirs(kiln_ship *s)
  * the same url and Content-Type/-Encoding is taken (it is sent with this
  * run's headers, so a refreshed token is used); one for another url or
  * encoding, or a file that does not parse, stays for
- * `kiln logs flush`, and a line says so. A kiln that cannot take the flock
- * (another one is running on this spool) sends none of the files. */
+ * `kiln logs flush`, and a line says so. */
 static void adopt_leftovers(kiln_ship *s)
 {
     const char *name = s->sink->plugin->desc->name;
-    /* Locked for the ship's life, leftovers or not: a kiln started while
-     * this one spools must not take this one's files for leftovers. */
-    bool locked = false;
-    if (kiln__mkdir_p(s->spool_dir) == 0) {
-        chmod(s->spool_dir, 0700);
-        char *lock = kiln__xasprintf("%s/.lock", s->spool_dir);
-        s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        free(lock);
-        locked = s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
-    }
-    DIR *d = opendir(s->spool_dir);
-    if (!d)
-        return;
     char **files = NULL;
     size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && !strcmp(e->d_name + l - 4, ".req")) {
-            files = kiln__xrealloc(files, (n + 1) * sizeof *files);
-            files[n++] = kiln__xasprintf("%s/%s", s->spool_dir, e->d_name);
+    for (size_t k = 0; k <= s->n_more; k++) {
+        const char *dir = k ? s->more_dirs[k - 1] : s->spool_dir;
+        DIR *d = opendir(dir);
+        if (!d)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t l = strlen(e->d_name);
+            if (l > 4 && !strcmp(e->d_name + l - 4, ".req")) {
+                files = kiln__xrealloc(files, (n + 1) * sizeof *files);
+                files[n++] = kiln__xasprintf("%s/%s", dir, e->d_name);
+            }
         }
+        closedir(d);
     }
-    closedir(d);
     if (!n)
         return;
-    if (!locked) {
-        fprintf(stderr, "kiln: log sink '%s': %zu batches in %s are another kiln's (it holds %s/.lock), "
-                "not sent by this one\n", name, n, s->spool_dir, s->spool_dir);
-        for (size_t i = 0; i < n; i++)
-            free(files[i]);
-        free(files);
-        return;
-    }
+    /* By file name (TIME-ID), whichever directory: the sending order. */
     qsort(files, n, sizeof *files, cmp_name);
     const char **hdrs = kiln__xcalloc(s->n_headers + 3, sizeof *hdrs);
     size_t nh;
@@ -874,8 +984,7 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
         s->o.timeout_ms = DEF_TIMEOUT_MS;
     s->tail = &s->head;
     s->lock_fd = -1;
-    if (g_spool_root) {
-        s->spool_dir = kiln__xasprintf("%s/%s-%d", g_spool_root, sink->plugin->desc->name, sink->index);
+    if (g_spool_root && claim_dir(s) == 0) {
         adopt_leftovers(s);
         tell_other_dirs(s);
     }
@@ -891,6 +1000,13 @@ int kiln__ship_open(kiln_sink *sink, const kiln_ship_opts *opts, kiln_ship **out
     uv_unref((uv_handle_t *)&s->retry_timer);
     uv_unref((uv_handle_t *)&s->grace_timer);
     s->open_handles = 3;
+    if (s->head) {
+        /* Leftovers go out on the loop's next turn, not only when a record
+         * comes (kiln serve may wait long for a build); not from here: the
+         * sink may still hold the ship (a token being fetched). */
+        s->waiting = true;
+        uv_timer_start(&s->retry_timer, on_retry, 0, 0);
+    }
     *out = s;
     return 0;
 }

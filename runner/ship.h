@@ -24,7 +24,11 @@ void kiln__ship_hold(kiln_ship *ship, bool hold);
 void kiln__ship_set_grace_ms(int64_t ms);
 int64_t kiln__ship_grace_ms(void);
 /* Where ships spool batches a failing receiver has not taken (each sink in
- * DIR/NAME-INDEX; see spool.h); NULL: nowhere (the steps wait instead). */
+ * DIR/NAME-HASH, HASH from its endpoint; see spool.h); NULL: nowhere (the
+ * steps wait instead). */
 void kiln__ship_set_spool_root(const char *dir);
+/* The spool root when no --log-dir says one: $XDG_STATE_HOME/kiln/spool,
+ * else $HOME/.local/state/kiln/spool (malloc'ed), or NULL (neither set). */
+char *kiln__ship_default_spool_root(void);
 
 #endif /* KILN_SHIP_H */

@@ -105,6 +105,10 @@ static void resource_open(sj_buf *b, const char *build_id, bool first)
 static int otlp_encode(void *data, const kiln_ship_batch *kb, char **body, size_t *len)
 {
     sj_buf b = {0};
+    size_t idlen = strlen(kb->id);
+    /* About 400 bytes of JSON a record besides its text: one allocation
+     * for most batches instead of a dozen reallocs (bench/ship.sh). */
+    sj_reserve(&b, kb->bytes + kb->n * 448 + 1024);
     sj_adds(&b, "{\"resourceLogs\":[");
     const char *build = NULL;
     for (size_t i = 0; i < kb->n; i++) {
@@ -119,13 +123,16 @@ static int otlp_encode(void *data, const kiln_ship_batch *kb, char **body, size_
         int sevnum;
         const char *sevtext;
         severity(r->severity, &sevnum, &sevtext);
-        char head[160];
         uint64_t ns = (uint64_t)r->time_us * 1000u;
-        snprintf(head, sizeof head,
-                 "{\"timeUnixNano\":\"%llu\",\"observedTimeUnixNano\":\"%llu\",\"severityNumber\":%d,"
-                 "\"severityText\":\"%s\",\"body\":{\"stringValue\":",
-                 (unsigned long long)ns, (unsigned long long)ns, sevnum, sevtext);
-        sj_adds(&b, head);
+        sj_adds(&b, "{\"timeUnixNano\":\"");
+        sj_u64(&b, ns);
+        sj_adds(&b, "\",\"observedTimeUnixNano\":\"");
+        sj_u64(&b, ns);
+        sj_adds(&b, "\",\"severityNumber\":");
+        sj_u64(&b, (uint64_t)sevnum);
+        sj_adds(&b, ",\"severityText\":\"");
+        sj_adds(&b, sevtext);
+        sj_adds(&b, "\",\"body\":{\"stringValue\":");
         sj_string(&b, r->text, r->len);
         sj_adds(&b, "},\"attributes\":[");
         bool first = true;
@@ -137,9 +144,12 @@ static int otlp_encode(void *data, const kiln_ship_batch *kb, char **body, size_
         sj_adds(&b, ",{\"key\":\"kiln.seq\",\"value\":{\"intValue\":\"");
         sj_u64(&b, r->seq);
         sj_adds(&b, "\"}}");
-        char id[80];
-        int n = snprintf(id, sizeof id, "%s-%zu", kb->id, i);
-        attr_str(&b, "kiln.record.id", id, (size_t)n, false);
+        /* kiln.record.id: BATCH-INDEX (the id is plain ASCII: no escaping). */
+        sj_adds(&b, ",{\"key\":\"kiln.record.id\",\"value\":{\"stringValue\":\"");
+        sj_add(&b, kb->id, idlen);
+        sj_add(&b, "-", 1);
+        sj_u64(&b, i);
+        sj_adds(&b, "\"}}");
         if (r->partial)
             sj_adds(&b, ",{\"key\":\"kiln.partial\",\"value\":{\"boolValue\":true}}");
         sj_adds(&b, "]}");

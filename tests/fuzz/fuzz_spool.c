@@ -4,7 +4,8 @@
  * what a killed or cut-off kiln left on disk. Whatever the bytes, it must
  * not crash; a refusal must say "NAME: offset N: ..." with N inside the
  * input; an accepted file must come out the same when written again the
- * way kiln__spool_write() writes it (url, headers, length, body).
+ * way kiln__spool_write() writes it (url, sink, headers, needs, length,
+ * body).
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -19,11 +20,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void same(const kiln__spooled *a, const kiln__spooled *b)
 {
-    if (strcmp(a->url, b->url) || a->n_headers != b->n_headers || a->body_len != b->body_len ||
+    if (strcmp(a->url, b->url) || a->n_headers != b->n_headers || a->n_needs != b->n_needs ||
+        !a->sink != !b->sink || (a->sink && strcmp(a->sink, b->sink)) || a->body_len != b->body_len ||
         memcmp(a->body, b->body, a->body_len))
         abort();
     for (size_t i = 0; i < a->n_headers; i++)
         if (strcmp(a->headers[i], b->headers[i]))
+            abort();
+    for (size_t i = 0; i < a->n_needs; i++)
+        if (strcmp(a->needs[i], b->needs[i]))
             abort();
 }
 
@@ -45,10 +50,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     kiln__buf w = KILN__BUF_INIT;
     kiln__buf_addf(&w, "KILNSPOOL 1\nurl %s\n", s.url);
+    if (s.sink)
+        kiln__buf_addf(&w, "sink %s\n", s.sink);
     for (size_t i = 0; i < s.n_headers; i++) {
         if (!strchr(s.headers[i], ':') || strpbrk(s.headers[i], "\r\n"))
             abort();
         kiln__buf_addf(&w, "header %s\n", s.headers[i]);
+    }
+    for (size_t i = 0; i < s.n_needs; i++) {
+        if (strpbrk(s.needs[i], ":\r\n"))
+            abort();
+        kiln__buf_addf(&w, "needs %s\n", s.needs[i]);
     }
     kiln__buf_addf(&w, "length %zu\n\n", s.body_len);
     kiln__buf_add(&w, s.body, s.body_len);

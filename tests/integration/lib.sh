@@ -23,6 +23,9 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$TMP"
+# Remote sinks spool under $XDG_STATE_HOME/kiln/spool when there is no
+# --log-dir: each test its own, not the user's (nor another test's).
+export XDG_STATE_HOME=$TMP/state
 FAILS=0
 PASSES=0
 

@@ -27,7 +27,7 @@ Y
 rc=$(run_kiln down.out run p.yaml --quiet --log-dir logs --report down.json --sink-grace 2s \
     --sink "otlp:endpoint=$URL,batch_records=300")
 check "down: exit 0 (the build's result stands)" test "$rc" = 0
-check "down: says how much is left and where" grep -q "log sink 'otlp': 5000 records not delivered; 5000 records (.* bytes) left in logs/.spool/otlp-[0-9]*: send them with 'kiln logs flush logs/.spool'" down.out
+check "down: says how much is left and where" grep -q "log sink 'otlp': 5000 records not delivered; 5000 records (.* bytes) left in logs/.spool/otlp-[0-9a-f]\{16\}: send them with 'kiln logs flush logs/.spool'" down.out
 check "down: the report's logLoss says the lines are in the spool" python3 -c '
 import json,sys
 l=json.load(open(sys.argv[1]))["logLoss"]
@@ -117,11 +117,18 @@ steps:
   args: [-c, 'echo q']
 Y
 rc=$(run_kiln q.out run q.yaml --quiet --log-dir rlogs --sink-grace 1s --sink "otlp:endpoint=$URL,batch_records=500")
+sdir=$(find rlogs/.spool -maxdepth 1 -name 'otlp-*' ! -name '*.*')
 check "rerun: a kiln started beside a running one does not take its files" \
-    grep -q "kiln: log sink 'otlp': [0-9]* batches in rlogs/.spool/otlp-[0-9]* are another kiln's (it holds rlogs/.spool/otlp-[0-9]*/.lock), not sent by this one" q.out
+    grep -q "kiln: log sink 'otlp': [0-9]* batches in $sdir (another endpoint's, or a running kiln's) are not sent by this run" q.out
+check "rerun: ... and spools its own beside them, in NAME-HASH.1" \
+    grep -q "records (.* bytes) left in $sdir.1: send them" q.out
+# While a kiln holds a sink directory, flush leaves it alone: one line, exit 3.
+rc=0; "$KILN" logs flush rlogs/.spool >lflush.out 2>&1 || rc=$?
+check "flush beside a running kiln: exit 3" test "$rc" = 3
+check "flush beside a running kiln: says who holds what" \
+    grep -q "kiln: logs flush: $sdir: a running kiln holds $sdir/.lock (it sends these [0-9]* batches itself); not flushed: try again when it has ended" lflush.out
 kill -KILL "$kpid"; wait "$kpid" 2>/dev/null || true
-sdir=$(dirname "$(find rlogs/.spool -name '*.req' | head -1)")
-nreq=$(find "$sdir" -name '*.req' | wc -l)
+nreq=$(( $(find "$sdir" "$sdir.1" -name '*.req' | wc -l) ))
 printf 'KILNSPOOL 1\nurl %s\nlength 99\n\n{"cut":' "$URL" >"$sdir/0000000000000000-corrupt.req"
 start_fake "$TMP/otlp3" --port "$P"
 cat >r.yaml <<'Y'
@@ -133,7 +140,7 @@ Y
 rc=$(run_kiln r2.out run r.yaml --quiet --log-dir rlogs --report r2.json --sink-grace 60s \
     --sink "otlp:endpoint=$URL,batch_records=500")
 check "rerun: exit 0" test "$rc" = 0
-check "rerun: says it sends the earlier run's batches first" \
+check "rerun: says it sends the earlier runs' batches first (both directories')" \
     grep -q "kiln: log sink 'otlp': sending first $nreq batches (.* bytes) an earlier run left in $sdir" r2.out
 check "rerun: the corrupt file is named with its offset and left alone" \
     grep -q "kiln: warning: log sink 'otlp': $sdir/0000000000000000-corrupt.req: offset [0-9]*: expected a body of 99 bytes ('length'), found 7 (truncated); left alone" r2.out
@@ -152,10 +159,14 @@ assert d["raw"]==len(d["records"]), (d["raw"], len(d["records"]))
 rc=0; "$KILN" logs flush rlogs/.spool >rflush.out 2>&1 || rc=$?
 check "flush of a corrupt file: exit 1, names it with its offset" \
     sh -c "test $rc = 1 && grep -q 'kiln: logs flush: $sdir/0000000000000000-corrupt.req: offset [0-9]*: expected a body of 99 bytes' rflush.out"
-# Another --sink list moves the sink to another NAME-INDEX directory: what
-# the old one holds is not sent, and a line says where it is.
+# Another --sink list, the same sink and endpoint: the same directory (the
+# corrupt file there is met again); another endpoint: another directory, and
+# a line says where the first one's batches are.
 rc=$(run_kiln r3.out run q.yaml --quiet --log-dir rlogs --sink "jsonl:path=$TMP/q.jsonl" \
     --sink "otlp:endpoint=$URL,batch_records=500")
-check "another --sink list: says the old directory's batches are left for flush" \
-    grep -q "kiln: log sink 'otlp': 1 batches in $sdir (another --sink list's, or a running kiln's) are not sent by this run; send them with 'kiln logs flush rlogs/.spool'" r3.out
+check "another --sink list: the same sink and endpoint find their directory" \
+    grep -q "kiln: warning: log sink 'otlp': $sdir/0000000000000000-corrupt.req: offset" r3.out
+rc=$(run_kiln r4.out run q.yaml --quiet --log-dir rlogs --sink "otlp:endpoint=$URL?other,batch_records=500")
+check "another endpoint: says the first one's batches are left for flush" \
+    grep -q "kiln: log sink 'otlp': 1 batches in $sdir (another endpoint's, or a running kiln's) are not sent by this run; send them with 'kiln logs flush rlogs/.spool'" r4.out
 finish

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,7 +65,7 @@ static void refuses_with_file_and_offset(void **state)
     free(e);
     const char junk[] = "KILNSPOOL 1\nurl http://h/\nbogus\n\n{}";
     e = refusal(junk, sizeof junk - 1);
-    assert_string_equal(e, "x.req: offset 26: expected 'url URL', 'header NAME: VALUE', 'length N' or a blank line");
+    assert_string_equal(e, "x.req: offset 26: expected 'url URL', 'sink NAME', 'header NAME: VALUE', 'needs NAME', 'length N' or a blank line");
     free(e);
     const char cr[] = "KILNSPOOL 1\nurl http://h/\nheader X: a\rY: b\n\n{}";
     e = refusal(cr, sizeof cr - 1);
@@ -80,15 +81,31 @@ static void reads_a_written_file_back(void **state)
 {
     char dir[] = "/tmp/kiln-spool-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    const char *h[] = {"Content-Type: application/json"};
+    const char *h[] = {"Content-Type: application/json", "Authorization: Bearer s3cret",
+                       "X-Scope-OrgID: tenant-key", "Content-Encoding: gzip"};
     char *path = NULL;
-    assert_int_equal(kiln__spool_write(dir, "b1", "http://h/", h, 1, "{}", 2, &path), 0);
+    assert_int_equal(kiln__spool_write(dir, "b1", "otlp", "http://h/", h, 4, "{}", 2, &path), 0);
     kiln__spooled s;
     char *err = NULL;
     assert_int_equal(kiln__spool_read(path, &s, &err), 0);
     assert_string_equal(s.url, "http://h/");
+    assert_string_equal(s.sink, "otlp");
     assert_int_equal(s.body_len, 2);
+    /* Only the content headers are kept; the others are named, not written. */
+    assert_int_equal(s.n_headers, 2);
+    assert_string_equal(s.headers[0], "Content-Type: application/json");
+    assert_string_equal(s.headers[1], "Content-Encoding: gzip");
+    assert_int_equal(s.n_needs, 2);
+    assert_string_equal(s.needs[0], "Authorization");
+    assert_string_equal(s.needs[1], "X-Scope-OrgID");
     kiln__spooled_release(&s);
+    FILE *f = fopen(path, "rb");
+    char raw[512];
+    size_t got = fread(raw, 1, sizeof raw - 1, f);
+    fclose(f);
+    raw[got] = '\0';
+    assert_null(strstr(raw, "s3cret"));
+    assert_null(strstr(raw, "tenant-key"));
     /* Truncated on disk: refused, naming the file. */
     assert_int_equal(truncate(path, 60), 0);
     assert_int_equal(kiln__spool_read(path, &s, &err), KILN_EINVAL);
