@@ -36,6 +36,8 @@
 #include <kiln/kiln.h>
 
 #include "../common/k8s_conn.h"
+#include "kube_frame.h"
+#include "kube_helper.h"
 #include "kube_pod.h"
 
 KILN_API_DEFINE;
@@ -50,6 +52,7 @@ struct kx_config {
     int workspace;
     const char *storage, *storage_class;
     bool rwx;
+    const char *helper_image;
 };
 
 #define OPT(n, d, f, field, desc) {KILN_OPT_STRING, n, d, f, offsetof(struct kx_config, field), 0, -1, NULL, desc}
@@ -68,6 +71,9 @@ static const kiln_option kx_options[] = {
     OPT("storageClass", NULL, 0, storage_class, "workspace=pvc: the claim's storage class."),
     {KILN_OPT_BOOL, "readWriteMany", "true", 0, offsetof(struct kx_config, rwx), 0, -1, NULL,
      "workspace=pvc: ask for ReadWriteMany (false: ReadWriteOnce)."},
+    OPT("helperImage", NULL, 0, helper_image,
+        "Image of kiln-pod-helper (make pod-helper-image): steps run under it, their stdout and stderr "
+        "apart and a broken log stream resumed exactly; unset: the merged log (docs/KUBERNETES.md)."),
     KILN_OPTIONS_END,
 };
 
@@ -78,6 +84,7 @@ struct kx {
     kiln_plugin_handle *self;
     k8_conn conn;
     char *ns, *sa, *memory, *cpu, *claim, *host_dir;
+    char *helper_image; /* or NULL: no framing */
     int ws_mode;
     char build_id[64];
     char owner[128]; /* a label value: at most 63 used */
@@ -131,6 +138,13 @@ struct kpod {
     char term_reason[64];
     char *fail;
     int fail_status;
+    /* framed (under kiln-pod-helper): records, resumed by sequence number */
+    bool framed, got_exit, output_started, bad_warned;
+    uint64_t last_seq;     /* the newest record delivered */
+    uint64_t lost;         /* records the log no longer had when read again */
+    char *output_file;     /* $KILN_OUTPUT on the host, when the helper sends it */
+    char *fbuf;            /* a record's decoded payload */
+    size_t fcap;
 };
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -290,6 +304,8 @@ static void p_maybe_free(kpod *p)
     free(p->image);
     free(p->fail);
     free(p->lbuf);
+    free(p->fbuf);
+    free(p->output_file);
     free(p);
 }
 
@@ -400,6 +416,79 @@ static int ts_cmp(const char *a, const char *b)
     return strcmp(fa, fb);
 }
 
+/* The payload of a KUBE_FRAME_OUTPUT record: appended to $KILN_OUTPUT,
+ * which the first one empties. */
+static void output_record(kpod *p, const char *b, size_t n)
+{
+    if (!p->output_file)
+        return;
+    FILE *f = fopen(p->output_file, p->output_started ? "ab" : "wb");
+    p->output_started = true;
+    if (!f || fwrite(b, 1, n, f) != n)
+        kiln_warn(p->kx->self, "executor kubernetes: Pod %s: cannot write its outputs to %s: %s", p->name,
+                  p->output_file, strerror(errno));
+    if (f)
+        fclose(f);
+}
+
+/* One line of a framed log (kube_frame.h): a record is delivered once, in
+ * sequence order; one seen before a broken stream was read again is
+ * skipped; a gap (the kubelet rotated the log file away while the stream
+ * was reconnecting) is said on the step's stderr with the number of
+ * records lost. A line that is not a record goes to stdout as it is. */
+static void frame_line(kpod *p, const char *text, size_t len, bool nl)
+{
+    if (p->fcap < len + 1) {
+        p->fcap = len + 1 > 4096 ? len + 1 : 4096;
+        free(p->fbuf);
+        p->fbuf = malloc(p->fcap);
+        if (!p->fbuf)
+            abort();
+    }
+    kube_frame f;
+    const char *why = NULL;
+    int r = kube_frame_parse(text, len, &f, p->fbuf, &why);
+    if (r <= 0) {
+        if (r < 0 && !p->bad_warned) {
+            p->bad_warned = true;
+            kiln_warn(p->kx->self, "executor kubernetes: Pod %s: a log line that is not a whole record (%s): "
+                      "passed on as it is", p->name, why);
+        }
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, text, len + nl);
+        return;
+    }
+    if (f.seq <= p->last_seq)
+        return; /* delivered before the stream broke */
+    if (f.seq > p->last_seq + 1) {
+        uint64_t gap = f.seq - p->last_seq - 1;
+        p->lost += gap;
+        char msg[300];
+        int m = snprintf(msg, sizeof msg,
+                         "kiln: %llu records of this step's output (records %llu to %llu) were no longer in Pod "
+                         "%s's log when its stream was read again (the kubelet rotated the log file)\n",
+                         (unsigned long long)gap, (unsigned long long)p->last_seq + 1,
+                         (unsigned long long)f.seq - 1, p->name);
+        kiln_warn(p->kx->self, "executor kubernetes: Pod %s: %llu records of output lost to a log rotation",
+                  p->name, (unsigned long long)gap);
+        kiln_api->exec_output(p->x, KILN_STREAM_STDERR, msg, (size_t)m);
+    }
+    p->last_seq = f.seq;
+    switch (f.type) {
+    case KUBE_FRAME_STDOUT:
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, p->fbuf, f.len);
+        break;
+    case KUBE_FRAME_STDERR:
+        kiln_api->exec_output(p->x, KILN_STREAM_STDERR, p->fbuf, f.len);
+        break;
+    case KUBE_FRAME_OUTPUT:
+        output_record(p, p->fbuf, f.len);
+        break;
+    default:
+        p->got_exit = true;
+        break;
+    }
+}
+
 /* One line "TIMESTAMP TEXT\n" (nl: it ended with a newline). */
 static void log_line(kpod *p, char *line, size_t len, bool nl)
 {
@@ -427,7 +516,10 @@ static void log_line(kpod *p, char *line, size_t len, bool nl)
         p->last_n = 1;
     }
     p->resumes = 0;
-    kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
+    if (p->framed)
+        frame_line(p, sp + 1, len - (size_t)(sp + 1 - line), nl);
+    else
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
 }
 
 static int on_log_data(void *data, const char *buf, size_t len)
@@ -462,7 +554,9 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
     if (p->x) {
         char m[400];
         bool broke = (err && err != KILN_ECANCELED) || resp->status >= 300;
-        if (resp->status >= 300 || p->resumes >= 10) {
+        if (p->framed && p->got_exit) {
+            /* the helper's last record: the log is whole */
+        } else if (resp->status >= 300 || p->resumes >= 10) {
             /* refused, or ten ends in a row without a line */
             if (broke)
                 kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
@@ -487,6 +581,9 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
         }
         if (p->llen && p->x)
             log_line(p, p->lbuf, p->llen, false); /* the last line had no newline */
+        if (p->framed && !p->got_exit && p->x && !p->fail)
+            kiln_warn(p->kx->self, "executor kubernetes: Pod %s: its log ended before kiln-pod-helper's exit "
+                      "record: the end of its output may be missing", p->name);
         p->llen = 0;
         p->logs_done = true;
         maybe_done(p); /* p stays: this request still counts in pending */
@@ -542,6 +639,37 @@ static bool pull_failure(const char *reason)
     return false;
 }
 
+/* The helper's init container could not run: the step fails saying so. */
+static bool helper_failed(kpod *p, const cJSON *status)
+{
+    const cJSON *cs;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(status, "initContainerStatuses"))
+    {
+        const char *cn = cJSON_GetStringValue(cJSON_GetObjectItem(cs, "name"));
+        if (!cn || strcmp(cn, KUBE_HELPER_INIT))
+            continue;
+        const cJSON *state = cJSON_GetObjectItem(cs, "state");
+        const cJSON *w = cJSON_GetObjectItem(state, "waiting");
+        const cJSON *t = cJSON_GetObjectItem(state, "terminated");
+        const char *wr = cJSON_GetStringValue(cJSON_GetObjectItem(w, "reason"));
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(w ? w : t, "message"));
+        const cJSON *ec = cJSON_GetObjectItem(t, "exitCode");
+        if (pull_failure(wr)) {
+            fail(p, KILN_ENOTFOUND,
+                 "Pod %s: the helper image %s cannot be used: %s%s%s (publish it where the cluster pulls "
+                 "from: make pod-helper-image, docs/KUBERNETES.md; or leave helperImage unset)",
+                 p->name, p->kx->helper_image, wr, msg ? ": " : "", msg ? msg : "");
+            return true;
+        }
+        if (cJSON_IsNumber(ec) && ec->valueint != 0) {
+            fail(p, KILN_ESPAWN, "Pod %s: the helper's init container (image %s) failed with exit code %d%s%s",
+                 p->name, p->kx->helper_image, ec->valueint, msg ? ": " : "", msg ? msg : "");
+            return true;
+        }
+    }
+    return false;
+}
+
 /* What a watch event (or a listed object) says about one of our Pods. */
 static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
 {
@@ -570,6 +698,8 @@ static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
         if (cn && !strcmp(cn, "step"))
             ctr = cs;
     }
+    if (p->framed && helper_failed(p, status))
+        return;
     if (p->terminated) {
         maybe_done(p); /* only its log is still awaited */
         return;
@@ -958,6 +1088,7 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     kx->memory = c->memory ? xstrdup(c->memory) : NULL;
     kx->cpu = c->cpu ? xstrdup(c->cpu) : NULL;
     kx->ws_mode = c->workspace == 1 ? KW_PVC : KW_HOSTPATH;
+    kx->helper_image = c->helper_image && *c->helper_image ? xstrdup(c->helper_image) : NULL;
     if (kx->conn.token)
         kx->auth = xasprintf("Authorization: Bearer %s", kx->conn.token);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
@@ -1054,7 +1185,11 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
                     .cpu = kx->cpu,
                     .workspace_mode = kx->ws_mode,
                     .claim = kx->claim,
-                    .host_dir = kx->host_dir};
+                    .host_dir = kx->host_dir,
+                    .helper_image = kx->helper_image};
+    p->framed = kx->helper_image && kube_helper_applies(s);
+    if (p->framed && kx->ws_mode == KW_PVC && s->output_file)
+        p->output_file = xstrdup(s->output_file);
     char *body = kube_pod_body(&b, s, p->name);
     p->next = kx->pods;
     kx->pods = p;
@@ -1185,6 +1320,7 @@ static void kx_destroy(void *plugin_data)
     free(kx->cpu);
     free(kx->claim);
     free(kx->host_dir);
+    free(kx->helper_image);
     free(kx->auth);
     free(kx->pods_url);
     free(kx->wbuf);
@@ -1195,6 +1331,8 @@ static void kx_destroy(void *plugin_data)
         free(p->image);
         free(p->fail);
         free(p->lbuf);
+        free(p->fbuf);
+        free(p->output_file);
         free(p);
     }
     free(kx);

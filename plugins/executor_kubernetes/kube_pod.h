@@ -26,6 +26,7 @@ typedef struct kube_build {
     int workspace_mode;          /* KW_* */
     const char *claim;           /* KW_PVC: the build's claim */
     const char *host_dir;        /* KW_HOSTPATH: the build's home and volumes live under it */
+    const char *helper_image;    /* kiln-pod-helper's image (kube_helper.h), or NULL: no framing */
 } kube_build;
 
 #define KUBE_LABEL_BUILD "kiln.dev/build"
