@@ -473,6 +473,7 @@ static void frame_line(kpod *p, const char *text, size_t len, bool nl)
         kiln_api->exec_output(p->x, KILN_STREAM_STDERR, msg, (size_t)m);
     }
     p->last_seq = f.seq;
+    p->resumes = 0; /* a new record: the stream moves on */
     switch (f.type) {
     case KUBE_FRAME_STDOUT:
         kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, p->fbuf, f.len);
@@ -515,11 +516,29 @@ static void log_line(kpod *p, char *line, size_t len, bool nl)
         snprintf(p->last_ts, sizeof p->last_ts, "%s", ts);
         p->last_n = 1;
     }
-    p->resumes = 0;
-    if (p->framed)
+    if (p->framed) {
         frame_line(p, sp + 1, len - (size_t)(sp + 1 - line), nl);
-    else
-        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
+        return;
+    }
+    p->resumes = 0;
+    kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
+}
+
+/* The whole lines of lbuf to the host, until a sink is above its
+ * high-water mark (pause() sets paused from inside exec_output): the rest
+ * waits in lbuf, the request is held (http_pause_recv), and what it holds
+ * comes, after resume(), behind it. FORCE: the stream is over, all of it. */
+static void drain_lines(kpod *p, bool force)
+{
+    size_t start = 0;
+    char *nl;
+    while (p->x && (force || !p->paused) && (nl = memchr(p->lbuf + start, '\n', p->llen - start))) {
+        size_t n = (size_t)(nl - (p->lbuf + start));
+        log_line(p, p->lbuf + start, n, true);
+        start += n + 1;
+    }
+    memmove(p->lbuf, p->lbuf + start, p->llen - start);
+    p->llen -= start;
 }
 
 static int on_log_data(void *data, const char *buf, size_t len)
@@ -533,15 +552,7 @@ static int on_log_data(void *data, const char *buf, size_t len)
         abort();
     memcpy(p->lbuf + p->llen, buf, len);
     p->llen += len;
-    size_t start = 0;
-    char *nl;
-    while (p->x && (nl = memchr(p->lbuf + start, '\n', p->llen - start))) {
-        size_t n = (size_t)(nl - (p->lbuf + start));
-        log_line(p, p->lbuf + start, n, true);
-        start += n + 1;
-    }
-    memmove(p->lbuf, p->lbuf + start, p->llen - start);
-    p->llen -= start;
+    drain_lines(p, false);
     return 0;
 }
 
@@ -551,6 +562,8 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
 {
     kpod *p = data;
     p->logs = NULL;
+    if (p->x && p->llen)
+        drain_lines(p, true); /* what a pause left: before a resume reads on */
     if (p->x) {
         char m[400];
         bool broke = (err && err != KILN_ECANCELED) || resp->status >= 300;
@@ -595,7 +608,12 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
 static void open_logs(kpod *p, bool follow)
 {
     char since[80] = "";
-    if (p->last_ts[0]) {
+    if (p->last_ts[0] && p->framed) {
+        /* Framed: from the newest record's own timestamp, to the
+         * nanosecond (a server that keeps only the second sends a little
+         * more); records already delivered are known by their number. */
+        snprintf(since, sizeof since, "&sinceTime=%s", p->last_ts);
+    } else if (p->last_ts[0]) {
         /* sinceTime in whole seconds (what every server accepts); the
          * lines of that second already seen are skipped by timestamp. */
         snprintf(since, sizeof since, "&sinceTime=%.*sZ", (int)strcspn(p->last_ts, ".Z"), p->last_ts);
