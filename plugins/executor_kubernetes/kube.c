@@ -140,6 +140,9 @@ struct kpod {
     int fail_status;
     /* framed (under kiln-pod-helper): records, resumed by sequence number */
     bool framed, got_exit, output_started, bad_warned;
+    bool held_end;         /* the log request ended while paused with lines waiting */
+    int held_err, held_status;
+    char held_msg[400];
     uint64_t last_seq;     /* the newest record delivered */
     uint64_t lost;         /* records the log no longer had when read again */
     char *output_file;     /* $KILN_OUTPUT on the host, when the helper sends it */
@@ -344,6 +347,15 @@ static void delete_pod(kpod *p, int64_t grace_s)
     free(url);
 }
 
+/* A log request's end held by a pause (on_logs) no longer matters. */
+static void release_held(kpod *p)
+{
+    if (p->held_end) {
+        p->held_end = false;
+        p->pending--;
+    }
+}
+
 /* The process is over for the host: report once, then delete the Pod. */
 static void finish(kpod *p)
 {
@@ -351,6 +363,7 @@ static void finish(kpod *p)
         return;
     kiln_exec *x = p->x;
     p->x = NULL;
+    release_held(p);
     if (p->logs)
         kiln_api->http_abort(p->logs);
     if (p->deadline)
@@ -558,22 +571,40 @@ static int on_log_data(void *data, const char *buf, size_t len)
 
 static void open_logs(kpod *p, bool follow);
 
+static void logs_ended(kpod *p, int err, int status, const char *msg);
+
 static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     kpod *p = data;
     p->logs = NULL;
+    char m[400];
+    const char *msg = api_message(err, resp, m, sizeof m);
+    if (p->x && p->paused && memchr(p->lbuf, '\n', p->llen)) {
+        /* A sink is above its mark and whole lines wait: what this end
+         * means is decided after resume() has delivered them. */
+        p->held_end = true;
+        p->held_err = err;
+        p->held_status = resp ? resp->status : 0;
+        snprintf(p->held_msg, sizeof p->held_msg, "%s", msg);
+        return; /* the request still counts in pending */
+    }
+    logs_ended(p, err, resp ? resp->status : 0, msg);
+}
+
+/* The end of one log request (ERR, STATUS and MSG as its answer said):
+ * read on, once more after the container's end, or done. */
+static void logs_ended(kpod *p, int err, int status, const char *msg)
+{
     if (p->x && p->llen)
-        drain_lines(p, true); /* what a pause left: before a resume reads on */
+        drain_lines(p, true); /* whole lines a pause left */
     if (p->x) {
-        char m[400];
-        bool broke = (err && err != KILN_ECANCELED) || resp->status >= 300;
+        bool broke = (err && err != KILN_ECANCELED) || status >= 300;
         if (p->framed && p->got_exit) {
             /* the helper's last record: the log is whole */
-        } else if (resp->status >= 300 || p->resumes >= 10) {
+        } else if (status >= 300 || p->resumes >= 10) {
             /* refused, or ten ends in a row without a line */
             if (broke)
-                kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
-                          api_message(err, resp, m, sizeof m));
+                kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name, msg);
         } else if (!p->catchup) {
             /* A follow ends with the container, or breaks (an API server
              * restart, the kubelet's log rotation): read on from the last
@@ -1289,6 +1320,7 @@ static void kx_abandon(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     p->x = NULL;
+    release_held(p);
     if (p->logs)
         kiln_api->http_abort(p->logs);
     p->delete_asked = false;
@@ -1311,7 +1343,13 @@ static void kx_resume(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     p->paused = false;
-    if (p->logs)
+    drain_lines(p, false); /* what the pause left in lbuf, first */
+    if (p->held_end && !p->paused && p->x) {
+        p->held_end = false;
+        logs_ended(p, p->held_err, p->held_status, p->held_msg);
+        return;
+    }
+    if (p->logs && !p->paused)
         kiln_api->http_pause_recv(p->logs, false);
 }
 
