@@ -508,7 +508,10 @@ static void log_line(kpod *p, char *line, size_t len, bool nl)
 {
     char *sp = memchr(line, ' ', len);
     if (!sp || (size_t)(sp - line) >= sizeof p->last_ts) {
-        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, line, len + nl); /* no timestamp: as is */
+        if (p->framed)
+            frame_line(p, line, len, nl); /* a record the server sent without its timestamp */
+        else
+            kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, line, len + nl); /* no timestamp: as is */
         return;
     }
     char ts[48];
