@@ -628,7 +628,7 @@ static void logs_ended(kpod *p, int err, int status, const char *msg)
         }
         if (p->llen && p->x)
             log_line(p, p->lbuf, p->llen, false); /* the last line had no newline */
-        if (p->framed && !p->got_exit && p->x && !p->fail)
+        if (p->framed && !p->got_exit && p->x && !p->fail && !p->delete_asked)
             kiln_warn(p->kx->self, "executor kubernetes: Pod %s: its log ended before kiln-pod-helper's exit "
                       "record: the end of its output may be missing", p->name);
         p->llen = 0;
