@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build example test test-release test-asan sdk-example clean
+.PHONY: all deps build example test test-release test-asan sdk-example clean pod-helper-image
 
 all: build
 
@@ -36,3 +36,13 @@ test: test-release sdk-example test-asan
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# The kubernetes executor's helper image (helperImage=): FROM scratch and the
+# static kiln-pod-helper of this build. IMAGE names it; ENGINE is docker or
+# podman; push it where the cluster pulls from (docs/KUBERNETES.md).
+IMAGE ?= kiln-pod-helper:0.1
+ENGINE ?= docker
+pod-helper-image: build
+	printf 'FROM scratch\nCOPY kiln-pod-helper /kiln-pod-helper\nENTRYPOINT ["/kiln-pod-helper"]\n' \
+		>$(BUILD)/tools/kiln-pod-helper/Dockerfile.local
+	$(ENGINE) build -t $(IMAGE) -f $(BUILD)/tools/kiln-pod-helper/Dockerfile.local $(BUILD)/tools/kiln-pod-helper

@@ -8,6 +8,9 @@
 #
 #   bench/k8s_executor.sh [path/to/kiln]     (N=10 RUNS=3 PAR=1)
 # PAR>1 runs the N steps PAR at a time (waitFor: ['-'] and --max-parallel).
+# The kubernetes runs go twice: without and with kiln-pod-helper
+# (helperImage=, an init container more per Pod; build/tools/kiln-pod-helper).
+# LINES=n makes each step print n lines instead of one (the log path's cost).
 # Needs root, podman, runc, busybox-static (as test_k8s_executor.sh).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +18,8 @@ KILN=${1:-$SRC/build/runner/kiln}
 N=${N:-10}
 RUNS=${RUNS:-3}
 PAR=${PAR:-1}
+LINES=${LINES:-1}
+HELPER=${HELPER:-$SRC/build/tools/kiln-pod-helper/kiln-pod-helper}
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-k8s.XXXXXX")
 FPID=
 trap '[ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
@@ -30,6 +35,11 @@ ln -s busybox "$E/root/bin/sh"
 tar -C "$E/root" -cf "$E/root.tar" .
 IMG=localhost/kiln-bench-busybox:1
 TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >/dev/null
+mkdir -p "$E/helper"
+cp "$HELPER" "$E/helper/kiln-pod-helper"
+tar -C "$E/helper" -cf "$E/helper.tar" .
+HIMG=localhost/kiln-pod-helper:bench
+TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >/dev/null
 python3 "$SRC/tests/fakes/fake_k8s.py" --port-file "$W/port" --namespaces default,builds \
     --kubelet podman --kubelet-dir "$W/kubelet" >"$W/fake.out" 2>&1 &
 FPID=$!
@@ -46,13 +56,13 @@ export KUBECONFIG=$W/kubeconfig
 {
     echo "steps:"
     for i in $(seq "$N"); do
-        echo "- {id: s$i, name: $IMG, entrypoint: sh, args: ['-c', 'echo step-$i']$([ "$PAR" -gt 1 ] && echo ", waitFor: ['-']")}"
+        echo "- {id: s$i, name: $IMG, entrypoint: sh, args: ['-c', 'i=0; while [ \$\$i -lt $LINES ]; do echo step-$i-\$\$i; i=\$\$((i+1)); done']$([ "$PAR" -gt 1 ] && echo ", waitFor: ['-']")}"
     done
 } >"$W/p.yaml"
 mkdir -p "$W/ws"
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-t_raw=() t_k8s=() t_local=()
+t_raw=() t_k8s=() t_helper=() t_local=()
 for r in $(seq "$RUNS"); do
     t0=$(now)
     seq "$N" | xargs -P "$PAR" -I{} sh -c "TMPDIR=$E/tmp podman run --rm --network host --entrypoint sh $IMG -c 'echo step-{}' >/dev/null"
@@ -61,13 +71,19 @@ for r in $(seq "$RUNS"); do
     "$KILN" run "$W/p.yaml" --quiet --workspace "$W/ws" --max-parallel "$PAR" --executor kubernetes >/dev/null
     t_k8s+=("$(echo "$(now) - $t0" | bc)")
     t0=$(now)
+    "$KILN" run "$W/p.yaml" --quiet --workspace "$W/ws" --max-parallel "$PAR" \
+        --executor "kubernetes:helperImage=$HIMG" >/dev/null
+    t_helper+=("$(echo "$(now) - $t0" | bc)")
+    t0=$(now)
     "$KILN" run "$W/p.yaml" --quiet --workspace "$W/ws" --max-parallel "$PAR" >/dev/null 2>&1 || true
     t_local+=("$(echo "$(now) - $t0" | bc)")
 done
 raw=$(printf '%s\n' "${t_raw[@]}" | median)
 k8s=$(printf '%s\n' "${t_k8s[@]}" | median)
 loc=$(printf '%s\n' "${t_local[@]}" | median)
-printf 'N=%s PAR=%s RUNS=%s (medians)\n' "$N" "$PAR" "$RUNS"
+hlp=$(printf '%s\n' "${t_helper[@]}" | median)
+printf 'N=%s PAR=%s RUNS=%s LINES=%s (medians)\n' "$N" "$PAR" "$RUNS" "$LINES"
 printf '  podman run --rm x N   %6.2f s  (%.2f s per step)\n' "$raw" "$(echo "$raw / $N" | bc -l)"
 printf '  kiln, kubernetes      %6.2f s  (%.2f s per step)  %.2fx of podman run\n' "$k8s" "$(echo "$k8s / $N" | bc -l)" "$(echo "$k8s / $raw" | bc -l)"
+printf '  kiln, k8s + helper    %6.2f s  (%.2f s per step)  %.2fx of podman run, %.2fx of no helper\n' "$hlp" "$(echo "$hlp / $N" | bc -l)" "$(echo "$hlp / $raw" | bc -l)" "$(echo "$hlp / $k8s" | bc -l)"
 printf '  kiln, local           %6.2f s\n' "$loc"

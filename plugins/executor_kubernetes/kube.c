@@ -37,6 +37,8 @@
 
 #include "../common/k8s_conn.h"
 #include "kube_build.h"
+#include "kube_frame.h"
+#include "kube_helper.h"
 #include "kube_pod.h"
 
 KILN_API_DEFINE;
@@ -54,6 +56,7 @@ struct kx_config {
     bool rwx;
     int fill;
     const char *fill_image, *git_url, *git_commit;
+    const char *helper_image;
 };
 
 #define OPT(n, d, f, field, desc) {KILN_OPT_STRING, n, d, f, offsetof(struct kx_config, field), 0, -1, NULL, desc}
@@ -79,6 +82,9 @@ static const kiln_option kx_options[] = {
     OPT("fillImage", "alpine/git", 0, fill_image, "fill=git: the image of the fill Pod (needs sh and git)."),
     OPT("gitUrl", NULL, 0, git_url, "fill=git: the repository to clone (default: the workspace's origin)."),
     OPT("gitCommit", NULL, 0, git_commit, "fill=git: the commit to check out (default: the workspace's HEAD)."),
+    OPT("helperImage", NULL, 0, helper_image,
+        "Image of kiln-pod-helper (make pod-helper-image): steps run under it, their stdout and stderr "
+        "apart and a broken log stream resumed exactly; unset: the merged log (docs/KUBERNETES.md)."),
     KILN_OPTIONS_END,
 };
 
@@ -89,6 +95,7 @@ struct kx {
     kiln_plugin_handle *self;
     k8_conn conn;
     char *ns, *sa, *memory, *cpu, *claim, *host_dir;
+    char *helper_image; /* or NULL: no framing */
     int ws_mode;
     char build_id[64];
     char owner[128]; /* a label value: at most 63 used */
@@ -144,6 +151,16 @@ struct kpod {
     char term_reason[64];
     char *fail;
     int fail_status;
+    /* framed (under kiln-pod-helper): records, resumed by sequence number */
+    bool framed, got_exit, output_started, bad_warned;
+    bool held_end;         /* the log request ended while paused with lines waiting */
+    int held_err, held_status;
+    char held_msg[400];
+    uint64_t last_seq;     /* the newest record delivered */
+    uint64_t lost;         /* records the log no longer had when read again */
+    char *output_file;     /* $KILN_OUTPUT on the host, when the helper sends it */
+    char *fbuf;            /* a record's decoded payload */
+    size_t fcap;
 };
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -304,6 +321,8 @@ static void p_maybe_free(kpod *p)
     free(p->image);
     free(p->fail);
     free(p->lbuf);
+    free(p->fbuf);
+    free(p->output_file);
     free(p);
 }
 
@@ -342,6 +361,15 @@ static void delete_pod(kpod *p, int64_t grace_s)
     free(url);
 }
 
+/* A log request's end held by a pause (on_logs) no longer matters. */
+static void release_held(kpod *p)
+{
+    if (p->held_end) {
+        p->held_end = false;
+        p->pending--;
+    }
+}
+
 /* The process is over for the host: report once, then delete the Pod. */
 static void finish(kpod *p)
 {
@@ -349,6 +377,7 @@ static void finish(kpod *p)
         return;
     kiln_exec *x = p->x;
     p->x = NULL;
+    release_held(p);
     if (p->logs)
         kiln_api->http_abort(p->logs);
     if (p->deadline)
@@ -414,12 +443,89 @@ static int ts_cmp(const char *a, const char *b)
     return strcmp(fa, fb);
 }
 
+/* The payload of a KUBE_FRAME_OUTPUT record: appended to $KILN_OUTPUT,
+ * which the first one empties. */
+static void output_record(kpod *p, const char *b, size_t n)
+{
+    if (!p->output_file)
+        return;
+    FILE *f = fopen(p->output_file, p->output_started ? "ab" : "wb");
+    p->output_started = true;
+    if (!f || fwrite(b, 1, n, f) != n)
+        kiln_warn(p->kx->self, "executor kubernetes: Pod %s: cannot write its outputs to %s: %s", p->name,
+                  p->output_file, strerror(errno));
+    if (f)
+        fclose(f);
+}
+
+/* One line of a framed log (kube_frame.h): a record is delivered once, in
+ * sequence order; one seen before a broken stream was read again is
+ * skipped; a gap (the kubelet rotated the log file away while the stream
+ * was reconnecting) is said on the step's stderr with the number of
+ * records lost. A line that is not a record goes to stdout as it is. */
+static void frame_line(kpod *p, const char *text, size_t len, bool nl)
+{
+    if (p->fcap < len + 1) {
+        p->fcap = len + 1 > 4096 ? len + 1 : 4096;
+        free(p->fbuf);
+        p->fbuf = malloc(p->fcap);
+        if (!p->fbuf)
+            abort();
+    }
+    kube_frame f;
+    const char *why = NULL;
+    int r = kube_frame_parse(text, len, &f, p->fbuf, &why);
+    if (r <= 0) {
+        if (r < 0 && !p->bad_warned) {
+            p->bad_warned = true;
+            kiln_warn(p->kx->self, "executor kubernetes: Pod %s: a log line that is not a whole record (%s): "
+                      "passed on as it is", p->name, why);
+        }
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, text, len + nl);
+        return;
+    }
+    if (f.seq <= p->last_seq)
+        return; /* delivered before the stream broke */
+    if (f.seq > p->last_seq + 1) {
+        uint64_t gap = f.seq - p->last_seq - 1;
+        p->lost += gap;
+        char msg[300];
+        int m = snprintf(msg, sizeof msg,
+                         "kiln: %llu records of this step's output (records %llu to %llu) were no longer in Pod "
+                         "%s's log when its stream was read again (the kubelet rotated the log file)\n",
+                         (unsigned long long)gap, (unsigned long long)p->last_seq + 1,
+                         (unsigned long long)f.seq - 1, p->name);
+        kiln_warn(p->kx->self, "executor kubernetes: Pod %s: %llu records of output lost to a log rotation",
+                  p->name, (unsigned long long)gap);
+        kiln_api->exec_output(p->x, KILN_STREAM_STDERR, msg, (size_t)m);
+    }
+    p->last_seq = f.seq;
+    p->resumes = 0; /* a new record: the stream moves on */
+    switch (f.type) {
+    case KUBE_FRAME_STDOUT:
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, p->fbuf, f.len);
+        break;
+    case KUBE_FRAME_STDERR:
+        kiln_api->exec_output(p->x, KILN_STREAM_STDERR, p->fbuf, f.len);
+        break;
+    case KUBE_FRAME_OUTPUT:
+        output_record(p, p->fbuf, f.len);
+        break;
+    default:
+        p->got_exit = true;
+        break;
+    }
+}
+
 /* One line "TIMESTAMP TEXT\n" (nl: it ended with a newline). */
 static void log_line(kpod *p, char *line, size_t len, bool nl)
 {
     char *sp = memchr(line, ' ', len);
     if (!sp || (size_t)(sp - line) >= sizeof p->last_ts) {
-        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, line, len + nl); /* no timestamp: as is */
+        if (p->framed)
+            frame_line(p, line, len, nl); /* a record the server sent without its timestamp */
+        else
+            kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, line, len + nl); /* no timestamp: as is */
         return;
     }
     char ts[48];
@@ -440,8 +546,29 @@ static void log_line(kpod *p, char *line, size_t len, bool nl)
         snprintf(p->last_ts, sizeof p->last_ts, "%s", ts);
         p->last_n = 1;
     }
+    if (p->framed) {
+        frame_line(p, sp + 1, len - (size_t)(sp + 1 - line), nl);
+        return;
+    }
     p->resumes = 0;
     kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, sp + 1, len - (size_t)(sp + 1 - line) + nl);
+}
+
+/* The whole lines of lbuf to the host, until a sink is above its
+ * high-water mark (pause() sets paused from inside exec_output): the rest
+ * waits in lbuf, the request is held (http_pause_recv), and what it holds
+ * comes, after resume(), behind it. FORCE: the stream is over, all of it. */
+static void drain_lines(kpod *p, bool force)
+{
+    size_t start = 0;
+    char *nl;
+    while (p->x && (force || !p->paused) && (nl = memchr(p->lbuf + start, '\n', p->llen - start))) {
+        size_t n = (size_t)(nl - (p->lbuf + start));
+        log_line(p, p->lbuf + start, n, true);
+        start += n + 1;
+    }
+    memmove(p->lbuf, p->lbuf + start, p->llen - start);
+    p->llen -= start;
 }
 
 static int on_log_data(void *data, const char *buf, size_t len)
@@ -455,32 +582,46 @@ static int on_log_data(void *data, const char *buf, size_t len)
         abort();
     memcpy(p->lbuf + p->llen, buf, len);
     p->llen += len;
-    size_t start = 0;
-    char *nl;
-    while (p->x && (nl = memchr(p->lbuf + start, '\n', p->llen - start))) {
-        size_t n = (size_t)(nl - (p->lbuf + start));
-        log_line(p, p->lbuf + start, n, true);
-        start += n + 1;
-    }
-    memmove(p->lbuf, p->lbuf + start, p->llen - start);
-    p->llen -= start;
+    drain_lines(p, false);
     return 0;
 }
 
 static void open_logs(kpod *p, bool follow);
 
+static void logs_ended(kpod *p, int err, int status, const char *msg);
+
 static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
     kpod *p = data;
     p->logs = NULL;
+    char m[400];
+    const char *msg = api_message(err, resp, m, sizeof m);
+    if (p->x && p->paused && memchr(p->lbuf, '\n', p->llen)) {
+        /* A sink is above its mark and whole lines wait: what this end
+         * means is decided after resume() has delivered them. */
+        p->held_end = true;
+        p->held_err = err;
+        p->held_status = resp ? resp->status : 0;
+        snprintf(p->held_msg, sizeof p->held_msg, "%s", msg);
+        return; /* the request still counts in pending */
+    }
+    logs_ended(p, err, resp ? resp->status : 0, msg);
+}
+
+/* The end of one log request (ERR, STATUS and MSG as its answer said):
+ * read on, once more after the container's end, or done. */
+static void logs_ended(kpod *p, int err, int status, const char *msg)
+{
+    if (p->x && p->llen)
+        drain_lines(p, true); /* whole lines a pause left */
     if (p->x) {
-        char m[400];
-        bool broke = (err && err != KILN_ECANCELED) || resp->status >= 300;
-        if (resp->status >= 300 || p->resumes >= 10) {
+        bool broke = (err && err != KILN_ECANCELED) || status >= 300;
+        if (p->framed && p->got_exit) {
+            /* the helper's last record: the log is whole */
+        } else if (status >= 300 || p->resumes >= 10) {
             /* refused, or ten ends in a row without a line */
             if (broke)
-                kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name,
-                          api_message(err, resp, m, sizeof m));
+                kiln_warn(p->kx->self, "executor kubernetes: Pod %s: reading its log: %s", p->name, msg);
         } else if (!p->catchup) {
             /* A follow ends with the container, or breaks (an API server
              * restart, the kubelet's log rotation): read on from the last
@@ -501,6 +642,9 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
         }
         if (p->llen && p->x)
             log_line(p, p->lbuf, p->llen, false); /* the last line had no newline */
+        if (p->framed && !p->got_exit && p->x && !p->fail && !p->delete_asked)
+            kiln_warn(p->kx->self, "executor kubernetes: Pod %s: its log ended before kiln-pod-helper's exit "
+                      "record: the end of its output may be missing", p->name);
         p->llen = 0;
         p->logs_done = true;
         maybe_done(p); /* p stays: this request still counts in pending */
@@ -512,7 +656,12 @@ static void on_logs(kiln_http *h, void *data, int err, const kiln_http_resp *res
 static void open_logs(kpod *p, bool follow)
 {
     char since[80] = "";
-    if (p->last_ts[0]) {
+    if (p->last_ts[0] && p->framed) {
+        /* Framed: from the newest record's own timestamp, to the
+         * nanosecond (a server that keeps only the second sends a little
+         * more); records already delivered are known by their number. */
+        snprintf(since, sizeof since, "&sinceTime=%s", p->last_ts);
+    } else if (p->last_ts[0]) {
         /* sinceTime in whole seconds (what every server accepts); the
          * lines of that second already seen are skipped by timestamp. */
         snprintf(since, sizeof since, "&sinceTime=%.*sZ", (int)strcspn(p->last_ts, ".Z"), p->last_ts);
@@ -556,6 +705,37 @@ static bool pull_failure(const char *reason)
     return false;
 }
 
+/* The helper's init container could not run: the step fails saying so. */
+static bool helper_failed(kpod *p, const cJSON *status)
+{
+    const cJSON *cs;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItem(status, "initContainerStatuses"))
+    {
+        const char *cn = cJSON_GetStringValue(cJSON_GetObjectItem(cs, "name"));
+        if (!cn || strcmp(cn, KUBE_HELPER_INIT))
+            continue;
+        const cJSON *state = cJSON_GetObjectItem(cs, "state");
+        const cJSON *w = cJSON_GetObjectItem(state, "waiting");
+        const cJSON *t = cJSON_GetObjectItem(state, "terminated");
+        const char *wr = cJSON_GetStringValue(cJSON_GetObjectItem(w, "reason"));
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(w ? w : t, "message"));
+        const cJSON *ec = cJSON_GetObjectItem(t, "exitCode");
+        if (pull_failure(wr)) {
+            fail(p, KILN_ENOTFOUND,
+                 "Pod %s: the helper image %s cannot be used: %s%s%s (publish it where the cluster pulls "
+                 "from: make pod-helper-image, docs/KUBERNETES.md; or leave helperImage unset)",
+                 p->name, p->kx->helper_image, wr, msg ? ": " : "", msg ? msg : "");
+            return true;
+        }
+        if (cJSON_IsNumber(ec) && ec->valueint != 0) {
+            fail(p, KILN_ESPAWN, "Pod %s: the helper's init container (image %s) failed with exit code %d%s%s",
+                 p->name, p->kx->helper_image, ec->valueint, msg ? ": " : "", msg ? msg : "");
+            return true;
+        }
+    }
+    return false;
+}
+
 /* What a watch event (or a listed object) says about one of our Pods. */
 static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
 {
@@ -585,6 +765,8 @@ static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
         if (cn && !strcmp(cn, "step"))
             ctr = cs;
     }
+    if (p->framed && helper_failed(p, status))
+        return;
     if (p->terminated) {
         maybe_done(p); /* only its log is still awaited */
         return;
@@ -977,6 +1159,7 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
                              "Pods use kiln's own workspace directory)");
         return KILN_ECONFIG;
     }
+    kx->helper_image = c->helper_image && *c->helper_image ? xstrdup(c->helper_image) : NULL;
     if (kx->conn.token)
         kx->auth = xasprintf("Authorization: Bearer %s", kx->conn.token);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
@@ -1135,7 +1318,11 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
                     .claim = kx->claim,
                     .host_dir = kx->host_dir,
                     .secret = kb_secret_name(kx->kb),
-                    .secret_keys = (const char *const *)keys};
+                    .secret_keys = (const char *const *)keys,
+                    .helper_image = kx->helper_image};
+    p->framed = kx->helper_image && kube_helper_applies(s);
+    if (p->framed && kx->ws_mode == KW_PVC && s->output_file)
+        p->output_file = xstrdup(s->output_file);
     char *body = kube_pod_body(&b, s, p->name);
     kb_keys_free(keys);
     p->next = kx->pods;
@@ -1223,6 +1410,7 @@ static void kx_abandon(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     p->x = NULL;
+    release_held(p);
     if (p->logs)
         kiln_api->http_abort(p->logs);
     p->delete_asked = false;
@@ -1245,7 +1433,13 @@ static void kx_resume(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     p->paused = false;
-    if (p->logs)
+    drain_lines(p, false); /* what the pause left in lbuf, first */
+    if (p->held_end && !p->paused && p->x) {
+        p->held_end = false;
+        logs_ended(p, p->held_err, p->held_status, p->held_msg);
+        return;
+    }
+    if (p->logs && !p->paused)
         kiln_api->http_pause_recv(p->logs, false);
 }
 
@@ -1273,6 +1467,7 @@ static void kx_destroy(void *plugin_data)
     free(kx->cpu);
     free(kx->claim);
     free(kx->host_dir);
+    free(kx->helper_image);
     free(kx->auth);
     free(kx->pods_url);
     free(kx->wbuf);
@@ -1283,6 +1478,8 @@ static void kx_destroy(void *plugin_data)
         free(p->image);
         free(p->fail);
         free(p->lbuf);
+        free(p->fbuf);
+        free(p->output_file);
         free(p);
     }
     free(kx);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/json_string.h"
+#include "kube_helper.h"
 
 static bool label_char(char c)
 {
@@ -214,6 +215,8 @@ char *kube_pod_body(const kube_build *b, const kiln_exec_spec *s, const char *na
             add_mount(mounts, vname, eq + 1, NULL);
         }
     }
+    if (b->helper_image && kube_helper_applies(s))
+        kube_helper_wrap(spec, ctr, b->helper_image, b->workspace_mode == KW_PVC && s->output_file);
     cJSON *ctrs = cJSON_AddArrayToObject(spec, "containers");
     cJSON_AddItemToArray(ctrs, ctr);
     return print(pod);

@@ -31,6 +31,7 @@ typedef struct kube_build {
      * the Pod. NULL: none. */
     const char *secret;
     const char *const *secret_keys;
+    const char *helper_image;    /* kiln-pod-helper's image (kube_helper.h), or NULL: no framing */
 } kube_build;
 
 #define KUBE_LABEL_BUILD "kiln.dev/build"

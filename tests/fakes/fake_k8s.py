@@ -124,7 +124,8 @@ Limits, compared with a real API server:
     BOOKMARK events and keep the last 10000 events of history.
   - Pods (with --kubelet PODMAN, fake_kubelet.py): created by POST, run for
     real with podman, status as a kubelet writes it, pods/log (follow,
-    timestamps, sinceTime; --log-break-every BYTES drops followed streams)
+    timestamps, sinceTime; --log-break-every BYTES drops followed streams;
+    --log-rotate-bytes BYTES rotates the log file; init containers run first)
     from a CRI log file, graceful deletes; see
     tests/fakes/README.md for what that kubelet does and does not do.
     PersistentVolumeClaims are Bound at once.
@@ -1156,7 +1157,8 @@ class Handler(fakelib.LoggingHandler):
         pending, sent = b"", 0
         brk = self.server.cfg.log_break
         try:
-            with open(path, "rb") as f:
+            f = open(path, "rb")
+            try:
                 while not store.stopping:
                     chunk = f.read(65536)
                     if chunk:
@@ -1166,7 +1168,9 @@ class Handler(fakelib.LoggingHandler):
                             data = render(pending[:cut])
                             pending = pending[cut + 1:]
                             if data:
+                                t0 = time.monotonic()
                                 self._chunk(data)
+                                note_stall(name, time.monotonic() - t0)
                                 sent += len(data)
                                 if brk and sent >= brk:
                                     # --log-break-every: the stream breaks
@@ -1174,6 +1178,11 @@ class Handler(fakelib.LoggingHandler):
                                     self.close_connection = True
                                     self.connection.shutdown(socket.SHUT_RDWR)
                                     return
+                        continue
+                    newer = log_rotated(path, f)
+                    if newer:
+                        f.close()
+                        f = newer
                         continue
                     _, done = kubelet.log_state(key)
                     if done:
@@ -1186,6 +1195,8 @@ class Handler(fakelib.LoggingHandler):
                     if self._client_gone():
                         return
                     time.sleep(0.05)
+            finally:
+                f.close()
             self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
@@ -1276,6 +1287,30 @@ class Handler(fakelib.LoggingHandler):
             self.close_connection = True
 
 
+def note_stall(pod, seconds):
+    """A follow's write that waited on the client (it stopped reading:
+    backpressure) is said on stderr, for tests to see."""
+    if seconds >= 0.5:
+        print(f"pods/log stalled {seconds:.1f}s on {pod}: the client was not reading", file=sys.stderr,
+              flush=True)
+
+
+def log_rotated(path, f):
+    """F (read to its end) was rotated away from PATH: the new PATH, open,
+    as the kubelet's follow goes on in the new file; else None."""
+    import os  # here: this file's imports are shared with other changes
+    try:
+        if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+            return None
+        rest = f.read()  # written to the old file after the last read
+        if rest:
+            f.seek(-len(rest), os.SEEK_CUR)
+            return None
+        return open(path, "rb")
+    except OSError:
+        return None
+
+
 def main(argv=None):
     ap = fakelib.arg_parser("A fake Kubernetes API server for tests (see the header).")
     ap.add_argument("--namespaces", default="default,kube-system,kube-public",
@@ -1289,6 +1324,8 @@ def main(argv=None):
     ap.add_argument("--kubelet-dir", help="with --kubelet: where logs, claims and emptyDirs live")
     ap.add_argument("--log-break-every", type=int, default=0, metavar="BYTES",
                     help="break every followed pods/log stream after about BYTES (a dropped connection)")
+    ap.add_argument("--log-rotate-bytes", type=int, default=0, metavar="BYTES",
+                    help="with --kubelet: rotate a container's log file past BYTES (the kubelet's 10 MiB)")
     args = ap.parse_args(argv)
     if args.rollout_seconds <= 0:
         ap.error("--rollout-seconds must be positive")
@@ -1298,7 +1335,8 @@ def main(argv=None):
     store = Store([n.strip() for n in args.namespaces.split(",") if n.strip()], args.rollout_seconds)
     if args.kubelet:
         import fake_kubelet
-        store.kubelet = fake_kubelet.Kubelet(store, args.kubelet, args.kubelet_dir or "kubelet")
+        store.kubelet = fake_kubelet.Kubelet(store, args.kubelet, args.kubelet_dir or "kubelet",
+                                             args.log_rotate_bytes)
     server = fakelib.make_server(args, Handler, store)
     if args.tls_cert:
         # The handshake happens in the handler's thread, on the first read.

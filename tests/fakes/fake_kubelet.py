@@ -45,8 +45,9 @@ def rfc3339(nano=False):
 
 
 class Kubelet:
-    def __init__(self, store, podman, data_dir):
+    def __init__(self, store, podman, data_dir, rotate_bytes=0):
         self.store = store
+        self.rotate_bytes = rotate_bytes  # --log-rotate-bytes: see LogWriter
         self.podman = podman.split()
         self.data = data_dir
         self.lock = threading.Lock()
@@ -146,12 +147,12 @@ class Kubelet:
                 gone["obj"]["metadata"]["resourceVersion"] = st._bump()
                 st._emit("DELETED", key, gone["obj"])
 
-    def _mounts(self, obj):
+    def _mounts(self, obj, ctr=None):
         spec = obj["spec"]
         ns, uid = obj["metadata"]["namespace"], obj["metadata"]["uid"]
         vols = {v.get("name"): v for v in spec.get("volumes") or []}
         out = []
-        for m in spec["containers"][0].get("volumeMounts") or []:
+        for m in (ctr or spec["containers"][0]).get("volumeMounts") or []:
             v = vols.get(m.get("name")) or {}
             kind = "dir"
             if "hostPath" in v:
@@ -247,6 +248,8 @@ class Kubelet:
                 self._status(key, "Pending", {"waiting": {
                     "reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}})
                 return
+        if not self._run_init_containers(key, obj):
+            return
         cname = "kiln-fake-k8s-" + obj["metadata"]["uid"]
         args = ["create", "--name", cname, "--network", "host", "--label", "kiln-fake-k8s=1"]
         if ctr.get("workingDir"):
@@ -288,16 +291,13 @@ class Kubelet:
         with self.lock:
             p["running"] = True
         self._status(key, "Running", {"running": {"startedAt": started}}, ready=True)
-        loglock = threading.Lock()
+        writer = LogWriter(logpath, self.rotate_bytes)
 
         def pump(stream, name):
-            with open(logpath, "ab") as f:
-                for line in iter(stream.readline, b""):
-                    tag = b"F" if line.endswith(b"\n") else b"P"
-                    text = line[:-1] if tag == b"F" else line
-                    with loglock:
-                        f.write(rfc3339(True).encode() + b" " + name + b" " + tag + b" " + text + b"\n")
-                        f.flush()
+            for line in iter(stream.readline, b""):
+                tag = b"F" if line.endswith(b"\n") else b"P"
+                text = line[:-1] if tag == b"F" else line
+                writer.write(rfc3339(True).encode() + b" " + name + b" " + tag + b" " + text + b"\n")
         readers = [threading.Thread(target=pump, args=(proc.stdout, b"stdout"), daemon=True),
                    threading.Thread(target=pump, args=(proc.stderr, b"stderr"), daemon=True)]
         for t in readers:
@@ -305,6 +305,7 @@ class Kubelet:
         proc.wait()
         for t in readers:
             t.join()
+        writer.close()
         rc, out, _ = self._podman(["inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", cname])
         try:
             code_s, oom_s = out.split()
@@ -326,3 +327,120 @@ class Kubelet:
         self._podman(["rm", "-f", cname])
         if stopping:
             self._remove(key)
+
+
+class LogWriter:
+    """The container's CRI log file, rotated as the kubelet does
+    (containerLogMaxSize, 10 MiB by default) when ROTATE_BYTES > 0: past it,
+    the file is renamed PATH.1 (the one before is dropped) and a new PATH
+    begun. pods/log serves PATH only: a follow reading the old file goes on
+    in the new one (fake_k8s.py's log_rotated), a new request (sinceTime)
+    no longer sees what went with the old file, as on a real node."""
+
+    def __init__(self, path, rotate_bytes):
+        self.path, self.rotate = path, rotate_bytes
+        self.lock = threading.Lock()
+        self.f = open(path, "ab")
+        self.size = 0
+        self.rotations = 0
+
+    def write(self, rec):
+        with self.lock:
+            self.f.write(rec)
+            self.f.flush()
+            self.size += len(rec)
+            if self.rotate and self.size >= self.rotate:
+                self.f.close()
+                os.replace(self.path, self.path + ".1")
+                self.f = open(self.path, "ab")
+                self.size = 0
+                self.rotations += 1
+
+    def close(self):
+        with self.lock:
+            self.f.close()
+
+
+def _init_pull_and_run(kubelet, key, obj, ictr, index):
+    """One init container, to its end: (ok, state). Pulled as the step's
+    image is; its output is not kept (kiln reads only the step's log)."""
+    image = ictr.get("image", "")
+    rc, _, err = kubelet._podman(["image", "exists", image])
+    if rc != 0:
+        rc, _, err = kubelet._podman(["pull", "-q", image])
+        if rc != 0:
+            msg = (err.strip().splitlines() or ["pull failed"])[-1]
+            return False, {"waiting": {"reason": "ErrImagePull", "message": msg}}
+    cname = f"kiln-fake-k8s-{obj['metadata']['uid']}-init{index}"
+    args = ["create", "--name", cname, "--network", "host", "--label", "kiln-fake-k8s=1"]
+    try:
+        args += kubelet._mounts(obj, ictr)
+    except (ValueError, OSError) as ex:
+        return False, {"waiting": {"reason": "CreateContainerConfigError", "message": str(ex)}}
+    if ictr.get("command"):
+        args += ["--entrypoint", json.dumps(ictr["command"])]
+    args.append(image)
+    args += [str(a) for a in ictr.get("args") or []]
+    rc, _, err = kubelet._podman(args)
+    if rc != 0:
+        return False, {"waiting": {"reason": "CreateContainerError",
+                                   "message": (err.strip().splitlines() or [""])[-1]}}
+    rc, out, err = kubelet._podman(["start", "--attach", cname])
+    rc2, code_s, _ = kubelet._podman(["inspect", "--format", "{{.State.ExitCode}}", cname])
+    kubelet._podman(["rm", "-f", cname])
+    try:
+        code = int(code_s.strip())
+    except ValueError:
+        code = rc
+    msg = (err.strip() or out.strip())[-500:]
+    term = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}
+    if code and msg:
+        term["terminated"]["message"] = msg
+    return code == 0, term
+
+
+def _run_init_containers(self, key, obj):
+    """spec.initContainers, in order, before the Pod's container: each must
+    end with 0. Status as a kubelet writes it: phase Pending, the step's
+    container waiting PodInitializing, initContainerStatuses; an image that
+    cannot be pulled leaves the Pod Pending (ErrImagePull, then
+    ImagePullBackOff), a failed one makes it Failed (restartPolicy Never).
+    True when the Pod's container may start."""
+    inits = obj["spec"].get("initContainers") or []
+    statuses = [{"name": c.get("name"), "image": c.get("image", ""), "ready": False, "restartCount": 0,
+                 "state": {"waiting": {"reason": "PodInitializing"}}} for c in inits]
+
+    def put(phase, creason):
+        def fn(o):
+            st = o.setdefault("status", {})
+            st["phase"] = phase
+            st["initContainerStatuses"] = copy.deepcopy(statuses)
+            ctr = o["spec"]["containers"][0]
+            st["containerStatuses"] = [{"name": ctr["name"], "image": ctr.get("image", ""), "ready": False,
+                                        "restartCount": 0, "state": {"waiting": {"reason": creason}}}]
+        return self._update(key, fn)
+    for i, ictr in enumerate(inits):
+        statuses[i]["state"] = {"running": {"startedAt": rfc3339()}}
+        if not put("Pending", "PodInitializing"):
+            return False
+        ok, state = _init_pull_and_run(self, key, obj, ictr, i)
+        statuses[i]["state"] = state
+        if not ok:
+            if "waiting" in state:
+                put("Pending", "PodInitializing")
+                time.sleep(1.0)
+                statuses[i]["state"] = {"waiting": {"reason": "ImagePullBackOff",
+                                                    "message": state["waiting"].get("message", "")}}
+                put("Pending", "PodInitializing")
+            else:
+                put("Failed", "PodInitializing")
+            return False
+        statuses[i]["ready"] = True
+        if self._gone(key):
+            return False
+    if inits:
+        put("Pending", "ContainerCreating")
+    return True
+
+
+Kubelet._run_init_containers = _run_init_containers

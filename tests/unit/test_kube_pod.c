@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../../plugins/executor_kubernetes/kube_helper.c"
 #include "../../plugins/executor_kubernetes/kube_pod.c"
 
 static void label_values(void **state)

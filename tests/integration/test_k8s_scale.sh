@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# ctest-labels: slow
+# The kubernetes executor at scale and on the DAG suite's pipelines, steps
+# as Pods on the fake API server (its podman kubelet runs them for real),
+# under kiln-pod-helper: test_dag.sh's diamond (b and c overlap, order
+# kept), and 200 steps 20 at a time (--max-parallel 20): every one
+# succeeds with its own output, never more than 20 Pods at once, and no
+# Pod or container is left. Slow (minutes of podman): label slow. No time
+# is asserted; limits only catch hangs.
+#
+# Needs podman, runc, a static busybox, root (scripts/deps.d/k8s-executor).
+# KILN_SKIP_ENGINE_TESTS=1 skips it.
+source "$(dirname "$0")/lib.sh"
+
+FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
+HELPER=${KILN_BUILD_DIR:-$KILN_SOURCE_DIR/build}/tools/kiln-pod-helper/kiln-pod-helper
+cannot_run() {
+    [ "${KILN_SKIP_ENGINE_TESTS:-0}" = 1 ] && skip_test "$*"
+    echo "FAIL - cannot run: $*"
+    echo "       (install: podman runc busybox-static; or set KILN_SKIP_ENGINE_TESTS=1)"
+    exit 1
+}
+for tool in podman runc python3 curl; do
+    command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
+done
+[ -x "$HELPER" ] || cannot_run "no $HELPER (a static libc is needed to build it: libc6-dev)"
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to make the steps' image"
+[ "$(id -u)" = 0 ] || cannot_run "rootful podman needs root (uid $(id -u))"
+
+echo "# fixture: podman (the fake kubelet's runtime), the steps' image, the helper's image, fake API servers"
+E=$TMP/engine
+mkdir -p "$E/tmp"
+. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
+podman_engine_conf "$E"
+export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
+export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
+mkdir -p "$E/root/bin" "$E/root/tmp"
+cp "$BUSYBOX" "$E/root/bin/busybox"
+for a in sh echo sleep cat seq test kill true false touch; do ln -s busybox "$E/root/bin/$a"; done
+tar -C "$E/root" -cf "$E/root.tar" .
+IMG=localhost/kiln-k8s-busybox:1
+TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
+    { cat "$E/import.log"; cannot_run "podman import failed"; }
+# The helper's image as `make pod-helper-image` makes it: FROM scratch, the
+# static binary at /kiln-pod-helper (imported: no build tool needed).
+mkdir -p "$E/helper"
+cp "$HELPER" "$E/helper/kiln-pod-helper"
+tar -C "$E/helper" -cf "$E/helper.tar" .
+HIMG=localhost/kiln-pod-helper:test
+TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >"$E/himport.log" 2>&1 ||
+    { cat "$E/himport.log"; cannot_run "podman import of the helper failed"; }
+no_containers() {
+    [ -z "$(TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null)" ]
+}
+
+start_fake "$TMP/k8s" --namespaces default,builds --kubelet podman --kubelet-dir "$TMP/k8s/kubelet"
+SERVER=http://127.0.0.1:$PORT
+export KUBECONFIG=$TMP/kubeconfig
+cat >"$KUBECONFIG" <<Y
+apiVersion: v1
+kind: Config
+current-context: fake
+contexts: [{name: fake, context: {cluster: fake, user: u, namespace: builds}}]
+clusters: [{name: fake, cluster: {server: "$SERVER"}}]
+users: [{name: u, user: {}}]
+Y
+EXEC="kubernetes:helperImage=$HIMG"
+pods_left() { curl -s "$SERVER/api/v1/namespaces/builds/pods" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
+no_pods() { [ "$(pods_left)" = 0 ]; }
+times() {
+    python3 -c 'import json,sys,datetime
+def t(s): return datetime.datetime.fromisoformat(s.rstrip("Z")).timestamp()
+for s in json.load(open(sys.argv[1]))["steps"]:
+    if "timing" in s: print(s["key"], t(s["timing"]["startTime"]), t(s["timing"]["endTime"]))' "$1"
+}
+before() { times "$1" | awk -v a="$2" -v b="$3" '$1==a{ae=$3} $1==b{bs=$2} END{exit !(ae!="" && bs!="" && ae<=bs)}'; }
+overlap() { times "$1" | awk -v a="$2" -v b="$3" '$1==a{as=$2;ae=$3} $1==b{bs=$2;be=$3} END{exit !(as<be && bs<ae)}'; }
+
+# ---------------------------------------------------------------------------
+echo "# test_dag.sh's diamond, as Pods: b and c run at the same time (handshake in the workspace)"
+mkdir -p dag/ws && cd dag
+sed "s|IMG|$IMG|" >diamond.yaml <<'EOF2'
+steps:
+- id: a
+  name: IMG
+  script: echo a
+- id: b
+  name: IMG
+  waitFor: [a]
+  script: |
+    touch b.started
+    for i in $(seq 1200); do [ -e c.started ] && exit 0; sleep 0.05; done
+    echo "c never started while b ran"; exit 1
+- id: c
+  name: IMG
+  waitFor: [a]
+  script: |
+    touch c.started
+    for i in $(seq 1200); do [ -e b.started ] && exit 0; sleep 0.05; done
+    echo "b never started while c ran"; exit 1
+- id: d
+  name: IMG
+  waitFor: [b, c]
+  script: test -e b.started && test -e c.started && echo d
+EOF2
+rc=$(run_kiln out.txt run diamond.yaml --executor "$EXEC" --max-parallel 4 --report r.json --workspace ws)
+check "diamond exits 0 (got $rc)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out.txt
+check "diamond: every step SUCCESS" [ "$(status r.json a)$(status r.json b)$(status r.json c)$(status r.json d)" = SUCCESSSUCCESSSUCCESSSUCCESS ]
+check "diamond: b and c overlap" overlap r.json b c
+check "diamond: a before b" before r.json a b
+check "diamond: c before d" before r.json c d
+check "diamond: console shows d's output" has_line out.txt "[d] d"
+check "diamond: no Pod left" wait_for 60 no_pods
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# 200 steps, 20 at a time"
+mkdir -p many/ws && cd many
+{
+    echo "steps:"
+    for i in $(seq 200); do
+        echo "- {id: s$i, name: $IMG, entrypoint: sh, args: ['-c', 'echo out-of-$i; echo err-of-$i >&2'], waitFor: ['-']}"
+    done
+} >p.yaml
+# The kubelet's own count of running Pods, sampled while the build runs.
+( while [ ! -e done ]; do pods_left >>counts 2>/dev/null || true; sleep 0.5; done ) &
+SAMPLER=$!
+rc=0
+timeout 1500 "$KILN" run p.yaml --executor "$EXEC" --max-parallel 20 --report r.json --workspace ws \
+    --sink "jsonl:path=$PWD/log.jsonl" >out.txt 2>&1 || rc=$?
+touch done
+wait "$SAMPLER" || true
+check "200 steps: exit 0 (got $rc)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out.txt
+check "200 steps: every one SUCCESS" [ "$(jget r.json 'sum(1 for s in j["steps"] if s["status"]=="SUCCESS")')" = 200 ]
+check "200 steps: each its own stdout line" [ "$(python3 -c 'import json,sys
+n=set()
+for l in open(sys.argv[1]):
+    j=json.loads(l)
+    if j.get("stream")=="stdout" and j.get("text")=="out-of-"+j.get("step_id","")[1:]: n.add(j["step_id"])
+print(len(n))' log.jsonl)" = 200 ]
+check "200 steps: and its stderr line on stderr" [ "$(python3 -c 'import json,sys
+n=set()
+for l in open(sys.argv[1]):
+    j=json.loads(l)
+    if j.get("stream")=="stderr" and j.get("text")=="err-of-"+j.get("step_id","")[1:]: n.add(j["step_id"])
+print(len(n))' log.jsonl)" = 200 ]
+maxrun=$(times r.json | python3 -c 'import sys
+ev=[]
+for l in sys.stdin:
+    k,s,e=l.split(); ev+=[(float(s),1),(float(e),-1)]
+cur=best=0
+for _,d in sorted(ev, key=lambda x:(x[0],x[1])): cur+=d; best=max(best,cur)
+print(best)')
+check "200 steps: at most 20 ran at once (report: $maxrun)" [ "$maxrun" -le 20 ]
+check "200 steps: more than one at a time (report: $maxrun)" [ "$maxrun" -gt 1 ]
+maxpods=$(sort -n counts | tail -1)
+check "200 steps: the API server never held more than 20 Pods of the build (+ ones being deleted) (max $maxpods)" [ "${maxpods:-0}" -le 40 ]
+check "200 steps: POSTed 200 Pods" [ "$(python3 -c 'import json,sys; print(sum(1 for x in open(sys.argv[1]) if (l:=json.loads(x))["method"]=="POST" and l["path"].endswith("/pods")))' "$TMP/k8s/requests.jsonl")" -ge 200 ]
+check "200 steps: no Pod is left" wait_for 120 no_pods
+check "200 steps: the kubelet left no container" wait_for 120 no_containers
+cd "$TMP"
+finish
