@@ -24,6 +24,7 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include <kiln/kiln.h>
 
 #include "engine_sync.h"
+#include "stdin_feed.h"
 
 KILN_API_DEFINE;
 
@@ -75,6 +77,8 @@ struct cx {
     char **vols;        /* engine volumes made for the build */
     size_t n_vols;
     unsigned seq;
+    char **images;      /* images seen on the engine in this build (pull=missing): no inspect again */
+    size_t n_images;
     int live;           /* containers not yet removed */
     void (*close_done)(void *); /* close() waits for the removals in flight */
     void *close_arg;
@@ -95,6 +99,8 @@ typedef struct cxp {
     int exit_code;
     int64_t grace_ms;   /* --kill-grace */
     bool logs_done, wait_done, started, start_sent, stop_asked, paused, removing;
+    bool wait_old;      /* the engine knows no wait?condition=next-exit: not-running after the start */
+    bool image_again;   /* create said the image is gone: looked up once more */
     char *fail;         /* why the process could not run */
     int fail_status;
     /* the multiplexed log stream: 8-byte headers, then payload */
@@ -108,6 +114,8 @@ typedef struct cxp {
     char *pull_line;    /* partial JSON line of the pull's progress */
     size_t pull_len;
     char last_status[400];
+    int in_fd;          /* the input file (stdin_path) until the feed takes it, or -1 */
+    cx_feed *feed;      /* the input on its way, on a worker thread */
 } cxp;
 
 static char *xstrdup(const char *s)
@@ -136,6 +144,47 @@ static char *esc(const char *s)
     char *d = xstrdup(e);
     curl_free(e);
     return d;
+}
+
+/* ---- images seen in this build ------------------------------------------ */
+
+/* With pull=missing, an image found (or pulled) once in a build is not
+ * looked up again: one Engine API request less a step. A step may remove
+ * it (docker rmi through the socket): the create then answers 404, and the
+ * image is looked up, and pulled, once more. */
+static bool images_have(const struct cx *cx, const char *image)
+{
+    for (size_t i = 0; i < cx->n_images; i++)
+        if (!strcmp(cx->images[i], image))
+            return true;
+    return false;
+}
+
+static void images_add(struct cx *cx, const char *image)
+{
+    if (cx->pull != PULL_MISSING || images_have(cx, image))
+        return;
+    cx->images = realloc(cx->images, (cx->n_images + 1) * sizeof *cx->images);
+    if (!cx->images)
+        abort();
+    cx->images[cx->n_images++] = xstrdup(image);
+}
+
+/* Forget one image, or all of them (image NULL). */
+static void images_forget(struct cx *cx, const char *image)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < cx->n_images; i++) {
+        if (!image || !strcmp(cx->images[i], image))
+            free(cx->images[i]);
+        else
+            cx->images[k++] = cx->images[i];
+    }
+    cx->n_images = k;
+    if (!k) {
+        free(cx->images);
+        cx->images = NULL;
+    }
 }
 
 /* ---- owner labels and leftovers ----------------------------------------- */
@@ -399,6 +448,7 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
     host[sizeof host - 1] = '\0';
     snprintf(cx->owner, sizeof cx->owner, "%s:%ld:%lld", host, (long)getpid(), proc_start(getpid()));
     cx->pull = c->pull;
+    images_forget(cx, NULL); /* a new build: images are looked up again */
     if (!(c->auth && *c->auth)) {
         /* The user's docker login: $DOCKER_CONFIG/config.json, else
          * ~/.docker/config.json ("auths": {REGISTRY: {"auth": base64}}). */
@@ -495,10 +545,16 @@ static void cx_close(void *plugin_data, void (*done)(void *), void *arg)
 
 /* ---- one container ------------------------------------------------------ */
 
+static int inspect(cxp *p);
+static void wait_not_running(cxp *p);
+static void feed_start(cxp *p);
+
 static void p_maybe_free(cxp *p)
 {
     if (p->x || p->pending)
         return;
+    if (p->in_fd >= 0)
+        close(p->in_fd);
     free(p->image);
     free(p->create_body);
     free(p->fail);
@@ -585,6 +641,8 @@ static void finish(cxp *p)
         return;
     kiln_exec *x = p->x;
     p->x = NULL;
+    if (p->feed) /* the process is over: input it did not read goes nowhere */
+        cx_feed_cancel(p->feed);
     int status = p->fail ? p->fail_status : p->exit_code;
     kiln_api->exec_exited(x, status, p->fail);
     remove_container(p);
@@ -730,6 +788,14 @@ static void on_wait(kiln_http *h, void *data, int err, const kiln_http_resp *res
         return;
     }
     char m[512];
+    if (!err && resp->status == 400 && !p->wait_old) {
+        /* An engine without wait conditions before the start (API < 1.30):
+         * wait for "not-running" once the start is answered. */
+        p->wait_old = true;
+        if (p->started)
+            wait_not_running(p);
+        return;
+    }
     if (err || resp->status != 200) {
         fail(p, KILN_EIO, "container %s: waiting for its end: %s", p->name,
              err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
@@ -741,6 +807,16 @@ static void on_wait(kiln_http *h, void *data, int err, const kiln_http_resp *res
     cJSON_Delete(j);
     p->wait_done = true;
     both_done(p);
+}
+
+/* Engines without next-exit: after the start, "not-running" of a container
+ * that already ended answers at once with its code. */
+static void wait_not_running(cxp *p)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", p->id);
+    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
+        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
 }
 
 static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -755,12 +831,8 @@ static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *
         return;
     }
     p->started = true;
-    char path[300];
-    /* After the start: "not-running" of a container that already ended
-     * answers at once with its code. */
-    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", p->id);
-    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
-        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
+    if (p->wait_old && !p->wait)
+        wait_not_running(p);
 }
 
 /* The engine answered the attach: it is in place, so nothing the process
@@ -796,6 +868,15 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     }
     if (chain_over(p, &p->req))
         return;
+    if (!err && resp->status == 404 && !p->image_again && p->cx->pull != PULL_ALWAYS) {
+        /* The image seen earlier in the build is gone (a step removed
+         * it): look it up, and pull it, once more. */
+        p->image_again = true;
+        images_forget(p->cx, p->image);
+        if (inspect(p))
+            fail(p, KILN_EIO, "cannot look up image %s", p->image);
+        return;
+    }
     if (err || resp->status != 201 || !p->id[0]) {
         fail(p, KILN_ESPAWN, "cannot create a container of image %s: %s", p->image,
              err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
@@ -809,16 +890,63 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     }
     if (p->paused)
         kiln_api->http_pause_recv(p->logs, true);
+    if (p->in_fd >= 0)
+        feed_start(p);
+    /* The wait goes with the attach, before the start: "next-exit" answers
+     * when the container has run and ended, and its answer does not cost a
+     * round trip after the start's (docker run does the same). */
+    snprintf(path, sizeof path, "/containers/%s/wait?condition=next-exit", p->id);
+    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
+        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
 }
 
-static void create(cxp *p)
+/* The input's copy ended: only a failure before any byte went is the
+ * process's failure (as an input file that cannot be opened). */
+static void on_fed(void *data, int err)
+{
+    cxp *p = data;
+    p->pending--;
+    const char *e = err ? "the worker could not run" : cx_feed_error(p->feed);
+    if (e && p->x)
+        fail(p, KILN_EIO, "container %s: cannot give it its input: %s", p->name, e);
+    cx_feed_free(p->feed);
+    p->feed = NULL;
+    p_maybe_free(p);
+}
+
+/* On a worker thread: p->feed is set before and cleared only after. */
+static void feed_run(void *data)
+{
+    cx_feed_run(((cxp *)data)->feed);
+}
+
+static void feed_start(cxp *p)
+{
+    p->feed = cx_feed_new(&p->cx->addr, p->id, p->in_fd);
+    p->in_fd = -1;
+    if (kiln_api->queue_work(KILN_OBJ(p->cx->self), feed_run, on_fed, p)) {
+        cx_feed_free(p->feed);
+        p->feed = NULL;
+        fail(p, KILN_EIO, "container %s: cannot give it its input", p->name);
+        return;
+    }
+    p->pending++;
+}
+
+static int create_req(cxp *p)
 {
     char *nm = esc(p->name);
     char *path = xasprintf("/containers/create?name=%s", nm);
     free(nm);
-    if (request(p, "POST", path, p->create_body, NULL, on_created, &p->req, false))
-        fail(p, KILN_ESPAWN, "cannot create a container of image %s", p->image);
+    int rc = request(p, "POST", path, p->create_body, NULL, on_created, &p->req, false);
     free(path);
+    return rc;
+}
+
+static void create(cxp *p)
+{
+    if (create_req(p))
+        fail(p, KILN_ESPAWN, "cannot create a container of image %s", p->image);
 }
 
 /* Pull progress: JSON lines; a line with "error" is the engine's refusal. */
@@ -872,6 +1000,7 @@ static void on_pulled(kiln_http *h, void *data, int err, const kiln_http_resp *r
         fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image, kiln_api->strerror(err));
         return;
     }
+    images_add(p->cx, p->image);
     create(p);
 }
 
@@ -892,6 +1021,7 @@ static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp
         return;
     char m[512];
     if (!err && resp->status == 200) {
+        images_add(p->cx, p->image);
         create(p);
     } else if (!err && resp->status == 404) {
         if (p->cx->pull == PULL_NEVER)
@@ -902,6 +1032,16 @@ static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp
         fail(p, KILN_EIO, "cannot look up image %s: %s", p->image,
              err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
     }
+}
+
+static int inspect(cxp *p)
+{
+    char *img = esc(p->image);
+    char *path = xasprintf("/images/%s/json", img);
+    free(img);
+    int rc = request(p, "GET", path, NULL, NULL, on_inspected, &p->req, false);
+    free(path);
+    return rc;
 }
 
 /* The container's definition, Cloud Build's way. */
@@ -936,6 +1076,12 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
     cJSON_AddItemToObject(b, "Labels", labels_json(cx));
     cJSON_AddBoolToObject(b, "AttachStdout", true);
     cJSON_AddBoolToObject(b, "AttachStderr", true);
+    if (s->stdin_path) {
+        /* stdin open until the input's attach half-closes (StdinOnce) */
+        cJSON_AddBoolToObject(b, "AttachStdin", true);
+        cJSON_AddBoolToObject(b, "OpenStdin", true);
+        cJSON_AddBoolToObject(b, "StdinOnce", true);
+    }
     cJSON_AddBoolToObject(b, "Tty", false);
     cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
     cJSON *binds = cJSON_AddArrayToObject(hc, "Binds");
@@ -1015,11 +1161,18 @@ static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     struct cx *cx = plugin_data;
     if (!s->image || !s->argv || (!s->argv[0] && !s->image_entrypoint))
         return KILN_EINVAL;
-    if (ensure_volumes(cx, s))
+    int in_fd = -1;
+    if (s->stdin_path && (in_fd = open(s->stdin_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno == -ENOENT ? KILN_ENOTFOUND : KILN_EIO;
+    if (ensure_volumes(cx, s)) {
+        if (in_fd >= 0)
+            close(in_fd);
         return KILN_EIO;
+    }
     cxp *p = calloc(1, sizeof *p);
     if (!p)
         abort();
+    p->in_fd = in_fd;
     p->cx = cx;
     p->x = x;
     p->image = xstrdup(s->image);
@@ -1036,15 +1189,13 @@ static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     snprintf(p->name, sizeof p->name, "kiln-%s-%s-%u", cx->build_id, safe, ++cx->seq);
     p->create_body = create_body(cx, s, safe[0] ? safe : "step");
     kiln_api->exec_set_data(x, p);
-    char *img = esc(s->image);
-    char *path = xasprintf("/images/%s/json", img);
-    free(img);
     int rc = 0;
     if (cx->pull == PULL_ALWAYS)
         pull(p);
+    else if (images_have(cx, p->image))
+        rc = create_req(p);
     else
-        rc = request(p, "GET", path, NULL, NULL, on_inspected, &p->req, false);
-    free(path);
+        rc = inspect(p);
     if (rc) {
         p->x = NULL;
         p_maybe_free(p);
@@ -1094,6 +1245,8 @@ static void cx_abandon(kiln_exec *x)
 {
     cxp *p = kiln_api->exec_get_data(x);
     p->x = NULL;
+    if (p->feed)
+        cx_feed_cancel(p->feed);
     if (p->req)
         kiln_api->http_abort(p->req);
     if (p->logs)
@@ -1142,6 +1295,7 @@ static void cx_destroy(void *plugin_data)
     for (size_t i = 0; i < cx->n_vols; i++)
         free(cx->vols[i]);
     free(cx->vols);
+    images_forget(cx, NULL);
     free(cx);
 }
 
