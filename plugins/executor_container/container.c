@@ -34,6 +34,7 @@
 
 #include <kiln/kiln.h>
 
+#include "cred_helper.h"
 #include "engine_sync.h"
 #include "stdin_feed.h"
 
@@ -77,6 +78,11 @@ struct cx {
     char **vols;        /* engine volumes made for the build */
     size_t n_vols;
     unsigned seq;
+    struct cx_cred {    /* what a credential helper gave, per registry, this build */
+        char *reg;
+        char *hdr;      /* X-Registry-Auth: ..., or NULL: pull without */
+    } *creds;
+    size_t n_creds;
     char **images;      /* images seen on the engine in this build (pull=missing): no inspect again */
     size_t n_images;
     int live;           /* containers not yet removed */
@@ -185,6 +191,17 @@ static void images_forget(struct cx *cx, const char *image)
         free(cx->images);
         cx->images = NULL;
     }
+}
+
+static void creds_forget(struct cx *cx)
+{
+    for (size_t i = 0; i < cx->n_creds; i++) {
+        free(cx->creds[i].reg);
+        free(cx->creds[i].hdr);
+    }
+    free(cx->creds);
+    cx->creds = NULL;
+    cx->n_creds = 0;
 }
 
 /* ---- owner labels and leftovers ----------------------------------------- */
@@ -449,6 +466,7 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
     snprintf(cx->owner, sizeof cx->owner, "%s:%ld:%lld", host, (long)getpid(), proc_start(getpid()));
     cx->pull = c->pull;
     images_forget(cx, NULL); /* a new build: images are looked up again */
+    creds_forget(cx);
     if (!(c->auth && *c->auth)) {
         /* The user's docker login: $DOCKER_CONFIG/config.json, else
          * ~/.docker/config.json ("auths": {REGISTRY: {"auth": base64}}). */
@@ -563,16 +581,17 @@ static void p_maybe_free(cxp *p)
 }
 
 static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
-                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth);
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, const char *hdr);
 
 static int request(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
                    kiln_http_cb cb, kiln_http **out, bool auth)
 {
-    return request_h(p, method, path, body, on_data, NULL, cb, out, auth);
+    (void)auth; /* the pull gives its header through request_h */
+    return request_h(p, method, path, body, on_data, NULL, cb, out, NULL);
 }
 
 static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
-                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth)
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, const char *hdr)
 {
     struct cx *cx = p->cx;
     char *url = xasprintf("%s%s", cx->addr.base, path);
@@ -580,11 +599,8 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     size_t nh = 0;
     if (body)
         hdrs[nh++] = "Content-Type: application/json";
-    char *from_config = NULL;
-    if (auth && cx->auth_header)
-        hdrs[nh++] = cx->auth_header;
-    else if (auth && cx->docker_config && (from_config = config_auth(cx, p->image)))
-        hdrs[nh++] = from_config;
+    if (hdr)
+        hdrs[nh++] = hdr;
     kiln_http_req r;
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
@@ -601,7 +617,6 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     kiln_http *h = NULL;
     int rc = kiln_api->http_request_obj(KILN_OBJ(cx->self), &r, cb, p, &h);
     free(url);
-    free(from_config);
     if (rc == 0) {
         p->pending++;
         if (out)
@@ -884,7 +899,7 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     }
     char path[300];
     snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", p->id);
-    if (request_h(p, "POST", path, NULL, on_logs_data, on_attached, on_logs, &p->logs, false)) {
+    if (request_h(p, "POST", path, NULL, on_logs_data, on_attached, on_logs, &p->logs, NULL)) {
         fail(p, KILN_ESPAWN, "cannot attach to the container of image %s", p->image);
         return;
     }
@@ -1004,14 +1019,132 @@ static void on_pulled(kiln_http *h, void *data, int err, const kiln_http_resp *r
     create(p);
 }
 
-static void pull(cxp *p)
+static struct cx_cred *cred_find(struct cx *cx, const char *reg)
 {
+    for (size_t i = 0; i < cx->n_creds; i++)
+        if (!strcmp(cx->creds[i].reg, reg))
+            return &cx->creds[i];
+    return NULL;
+}
+
+/* The credential helper for a registry: credHelpers' entry, else credsStore. */
+static const char *helper_for(struct cx *cx, const char *reg)
+{
+    const char *h = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cx->docker_config, "credHelpers"), reg));
+    if (!h || !*h)
+        h = cJSON_GetStringValue(cJSON_GetObjectItem(cx->docker_config, "credsStore"));
+    return h && *h ? h : NULL;
+}
+
+static void pull_now(cxp *p)
+{
+    struct cx *cx = p->cx;
+    char *hdr = NULL;
+    if (cx->auth_header) {
+        hdr = xstrdup(cx->auth_header);
+    } else if (cx->docker_config) {
+        char *reg = registry_of(p->image);
+        struct cx_cred *c = helper_for(cx, reg) ? cred_find(cx, reg) : NULL;
+        hdr = c ? (c->hdr ? xstrdup(c->hdr) : NULL) : config_auth(cx, p->image);
+        free(reg);
+    }
     char *img = esc(p->image);
     char *path = xasprintf("/images/create?fromImage=%s", img);
     free(img);
-    if (request(p, "POST", path, NULL, on_pull_data, on_pulled, &p->req, true))
+    if (request_h(p, "POST", path, NULL, on_pull_data, NULL, on_pulled, &p->req, hdr))
         fail(p, KILN_ENOTFOUND, "cannot pull image %s", p->image);
     free(path);
+    free(hdr);
+}
+
+/* A credential helper's run, on a worker thread. */
+struct cred_job {
+    cxp *p;
+    char *helper, *reg, *hdr, *err;
+};
+
+static void cred_run(void *data)
+{
+    struct cred_job *j = data;
+    char *user = NULL, *secret = NULL;
+    if (cx_cred_helper_get(j->helper, j->reg, &user, &secret, &j->err) != 0)
+        return; /* 1: none stored, pull without; -1: j->err */
+    cJSON *a = cJSON_CreateObject();
+    if (!strcmp(user, "<token>")) { /* docker's marker of an identity token */
+        cJSON_AddStringToObject(a, "identitytoken", secret);
+    } else {
+        cJSON_AddStringToObject(a, "username", user);
+        cJSON_AddStringToObject(a, "password", secret);
+    }
+    cJSON_AddStringToObject(a, "serveraddress", j->reg);
+    char *js = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    j->hdr = auth_header_of(js);
+    free(js);
+    free(user);
+    free(secret);
+}
+
+static void cred_done(void *data, int err)
+{
+    struct cred_job *j = data;
+    cxp *p = j->p;
+    struct cx *cx = p->cx;
+    p->pending--;
+    if (p->x && !p->fail && !p->stop_asked) {
+        if (err || j->err) {
+            fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image,
+                 j->err ? j->err : "the credential helper could not run");
+        } else {
+            if (!cred_find(cx, j->reg)) {
+                cx->creds = realloc(cx->creds, (cx->n_creds + 1) * sizeof *cx->creds);
+                if (!cx->creds)
+                    abort();
+                cx->creds[cx->n_creds].reg = j->reg;
+                cx->creds[cx->n_creds++].hdr = j->hdr;
+                j->reg = j->hdr = NULL;
+            }
+            pull_now(p);
+        }
+    } else if (p->x) {
+        fail(p, 128 + SIGTERM, NULL);
+    }
+    free(j->helper);
+    free(j->reg);
+    free(j->hdr);
+    free(j->err);
+    free(j);
+    p_maybe_free(p);
+}
+
+/* Credentials first: a helper runs once per registry and build, off the
+ * loop (it may be slow: a cloud SDK). */
+static void pull(cxp *p)
+{
+    struct cx *cx = p->cx;
+    if (!cx->auth_header && cx->docker_config) {
+        char *reg = registry_of(p->image);
+        const char *helper = helper_for(cx, reg);
+        if (helper && !cred_find(cx, reg)) {
+            struct cred_job *j = calloc(1, sizeof *j);
+            if (!j)
+                abort();
+            j->p = p;
+            j->helper = xstrdup(helper);
+            j->reg = reg;
+            if (kiln_api->queue_work(KILN_OBJ(cx->self), cred_run, cred_done, j)) {
+                free(j->helper);
+                free(j->reg);
+                free(j);
+                fail(p, KILN_ENOTFOUND, "cannot pull image %s: cannot run credential helper %s", p->image, helper);
+                return;
+            }
+            p->pending++;
+            return;
+        }
+        free(reg);
+    }
+    pull_now(p);
 }
 
 static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -1296,6 +1429,7 @@ static void cx_destroy(void *plugin_data)
         free(cx->vols[i]);
     free(cx->vols);
     images_forget(cx, NULL);
+    creds_forget(cx);
     free(cx);
 }
 
