@@ -66,6 +66,9 @@ for t in sh cat echo ls sleep env pwd printf chmod rm test true false seq head t
 printf '#!/bin/sh\nexec sh "$@"\n' >"$R/bin/bash"
 chmod +x "$R/bin/bash"
 echo "from-the-image" >"$R/etc/image-marker"
+# an interpreter that only the image has (busybox's awk, by its name)
+mkdir -p "$R/opt/only-in-image"
+ln -s /bin/busybox "$R/opt/only-in-image/awk"
 tar -C "$R" -cf "$TMP/rootfs.tar" .
 import() {  # import REPO TAG
     apix POST "/images/create?fromSrc=-&repo=$1&tag=$2" -H 'Content-Type: application/x-tar' \

@@ -169,7 +169,15 @@ new_case kedro
 cp -r "$KILN_SOURCE_DIR/tests/data/kedro_project" kedro_project
 R2=$TMP/rootfs-kedro
 cp -a "$R" "$R2"
-printf '#!/bin/sh\necho "kedro $* ran in the image, in $(pwd)"\n' >"$R2/bin/kedro"
+cat >"$R2/bin/kedro" <<'EOF'
+#!/bin/sh
+echo "kedro $* ran in the image, in $(pwd)"
+if [ -r "$KEDRO_LOGGING_CONFIG" ] && grep -q '^version: 1' "$KEDRO_LOGGING_CONFIG"; then
+    echo "logging configuration readable in the container"
+else
+    echo "logging configuration NOT readable in the container: $KEDRO_LOGGING_CONFIG"
+fi
+EOF
 chmod +x "$R2/bin/kedro"
 tar -C "$R2" -cf "$TMP/kedro.tar" .
 apix POST "/images/create?fromSrc=-&repo=kiln-test/kedro" -H 'Content-Type: application/x-tar' \
@@ -183,6 +191,8 @@ steps:
 EOF
 krun --executor "$KX"
 check "kedro ran in the image (there is no kedro on the host's PATH)" grep -q "\[train\] kedro run.* ran in the image, in /workspace/kedro_project" out.txt
+check "KEDRO_LOGGING_CONFIG is a path that exists in the container" has_line out.txt "[train] logging configuration readable in the container"
+check "...and is removed from the workspace after the step" test -z "$(ls -d kiln-kedro-* 2>/dev/null)"
 check "nothing left on the engine" no_leftovers
 
 # ---------------------------------------------------------------------------
