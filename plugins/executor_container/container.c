@@ -920,12 +920,13 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
 static void on_fed(void *data, int err)
 {
     cxp *p = data;
-    p->pending--;
-    const char *e = err ? "the worker could not run" : cx_feed_error(p->feed);
-    if (e && p->x)
-        fail(p, KILN_EIO, "container %s: cannot give it its input: %s", p->name, e);
-    cx_feed_free(p->feed);
+    cx_feed *f = p->feed;
     p->feed = NULL;
+    const char *e = err ? "the worker could not run" : cx_feed_error(f);
+    if (e && p->x) /* p stays: this job is still counted in p->pending */
+        fail(p, KILN_EIO, "container %s: cannot give it its input: %s", p->name, e);
+    cx_feed_free(f);
+    p->pending--;
     p_maybe_free(p);
 }
 
@@ -1090,7 +1091,7 @@ static void cred_done(void *data, int err)
     struct cred_job *j = data;
     cxp *p = j->p;
     struct cx *cx = p->cx;
-    p->pending--;
+    /* p stays until the end: this job is still counted in p->pending */
     if (p->x && !p->fail && !p->stop_asked) {
         if (err || j->err) {
             fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image,
@@ -1114,6 +1115,7 @@ static void cred_done(void *data, int err)
     free(j->hdr);
     free(j->err);
     free(j);
+    p->pending--;
     p_maybe_free(p);
 }
 
