@@ -99,7 +99,7 @@ leftovers() {
     {
         api '/containers/json?all=1&filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("container", c["Names"]) for c in json.load(sys.stdin)]'
         api '/volumes?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("volume", v["Name"]) for v in json.load(sys.stdin)["Volumes"] or []]'
-        api '/networks?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c "$DEAD_OWNER"' ; [print("network", n["Name"]) for n in json.load(sys.stdin) if dead(n["Labels"]["kiln.owner"])]'
+        api '/networks?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c "$DEAD_OWNER"'[print("network", n["Name"]) for n in json.load(sys.stdin) if dead(n["Labels"]["kiln.owner"])]'
     } 2>&1
 }
 no_leftovers() {
