@@ -99,7 +99,15 @@ leftovers() {
     {
         api '/containers/json?all=1&filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("container", c["Names"]) for c in json.load(sys.stdin)]'
         api '/volumes?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c 'import json,sys; [print("volume", v["Name"]) for v in json.load(sys.stdin)["Volumes"] or []]'
-        api '/networks?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' | python3 -c "$DEAD_OWNER"'[print("network", n["Name"]) for n in json.load(sys.stdin) if dead(n["Labels"]["kiln.owner"])]'
+        # listed, owner found dead, and still there when listed again: a
+        # kiln that removes its network and exits between the list and the
+        # check of its owner is not a leftover
+        local n
+        for n in $(api '/networks?filters=%7B%22label%22%3A%5B%22kiln.owner%22%5D%7D' |
+            python3 -c "$DEAD_OWNER"'[print(n["Name"]) for n in json.load(sys.stdin) if dead(n["Labels"]["kiln.owner"])]'); do
+            [ "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" "http://d/v1.41/networks/$n")" = 404 ] ||
+                echo "network $n"
+        done
     } 2>&1
 }
 no_leftovers() {
