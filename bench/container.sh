@@ -6,9 +6,14 @@
 #   bench/container.sh [KILN]     KILN defaults to build/runner/kiln
 #
 #   chain   50 steps of `true`, one after the other: kiln --executor container,
-#           a shell loop of `podman run --rm IMAGE true`, and a shell loop of
-#           the Engine API calls kiln makes per step, with curl (inspect image,
-#           create, attach, start, wait, delete)
+#           a shell loop of `podman run --rm IMAGE true`, the same loop with
+#           what kiln gives every step (like: a per-build network with DNS and
+#           the step's alias, the workspace, the home volume, the engine's
+#           socket and the output file bound in, HOME, the working directory,
+#           the labels), and a shell loop of the Engine API calls kiln makes
+#           per step, with curl and kiln's create body (create; attach and
+#           wait?condition=next-exit; start once attached; delete while the
+#           next step starts)
 #   par8    the same 50, 8 at a time (--max-parallel 8; xargs -P8)
 #   output  128 MiB of output from one container: kiln to the file sink
 #           (--log-dir) against `podman logs` of the same container
@@ -53,6 +58,17 @@ IMG=localhost/kiln-bench/busy
 curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/x-tar' --data-binary @"$work/rootfs.tar" \
     "http://d/v1.41/images/create?fromSrc=-&repo=$IMG" >/dev/null
 IMG=$IMG:latest
+# what kiln makes for a build, for the like-for-like loops
+NET=kiln-cbench-net
+HOMEVOL=kiln-cbench-home
+curl -s -o /dev/null --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+    -d "{\"Name\":\"$NET\",\"Labels\":{\"kiln.bench\":\"1\"}}" http://d/v1.41/networks/create
+curl -s -o /dev/null --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+    -d "{\"Name\":\"$HOMEVOL\"}" http://d/v1.41/volumes/create
+: >"$work/out.env"
+LIKE=(--network "$NET" --network-alias step -v "$work/ws:/workspace" -v "$work/ws:$work/ws"
+    -v "$HOMEVOL:/builder/home" -v "$SOCK:/var/run/docker.sock" -v "$work/out.env:$work/out.env"
+    -w /workspace -e HOME=/builder/home --label kiln.build=bench --label kiln.owner=bench)
 
 # pipelines
 {
@@ -71,28 +87,37 @@ steps:
   args: ['-c', 'yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c $((mib * 1048576))']
 EOF
 
-# The Engine API calls kiln makes for one step, with curl.
+# The Engine API calls kiln makes for one step, with curl, with kiln's create
+# body (network and alias, binds, labels).
 cat >"$work/curl_step.sh" <<'EOF'
 #!/usr/bin/env bash
 set -eu
-S=$1 IMG=$2
+S=$1 IMG=$2 NET=$3 HOMEVOL=$4 W=$5
 api() { curl -s --unix-socket "$S" "$@"; }
-api -o /dev/null "http://d/v1.41/images/$IMG/json"
-id=$(api -X POST -H 'Content-Type: application/json' \
-    -d "{\"Image\":\"$IMG\",\"Cmd\":[\"true\"],\"AttachStdout\":true,\"AttachStderr\":true}" \
+body="{\"Image\":\"$IMG\",\"Cmd\":[\"true\"],\"Env\":[\"HOME=/builder/home\"],
+\"WorkingDir\":\"/workspace\",\"Labels\":{\"kiln.build\":\"bench\",\"kiln.owner\":\"bench\"},
+\"AttachStdout\":true,\"AttachStderr\":true,\"Tty\":false,\"HostConfig\":{\"Binds\":[\"$W/ws:/workspace\",
+\"$W/ws:$W/ws\",\"$HOMEVOL:/builder/home\",\"$S:/var/run/docker.sock\",\"$W/out.env:$W/out.env\"],
+\"NetworkMode\":\"$NET\",\"LogConfig\":{\"Type\":\"json-file\"}},
+\"NetworkingConfig\":{\"EndpointsConfig\":{\"$NET\":{\"Aliases\":[\"step\"]}}}}"
+id=$(api -X POST -H 'Content-Type: application/json' -d "$body" \
     "http://d/v1.41/containers/create" | sed 's/.*"Id":"\([0-9a-f]*\)".*/\1/')
 fifo=$(mktemp -u)
 mkfifo "$fifo"
-# attach, and start once the engine has answered it (headers dumped first)
+# attach and wait (next-exit), then start once the engine has answered the
+# attach (its headers dumped first)
 api -N -D "$fifo" -X POST -o /dev/null "http://d/v1.41/containers/$id/attach?stream=1&stdout=1&stderr=1" &
 att=$!
+api -o /dev/null -X POST "http://d/v1.41/containers/$id/wait?condition=next-exit" &
+wt=$!
 head -1 "$fifo" >/dev/null
 cat "$fifo" >/dev/null &
 api -o /dev/null -X POST "http://d/v1.41/containers/$id/start"
-api -o /dev/null -X POST "http://d/v1.41/containers/$id/wait?condition=not-running"
+wait "$wt"
 wait "$att"
 rm -f "$fifo"
-api -o /dev/null -X DELETE "http://d/v1.41/containers/$id?force=1"
+# removed while the next step starts, as kiln does
+api -o /dev/null -X DELETE "http://d/v1.41/containers/$id?force=1" &
 EOF
 chmod +x "$work/curl_step.sh"
 
@@ -107,6 +132,12 @@ timeit() {  # timeit NAME CMD...
     "$@" >"$work/last.out" 2>&1 || { echo "bench: $name failed:" >&2; tail -3 "$work/last.out" >&2; }
     t1=$(now)
     echo "$name $(echo "$t1 - $t0" | bc -l)" >>"$results"
+    # the next scenario starts on an empty engine (the curl loops' last
+    # removals may still be under way)
+    for _ in $(seq 1 600); do
+        [ "$(curl -s --unix-socket "$SOCK" 'http://d/v1.41/containers/json?all=1')" = "[]" ] && break
+        sleep 0.1
+    done
 }
 KX="container:engine=unix://$SOCK"
 # kiln's own CPU time (user+system), per scenario, to tell kiln's share of
@@ -116,14 +147,16 @@ run_kiln() {
 }
 podman_loop() { for _ in $(seq 1 "$steps"); do podman run --rm "$IMG" true; done; }
 podman_par() { seq 1 "$steps" | xargs -P8 -I{} podman run --rm "$IMG" true; }
-curl_loop() { for _ in $(seq 1 "$steps"); do "$work/curl_step.sh" "$SOCK" "$IMG"; done; }
-curl_par() { seq 1 "$steps" | xargs -P8 -I{} "$work/curl_step.sh" "$SOCK" "$IMG"; }
+like_loop() { for _ in $(seq 1 "$steps"); do podman run --rm "${LIKE[@]}" "$IMG" true; done; }
+like_par() { seq 1 "$steps" | xargs -P8 -I{} podman run --rm "${LIKE[@]}" "$IMG" true; }
+curl_loop() { for _ in $(seq 1 "$steps"); do "$work/curl_step.sh" "$SOCK" "$IMG" "$NET" "$HOMEVOL" "$work"; done; }
+curl_par() { seq 1 "$steps" | xargs -P8 -I{} "$work/curl_step.sh" "$SOCK" "$IMG" "$NET" "$HOMEVOL" "$work"; }
 kiln_chain() { run_kiln chain.yaml; }
 kiln_par() { run_kiln par.yaml --max-parallel 8; }
 
 for r in $(seq 1 "$runs"); do
     echo "== round $r" >&2
-    for t in kiln_chain podman_loop curl_loop kiln_par podman_par curl_par; do timeit "$t" "$t"; done
+    for t in kiln_chain podman_loop like_loop curl_loop kiln_par podman_par like_par curl_par; do timeit "$t" "$t"; done
 done
 
 # Output: kiln to the file sink, then `podman logs` of an equal container.
@@ -144,11 +177,21 @@ m() { awk -v n="$1" '$1 == n {print $2}' "$results" | median; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 echo
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); podman $(podman --version | awk '{print $3}') (vfs, runc); $steps steps; medians of $runs runs"
-printf '%-8s %10s %12s %10s %12s %12s\n' scenario "kiln s" "podman run s" "curl s" "k/podman" "k/curl"
-printf '%-8s %10.2f %12.2f %10.2f %11sx %11sx\n' chain "$(m kiln_chain)" "$(m podman_loop)" "$(m curl_loop)" \
-    "$(ratio "$(m kiln_chain)" "$(m podman_loop)")" "$(ratio "$(m kiln_chain)" "$(m curl_loop)")"
-printf '%-8s %10.2f %12.2f %10.2f %11sx %11sx\n' par8 "$(m kiln_par)" "$(m podman_par)" "$(m curl_par)" \
-    "$(ratio "$(m kiln_par)" "$(m podman_par)")" "$(ratio "$(m kiln_par)" "$(m curl_par)")"
+printf '%-8s %8s %10s %10s %8s %10s %10s %8s\n' scenario "kiln s" "podman s" "like s" "curl s" \
+    "k/podman" "k/like" "k/curl"
+row() {  # row NAME KILN PODMAN LIKE CURL
+    printf '%-8s %8.2f %10.2f %10.2f %8.2f %9sx %9sx %7sx\n' "$1" "$(m "$2")" "$(m "$3")" "$(m "$4")" "$(m "$5")" \
+        "$(ratio "$(m "$2")" "$(m "$3")")" "$(ratio "$(m "$2")" "$(m "$4")")" "$(ratio "$(m "$2")" "$(m "$5")")"
+}
+row chain kiln_chain podman_loop like_loop curl_loop
+row par8 kiln_par podman_par like_par curl_par
+for r in $(seq 1 "$runs"); do
+    k() { awk -v n="$1" -v r="$r" '$1 == n && ++c == r {print $2}' "$results"; }
+    echo "round $r: kiln/podman, kiln/like, kiln/curl: chain $(ratio "$(k kiln_chain)" "$(k podman_loop)")" \
+        "$(ratio "$(k kiln_chain)" "$(k like_loop)") $(ratio "$(k kiln_chain)" "$(k curl_loop)");" \
+        "par8 $(ratio "$(k kiln_par)" "$(k podman_par)") $(ratio "$(k kiln_par)" "$(k like_par)")" \
+        "$(ratio "$(k kiln_par)" "$(k curl_par)")"
+done
 cpu() { awk '{print $1 + $2}' "$work/cpu.$1" | median; }
 echo "kiln's own CPU (user+sys), median: chain $(cpu chain.yaml) s, par8 $(cpu par.yaml) s for $steps steps ($(echo "scale=1; 1000 * $(cpu chain.yaml) / $steps" | bc -l) ms a step); output $(cpu output.yaml) s"
 ko=$(m kiln_output)

@@ -24,6 +24,7 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@
 
 #include <kiln/kiln.h>
 
+#include "cred_helper.h"
 #include "engine_sync.h"
+#include "stdin_feed.h"
 
 KILN_API_DEFINE;
 
@@ -75,6 +78,13 @@ struct cx {
     char **vols;        /* engine volumes made for the build */
     size_t n_vols;
     unsigned seq;
+    struct cx_cred {    /* what a credential helper gave, per registry, this build */
+        char *reg;
+        char *hdr;      /* X-Registry-Auth: ..., or NULL: pull without */
+    } *creds;
+    size_t n_creds;
+    char **images;      /* images seen on the engine in this build (pull=missing): no inspect again */
+    size_t n_images;
     int live;           /* containers not yet removed */
     void (*close_done)(void *); /* close() waits for the removals in flight */
     void *close_arg;
@@ -95,6 +105,8 @@ typedef struct cxp {
     int exit_code;
     int64_t grace_ms;   /* --kill-grace */
     bool logs_done, wait_done, started, start_sent, stop_asked, paused, removing;
+    bool wait_old;      /* the engine knows no wait?condition=next-exit: not-running after the start */
+    bool image_again;   /* create said the image is gone: looked up once more */
     char *fail;         /* why the process could not run */
     int fail_status;
     /* the multiplexed log stream: 8-byte headers, then payload */
@@ -108,6 +120,8 @@ typedef struct cxp {
     char *pull_line;    /* partial JSON line of the pull's progress */
     size_t pull_len;
     char last_status[400];
+    int in_fd;          /* the input file (stdin_path) until the feed takes it, or -1 */
+    cx_feed *feed;      /* the input on its way, on a worker thread */
 } cxp;
 
 static char *xstrdup(const char *s)
@@ -136,6 +150,58 @@ static char *esc(const char *s)
     char *d = xstrdup(e);
     curl_free(e);
     return d;
+}
+
+/* ---- images seen in this build ------------------------------------------ */
+
+/* With pull=missing, an image found (or pulled) once in a build is not
+ * looked up again: one Engine API request less a step. A step may remove
+ * it (docker rmi through the socket): the create then answers 404, and the
+ * image is looked up, and pulled, once more. */
+static bool images_have(const struct cx *cx, const char *image)
+{
+    for (size_t i = 0; i < cx->n_images; i++)
+        if (!strcmp(cx->images[i], image))
+            return true;
+    return false;
+}
+
+static void images_add(struct cx *cx, const char *image)
+{
+    if (cx->pull != PULL_MISSING || images_have(cx, image))
+        return;
+    cx->images = realloc(cx->images, (cx->n_images + 1) * sizeof *cx->images);
+    if (!cx->images)
+        abort();
+    cx->images[cx->n_images++] = xstrdup(image);
+}
+
+/* Forget one image, or all of them (image NULL). */
+static void images_forget(struct cx *cx, const char *image)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < cx->n_images; i++) {
+        if (!image || !strcmp(cx->images[i], image))
+            free(cx->images[i]);
+        else
+            cx->images[k++] = cx->images[i];
+    }
+    cx->n_images = k;
+    if (!k) {
+        free(cx->images);
+        cx->images = NULL;
+    }
+}
+
+static void creds_forget(struct cx *cx)
+{
+    for (size_t i = 0; i < cx->n_creds; i++) {
+        free(cx->creds[i].reg);
+        free(cx->creds[i].hdr);
+    }
+    free(cx->creds);
+    cx->creds = NULL;
+    cx->n_creds = 0;
 }
 
 /* ---- owner labels and leftovers ----------------------------------------- */
@@ -399,6 +465,8 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
     host[sizeof host - 1] = '\0';
     snprintf(cx->owner, sizeof cx->owner, "%s:%ld:%lld", host, (long)getpid(), proc_start(getpid()));
     cx->pull = c->pull;
+    images_forget(cx, NULL); /* a new build: images are looked up again */
+    creds_forget(cx);
     if (!(c->auth && *c->auth)) {
         /* The user's docker login: $DOCKER_CONFIG/config.json, else
          * ~/.docker/config.json ("auths": {REGISTRY: {"auth": base64}}). */
@@ -495,10 +563,16 @@ static void cx_close(void *plugin_data, void (*done)(void *), void *arg)
 
 /* ---- one container ------------------------------------------------------ */
 
+static int inspect(cxp *p);
+static void wait_not_running(cxp *p);
+static void feed_start(cxp *p);
+
 static void p_maybe_free(cxp *p)
 {
     if (p->x || p->pending)
         return;
+    if (p->in_fd >= 0)
+        close(p->in_fd);
     free(p->image);
     free(p->create_body);
     free(p->fail);
@@ -507,16 +581,17 @@ static void p_maybe_free(cxp *p)
 }
 
 static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
-                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth);
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, const char *hdr);
 
 static int request(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
                    kiln_http_cb cb, kiln_http **out, bool auth)
 {
-    return request_h(p, method, path, body, on_data, NULL, cb, out, auth);
+    (void)auth; /* the pull gives its header through request_h */
+    return request_h(p, method, path, body, on_data, NULL, cb, out, NULL);
 }
 
 static int request_h(cxp *p, const char *method, const char *path, const char *body, kiln_http_data_cb on_data,
-                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, bool auth)
+                     void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, const char *hdr)
 {
     struct cx *cx = p->cx;
     char *url = xasprintf("%s%s", cx->addr.base, path);
@@ -524,11 +599,8 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     size_t nh = 0;
     if (body)
         hdrs[nh++] = "Content-Type: application/json";
-    char *from_config = NULL;
-    if (auth && cx->auth_header)
-        hdrs[nh++] = cx->auth_header;
-    else if (auth && cx->docker_config && (from_config = config_auth(cx, p->image)))
-        hdrs[nh++] = from_config;
+    if (hdr)
+        hdrs[nh++] = hdr;
     kiln_http_req r;
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
@@ -545,7 +617,6 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
     kiln_http *h = NULL;
     int rc = kiln_api->http_request_obj(KILN_OBJ(cx->self), &r, cb, p, &h);
     free(url);
-    free(from_config);
     if (rc == 0) {
         p->pending++;
         if (out)
@@ -585,6 +656,8 @@ static void finish(cxp *p)
         return;
     kiln_exec *x = p->x;
     p->x = NULL;
+    if (p->feed) /* the process is over: input it did not read goes nowhere */
+        cx_feed_cancel(p->feed);
     int status = p->fail ? p->fail_status : p->exit_code;
     kiln_api->exec_exited(x, status, p->fail);
     remove_container(p);
@@ -730,6 +803,14 @@ static void on_wait(kiln_http *h, void *data, int err, const kiln_http_resp *res
         return;
     }
     char m[512];
+    if (!err && resp->status == 400 && !p->wait_old) {
+        /* An engine without wait conditions before the start (API < 1.30):
+         * wait for "not-running" once the start is answered. */
+        p->wait_old = true;
+        if (p->started)
+            wait_not_running(p);
+        return;
+    }
     if (err || resp->status != 200) {
         fail(p, KILN_EIO, "container %s: waiting for its end: %s", p->name,
              err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
@@ -741,6 +822,16 @@ static void on_wait(kiln_http *h, void *data, int err, const kiln_http_resp *res
     cJSON_Delete(j);
     p->wait_done = true;
     both_done(p);
+}
+
+/* Engines without next-exit: after the start, "not-running" of a container
+ * that already ended answers at once with its code. */
+static void wait_not_running(cxp *p)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", p->id);
+    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
+        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
 }
 
 static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -755,12 +846,8 @@ static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *
         return;
     }
     p->started = true;
-    char path[300];
-    /* After the start: "not-running" of a container that already ended
-     * answers at once with its code. */
-    snprintf(path, sizeof path, "/containers/%s/wait?condition=not-running", p->id);
-    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
-        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
+    if (p->wait_old && !p->wait)
+        wait_not_running(p);
 }
 
 /* The engine answered the attach: it is in place, so nothing the process
@@ -796,6 +883,15 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     }
     if (chain_over(p, &p->req))
         return;
+    if (!err && resp->status == 404 && !p->image_again && p->cx->pull != PULL_ALWAYS) {
+        /* The image seen earlier in the build is gone (a step removed
+         * it): look it up, and pull it, once more. */
+        p->image_again = true;
+        images_forget(p->cx, p->image);
+        if (inspect(p))
+            fail(p, KILN_EIO, "cannot look up image %s", p->image);
+        return;
+    }
     if (err || resp->status != 201 || !p->id[0]) {
         fail(p, KILN_ESPAWN, "cannot create a container of image %s: %s", p->image,
              err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
@@ -803,22 +899,70 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     }
     char path[300];
     snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", p->id);
-    if (request_h(p, "POST", path, NULL, on_logs_data, on_attached, on_logs, &p->logs, false)) {
+    if (request_h(p, "POST", path, NULL, on_logs_data, on_attached, on_logs, &p->logs, NULL)) {
         fail(p, KILN_ESPAWN, "cannot attach to the container of image %s", p->image);
         return;
     }
     if (p->paused)
         kiln_api->http_pause_recv(p->logs, true);
+    if (p->in_fd >= 0)
+        feed_start(p);
+    /* The wait goes with the attach, before the start: "next-exit" answers
+     * when the container has run and ended, and its answer does not cost a
+     * round trip after the start's (docker run does the same). */
+    snprintf(path, sizeof path, "/containers/%s/wait?condition=next-exit", p->id);
+    if (request(p, "POST", path, NULL, NULL, on_wait, &p->wait, false))
+        fail(p, KILN_EIO, "container %s: cannot wait for its end", p->name);
 }
 
-static void create(cxp *p)
+/* The input's copy ended: only a failure before any byte went is the
+ * process's failure (as an input file that cannot be opened). */
+static void on_fed(void *data, int err)
+{
+    cxp *p = data;
+    cx_feed *f = p->feed;
+    p->feed = NULL;
+    const char *e = err ? "the worker could not run" : cx_feed_error(f);
+    if (e && p->x) /* p stays: this job is still counted in p->pending */
+        fail(p, KILN_EIO, "container %s: cannot give it its input: %s", p->name, e);
+    cx_feed_free(f);
+    p->pending--;
+    p_maybe_free(p);
+}
+
+/* On a worker thread: p->feed is set before and cleared only after. */
+static void feed_run(void *data)
+{
+    cx_feed_run(((cxp *)data)->feed);
+}
+
+static void feed_start(cxp *p)
+{
+    p->feed = cx_feed_new(&p->cx->addr, p->id, p->in_fd);
+    p->in_fd = -1;
+    if (kiln_api->queue_work(KILN_OBJ(p->cx->self), feed_run, on_fed, p)) {
+        cx_feed_free(p->feed);
+        p->feed = NULL;
+        fail(p, KILN_EIO, "container %s: cannot give it its input", p->name);
+        return;
+    }
+    p->pending++;
+}
+
+static int create_req(cxp *p)
 {
     char *nm = esc(p->name);
     char *path = xasprintf("/containers/create?name=%s", nm);
     free(nm);
-    if (request(p, "POST", path, p->create_body, NULL, on_created, &p->req, false))
-        fail(p, KILN_ESPAWN, "cannot create a container of image %s", p->image);
+    int rc = request(p, "POST", path, p->create_body, NULL, on_created, &p->req, false);
     free(path);
+    return rc;
+}
+
+static void create(cxp *p)
+{
+    if (create_req(p))
+        fail(p, KILN_ESPAWN, "cannot create a container of image %s", p->image);
 }
 
 /* Pull progress: JSON lines; a line with "error" is the engine's refusal. */
@@ -872,17 +1016,137 @@ static void on_pulled(kiln_http *h, void *data, int err, const kiln_http_resp *r
         fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image, kiln_api->strerror(err));
         return;
     }
+    images_add(p->cx, p->image);
     create(p);
 }
 
-static void pull(cxp *p)
+static struct cx_cred *cred_find(struct cx *cx, const char *reg)
 {
+    for (size_t i = 0; i < cx->n_creds; i++)
+        if (!strcmp(cx->creds[i].reg, reg))
+            return &cx->creds[i];
+    return NULL;
+}
+
+/* The credential helper for a registry: credHelpers' entry, else credsStore. */
+static const char *helper_for(struct cx *cx, const char *reg)
+{
+    const char *h = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cx->docker_config, "credHelpers"), reg));
+    if (!h || !*h)
+        h = cJSON_GetStringValue(cJSON_GetObjectItem(cx->docker_config, "credsStore"));
+    return h && *h ? h : NULL;
+}
+
+static void pull_now(cxp *p)
+{
+    struct cx *cx = p->cx;
+    char *hdr = NULL;
+    if (cx->auth_header) {
+        hdr = xstrdup(cx->auth_header);
+    } else if (cx->docker_config) {
+        char *reg = registry_of(p->image);
+        struct cx_cred *c = helper_for(cx, reg) ? cred_find(cx, reg) : NULL;
+        hdr = c ? (c->hdr ? xstrdup(c->hdr) : NULL) : config_auth(cx, p->image);
+        free(reg);
+    }
     char *img = esc(p->image);
     char *path = xasprintf("/images/create?fromImage=%s", img);
     free(img);
-    if (request(p, "POST", path, NULL, on_pull_data, on_pulled, &p->req, true))
+    if (request_h(p, "POST", path, NULL, on_pull_data, NULL, on_pulled, &p->req, hdr))
         fail(p, KILN_ENOTFOUND, "cannot pull image %s", p->image);
     free(path);
+    free(hdr);
+}
+
+/* A credential helper's run, on a worker thread. */
+struct cred_job {
+    cxp *p;
+    char *helper, *reg, *hdr, *err;
+};
+
+static void cred_run(void *data)
+{
+    struct cred_job *j = data;
+    char *user = NULL, *secret = NULL;
+    if (cx_cred_helper_get(j->helper, j->reg, &user, &secret, &j->err) != 0)
+        return; /* 1: none stored, pull without; -1: j->err */
+    cJSON *a = cJSON_CreateObject();
+    if (!strcmp(user, "<token>")) { /* docker's marker of an identity token */
+        cJSON_AddStringToObject(a, "identitytoken", secret);
+    } else {
+        cJSON_AddStringToObject(a, "username", user);
+        cJSON_AddStringToObject(a, "password", secret);
+    }
+    cJSON_AddStringToObject(a, "serveraddress", j->reg);
+    char *js = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    j->hdr = auth_header_of(js);
+    free(js);
+    free(user);
+    free(secret);
+}
+
+static void cred_done(void *data, int err)
+{
+    struct cred_job *j = data;
+    cxp *p = j->p;
+    struct cx *cx = p->cx;
+    /* p stays until the end: this job is still counted in p->pending */
+    if (p->x && !p->fail && !p->stop_asked) {
+        if (err || j->err) {
+            fail(p, KILN_ENOTFOUND, "cannot pull image %s: %s", p->image,
+                 j->err ? j->err : "the credential helper could not run");
+        } else {
+            if (!cred_find(cx, j->reg)) {
+                cx->creds = realloc(cx->creds, (cx->n_creds + 1) * sizeof *cx->creds);
+                if (!cx->creds)
+                    abort();
+                cx->creds[cx->n_creds].reg = j->reg;
+                cx->creds[cx->n_creds++].hdr = j->hdr;
+                j->reg = j->hdr = NULL;
+            }
+            pull_now(p);
+        }
+    } else if (p->x) {
+        fail(p, 128 + SIGTERM, NULL);
+    }
+    free(j->helper);
+    free(j->reg);
+    free(j->hdr);
+    free(j->err);
+    free(j);
+    p->pending--;
+    p_maybe_free(p);
+}
+
+/* Credentials first: a helper runs once per registry and build, off the
+ * loop (it may be slow: a cloud SDK). */
+static void pull(cxp *p)
+{
+    struct cx *cx = p->cx;
+    if (!cx->auth_header && cx->docker_config) {
+        char *reg = registry_of(p->image);
+        const char *helper = helper_for(cx, reg);
+        if (helper && !cred_find(cx, reg)) {
+            struct cred_job *j = calloc(1, sizeof *j);
+            if (!j)
+                abort();
+            j->p = p;
+            j->helper = xstrdup(helper);
+            j->reg = reg;
+            if (kiln_api->queue_work(KILN_OBJ(cx->self), cred_run, cred_done, j)) {
+                free(j->helper);
+                free(j->reg);
+                free(j);
+                fail(p, KILN_ENOTFOUND, "cannot pull image %s: cannot run credential helper %s", p->image, helper);
+                return;
+            }
+            p->pending++;
+            return;
+        }
+        free(reg);
+    }
+    pull_now(p);
 }
 
 static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -892,6 +1156,7 @@ static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp
         return;
     char m[512];
     if (!err && resp->status == 200) {
+        images_add(p->cx, p->image);
         create(p);
     } else if (!err && resp->status == 404) {
         if (p->cx->pull == PULL_NEVER)
@@ -902,6 +1167,16 @@ static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp
         fail(p, KILN_EIO, "cannot look up image %s: %s", p->image,
              err ? kiln_api->strerror(err) : engine_message(resp, m, sizeof m));
     }
+}
+
+static int inspect(cxp *p)
+{
+    char *img = esc(p->image);
+    char *path = xasprintf("/images/%s/json", img);
+    free(img);
+    int rc = request(p, "GET", path, NULL, NULL, on_inspected, &p->req, false);
+    free(path);
+    return rc;
 }
 
 /* The container's definition, Cloud Build's way. */
@@ -936,6 +1211,12 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
     cJSON_AddItemToObject(b, "Labels", labels_json(cx));
     cJSON_AddBoolToObject(b, "AttachStdout", true);
     cJSON_AddBoolToObject(b, "AttachStderr", true);
+    if (s->stdin_path) {
+        /* stdin open until the input's attach half-closes (StdinOnce) */
+        cJSON_AddBoolToObject(b, "AttachStdin", true);
+        cJSON_AddBoolToObject(b, "OpenStdin", true);
+        cJSON_AddBoolToObject(b, "StdinOnce", true);
+    }
     cJSON_AddBoolToObject(b, "Tty", false);
     cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
     cJSON *binds = cJSON_AddArrayToObject(hc, "Binds");
@@ -1015,11 +1296,18 @@ static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     struct cx *cx = plugin_data;
     if (!s->image || !s->argv || (!s->argv[0] && !s->image_entrypoint))
         return KILN_EINVAL;
-    if (ensure_volumes(cx, s))
+    int in_fd = -1;
+    if (s->stdin_path && (in_fd = open(s->stdin_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno == -ENOENT ? KILN_ENOTFOUND : KILN_EIO;
+    if (ensure_volumes(cx, s)) {
+        if (in_fd >= 0)
+            close(in_fd);
         return KILN_EIO;
+    }
     cxp *p = calloc(1, sizeof *p);
     if (!p)
         abort();
+    p->in_fd = in_fd;
     p->cx = cx;
     p->x = x;
     p->image = xstrdup(s->image);
@@ -1036,15 +1324,13 @@ static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     snprintf(p->name, sizeof p->name, "kiln-%s-%s-%u", cx->build_id, safe, ++cx->seq);
     p->create_body = create_body(cx, s, safe[0] ? safe : "step");
     kiln_api->exec_set_data(x, p);
-    char *img = esc(s->image);
-    char *path = xasprintf("/images/%s/json", img);
-    free(img);
     int rc = 0;
     if (cx->pull == PULL_ALWAYS)
         pull(p);
+    else if (images_have(cx, p->image))
+        rc = create_req(p);
     else
-        rc = request(p, "GET", path, NULL, NULL, on_inspected, &p->req, false);
-    free(path);
+        rc = inspect(p);
     if (rc) {
         p->x = NULL;
         p_maybe_free(p);
@@ -1094,6 +1380,8 @@ static void cx_abandon(kiln_exec *x)
 {
     cxp *p = kiln_api->exec_get_data(x);
     p->x = NULL;
+    if (p->feed)
+        cx_feed_cancel(p->feed);
     if (p->req)
         kiln_api->http_abort(p->req);
     if (p->logs)
@@ -1142,6 +1430,8 @@ static void cx_destroy(void *plugin_data)
     for (size_t i = 0; i < cx->n_vols; i++)
         free(cx->vols[i]);
     free(cx->vols);
+    images_forget(cx, NULL);
+    creds_forget(cx);
     free(cx);
 }
 

@@ -803,6 +803,13 @@ static int kt_start(kiln_step *step, const void *config, void *plugin_data)
     kiln_api->step_set_data(step, s);
     s->in_image = kiln_api->abi_minor >= 6 && KILN_API_HAS(kiln_api, step_image) && kiln_api->step_image &&
                   kiln_api->step_image(step);
+    if (s->in_image) {
+        /* In the step's image the host's TMPDIR does not exist: the logging
+         * configuration goes under the workspace, which the executor binds
+         * into the container at its own path (and at /workspace). */
+        free(s->tmpdir);
+        s->tmpdir = kt_strdup(kiln_api->workspace(KILN_OBJ(step)));
+    }
     int rc = kiln_api->queue_work(KILN_OBJ(step), kt_check_work, kt_check_after, s);
     if (rc < 0) {
         kiln_api->step_set_data(step, NULL);
