@@ -136,6 +136,8 @@ static void on_exec_closed(void *arg)
 {
     kiln__job *j = arg;
     j->exec_closed = true; /* the reap timer's next tick frees the build */
+    kiln__serve_log("build %s (%s): executor closed in %.0f ms (what the build made on it is removed)", j->id,
+                    j->trigger, (double)(uv_hrtime() - j->exec_close_t0) / 1e6);
 }
 
 /* The job is over: free it once nothing of its build runs any more and
@@ -148,6 +150,7 @@ static void on_reap(uv_timer_t *t)
         return;
     if (j->b && j->b->exec_inst && !j->exec_closing) {
         j->exec_closing = true;
+        j->exec_close_t0 = uv_hrtime();
         kiln__exec_inst_close(j->b->exec_inst, on_exec_closed, j);
     }
     if (j->exec_closing && !j->exec_closed)
@@ -333,7 +336,13 @@ static void prepare_done(uv_work_t *w, int status)
      * owners). Lines it says go to the build's log once it has started. */
     kiln__exec_inst *inst = NULL;
     kiln__buf xwhy = KILN__BUF_INIT;
-    if (!rc && kiln__executor_open(&srv->eng, j->id, true, &inst, &xwhy) != 0) {
+    uint64_t t0 = uv_hrtime();
+    int xrc = rc ? 0 : kiln__executor_open(&srv->eng, j->id, true, &inst, &xwhy);
+    char opened[96] = "";
+    if (inst) /* the time the server's loop was held by open() */
+        snprintf(opened, sizeof opened, " (executor %s opened in %.0f ms)", srv->eng.exec_plugin->name,
+                 (double)(uv_hrtime() - t0) / 1e6);
+    if (xrc) {
         job_end(j, "INTERNAL_ERROR", xwhy.buf ? xwhy.buf : "the executor could not be opened", NULL);
     } else if (rc) {
         char *why = errors ? kiln__xasprintf("invalid pipeline %s: %d error%s (validate.txt)", t->filename,
@@ -345,7 +354,7 @@ static void prepare_done(uv_work_t *w, int status)
         j->b->secrets = &j->secrets;
         j->b->on_end = on_build_end;
         j->b->on_end_data = j;
-        kiln__serve_log("build %s (%s): WORKING at %.12s", j->id, j->trigger, j->commit);
+        kiln__serve_log("build %s (%s): WORKING at %.12s%s", j->id, j->trigger, j->commit, opened);
         kiln__build_start(j->b);
         if (inst) /* before the pump's first turn starts a step */
             kiln__exec_inst_attach(inst, j->b);

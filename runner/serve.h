@@ -63,6 +63,7 @@ typedef struct kiln__job {
     uv_timer_t *reap_timer;      /* waits for the build's processes, then frees */
     bool exec_closing;           /* its executor instance is being closed */
     bool exec_closed;            /* ... and is: the build can go */
+    uint64_t exec_close_t0;      /* uv_hrtime() when its close began */
 } kiln__job;
 
 struct kiln__server {

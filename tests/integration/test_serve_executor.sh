@@ -56,32 +56,54 @@ eapi() { curl -s --unix-socket "$SOCK" "http://d/v1.41$1"; }
 R=$TMP/rootfs
 mkdir -p "$R/bin" "$R/etc" "$R/tmp"
 cp "$BUSYBOX" "$R/bin/busybox"
-for t in sh cat echo ls sleep test true hostname trap; do ln -sf busybox "$R/bin/$t"; done
+for t in sh cat echo ls sleep test true hostname; do ln -sf busybox "$R/bin/$t"; done
 echo "from-the-image" >"$R/etc/image-marker"
 tar -C "$R" -cf "$TMP/rootfs.tar" .
 curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/x-tar' --data-binary @"$TMP/rootfs.tar" \
-    "http://d/v1.41/images/create?fromSrc=-&repo=kiln-test/busybox&tag=1" >/dev/null
-check "fixture: the image is on the engine" \
-    test "$(eapi /images/kiln-test/busybox:1/json | python3 -c 'import json,sys; print(bool(json.load(sys.stdin).get("Id")))')" = True
+    "http://d/v1.41/images/create?fromSrc=-&repo=ubuntu&tag=latest" >/dev/null
+# Named as a common image (it is not pulled: pull=missing finds it).
+[ "$(eapi /images/ubuntu/json | python3 -c 'import json,sys; print(bool(json.load(sys.stdin).get("Id")))')" = True ] ||
+    { echo "FAIL - fixture: the image could not be made"; exit 1; }
 KX="container:engine=unix://$SOCK"
 
 # What kiln made that is on the engine, for one build (label kiln.build=ID)
-# or for any (label kiln.owner): one "KIND NAME [STATE]" line each.
+# or for any of the kiln serve processes this test started (label
+# kiln.owner=HOST:PID:START): one "KIND NAME [STATE]" line each. Podman
+# keeps networks in one directory for every service of the machine, so
+# other tests' networks are seen too: only ours count.
+OUR_PIDS=()
 on_engine() {
     local f
-    if [ -n "${1:-}" ]; then
-        f=$(python3 -c 'import json,sys,urllib.parse; print(urllib.parse.quote(json.dumps({"label":["kiln.build="+sys.argv[1]]})))' "$1")
-    else
-        f=$(python3 -c 'import json,urllib.parse; print(urllib.parse.quote(json.dumps({"label":["kiln.owner"]})))')
-    fi
+    f=$(python3 -c 'import json,urllib.parse; print(urllib.parse.quote(json.dumps({"label":["kiln.owner"]})))')
     {
-        eapi "/containers/json?all=1&filters=$f" | python3 -c 'import json,sys; [print("container", c["Names"][0], c["State"]) for c in json.load(sys.stdin)]'
-        eapi "/volumes?filters=$f" | python3 -c 'import json,sys; [print("volume", v["Name"]) for v in json.load(sys.stdin)["Volumes"] or []]'
-        eapi "/networks?filters=$f" | python3 -c 'import json,sys; [print("network", n["Name"]) for n in json.load(sys.stdin)]'
-    } 2>&1
+        eapi "/containers/json?all=1&filters=$f" | python3 -c 'import json,sys; [print("container", c["Names"][0], c["State"], c["Labels"].get("kiln.build"), c["Labels"].get("kiln.owner")) for c in json.load(sys.stdin)]'
+        eapi "/volumes?filters=$f" | python3 -c 'import json,sys; [print("volume", v["Name"], "-", v["Labels"].get("kiln.build"), v["Labels"].get("kiln.owner")) for v in json.load(sys.stdin)["Volumes"] or []]'
+        eapi "/networks?filters=$f" | python3 -c 'import json,sys; [print("network", n["Name"], "-", n["Labels"].get("kiln.build"), n["Labels"].get("kiln.owner")) for n in json.load(sys.stdin)]'
+    } 2>&1 | python3 -c '
+import sys
+build, pids = sys.argv[1], sys.argv[2].split()
+for l in sys.stdin:
+    kind, name, state, bid, owner = l.split()
+    pid = owner.split(":")[-2] if owner.count(":") >= 2 else ""
+    if (build and bid == build) or (not build and pid in pids):
+        print(kind, name, state)' "${1:-}" "${OUR_PIDS[*]}"
 }
 nothing_of() { [ -z "$(on_engine "${1:-}")" ]; }
-running_container_of() { on_engine "$1" | grep -q "^container .* running$"; }
+# (grep without -q: with pipefail, -q's early exit would fail the pipe)
+running_container_of() { on_engine "$1" | grep "^container .* running$" >/dev/null; }
+# When the test ends, however: what our servers left is removed before
+# lib.sh's cleanup stops the engine (networks outlive a private engine).
+engine_cleanup() {
+    local kind name rest
+    on_engine "" | while read -r kind name rest; do
+        case $kind in
+        container) curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://d/v1.41/containers/${name#/}?force=1" ;;
+        volume) curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://d/v1.41/volumes/$name?force=1" ;;
+        network) curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://d/v1.41/networks/$name" ;;
+        esac
+    done
+}
+trap 'engine_cleanup; cleanup' EXIT
 
 # ---------------------------------------------------------------------------
 echo "# fixture: a repository whose steps run in the image"
@@ -92,11 +114,11 @@ cat >"$TMP/work/cloudbuild.yaml" <<'YAML'
 substitutions: {_GATE: "", _TAG: "none"}
 steps:
 - id: inimage
-  name: kiln-test/busybox:1
+  name: ubuntu
   entrypoint: sh
   args: ['-c', 'cat /etc/image-marker; test -e /etc/debian_version && echo HOST-ETC-SEEN; echo "tag $_TAG"; true']
 - id: gate
-  name: kiln-test/busybox:1
+  name: ubuntu
   entrypoint: sh
   args: ['-c', 'echo waiting; while [ -n "$_GATE" ] && [ ! -e "/workspace/$_GATE" ]; do sleep 0.1; done; echo "gate open $_TAG"']
 YAML
@@ -104,7 +126,7 @@ cat >"$TMP/work/slow.yaml" <<'YAML'
 timeout: 4s
 steps:
 - id: slow
-  name: kiln-test/busybox:1
+  name: ubuntu
   entrypoint: sh
   args: ['-c', 'echo sleeping; sleep 300']
 YAML
@@ -148,6 +170,7 @@ check "... saying so" has_line "$TMP/bad3.txt" "no executor plugin named 'nosuch
 # ---------------------------------------------------------------------------
 echo "# two builds at once, each in its own instance"
 start_serve --max-builds 2 --grace 3s --kill-grace 2s --executor "$KX"
+OUR_PIDS+=("$SERVE_PID")
 check "the server says the executor is ready" has_line "$TMP/serve.log" "executor container: ready"
 check "its check left nothing on the engine" nothing_of
 a=$(run_trigger img '{"branch": "master", "substitutions": {"_GATE": "gate-a", "_TAG": "A"}}')
@@ -213,12 +236,14 @@ check "nothing kiln made is left on the engine" nothing_of
 # ---------------------------------------------------------------------------
 echo "# kill -9 of kiln serve: the next start removes what its build left"
 start_serve --max-builds 2 --executor "$KX"
+OUR_PIDS+=("$SERVE_PID")
 k=$(run_trigger img '{"branch": "master", "substitutions": {"_GATE": "never", "_TAG": "K"}}')
 check "build K's container runs" wait_for 300 running_container_of "$k"
 kill -9 "$SERVE_PID"
 wait "$SERVE_PID" 2>/dev/null || true
 check "the killed server left K's container" running_container_of "$k"
 start_serve --max-builds 2 --executor "$KX"
+OUR_PIDS+=("$SERVE_PID")
 check "the next start says it removed them" has_line "$TMP/serve.log" "left by builds no longer running"
 check "nothing of K is left" nothing_of "$k"
 check "K is INTERNAL_ERROR in the history" test "$(bstatus "$k")" = INTERNAL_ERROR
