@@ -36,6 +36,9 @@
 #include "trigger_run.h"
 
 #define REAP_INTERVAL_MS 50
+/* How long a build's executor close() may wait before it is asked again
+ * (the "loop ran dry" call of the contract): 2 minutes. */
+#define EXEC_CLOSE_PATIENCE_NS (120ull * 1000000000ull)
 
 void kiln__serve_log(const char *fmt, ...)
 {
@@ -153,8 +156,17 @@ static void on_reap(uv_timer_t *t)
         j->exec_close_t0 = uv_hrtime();
         kiln__exec_inst_close(j->b->exec_inst, on_exec_closed, j);
     }
-    if (j->exec_closing && !j->exec_closed)
+    if (j->exec_closing && !j->exec_closed) {
+        /* The loop of kiln serve never runs dry: when the close waits too
+         * long (removals the engine never answers), ask again, which the
+         * contract says finishes at once. */
+        if (!j->exec_asked_twice && uv_hrtime() - j->exec_close_t0 > EXEC_CLOSE_PATIENCE_NS && j->b->exec_inst) {
+            j->exec_asked_twice = true;
+            kiln__serve_log("build %s (%s): the executor's close takes long; finishing it now", j->id, j->trigger);
+            kiln__exec_inst_close(j->b->exec_inst, on_exec_closed, j);
+        }
         return;
+    }
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, on_reap_close);
     kiln__server *srv = j->srv;

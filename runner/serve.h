@@ -64,6 +64,7 @@ typedef struct kiln__job {
     bool exec_closing;           /* its executor instance is being closed */
     bool exec_closed;            /* ... and is: the build can go */
     uint64_t exec_close_t0;      /* uv_hrtime() when its close began */
+    bool exec_asked_twice;       /* close() called again: it took too long */
 } kiln__job;
 
 struct kiln__server {
