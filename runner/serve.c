@@ -775,7 +775,9 @@ static int check_executor(kiln__server *srv, const char *spec)
     kiln__exec_inst *inst = NULL;
     rc = kiln__executor_open(&srv->eng, id, true, &inst, &err);
     if (rc) {
-        fprintf(stderr, "kiln: serve: --executor %s: %s\n", spec, err.buf ? err.buf : kiln__strerror(rc));
+        /* The name only: the options may hold a secret (auth=). */
+        fprintf(stderr, "kiln: serve: --executor %s: %s\n", srv->eng.exec_plugin->name,
+                err.buf ? err.buf : kiln__strerror(rc));
         kiln__buf_release(&err);
         return rc;
     }
