@@ -30,6 +30,9 @@ static const char serve_usage[] =
     "  --keep-builds N              keep the newest N finished builds (history and files)\n"
     "  --keep-days D                remove finished builds older than D days\n"
     "  --dry-run                    deploys recorded, not done (as kiln run --dry-run)\n"
+    "  --executor NAME[:K=V,...]    how steps with an image run, as for kiln run (also\n"
+    "                               KILN_EXECUTOR): one instance per build; checked once\n"
+    "                               at startup (options, and that its engine answers)\n"
     "  --base-path /PREFIX          the pages' path behind a reverse proxy (default: none)\n"
     "  --verbose                    step output on the console too\n"
     "\n"
@@ -80,7 +83,8 @@ int kiln__serve_main(int argc, char **argv)
     kiln__serve_opts o;
     memset(&o, 0, sizeof o);
     enum { O_TRIG = 256, O_LISTEN, O_DATA, O_MAXB, O_TOKEN, O_SECRET, O_GRACE, O_KGRACE, O_PPATH,
-           O_MAXPAR, O_VERBOSE, O_HELP, O_REPOS, O_DRY, O_KEEPB, O_KEEPD, O_BASE, O_SINK, O_SGRACE };
+           O_MAXPAR, O_VERBOSE, O_HELP, O_REPOS, O_DRY, O_KEEPB, O_KEEPD, O_BASE, O_SINK, O_SGRACE,
+           O_EXEC };
     static const struct option longopts[] = {
         {"triggers", required_argument, NULL, O_TRIG},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -101,6 +105,7 @@ int kiln__serve_main(int argc, char **argv)
         {"base-path", required_argument, NULL, O_BASE},
         {"sink", required_argument, NULL, O_SINK},
         {"sink-grace", required_argument, NULL, O_SGRACE},
+        {"executor", required_argument, NULL, O_EXEC},
         {NULL, 0, NULL, 0},
     };
     const char *triggers = NULL, *listen = "127.0.0.1:8080", *data = "kiln-data";
@@ -126,6 +131,7 @@ int kiln__serve_main(int argc, char **argv)
         case O_VERBOSE: verbose = true; break;
         case O_REPOS: o.repos = optarg; break;
         case O_DRY: o.dry_run = true; break;
+        case O_EXEC: o.executor = optarg; break;
         case O_BASE:
             /* Pasted into the pages as is: only path characters. */
             if (optarg[0] != '/' || strstr(optarg, "//") ||
@@ -195,6 +201,8 @@ int kiln__serve_main(int argc, char **argv)
         return rc;
     }
 
+    if (!o.executor && getenv("KILN_EXECUTOR") && *getenv("KILN_EXECUTOR"))
+        o.executor = getenv("KILN_EXECUTOR");
     o.triggers = triggers;
     o.listen = listen;
     o.data = data;

@@ -1019,8 +1019,6 @@ void kiln__engine_watch_signals(kiln__engine *eng, bool on)
 void kiln__engine_release(kiln__engine *eng)
 {
     kiln__executor_close(eng); /* what it created goes, however the build ended */
-    kiln__config_free(eng->exec_cfg);
-    eng->exec_cfg = NULL;
     kiln__engine_watch_signals(eng, false);
     kiln__sinks_close(eng);
     kiln__http_shutdown(eng);
@@ -1028,6 +1026,9 @@ void kiln__engine_release(kiln__engine *eng)
     uv_close((uv_handle_t *)&eng->sig_term, NULL);
     kiln__host_detach(eng);
     uv_run(eng->loop, UV_RUN_DEFAULT);
+    kiln__executor_free_all(eng); /* before their code is unloaded */
+    kiln__config_free(eng->exec_cfg);
+    eng->exec_cfg = NULL;
     kiln__registry_release(&eng->reg);
     free(eng->readers);
     free(eng->plan_dir);

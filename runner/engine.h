@@ -82,14 +82,56 @@ typedef struct kiln__proc_base {
 /* The executor a step's processes go through: the chosen executor plugin
  * when the step has an image (or the plugin runs everything), else local. */
 const kiln__executor *kiln__step_executor(const kiln__rstep *s);
-/* --executor NAME[:key=value,...] (or KILN_EXECUTOR): load, check the
- * options against the plugin's schema, open it. "local" is built in.
- * Errors: one line in err, a negative KILN_E*. */
+
+/* An executor plugin instance: a plugin_data of its own from the plugin's
+ * init(), open()ed with one build id, close()d when that build has ended,
+ * then destroy()ed. A top build has one (its sub-builds use it); kiln run
+ * opens one per run (eng->exec_inst), kiln serve one per build
+ * (build->exec_inst), several at once. */
+typedef struct kiln__exec_inst kiln__exec_inst;
+
+/* --executor NAME[:key=value,...] (or KILN_EXECUTOR): load the plugin and
+ * check the options against its schema, nothing opened. "local" is built
+ * in (eng->exec_plugin stays NULL). Errors: one line in err, a negative
+ * KILN_E*. */
+int kiln__executor_choose(kiln__engine *eng, const char *spec, kiln__buf *err);
+/* kiln run: choose, then open the run's instance (eng->exec_inst) for
+ * build_id. What open() says goes to stderr as before; an error return
+ * means open() said why. */
 struct kiln__ydoc;
 int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build_id, kiln__buf *err);
-/* The build ended: let the executor plugin remove what it created; runs the
- * loop until it has. */
+/* A new instance of the chosen executor for build_id: init(), then open()
+ * (which may block). With capture, the lines the plugin logs meanwhile are
+ * kept: on success kiln__exec_inst_attach() puts them in the build's log;
+ * on failure they are appended to why, joined by "; ". */
+int kiln__executor_open(kiln__engine *eng, const char *build_id, bool capture, kiln__exec_inst **out,
+                        kiln__buf *why);
+/* Line i of what a captured open() said (not yet attached), or NULL. */
+const char *kiln__exec_inst_said(const kiln__exec_inst *inst, size_t i);
+/* The started top build b runs its steps (and sub-builds' steps) through
+ * inst; the instance's log lines go to b's log from now on. */
+void kiln__exec_inst_attach(kiln__exec_inst *inst, kiln__build *b);
+/* b has ended and none of its processes is watched any more: close inst
+ * (remove what it made), then done(arg), on a later turn of the loop or
+ * inside. inst is destroyed once close() is over and none of its requests
+ * is in flight; b->exec_inst is cleared before done() is called. */
+void kiln__exec_inst_close(kiln__exec_inst *inst, void (*done)(void *), void *arg);
+/* The same, running the loop until it is over (kiln run, serve's check at
+ * startup): if the loop runs dry first, close() is called again. */
+void kiln__exec_inst_close_sync(kiln__engine *eng, kiln__exec_inst *inst);
+/* kiln run: the build ended; close the run's instance. Also called from
+ * kiln__engine_release(), which closes any instance still open. */
 void kiln__executor_close(kiln__engine *eng);
+/* kiln__engine_release(), after the HTTP client's shutdown: destroy the
+ * instances whose requests never answered. */
+void kiln__executor_free_all(kiln__engine *eng);
+/* host_api.c: a request of an instance (http_request_obj on its handle)
+ * was started / has delivered its callback. */
+void kiln__exec_inst_count_http(kiln__exec_inst *inst);
+void kiln__exec_inst_http_done(kiln__exec_inst *inst);
+/* host_api.c: an instance's log line while its open() is captured.
+ * Returns true when it was taken. */
+bool kiln__exec_inst_capture(kiln__exec_inst *inst, kiln_log_level level, const char *text);
 /* exec_plugin.c: the host entries of ABI 1.6. */
 int kiln__exec_output(kiln_exec *x, kiln_stream stream, const void *buf, size_t len);
 void kiln__exec_exited(kiln_exec *x, int status, const char *reason);
@@ -287,6 +329,7 @@ struct kiln__build {
     char *plan_file;             /* dry runs: where mock-deploy records this build's deploys */
     char *volume_dir;            /* the build's volumes (volumes.h), or NULL */
     bool local_procs;            /* a process was started on this machine (strays.h) */
+    kiln__exec_inst *exec_inst;  /* a top build's executor instance (kiln serve), or NULL */
 };
 
 struct kiln__engine {
@@ -294,8 +337,9 @@ struct kiln__engine {
     kiln__registry reg;
     const kiln__executor *exec;
     kiln__plugin *exec_plugin;   /* --executor NAME (not local), or NULL */
-    kiln__config *exec_cfg;      /* its options */
-    bool exec_opened;
+    kiln__config *exec_cfg;      /* its options, shared by every instance */
+    kiln__exec_inst *exec_inst;  /* kiln run's instance, or NULL */
+    kiln__exec_inst *exec_insts; /* every instance not yet destroyed */
     struct kiln_sink **sinks;
     size_t n_sinks;
     int paused_sinks;

@@ -11,6 +11,15 @@
  * framers (lines, masking, sinks), the step's process list and the list of
  * readers that sinks' backpressure pauses. The plugin only moves bytes and
  * reports the end.
+ *
+ * Instances: the plugin keeps its state in the plugin_data of init(), so
+ * every top build gets its own by calling init() again (kiln__exec_inst):
+ * a handle of its own as `self`, open() with the build's id, close() and
+ * destroy() when the build is over. kiln run has one; kiln serve one per
+ * running build. Sub-builds run through their top build's instance. An
+ * instance is destroyed only once its close() is over and none of the
+ * requests it made on its handle is in flight, so no callback of the
+ * plugin meets freed state.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +28,33 @@
 #include "engine.h"
 #include "yaml_tree.h"
 
+struct said {
+    kiln_log_level level;
+    char *text;
+};
+
+struct kiln__exec_inst {
+    struct kiln_plugin_handle handle; /* the plugin's `self` */
+    kiln__engine *eng;
+    kiln__plugin *plugin;
+    void *pdata;                 /* from this instance's init() */
+    bool initialized;            /* init() returned 0: destroy() is owed */
+    bool opened;                 /* open() returned 0 */
+    bool closing, closed;        /* close() called / over (or never owed) */
+    bool in_call;                /* inside open() or close(): not freed meanwhile */
+    bool capturing;
+    int n_http;                  /* requests on its handle not yet called back */
+    void (*done)(void *);
+    void *done_arg;
+    struct said *said;           /* captured during open() */
+    size_t n_said;
+    kiln__exec_inst *next;       /* eng->exec_insts */
+};
+
 struct kiln_exec {
     kiln__proc_base base;        /* first: the engine reaches the executor */
     kiln__rstep *step;
+    kiln__exec_inst *inst;
     kiln__plugin *plugin;
     kiln_exit_cb cb;
     void *data;
@@ -36,6 +69,15 @@ struct kiln_exec {
 const kiln__executor *kiln__step_executor(const kiln__rstep *s)
 {
     return s->b->eng->exec_plugin && s->image ? &kiln__plugin_executor : &kiln__local_executor;
+}
+
+/* The instance a build's steps run through: its top build's (serve), else
+ * the run's. */
+static kiln__exec_inst *inst_of(const kiln__build *b)
+{
+    while (b->parent)
+        b = b->parent;
+    return b->exec_inst ? b->exec_inst : b->eng->exec_inst;
 }
 
 static const kiln_executor_ops *ops_of(const kiln__plugin *pl)
@@ -57,10 +99,14 @@ static int px_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit_cb
     if (!opts || !opts->argv || !opts->argv[0])
         return KILN_EINVAL;
     kiln__engine *eng = step->b->eng;
-    kiln__plugin *pl = eng->exec_plugin;
+    kiln__exec_inst *inst = inst_of(step->b);
+    if (!inst || !inst->opened || inst->closing)
+        return KILN_EIO; /* the build's executor is not open: nothing to run it on */
+    kiln__plugin *pl = inst->plugin;
     kiln_exec *x = kiln__xcalloc(1, sizeof *x);
     x->base.exec = &kiln__plugin_executor;
     x->step = step;
+    x->inst = inst;
     x->plugin = pl;
     x->cb = cb;
     x->data = data;
@@ -108,7 +154,7 @@ static int px_spawn(kiln__rstep *step, const kiln_spawn_opts *opts, kiln_exit_cb
 
     kiln__step_track_proc(step, AS_PROC(x));
     kiln__engine_add_reader(eng, AS_PROC(x));
-    int rc = ops_of(pl)->spawn(x, &spec, pl->plugin_data);
+    int rc = ops_of(pl)->spawn(x, &spec, inst->pdata);
     for (size_t i = 0; i < k; i++)
         free(vols[i]);
     free(vols);
@@ -210,7 +256,7 @@ void *kiln__exec_get_data(const kiln_exec *x)
 
 kiln_plugin_handle *kiln__exec_handle(const kiln_exec *x)
 {
-    return x->plugin->handle;
+    return &x->inst->handle;
 }
 
 /* ---- choosing ---------------------------------------------------------- */
@@ -225,7 +271,7 @@ static kiln__ynode *scalar(kiln__ydoc *doc, const char *v)
     return n;
 }
 
-int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build_id, kiln__buf *err)
+int kiln__executor_choose(kiln__engine *eng, const char *spec, kiln__buf *err)
 {
     if (!spec || !*spec)
         return 0;
@@ -282,33 +328,206 @@ int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build
     kiln__ydoc_free(&doc);
     if (rc)
         return rc;
-    if (ops_of(pl)->open) {
-        rc = ops_of(pl)->open(pl->plugin_data, eng->exec_cfg->data, build_id);
-        if (rc) /* open() said why, in one line */
-            return rc;
-    }
     eng->exec_plugin = pl;
-    eng->exec_opened = true;
     return 0;
 }
 
-static void on_closed(void *arg)
+/* ---- instances ----------------------------------------------------------- */
+
+static void inst_free(kiln__exec_inst *inst)
+{
+    for (kiln__exec_inst **pp = &inst->eng->exec_insts; *pp; pp = &(*pp)->next)
+        if (*pp == inst) {
+            *pp = inst->next;
+            break;
+        }
+    if (inst->eng->exec_inst == inst)
+        inst->eng->exec_inst = NULL;
+    if (inst->initialized && inst->plugin->desc->destroy)
+        inst->plugin->desc->destroy(inst->pdata);
+    for (size_t i = 0; i < inst->n_said; i++)
+        free(inst->said[i].text);
+    free(inst->said);
+    free(inst);
+}
+
+/* Destroyed once nothing of the plugin can still call back into it. */
+static void inst_maybe_free(kiln__exec_inst *inst)
+{
+    if (inst->closed && !inst->in_call && inst->n_http <= 0)
+        inst_free(inst);
+}
+
+bool kiln__exec_inst_capture(kiln__exec_inst *inst, kiln_log_level level, const char *text)
+{
+    if (!inst->capturing)
+        return false;
+    inst->said = kiln__xrealloc(inst->said, (inst->n_said + 1) * sizeof *inst->said);
+    inst->said[inst->n_said].level = level;
+    inst->said[inst->n_said].text = kiln__xstrdup(text);
+    inst->n_said++;
+    return true;
+}
+
+void kiln__exec_inst_count_http(kiln__exec_inst *inst)
+{
+    inst->n_http++;
+}
+
+void kiln__exec_inst_http_done(kiln__exec_inst *inst)
+{
+    inst->n_http--;
+    inst_maybe_free(inst);
+}
+
+int kiln__executor_open(kiln__engine *eng, const char *build_id, bool capture, kiln__exec_inst **out,
+                        kiln__buf *why)
+{
+    kiln__plugin *pl = eng->exec_plugin;
+    *out = NULL;
+    if (!pl)
+        return 0;
+    kiln__exec_inst *inst = kiln__xcalloc(1, sizeof *inst);
+    inst->handle.obj.type = KILN__OBJ_PLUGIN;
+    inst->handle.plugin = pl;
+    inst->handle.inst = inst;
+    inst->eng = eng;
+    inst->plugin = pl;
+    inst->next = eng->exec_insts;
+    eng->exec_insts = inst;
+    inst->capturing = capture;
+    inst->in_call = true;
+    int rc = 0;
+    if (pl->desc->init) {
+        rc = pl->desc->init(eng->reg.api, &inst->handle, &inst->pdata);
+        if (rc && why)
+            kiln__buf_addf(why, "executor '%s' failed to initialize: %s", pl->name, kiln__strerror(rc));
+    }
+    inst->initialized = rc == 0;
+    if (!rc && ops_of(pl)->open)
+        rc = ops_of(pl)->open(inst->pdata, eng->exec_cfg ? eng->exec_cfg->data : NULL, build_id);
+    inst->capturing = false;
+    inst->in_call = false;
+    if (rc) {
+        /* open() said why; no close() is owed. Requests it already made
+         * keep the instance until they are called back. */
+        for (size_t i = 0; why && i < inst->n_said; i++)
+            if (inst->said[i].level <= KILN_LOG_WARN || i + 1 == inst->n_said)
+                kiln__buf_addf(why, "%s%s", why->len ? "; " : "", inst->said[i].text);
+        if (why && !why->len && capture)
+            kiln__buf_addf(why, "executor '%s' could not be opened: %s", pl->name, kiln__strerror(rc));
+        inst->closed = true;
+        inst_maybe_free(inst);
+        return rc;
+    }
+    inst->opened = true;
+    *out = inst;
+    return 0;
+}
+
+const char *kiln__exec_inst_said(const kiln__exec_inst *inst, size_t i)
+{
+    return i < inst->n_said ? inst->said[i].text : NULL;
+}
+
+void kiln__exec_inst_attach(kiln__exec_inst *inst, kiln__build *b)
+{
+    inst->handle.build = b;
+    b->exec_inst = inst;
+    for (size_t i = 0; i < inst->n_said; i++) {
+        kiln__sys_log(b, NULL, inst->said[i].level, "%s", inst->said[i].text);
+        free(inst->said[i].text);
+    }
+    free(inst->said);
+    inst->said = NULL;
+    inst->n_said = 0;
+}
+
+static void on_inst_closed(void *arg)
+{
+    kiln__exec_inst *inst = arg;
+    if (inst->closed)
+        return;
+    inst->closed = true;
+    if (inst->handle.build && inst->handle.build->exec_inst == inst)
+        inst->handle.build->exec_inst = NULL;
+    inst->handle.build = NULL; /* what it may still log goes to kiln's stderr */
+    void (*done)(void *) = inst->done;
+    inst->done = NULL;
+    if (done)
+        done(inst->done_arg);
+    inst_maybe_free(inst);
+}
+
+void kiln__exec_inst_close(kiln__exec_inst *inst, void (*done)(void *), void *arg)
+{
+    if (inst->closing) /* the loop ran dry: the second call finishes at once */
+        goto again;
+    inst->closing = true;
+    inst->done = done;
+    inst->done_arg = arg;
+    if (!ops_of(inst->plugin)->close) {
+        on_inst_closed(inst);
+        return;
+    }
+again:
+    if (inst->closed)
+        return;
+    inst->in_call = true;
+    ops_of(inst->plugin)->close(inst->pdata, on_inst_closed, inst);
+    inst->in_call = false;
+    inst_maybe_free(inst);
+}
+
+static void on_closed_flag(void *arg)
 {
     *(bool *)arg = true;
 }
 
+void kiln__exec_inst_close_sync(kiln__engine *eng, kiln__exec_inst *inst)
+{
+    if (!inst || inst->closing)
+        return;
+    bool closed = false;
+    kiln__exec_inst_close(inst, on_closed_flag, &closed);
+    while (!closed && uv_run(eng->loop, UV_RUN_ONCE))
+        ;
+    /* The loop ran dry first: the second call finishes at once. */
+    if (!closed)
+        kiln__exec_inst_close(inst, on_closed_flag, &closed);
+}
+
+int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build_id, kiln__buf *err)
+{
+    int rc = kiln__executor_choose(eng, spec, err);
+    if (rc || !eng->exec_plugin)
+        return rc;
+    /* open() says why it failed, on stderr (no sink is open yet). */
+    return kiln__executor_open(eng, build_id, false, &eng->exec_inst, err);
+}
+
 void kiln__executor_close(kiln__engine *eng)
 {
-    if (!eng->exec_plugin || !eng->exec_opened)
-        return;
-    eng->exec_opened = false;
-    bool closed = false;
-    if (ops_of(eng->exec_plugin)->close) {
-        ops_of(eng->exec_plugin)->close(eng->exec_plugin->plugin_data, on_closed, &closed);
-        while (!closed && uv_run(eng->loop, UV_RUN_ONCE))
-            ;
-        /* The loop ran dry first: the second call finishes at once. */
-        if (!closed)
-            ops_of(eng->exec_plugin)->close(eng->exec_plugin->plugin_data, on_closed, &closed);
+    /* kiln run's, then any other still open (an engine released early). */
+    kiln__exec_inst_close_sync(eng, eng->exec_inst);
+    for (;;) {
+        kiln__exec_inst *open = NULL;
+        for (kiln__exec_inst *i = eng->exec_insts; i && !open; i = i->next)
+            if (i->opened && !i->closing)
+                open = i;
+        if (!open)
+            break;
+        kiln__exec_inst_close_sync(eng, open);
+    }
+}
+
+void kiln__executor_free_all(kiln__engine *eng)
+{
+    while (eng->exec_insts) {
+        kiln__exec_inst *inst = eng->exec_insts;
+        inst->closed = true;
+        inst->in_call = false;
+        inst->n_http = 0; /* the HTTP client is gone: no callback will come */
+        inst_free(inst);
     }
 }

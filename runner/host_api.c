@@ -28,6 +28,11 @@ static kiln__build *obj_build(const kiln_object *obj)
         return ((const kiln__rstep *)obj)->b;
     case KILN__OBJ_BUILD:
         return (kiln__build *)obj;
+    case KILN__OBJ_PLUGIN:
+        /* An executor instance speaks for its build (kiln serve runs several). */
+        if (((const kiln_plugin_handle *)obj)->build)
+            return ((const kiln_plugin_handle *)obj)->build;
+        return g_eng ? g_eng->top : NULL;
     default:
         return g_eng ? g_eng->top : NULL;
     }
@@ -56,7 +61,10 @@ static void h_log(const kiln_object *obj, kiln_log_level level, const char *fmt,
     va_end(ap);
     kiln__build *b = obj_build(obj);
     kiln__rstep *s = obj_step(obj);
-    if (b && g_eng && g_eng->n_sinks)
+    const kiln_plugin_handle *ph = obj && obj->type == KILN__OBJ_PLUGIN ? (const kiln_plugin_handle *)obj : NULL;
+    if (ph && ph->inst && kiln__exec_inst_capture(ph->inst, level, m.buf)) {
+        /* an executor's open() under kiln serve: kept for the build's log or its status */
+    } else if (b && g_eng && g_eng->n_sinks)
         kiln__sys_log(b, s, level, "%s", m.buf);
     else
         fprintf(stderr, "kiln: %s\n", m.buf);
@@ -240,6 +248,7 @@ struct http_track {
     kiln_http *req;
     kiln_http_cb cb;
     void *data;
+    kiln__exec_inst *inst;       /* a request of an executor instance */
 };
 
 static void untrack_http(kiln__rstep *s, kiln_http *h)
@@ -310,8 +319,11 @@ static void on_obj_http_done(kiln_http *h, void *data, int err, const kiln_http_
     struct http_track *t = data;
     kiln_http_cb cb = t->cb;
     void *cb_data = t->data;
+    kiln__exec_inst *inst = t->inst;
     free(t);
     cb(h, cb_data, err, resp);
+    if (inst) /* after the callback, which may use the instance's state */
+        kiln__exec_inst_http_done(inst);
 }
 
 static int h_http_request_obj(kiln_object *obj, const kiln_http_req *req, kiln_http_cb cb, void *data,
@@ -329,12 +341,16 @@ static int h_http_request_obj(kiln_object *obj, const kiln_http_req *req, kiln_h
     struct http_track *t = kiln__xcalloc(1, sizeof *t);
     t->cb = cb;
     t->data = data;
+    if (obj && obj->type == KILN__OBJ_PLUGIN)
+        t->inst = ((kiln_plugin_handle *)obj)->inst;
     kiln_http *h = NULL;
     int rc = kiln__http_start(g_eng->http, req, on_obj_http_done, t, &h);
     if (rc) {
         free(t);
         return rc;
     }
+    if (t->inst)
+        kiln__exec_inst_count_http(t->inst);
     if (out)
         *out = h;
     return 0;

@@ -30,9 +30,17 @@ struct kiln_object {
 };
 
 struct kiln__plugin;
+struct kiln__build;
+struct kiln__exec_inst;
+/* What a plugin gets as `self` in init(). The registry makes one per loaded
+ * plugin; an executor instance (exec_plugin.c) has its own, so that what
+ * the plugin logs on it lands in its build's log, and its requests are
+ * counted to know when its plugin_data may be destroyed. */
 struct kiln_plugin_handle {
     struct kiln_object obj;
     struct kiln__plugin *plugin;
+    struct kiln__build *build;      /* an executor instance's build, or NULL */
+    struct kiln__exec_inst *inst;   /* the executor instance it belongs to, or NULL */
 };
 
 /* errors.c */

@@ -38,6 +38,9 @@
 #include "trigger_run.h"
 
 #define REAP_INTERVAL_MS 50
+/* How long a build's executor close() may wait before it is asked again
+ * (the "loop ran dry" call of the contract): 2 minutes. */
+#define EXEC_CLOSE_PATIENCE_NS (120ull * 1000000000ull)
 
 void kiln__serve_log(const char *fmt, ...)
 {
@@ -120,25 +123,52 @@ static void on_reap_close(uv_handle_t *h)
     free(h);
 }
 
-/* Whether any process of b (or of its sub-builds) is still being watched. */
+/* Whether any process of b is still being watched, or a sub-build of it
+ * (one nobody waits for) has not ended. */
 static bool build_busy(const kiln__build *b)
 {
     for (size_t o = 0; o < b->n_total; o++) {
         if (b->steps[o].n_procs)
             return true;
         for (size_t i = 0; i < b->steps[o].n_children; i++)
-            if (build_busy(b->steps[o].children[i]))
+            if (b->steps[o].children[i]->phase != KILN__PHASE_DONE || build_busy(b->steps[o].children[i]))
                 return true;
     }
     return false;
 }
 
-/* The job is over: free it once nothing of its build runs any more. */
+static void on_exec_closed(void *arg)
+{
+    kiln__job *j = arg;
+    j->exec_closed = true; /* the reap timer's next tick frees the build */
+    kiln__serve_log("build %s (%s): executor closed in %.0f ms (what the build made on it is removed)", j->id,
+                    j->trigger, (double)(uv_hrtime() - j->exec_close_t0) / 1e6);
+}
+
+/* The job is over: free it once nothing of its build runs any more and
+ * its executor instance has removed what it made (containers, network,
+ * volumes; Pods), whatever ended the build. */
 static void on_reap(uv_timer_t *t)
 {
     kiln__job *j = t->data;
     if (j->b && build_busy(j->b))
         return;
+    if (j->b && j->b->exec_inst && !j->exec_closing) {
+        j->exec_closing = true;
+        j->exec_close_t0 = uv_hrtime();
+        kiln__exec_inst_close(j->b->exec_inst, on_exec_closed, j);
+    }
+    if (j->exec_closing && !j->exec_closed) {
+        /* The loop of kiln serve never runs dry: when the close waits too
+         * long (removals the engine never answers), ask again, which the
+         * contract says finishes at once. */
+        if (!j->exec_asked_twice && uv_hrtime() - j->exec_close_t0 > EXEC_CLOSE_PATIENCE_NS && j->b->exec_inst) {
+            j->exec_asked_twice = true;
+            kiln__serve_log("build %s (%s): the executor's close takes long; finishing it now", j->id, j->trigger);
+            kiln__exec_inst_close(j->b->exec_inst, on_exec_closed, j);
+        }
+        return;
+    }
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, on_reap_close);
     kiln__server *srv = j->srv;
@@ -315,7 +345,20 @@ static void prepare_done(uv_work_t *w, int status)
     }
     kiln__buf err = KILN__BUF_INIT;
     int rc = errors ? KILN_ECONFIG : kiln__build_create(&srv->eng, &j->p, j->subst, src, NULL, &err, &j->b);
-    if (rc) {
+    /* The build's own executor instance (--executor): open() may block
+     * for the engine's answers (network, volumes, leftovers of dead
+     * owners). Lines it says go to the build's log once it has started. */
+    kiln__exec_inst *inst = NULL;
+    kiln__buf xwhy = KILN__BUF_INIT;
+    uint64_t t0 = uv_hrtime();
+    int xrc = rc ? 0 : kiln__executor_open(&srv->eng, j->id, true, &inst, &xwhy);
+    char opened[96] = "";
+    if (inst) /* the time the server's loop was held by open() */
+        snprintf(opened, sizeof opened, " (executor %s opened in %.0f ms)", srv->eng.exec_plugin->name,
+                 (double)(uv_hrtime() - t0) / 1e6);
+    if (xrc) {
+        job_end(j, "INTERNAL_ERROR", xwhy.buf ? xwhy.buf : "the executor could not be opened", NULL);
+    } else if (rc) {
         char *why = errors ? kiln__xasprintf("invalid pipeline %s: %d error%s (validate.txt)", t->filename,
                                              errors, errors == 1 ? "" : "s")
                            : kiln__xasprintf("%s", err.buf ? err.buf : "cannot create the build");
@@ -325,9 +368,12 @@ static void prepare_done(uv_work_t *w, int status)
         j->b->secrets = &j->secrets;
         j->b->on_end = on_build_end;
         j->b->on_end_data = j;
-        kiln__serve_log("build %s (%s): WORKING at %.12s", j->id, j->trigger, j->commit);
+        kiln__serve_log("build %s (%s): WORKING at %.12s%s", j->id, j->trigger, j->commit, opened);
         kiln__build_start(j->b);
+        if (inst) /* before the pump's first turn starts a step */
+            kiln__exec_inst_attach(inst, j->b);
     }
+    kiln__buf_release(&xwhy);
     kiln__buf_release(&err);
     kiln__buf_release(&text);
     free(file);
@@ -513,17 +559,76 @@ static void cancel_previous(kiln__server *srv, const kiln__job *newer)
     }
 }
 
+/* ---- sub-builds' directories -------------------------------------------- */
+
+static bool tree_has(const kiln__build *b, const char *id)
+{
+    if (!strcmp(b->id, id))
+        return true;
+    for (size_t o = 0; o < b->n_total; o++)
+        for (size_t i = 0; i < b->steps[o].n_children; i++)
+            if (tree_has(b->steps[o].children[i], id))
+                return true;
+    return false;
+}
+
+void kiln__serve_subbuild_started(kiln__server *srv, const char *id)
+{
+    /* A sub-build's logs and records are under DATA/builds/SUB (the sinks
+     * know builds, not trees): its top build lists it in
+     * DATA/builds/TOP/subbuilds, at once, so that retention removes them
+     * together even after a crash. */
+    for (kiln__job *j = srv->running; j; j = j->next) {
+        if (!j->b || !j->dir || !tree_has(j->b, id))
+            continue;
+        char *path = kiln__xasprintf("%s/subbuilds", j->dir);
+        FILE *f = fopen(path, "a");
+        if (f) {
+            fprintf(f, "%s\n", id);
+            fclose(f);
+        } else {
+            kiln__serve_log("warning: cannot write %s: %s", path, strerror(errno));
+        }
+        free(path);
+        return;
+    }
+}
+
 typedef struct cleaning {
     uv_work_t work;
     kiln__server *srv;
+    char *builds_dir;            /* DATA/builds */
     char **dirs;
     size_t n;
 } cleaning;
 
+/* A build id as a directory name: nothing that leaves DATA/builds. */
+static bool plain_id(const char *id)
+{
+    return *id && strlen(id) < 64 && strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(id);
+}
+
+/* Worker thread: a build's directory, and those of the sub-builds it
+ * lists (DATA/builds/ID/subbuilds). */
 static void clean_work(uv_work_t *w)
 {
     cleaning *c = w->data;
     for (size_t i = 0; i < c->n; i++) {
+        char *list = kiln__xasprintf("%s/subbuilds", c->dirs[i]);
+        FILE *f = fopen(list, "r");
+        char line[128];
+        while (f && fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = '\0';
+            if (!plain_id(line))
+                continue;
+            char *sub = kiln__xasprintf("%s/%s", c->builds_dir, line);
+            const char *rm[] = {"rm", "-rf", "--", sub, NULL};
+            kiln__run_capture(rm, NULL, NULL);
+            free(sub);
+        }
+        if (f)
+            fclose(f);
+        free(list);
         const char *rm[] = {"rm", "-rf", "--", c->dirs[i], NULL};
         kiln__run_capture(rm, NULL, NULL);
     }
@@ -537,6 +642,7 @@ static void clean_done(uv_work_t *w, int status)
     for (size_t i = 0; i < c->n; i++)
         free(c->dirs[i]);
     free(c->dirs);
+    free(c->builds_dir);
     free(c);
     srv->n_cleaning--;
     maybe_exit(srv);
@@ -544,9 +650,19 @@ static void clean_done(uv_work_t *w, int status)
 
 void kiln__serve_retention(kiln__server *srv)
 {
+    /* The serve clock: a test moves it with KILN_TEST_CLOCK. */
+    int64_t now_us = kiln__serve_clock() * 1000000;
+    /* Deliveries are only remembered to ignore a redelivery, which GitHub
+     * allows for 3 days (GitHub Enterprise Server: 7): they are kept
+     * KILN__DELIVERY_DAYS, or --keep-days when longer. */
+    long ddays = srv->keep_days > KILN__DELIVERY_DAYS ? srv->keep_days : KILN__DELIVERY_DAYS;
+    int forgot = kiln__db_forget_deliveries(srv, now_us - (int64_t)ddays * 86400 * 1000000);
+    if (forgot > 0)
+        kiln__serve_log("retention: %d webhook deliver%s older than %ld days forgotten", forgot,
+                        forgot == 1 ? "y" : "ies", ddays);
     if (!srv->keep_builds && !srv->keep_days)
         return;
-    int64_t before = srv->keep_days ? kiln__now_us() - (int64_t)srv->keep_days * 86400 * 1000000 : 0;
+    int64_t before = srv->keep_days ? now_us - (int64_t)srv->keep_days * 86400 * 1000000 : 0;
     char **ids;
     size_t n;
     if (kiln__db_expired(srv, srv->keep_builds, before, &ids, &n) != 0 || !n) {
@@ -557,6 +673,7 @@ void kiln__serve_retention(kiln__server *srv)
                     n == 1 ? "" : "s", srv->keep_builds, srv->keep_days);
     cleaning *c = kiln__xcalloc(1, sizeof *c);
     c->srv = srv;
+    c->builds_dir = kiln__xasprintf("%s/builds", srv->data_dir);
     c->dirs = ids;
     c->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -637,6 +754,45 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- main ------------------------------------------------------------- */
 
+/* --executor: its options are checked once, here, and it is opened and
+ * closed once with an id of its own, so that an engine that does not
+ * answer stops kiln serve before it listens (exit 2, as kiln run), and
+ * what a killed kiln serve left on the engine is removed at once. Every
+ * build then opens an instance of its own. */
+static int check_executor(kiln__server *srv, const char *spec)
+{
+    if (!spec || !*spec)
+        return 0;
+    kiln__buf err = KILN__BUF_INIT;
+    int rc = kiln__executor_choose(&srv->eng, spec, &err);
+    if (rc) {
+        fprintf(stderr, "kiln: serve: %s\n", err.buf ? err.buf : "bad --executor");
+        kiln__buf_release(&err);
+        return rc;
+    }
+    if (!srv->eng.exec_plugin) /* local */
+        return 0;
+    char id[40];
+    kiln__new_build_id(id, sizeof id);
+    kiln__exec_inst *inst = NULL;
+    rc = kiln__executor_open(&srv->eng, id, true, &inst, &err);
+    if (rc) {
+        /* The name only: the options may hold a secret (auth=). */
+        fprintf(stderr, "kiln: serve: --executor %s: %s\n", srv->eng.exec_plugin->name,
+                err.buf ? err.buf : kiln__strerror(rc));
+        kiln__buf_release(&err);
+        return rc;
+    }
+    kiln__buf_release(&err);
+    const char *line;
+    for (size_t i = 0; (line = kiln__exec_inst_said(inst, i)); i++)
+        kiln__serve_log("%s", line);
+    kiln__exec_inst_close_sync(&srv->eng, inst);
+    kiln__serve_log("executor %s: ready; every build runs its steps with an image through an instance of its own",
+                    srv->eng.exec_plugin->name);
+    return 0;
+}
+
 int kiln__serve_run(const kiln__serve_opts *o)
 {
     int max_builds = o->max_builds, max_parallel = o->max_parallel;
@@ -661,6 +817,8 @@ int kiln__serve_run(const kiln__serve_opts *o)
     kiln__diag_init(&d);
     rc = kiln__triggers_load(&srv->triggers, triggers, &d);
     srv->triggers_loaded = true;
+    if (rc == 0 && d.errors == 0)
+        kiln__sched_check(&srv->triggers, &d);
     if (d.text.len)
         fputs(d.text.buf, stderr);
     int errors = d.errors + (rc ? 1 : 0);
@@ -731,6 +889,10 @@ int kiln__serve_run(const kiln__serve_opts *o)
         }
         if (kill_grace_ms)
             srv->eng.kill_grace_ms = kill_grace_ms;
+        if (check_executor(srv, o->executor) != 0)
+            rc = 2;
+    }
+    if (!rc) {
         /* Sinks: the console (build and step ends; output with --verbose),
          * and one directory of step logs per build. */
         kiln__ynode *m = kiln__ydoc_alloc(&sinkdoc, sizeof *m);

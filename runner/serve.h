@@ -61,6 +61,10 @@ typedef struct kiln__job {
     bool loaded;
     kiln__build *b;
     uv_timer_t *reap_timer;      /* waits for the build's processes, then frees */
+    bool exec_closing;           /* its executor instance is being closed */
+    bool exec_closed;            /* ... and is: the build can go */
+    uint64_t exec_close_t0;      /* uv_hrtime() when its close began */
+    bool exec_asked_twice;       /* close() called again: it took too long */
 } kiln__job;
 
 struct kiln__server {
@@ -97,6 +101,7 @@ struct kiln__server {
 typedef struct kiln__serve_opts {
     const char *triggers, *listen, *data, *token_file, *secret_file, *repos;
     const char *base_path;         /* --base-path, or NULL */
+    const char *executor;          /* --executor NAME[:k=v,...] or KILN_EXECUTOR, or NULL */
     const char **plugin_paths;
     size_t n_plugin_paths;
     const char **sinks;            /* --sink NAME[:K=V,...]: remote sinks spool in DATA/spool */
@@ -129,9 +134,17 @@ int kiln__serve_cancel(kiln__server *srv, const char *id);
  * or NULL with why and *status (404: no such build, 409: its trigger is
  * gone, 503: stopping). */
 kiln__job *kiln__serve_retry(kiln__server *srv, const char *id, int *status, kiln__buf *why);
+/* How long webhook deliveries are remembered at least (days). */
+#define KILN__DELIVERY_DAYS 8
 /* Retention: remove the finished builds --keep-builds/--keep-days let go,
- * rows then directories (on a worker thread). */
+ * rows then directories (on a worker thread, with the directories of their
+ * sub-builds), and the webhook deliveries older than KILN__DELIVERY_DAYS
+ * (or --keep-days when longer). "Now" is the serve clock. Runs at startup,
+ * after each build and each hour of the serve clock. */
 void kiln__serve_retention(kiln__server *srv);
+/* The tap saw sub-build id start: its top build lists it (retention
+ * removes its directory with the top build's). */
+void kiln__serve_subbuild_started(kiln__server *srv, const char *id);
 /* The repository a trigger's `repo` names, as a path or URL kiln can fetch
  * from (relative paths are relative to the triggers file), or NULL when it
  * names a repository only by name. Caller frees. */
@@ -166,6 +179,9 @@ cJSON *kiln__db_list(kiln__server *srv, const char *status, const char *trigger,
 cJSON *kiln__db_get(kiln__server *srv, const char *id);
 /* Remember a webhook delivery id: 1 when it was seen before, 0 when new. */
 int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *event);
+/* Forget the deliveries received before before_us. Returns how many, or a
+ * negative KILN_E*. */
+int kiln__db_forget_deliveries(kiln__server *srv, int64_t before_us);
 
 /* A scheduled trigger's last run (UTC seconds), or -1: never. */
 int64_t kiln__db_sched_last(kiln__server *srv, const char *trigger);
@@ -175,6 +191,10 @@ void kiln__db_sched_set(kiln__server *srv, const char *trigger, int64_t last_run
 void kiln__db_metrics(kiln__server *srv, kiln__buf *out);
 
 /* serve_sched.c: the triggers' schedules. */
+/* Every scheduled trigger names one branch or tag (a literal such as
+ * ^main$): each one that does not is an error at its position in d.
+ * Returns how many. */
+int kiln__sched_check(const kiln__triggers *ts, kiln__diag *d);
 int kiln__sched_start(kiln__server *srv);
 void kiln__sched_stop(kiln__server *srv);
 void kiln__sched_free(kiln__server *srv);

@@ -391,6 +391,17 @@ cJSON *kiln__db_get(kiln__server *srv, const char *id)
     return o;
 }
 
+int kiln__db_forget_deliveries(kiln__server *srv, int64_t before_us)
+{
+    sqlite3_stmt *st = prep(srv, "DELETE FROM deliveries WHERE received_us < ?");
+    if (!st)
+        return KILN_EIO;
+    sqlite3_bind_int64(st, 1, before_us);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? sqlite3_changes(srv->db) : KILN_EIO;
+}
+
 int kiln__db_delivery_seen(kiln__server *srv, const char *delivery, const char *event)
 {
     sqlite3_stmt *st = prep(srv, "INSERT OR IGNORE INTO deliveries (id, event, received_us) VALUES (?,?,?)");

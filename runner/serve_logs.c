@@ -297,6 +297,8 @@ static void tap_event(void *data, const kiln_event *ev)
     if (!id_ok(ev->build_id))
         return;
     if (ev->type == KILN_EVENT_BUILD_START) {
+        if (ev->depth > 0)
+            kiln__serve_subbuild_started(st->srv, ev->build_id);
         struct live *l = kiln__xcalloc(1, sizeof *l);
         l->id = kiln__xstrdup(ev->build_id);
         l->next = st->live;

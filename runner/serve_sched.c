@@ -9,8 +9,10 @@
  * at startup, a run that fell while kiln serve was down starts once, now.
  *
  * What a scheduled build builds: the branch (or tag) its trigger names,
- * which must then be a literal (^master$), in the repository its repo:
- * names by path or URL (or by name under --repos DIR).
+ * which must then be a literal (^master$; kiln__sched_check() makes a
+ * pattern an error of the triggers file, as Cloud Build runs a scheduled
+ * trigger on one branch), in the repository its repo: names by path or URL
+ * (or by name under --repos DIR).
  *
  * The test clock: when $KILN_TEST_CLOCK names a file, "now" is what it
  * holds (seconds since the epoch, or 2026-12-07T03:00:00Z), read at each
@@ -41,6 +43,7 @@ typedef struct sched {
     size_t n;
     bool test_clock;
     bool clock_warned;
+    int64_t retention_hour;     /* the serve clock's hour retention last ran in */
 } sched;
 
 static bool read_clock(const char *path, int64_t *out)
@@ -124,6 +127,34 @@ static char *literal(const char *re)
     return out;
 }
 
+int kiln__sched_check(const kiln__triggers *ts, kiln__diag *d)
+{
+    int bad = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        const kiln__trigger *t = &ts->v[i];
+        if (!t->schedule || t->disabled)
+            continue;
+        const char *re = t->branch ? t->branch : t->tag;
+        char *name = literal(re);
+        if (!name) {
+            const kiln__ynode *at = kiln__ymap_get(t->node, t->branch ? "branch" : t->tag ? "tag" : "schedule");
+            if (re)
+                kiln__diag_at(d, KILN__DIAG_ERROR, ts->file, at ? at : t->node,
+                              "trigger '%s': a schedule builds one %s, but '%s' is a pattern; give it "
+                              "literally, such as ^main$ (one trigger per %s to build)",
+                              t->name, t->branch ? "branch" : "tag", re, t->branch ? "branch" : "tag");
+            else
+                kiln__diag_at(d, KILN__DIAG_ERROR, ts->file, at ? at : t->node,
+                              "trigger '%s': a schedule needs the branch (or tag) to build: add "
+                              "branch: ^main$ (or the branch to build)",
+                              t->name);
+            bad++;
+        }
+        free(name);
+    }
+    return bad;
+}
+
 static void run_one(kiln__server *srv, sched_entry *e, int64_t due, const char *how)
 {
     char when[160];
@@ -154,6 +185,11 @@ static void on_tick(uv_timer_t *timer)
     }
     if (!s->test_clock)
         now = (int64_t)time(NULL);
+    if (now / 3600 != s->retention_hour) {
+        /* --keep-days and the deliveries age while the server idles. */
+        s->retention_hour = now / 3600;
+        kiln__serve_retention(srv);
+    }
     for (size_t i = 0; i < s->n; i++) {
         sched_entry *e = &s->v[i];
         if (e->next < 0 || now < e->next)
@@ -174,6 +210,7 @@ int kiln__sched_start(kiln__server *srv)
     const char *path = getenv("KILN_TEST_CLOCK");
     s->test_clock = path && *path;
     int64_t now = kiln__serve_clock();
+    s->retention_hour = now / 3600; /* retention ran at startup */
     s->v = kiln__xcalloc(srv->triggers.n ? srv->triggers.n : 1, sizeof *s->v);
     for (size_t i = 0; i < srv->triggers.n; i++) {
         const kiln__trigger *t = &srv->triggers.v[i];

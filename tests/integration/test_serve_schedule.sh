@@ -22,10 +22,6 @@ triggers:
   repo: app                        # by name: under --repos
   branch: ^feature\$
   schedule: "*/15 * * * *"
-- name: fuzzy
-  repo: $TMP/app.git
-  branch: ^(master|main)\$
-  schedule: "@daily"
 YAML
 export KILN_TEST_CLOCK=$TMP/clock
 setclock() { echo "$1" >"$TMP/clock.tmp" && mv "$TMP/clock.tmp" "$TMP/clock"; }
@@ -42,8 +38,6 @@ setclock 2026-12-07T01:58:00Z      # 02:58 in Paris
 start_serve --repos "$TMP"
 check "the next run is said in the trigger's time zone" \
     wait_for 30 has_line "$TMP/serve.log" "schedule: trigger weekly (0 3 * * MON): next run 2026-12-07 03:00 Europe/Paris"
-check "a trigger whose branch regex names no single branch is not scheduled, and says why" \
-    has_line "$TMP/serve.log" "trigger fuzzy is not scheduled: a scheduled build needs the branch"
 check "GET /api/triggers shows the schedule, its time zone and the next run (UTC)" \
     test "$(curl -s "$BASE/api/triggers" | jq_ '[(t["schedule"], t["timeZone"], t["nextRun"][:19]) for t in j["triggers"] if t["name"]=="weekly"][0]')" = \
     "('0 3 * * MON', 'Europe/Paris', '2026-12-07T02:00:00')"
@@ -118,4 +112,25 @@ rc=$(run_kiln "$TMP/bad.out" serve --triggers "$TMP/bad.yaml" --listen 127.0.0.1
 check "a bad triggers file: exit 2" test "$rc" = 2
 check "an unknown time zone names file:line:col" has_line "$TMP/bad.out" "bad.yaml:6:13: error: timeZone: unknown time zone 'Mars/Olympus'"
 check "a bad schedule names the field" has_line "$TMP/bad.out" "bad.yaml:10:13: error: schedule: field 5 (day of week) 'FUN' is not valid"
+# A schedule builds one branch: a pattern is an error of the file.
+cat >"$TMP/fuzzy.yaml" <<'YAML'
+triggers:
+- name: fuzzy
+  repo: /x.git
+  branch: ^(master|main)$
+  schedule: "@daily"
+- name: nobranch
+  repo: /x.git
+  schedule: "@daily"
+- name: pushes-only
+  repo: /x.git
+  branch: ^release-.*$
+YAML
+rc=$(run_kiln "$TMP/fuzzy.out" serve --triggers "$TMP/fuzzy.yaml" --listen 127.0.0.1:1 --data "$TMP/bad-data")
+check "a scheduled trigger whose branch is a pattern: exit 2" test "$rc" = 2
+check "... naming file:line:col and the fix" has_line "$TMP/fuzzy.out" \
+    "fuzzy.yaml:4:11: error: trigger 'fuzzy': a schedule builds one branch, but '^(master|main)\$' is a pattern; give it literally, such as ^main\$ (one trigger per branch to build)"
+check "a scheduled trigger without a branch: its own error" has_line "$TMP/fuzzy.out" \
+    "fuzzy.yaml:8:13: error: trigger 'nobranch': a schedule needs the branch (or tag) to build"
+check "a pattern without a schedule is fine" lacks_line "$TMP/fuzzy.out" "pushes-only"
 finish

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# kiln serve --executor kubernetes (issue 12): a build of the server runs
+# its steps as Pods on the fake API server (tests/fakes/fake_k8s.py),
+# whose kubelet runs each Pod's container for real with podman (as
+# test_k8s_executor.sh). Checked: the executor says where it runs in the
+# build's log; a step's Pod sees the image's files; the build succeeds
+# with its logs in the API; the build's Pods carry its id and none is left
+# afterwards; a build cancelled through the API deletes its Pod.
+#
+# Needs podman, runc, a static busybox and root; skipped without them
+# unless KILN_REQUIRE_SHARED=1 (.ci/run) makes that a failure;
+# KILN_SKIP_ENGINE_TESTS=1 always skips it.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/serve_lib.sh"
+
+FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
+cannot_run() {
+    if [ "${KILN_SKIP_ENGINE_TESTS:-0}" != 1 ] && [ "${KILN_REQUIRE_SHARED:-0}" = 1 ]; then
+        echo "FAIL - cannot run: $* (KILN_REQUIRE_SHARED=1; install scripts/deps.d/k8s-executor)"
+        exit 1
+    fi
+    skip_test "$*"
+}
+for tool in podman runc python3 curl git; do
+    command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
+done
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to make the steps' image"
+[ "$(id -u)" = 0 ] || cannot_run "rootful podman needs root (uid $(id -u))"
+
+echo "# fixture: podman (the fake kubelet's runtime), an image, the fake API server"
+E=$TMP/engine
+mkdir -p "$E/tmp"
+. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
+podman_engine_conf "$E"
+export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
+export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
+mkdir -p "$E/root/bin" "$E/root/etc" "$E/root/tmp"
+cp "$BUSYBOX" "$E/root/bin/busybox"
+for a in sh echo sleep cat ls test true; do ln -s busybox "$E/root/bin/$a"; done
+echo "from-the-image" >"$E/root/etc/image-marker"
+tar -C "$E/root" -cf "$E/root.tar" .
+IMG=localhost/kiln-serve-k8s:1
+TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
+    { cat "$E/import.log"; cannot_run "podman import failed"; }
+kubelet_containers() { TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null || true; }
+no_containers() { [ -z "$(kubelet_containers)" ]; }
+cleanup_k8s() { TMPDIR=$E/tmp podman rm -af -t 0 >/dev/null 2>&1 || true; }
+trap 'cleanup_k8s; cleanup' EXIT
+
+K=$TMP/k8s
+start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet"
+SERVER=http://127.0.0.1:$PORT
+export KUBECONFIG=$TMP/kubeconfig
+cat >"$KUBECONFIG" <<Y
+apiVersion: v1
+kind: Config
+current-context: fake
+contexts:
+- name: fake
+  context: {cluster: fake, user: u, namespace: builds}
+clusters:
+- name: fake
+  cluster: {server: "$SERVER"}
+users:
+- name: u
+  user: {}
+Y
+kapi() { curl -s "$SERVER$1"; }
+# pods_of BUILD: the build's Pods (label kiln.dev/build=BUILD), a count
+pods_of() { kapi "/api/v1/namespaces/builds/pods?labelSelector=kiln.dev%2Fbuild%3D$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
+no_pods_of() { [ "$(pods_of "$1")" = 0 ]; }
+has_pod_of() { [ "$(pods_of "$1")" -ge 1 ]; }
+
+echo "# fixture: a repository whose steps run as Pods"
+git init -q --bare -b master "$TMP/app.git"
+git init -q -b master "$TMP/work"
+sed "s|IMG|$IMG|" >"$TMP/work/cloudbuild.yaml" <<'Y'
+substitutions: {_GATE: ""}
+steps:
+- id: inpod
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'cat /etc/image-marker; test -e /etc/debian_version && echo HOST-ETC-SEEN; echo made > /workspace/made.txt; true']
+- id: gate
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo waiting; while [ -n "$_GATE" ] && [ ! -e "/workspace/$_GATE" ]; do sleep 0.2; done; echo saw-$$(cat /workspace/made.txt)']
+Y
+git -C "$TMP/work" add -A
+git -C "$TMP/work" commit -q -m first
+git -C "$TMP/work" push -q "$TMP/app.git" master
+cat >"$TMP/triggers.yaml" <<YAML
+triggers:
+- name: pods
+  repo: $TMP/app.git
+  branch: ^master\$
+YAML
+
+echo "# a build's steps as Pods"
+start_serve --max-builds 2 --kill-grace 2s --executor kubernetes:context=fake
+check "the server says the executor is ready" has_line "$TMP/serve.log" "executor kubernetes: ready"
+id=$(run_trigger pods '{"branch": "master"}')
+check "the build ends" wait_status 300 "$id" SUCCESS FAILURE CANCELLED INTERNAL_ERROR
+check "... SUCCESS" test "$(bstatus "$id")" = SUCCESS
+[ "$(bstatus "$id")" = SUCCESS ] || sed 's/^/  /' "$TMP/serve.log" | tail -20
+curl -s "$BASE/api/builds/$id/log?step=inpod" >"$TMP/log1.json"
+check "the step's Pod saw the image's file (API log)" \
+    test "$(jq_ '"from-the-image" in [r["text"] for r in j["records"]]' <"$TMP/log1.json")" = True
+check "... not the host's" test "$(jq_ '"HOST-ETC-SEEN" in [r["text"] for r in j["records"]]' <"$TMP/log1.json")" = False
+check "the next Pod saw the first one's file" has_line "$TMP/data/builds/$id/logs/gate.log" "saw-made"
+check "the build's log says where its Pods ran (open(), said once the build started)" \
+    has_line "$TMP/data/builds/$id/logs/build.log" "executor kubernetes:"
+check "Pods were created for the build (the fake's log)" \
+    grep -q "\"kiln.dev/build\": *\"$id\"" "$K/requests.jsonl"
+check "none of its Pods is left" wait_for 120 no_pods_of "$id"
+
+echo "# a build cancelled through the API deletes its Pod"
+c=$(run_trigger pods '{"branch": "master", "substitutions": {"_GATE": "never"}}')
+check "the build's gate Pod runs" wait_for 300 sh -c "grep -q waiting '$TMP/data/builds/$c/logs/gate.log' 2>/dev/null"
+api POST "/api/builds/$c:cancel" >/dev/null
+check "cancel: 200" test "$(code)" = 200
+check "the build ends CANCELLED" wait_status 300 "$c" CANCELLED SUCCESS FAILURE INTERNAL_ERROR
+check "... CANCELLED" test "$(bstatus "$c")" = CANCELLED
+check "none of its Pods is left" wait_for 120 no_pods_of "$c"
+kill -TERM "$SERVE_PID"
+RC=0
+wait "$SERVE_PID" || RC=$?
+check "kiln serve exits 0" test "$RC" = 0
+check "the kubelet left no container" wait_for 120 no_containers
+
+finish
