@@ -78,16 +78,24 @@ import ubuntu latest
 import gcr.io/cloud-builders/docker latest
 check "fixture: image ubuntu" test "$(api /images/ubuntu/json | python3 -c 'import json,sys; print(bool(json.load(sys.stdin).get("Id")))')" = True
 KX="container:engine=unix://$SOCK"
+# Every kiln this test starts records its pid (the wrapper execs kiln, so the
+# pid is kiln's own), for the network check of leftovers below.
+printf '#!/bin/sh\necho $$ >>"%s/kiln-pids"\nexec "%s" "$@"\n' "$TMP" "$KILN" >"$TMP/kiln-rec"
+chmod +x "$TMP/kiln-rec"
+KILN=$TMP/kiln-rec
+: >"$TMP/kiln-pids"
 # leftovers: what kiln made that is still on the engine (none expected)
 # Networks, unlike containers and volumes, are not private to this test's
 # podman: every podman on the machine shares /etc/containers/networks (so
 # that their bridges and subnets do not collide). A network of another
-# test's build still running (its kiln alive) is not this test's leftover.
+# test's build (its kiln alive, or dead and not one this test started, as
+# when ctest runs two engine tests at once) is not this test's leftover.
 DEAD_OWNER='
 import json, socket, sys
+ours = set(open("'"$TMP"'/kiln-pids").read().split())
 def dead(owner):
     host, pid, start = owner.rsplit(":", 2)
-    if host != socket.gethostname():
+    if host != socket.gethostname() or pid not in ours:
         return False
     try:
         stat = open("/proc/%s/stat" % pid).read()
