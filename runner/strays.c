@@ -124,6 +124,33 @@ static void seen_add(struct seen *s, pid_t pid)
     s->pids[s->n++] = pid;
 }
 
+/* PID is dying already: SIGKILL pending (a group kill that has not been
+ * acted on yet), or a zombie. Its tag is still readable then, but it is not
+ * a stray: it is in the group that was just killed. */
+static bool dying(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *st = strstr(buf, "\nState:\t");
+    if (st && (st[8] == 'Z' || st[8] == 'X'))
+        return true;
+    static const char *const pending[] = {"\nSigPnd:\t", "\nShdPnd:\t"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *p = strstr(buf, pending[i]);
+        if (p && (strtoull(p + strlen(pending[i]), NULL, 16) & (1ull << (SIGKILL - 1))))
+            return true;
+    }
+    return false;
+}
+
 static size_t one_pass(const char *prefix, kiln__stray_fn fn, void *arg, char **buf, size_t *cap,
                        struct seen *seen)
 {
@@ -144,6 +171,8 @@ static size_t one_pass(const char *prefix, kiln__stray_fn fn, void *arg, char **
         (*buf)[n] = '\0';
         const char *tag = tag_in(*buf, (size_t)n, prefix);
         if (!tag)
+            continue;
+        if (dying((pid_t)pid))
             continue;
         if (seen_has(seen, (pid_t)pid)) {
             kill((pid_t)pid, SIGKILL);
