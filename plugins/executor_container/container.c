@@ -34,6 +34,7 @@
 
 #include <kiln/kiln.h>
 
+#include "../common/xalloc.h"
 #include "cred_helper.h"
 #include "engine_sync.h"
 #include "stdin_feed.h"
@@ -124,30 +125,10 @@ typedef struct cxp {
     cx_feed *feed;      /* the input on its way, on a worker thread */
 } cxp;
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
 static char *esc(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);
-    char *d = xstrdup(e);
+    char *d = kp_xstrdup(e);
     curl_free(e);
     return d;
 }
@@ -173,7 +154,7 @@ static void images_add(struct cx *cx, const char *image)
     cx->images = realloc(cx->images, (cx->n_images + 1) * sizeof *cx->images);
     if (!cx->images)
         abort();
-    cx->images[cx->n_images++] = xstrdup(image);
+    cx->images[cx->n_images++] = kp_xstrdup(image);
 }
 
 /* Forget one image, or all of them (image NULL). */
@@ -352,8 +333,8 @@ static char *registry_of(const char *image)
 {
     size_t n = strcspn(image, "/");
     if (image[n] == '/' && (memchr(image, '.', n) || memchr(image, ':', n) || !strncmp(image, "localhost", n)))
-        return xasprintf("%.*s", (int)n, image);
-    return xstrdup("https://index.docker.io/v1/");
+        return kp_xasprintf("%.*s", (int)n, image);
+    return kp_xstrdup("https://index.docker.io/v1/");
 }
 
 /* X-Registry-Auth for a pull of image from the user's docker config, or
@@ -471,8 +452,8 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
         /* The user's docker login: $DOCKER_CONFIG/config.json, else
          * ~/.docker/config.json ("auths": {REGISTRY: {"auth": base64}}). */
         const char *dc = getenv("DOCKER_CONFIG"), *home = getenv("HOME");
-        char *path = dc && *dc ? xasprintf("%s/config.json", dc)
-                     : home    ? xasprintf("%s/.docker/config.json", home)
+        char *path = dc && *dc ? kp_xasprintf("%s/config.json", dc)
+                     : home    ? kp_xasprintf("%s/.docker/config.json", home)
                                : NULL;
         FILE *f = path ? fopen(path, "r") : NULL;
         if (f) {
@@ -489,7 +470,7 @@ static int cx_open(void *plugin_data, const void *config, const char *build_id)
         cJSON *a = cJSON_CreateObject();
         cJSON_AddStringToObject(a, "username", colon ? "" : c->auth);
         if (colon) {
-            char *u = xasprintf("%.*s", (int)(colon - c->auth), c->auth);
+            char *u = kp_xasprintf("%.*s", (int)(colon - c->auth), c->auth);
             cJSON_ReplaceItemInObject(a, "username", cJSON_CreateString(u));
             free(u);
             cJSON_AddStringToObject(a, "password", colon + 1);
@@ -594,7 +575,7 @@ static int request_h(cxp *p, const char *method, const char *path, const char *b
                      void (*on_headers)(void *, int), kiln_http_cb cb, kiln_http **out, const char *hdr)
 {
     struct cx *cx = p->cx;
-    char *url = xasprintf("%s%s", cx->addr.base, path);
+    char *url = kp_xasprintf("%s%s", cx->addr.base, path);
     const char *hdrs[3] = {NULL, NULL, NULL};
     size_t nh = 0;
     if (body)
@@ -669,7 +650,7 @@ static void fail(cxp *p, int status, const char *fmt, ...) __attribute__((format
 static void fail(cxp *p, int status, const char *fmt, ...)
 {
     if (!p->fail && !fmt) {
-        p->fail = xstrdup(""); /* stopped before it ran: nothing to explain */
+        p->fail = kp_xstrdup(""); /* stopped before it ran: nothing to explain */
         p->fail_status = status;
     } else if (!p->fail) {
         va_list ap;
@@ -952,7 +933,7 @@ static void feed_start(cxp *p)
 static int create_req(cxp *p)
 {
     char *nm = esc(p->name);
-    char *path = xasprintf("/containers/create?name=%s", nm);
+    char *path = kp_xasprintf("/containers/create?name=%s", nm);
     free(nm);
     int rc = request(p, "POST", path, p->create_body, NULL, on_created, &p->req, false);
     free(path);
@@ -985,7 +966,7 @@ static int on_pull_data(void *data, const char *buf, size_t len)
         const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(j, "status"));
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(j, "id"));
         if (e && !p->fail) {
-            p->fail = xasprintf("cannot pull image %s: %s", p->image, e);
+            p->fail = kp_xasprintf("cannot pull image %s: %s", p->image, e);
             p->fail_status = KILN_ENOTFOUND;
         } else if (s) {
             char line[400];
@@ -1042,15 +1023,15 @@ static void pull_now(cxp *p)
     struct cx *cx = p->cx;
     char *hdr = NULL;
     if (cx->auth_header) {
-        hdr = xstrdup(cx->auth_header);
+        hdr = kp_xstrdup(cx->auth_header);
     } else if (cx->docker_config) {
         char *reg = registry_of(p->image);
         struct cx_cred *c = helper_for(cx, reg) ? cred_find(cx, reg) : NULL;
-        hdr = c ? (c->hdr ? xstrdup(c->hdr) : NULL) : config_auth(cx, p->image);
+        hdr = c ? (c->hdr ? kp_xstrdup(c->hdr) : NULL) : config_auth(cx, p->image);
         free(reg);
     }
     char *img = esc(p->image);
-    char *path = xasprintf("/images/create?fromImage=%s", img);
+    char *path = kp_xasprintf("/images/create?fromImage=%s", img);
     free(img);
     if (request_h(p, "POST", path, NULL, on_pull_data, NULL, on_pulled, &p->req, hdr))
         fail(p, KILN_ENOTFOUND, "cannot pull image %s", p->image);
@@ -1132,7 +1113,7 @@ static void pull(cxp *p)
             if (!j)
                 abort();
             j->p = p;
-            j->helper = xstrdup(helper);
+            j->helper = kp_xstrdup(helper);
             j->reg = reg;
             if (kiln_api->queue_work(KILN_OBJ(cx->self), cred_run, cred_done, j)) {
                 free(j->helper);
@@ -1172,7 +1153,7 @@ static void on_inspected(kiln_http *h, void *data, int err, const kiln_http_resp
 static int inspect(cxp *p)
 {
     char *img = esc(p->image);
-    char *path = xasprintf("/images/%s/json", img);
+    char *path = kp_xasprintf("/images/%s/json", img);
     free(img);
     int rc = request(p, "GET", path, NULL, NULL, on_inspected, &p->req, false);
     free(path);
@@ -1204,8 +1185,8 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
     /* dir: the workspace's place is /workspace */
     size_t wl = strlen(s->workspace);
     char *wd = !strncmp(s->cwd, s->workspace, wl) && (s->cwd[wl] == '/' || !s->cwd[wl])
-                   ? xasprintf("/workspace%s", s->cwd + wl)
-                   : xstrdup(s->cwd);
+                   ? kp_xasprintf("/workspace%s", s->cwd + wl)
+                   : kp_xstrdup(s->cwd);
     cJSON_AddStringToObject(b, "WorkingDir", wd);
     free(wd);
     cJSON_AddItemToObject(b, "Labels", labels_json(cx));
@@ -1220,26 +1201,26 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
     cJSON_AddBoolToObject(b, "Tty", false);
     cJSON *hc = cJSON_AddObjectToObject(b, "HostConfig");
     cJSON *binds = cJSON_AddArrayToObject(hc, "Binds");
-    char *v = xasprintf("%s:/workspace", s->workspace);
+    char *v = kp_xasprintf("%s:/workspace", s->workspace);
     cJSON_AddItemToArray(binds, cJSON_CreateString(v));
     free(v);
     /* Also at its own path: step plugins (git-checkout, kedro-train) give
      * their processes host paths of the workspace. */
     if (strcmp(s->workspace, "/workspace") && strlen(s->workspace) > 1) {
-        v = xasprintf("%s:%s", s->workspace, s->workspace);
+        v = kp_xasprintf("%s:%s", s->workspace, s->workspace);
         cJSON_AddItemToArray(binds, cJSON_CreateString(v));
         free(v);
     }
-    v = xasprintf("%s:/builder/home", cx->home);
+    v = kp_xasprintf("%s:/builder/home", cx->home);
     cJSON_AddItemToArray(binds, cJSON_CreateString(v));
     free(v);
     if (cx->addr.sock) {
-        v = xasprintf("%s:/var/run/docker.sock", cx->addr.sock);
+        v = kp_xasprintf("%s:/var/run/docker.sock", cx->addr.sock);
         cJSON_AddItemToArray(binds, cJSON_CreateString(v));
         free(v);
     }
     if (s->output_file) {
-        v = xasprintf("%s:%s", s->output_file, s->output_file);
+        v = kp_xasprintf("%s:%s", s->output_file, s->output_file);
         cJSON_AddItemToArray(binds, cJSON_CreateString(v));
         free(v);
     }
@@ -1247,7 +1228,7 @@ static char *create_body(struct cx *cx, const kiln_exec_spec *s, const char *ali
         const char *eq = strchr(s->volumes[k], '=');
         if (!eq)
             continue;
-        v = xasprintf("kiln-%s-vol-%.*s:%s", cx->build_id, (int)(eq - s->volumes[k]), s->volumes[k], eq + 1);
+        v = kp_xasprintf("kiln-%s-vol-%.*s:%s", cx->build_id, (int)(eq - s->volumes[k]), s->volumes[k], eq + 1);
         cJSON_AddItemToArray(binds, cJSON_CreateString(v));
         free(v);
     }
@@ -1271,7 +1252,7 @@ static int ensure_volumes(struct cx *cx, const kiln_exec_spec *s)
         const char *eq = strchr(s->volumes[k], '=');
         if (!eq)
             continue;
-        char *name = xasprintf("kiln-%s-vol-%.*s", cx->build_id, (int)(eq - s->volumes[k]), s->volumes[k]);
+        char *name = kp_xasprintf("kiln-%s-vol-%.*s", cx->build_id, (int)(eq - s->volumes[k]), s->volumes[k]);
         bool have = false;
         for (size_t i = 0; i < cx->n_vols && !have; i++)
             have = !strcmp(cx->vols[i], name);
@@ -1310,7 +1291,7 @@ static int cx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     p->in_fd = in_fd;
     p->cx = cx;
     p->x = x;
-    p->image = xstrdup(s->image);
+    p->image = kp_xstrdup(s->image);
     p->grace_ms = s->kill_grace_ms;
     /* Container names: the step id, made safe, unique in the build. */
     char safe[80];

@@ -13,19 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "../common/xalloc.h"
 
-static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dupf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
+extern char **environ;
 
 int cx_cred_helper_get(const char *name, const char *server, char **user, char **secret, char **err)
 {
@@ -34,7 +24,7 @@ int cx_cred_helper_get(const char *name, const char *server, char **user, char *
     snprintf(prog, sizeof prog, "docker-credential-%s", name);
     int in[2] = {-1, -1}, out[2] = {-1, -1};
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) {
-        *err = dupf("credential helper %s: cannot make pipes: %s", prog, strerror(errno));
+        *err = kp_xasprintf("credential helper %s: cannot make pipes: %s", prog, strerror(errno));
         goto fail;
     }
     posix_spawn_file_actions_t fa;
@@ -50,8 +40,8 @@ int cx_cred_helper_get(const char *name, const char *server, char **user, char *
     close(out[1]);
     in[0] = out[1] = -1;
     if (rc) {
-        *err = rc == ENOENT ? dupf("credential helper %s is not on PATH", prog)
-                            : dupf("credential helper %s cannot run: %s", prog, strerror(rc));
+        *err = rc == ENOENT ? kp_xasprintf("credential helper %s is not on PATH", prog)
+                            : kp_xasprintf("credential helper %s cannot run: %s", prog, strerror(rc));
         goto fail;
     }
     /* The registry is a line: well under a pipe's buffer. */
@@ -83,7 +73,7 @@ int cx_cred_helper_get(const char *name, const char *server, char **user, char *
             free(buf);
             return 1;
         }
-        *err = dupf("credential helper %s failed (%s %d): %.300s", prog, WIFEXITED(st) ? "exit status" : "signal",
+        *err = kp_xasprintf("credential helper %s failed (%s %d): %.300s", prog, WIFEXITED(st) ? "exit status" : "signal",
                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), n ? buf : "no output");
         free(buf);
         return -1;
@@ -92,7 +82,7 @@ int cx_cred_helper_get(const char *name, const char *server, char **user, char *
     const char *u = cJSON_GetStringValue(cJSON_GetObjectItem(j, "Username"));
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(j, "Secret"));
     if (!u || !s) {
-        *err = dupf("credential helper %s: expected {\"Username\": ..., \"Secret\": ...}, got: %.200s", prog,
+        *err = kp_xasprintf("credential helper %s: expected {\"Username\": ..., \"Secret\": ...}, got: %.200s", prog,
                     n ? buf : "no output");
         cJSON_Delete(j);
         free(buf);

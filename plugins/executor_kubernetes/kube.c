@@ -36,6 +36,7 @@
 #include <kiln/kiln.h>
 
 #include "../common/k8s_conn.h"
+#include "../common/xalloc.h"
 #include "kube_build.h"
 #include "kube_frame.h"
 #include "kube_helper.h"
@@ -162,26 +163,6 @@ struct kpod {
     char *fbuf;            /* a record's decoded payload */
     size_t fcap;
 };
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
 
 /* ---- owners -------------------------------------------------------------- */
 
@@ -355,7 +336,7 @@ static void delete_pod(kpod *p, int64_t grace_s)
     p->delete_asked = true;
     if (!p->created)
         return; /* on_created deletes it */
-    char *url = xasprintf("%s/%s?gracePeriodSeconds=%lld", p->kx->pods_url, p->name, (long long)grace_s);
+    char *url = kp_xasprintf("%s/%s?gracePeriodSeconds=%lld", p->kx->pods_url, p->name, (long long)grace_s);
     if (request(p->kx, "DELETE", url, NULL, NULL, NULL, NULL, on_deleted, p, NULL) == 0)
         p->pending++;
     free(url);
@@ -668,7 +649,7 @@ static void open_logs(kpod *p, bool follow)
         snprintf(p->skip_ts, sizeof p->skip_ts, "%s", p->last_ts);
         p->skip_n = p->last_n;
     }
-    char *url = xasprintf("%s/%s/log?container=step&timestamps=true%s%s", p->kx->pods_url, p->name,
+    char *url = kp_xasprintf("%s/%s/log?container=step&timestamps=true%s%s", p->kx->pods_url, p->name,
                           follow ? "&follow=true" : "", since);
     int rc = request(p->kx, "GET", url, NULL, NULL, on_log_data, p, on_logs, p, &p->logs);
     free(url);
@@ -943,7 +924,7 @@ static void on_watch(kiln_http *h, void *data, int err, const kiln_http_resp *re
 
 static void start_watch(struct kx *kx)
 {
-    char *url = xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s&watch=true&resourceVersion=%s"
+    char *url = kp_xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s&watch=true&resourceVersion=%s"
                           "&allowWatchBookmarks=true&timeoutSeconds=300",
                           kx->pods_url, kx->build_id, kx->rv);
     if (request(kx, "GET", url, NULL, NULL, on_watch_data, kx, on_watch, kx, &kx->watch)) {
@@ -1009,7 +990,7 @@ static void start_list(struct kx *kx)
 {
     kx->watching = true;
     kx->lists_sent++;
-    char *url = xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s", kx->pods_url, kx->build_id);
+    char *url = kp_xasprintf("%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s", kx->pods_url, kx->build_id);
     if (request(kx, "GET", url, NULL, NULL, NULL, NULL, on_list, kx, &kx->watch)) {
         snprintf(kx->watch_error, sizeof kx->watch_error, "cannot send the list request");
         watch_lost(kx);
@@ -1051,7 +1032,7 @@ static void on_sweep_list(kiln_http *h, void *data, int err, const kiln_http_res
             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(meta, "labels"), KUBE_LABEL_OWNER));
         if (!name || (sw->dead_owners && (!owner || owner_alive(owner))))
             continue;
-        char *url = xasprintf("%s/api/v1/namespaces/%s/%s/%s?gracePeriodSeconds=0", kx->conn.server, kx->ns,
+        char *url = kp_xasprintf("%s/api/v1/namespaces/%s/%s/%s?gracePeriodSeconds=0", kx->conn.server, kx->ns,
                               sw->what, name);
         if (request(kx, "DELETE", url, NULL, NULL, NULL, NULL, on_swept_one, kx, NULL) == 0)
             kx->close_pending++;
@@ -1072,12 +1053,12 @@ static void sweep(struct kx *kx, const char *what, bool dead_owners)
     if (!sw)
         abort();
     sw->kx = kx;
-    sw->what = xstrdup(what);
+    sw->what = kp_xstrdup(what);
     sw->dead_owners = dead_owners;
     char *url = dead_owners
-                    ? xasprintf("%s/api/v1/namespaces/%s/%s?labelSelector=" KUBE_LABEL_OWNER, kx->conn.server,
+                    ? kp_xasprintf("%s/api/v1/namespaces/%s/%s?labelSelector=" KUBE_LABEL_OWNER, kx->conn.server,
                                 kx->ns, what)
-                    : xasprintf("%s/api/v1/namespaces/%s/%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s",
+                    : kp_xasprintf("%s/api/v1/namespaces/%s/%s?labelSelector=" KUBE_LABEL_BUILD "%%3D%s",
                                 kx->conn.server, kx->ns, what, kx->build_id);
     if (request(kx, "GET", url, NULL, NULL, NULL, NULL, on_sweep_list, sw, NULL) == 0) {
         kx->close_pending++;
@@ -1149,24 +1130,24 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         kiln_error(kx->self, "executor kubernetes: %s", err);
         return KILN_ECONFIG;
     }
-    kx->ns = xstrdup(c->ns && *c->ns ? c->ns : kx->conn.namespace_ ? kx->conn.namespace_ : "default");
-    kx->sa = c->service_account ? xstrdup(c->service_account) : NULL;
-    kx->memory = c->memory ? xstrdup(c->memory) : NULL;
-    kx->cpu = c->cpu ? xstrdup(c->cpu) : NULL;
+    kx->ns = kp_xstrdup(c->ns && *c->ns ? c->ns : kx->conn.namespace_ ? kx->conn.namespace_ : "default");
+    kx->sa = c->service_account ? kp_xstrdup(c->service_account) : NULL;
+    kx->memory = c->memory ? kp_xstrdup(c->memory) : NULL;
+    kx->cpu = c->cpu ? kp_xstrdup(c->cpu) : NULL;
     kx->ws_mode = c->workspace >= 1 ? KW_PVC : KW_HOSTPATH;
     if (c->fill == 1 && kx->ws_mode != KW_PVC) {
         kiln_error(kx->self, "executor kubernetes: fill=git needs workspace=pvc or pvc-rwo (with hostpath the "
                              "Pods use kiln's own workspace directory)");
         return KILN_ECONFIG;
     }
-    kx->helper_image = c->helper_image && *c->helper_image ? xstrdup(c->helper_image) : NULL;
+    kx->helper_image = c->helper_image && *c->helper_image ? kp_xstrdup(c->helper_image) : NULL;
     if (kx->conn.token)
-        kx->auth = xasprintf("Authorization: Bearer %s", kx->conn.token);
+        kx->auth = kp_xasprintf("Authorization: Bearer %s", kx->conn.token);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
     char host[64];
     host_label(host, sizeof host);
     snprintf(kx->owner, sizeof kx->owner, "%.30s.%ld.%lld", host, (long)getpid(), proc_start(getpid()));
-    kx->pods_url = xasprintf("%s/api/v1/namespaces/%s/pods", kx->conn.server, kx->ns);
+    kx->pods_url = kp_xasprintf("%s/api/v1/namespaces/%s/pods", kx->conn.server, kx->ns);
     /* What dead kilns left; runs as soon as the loop does. */
     sweep(kx, "pods", true);
     sweep(kx, "secrets", true);
@@ -1174,18 +1155,18 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     char *claim_body = NULL;
     if (kx->ws_mode == KW_PVC) {
         sweep(kx, "persistentvolumeclaims", true);
-        kx->claim = xasprintf("kiln-%s-ws", build_id);
+        kx->claim = kp_xasprintf("kiln-%s-ws", build_id);
         kube_build b = {.build_id = kx->build_id, .owner = kx->owner, .ns = kx->ns, .claim = kx->claim};
         claim_body = kube_claim_body(&b, c->storage, c->storage_class, c->rwx && c->workspace != 2);
     } else {
         const char *tmp = getenv("TMPDIR");
         sweep_host_dirs(tmp && *tmp ? tmp : "/tmp");
-        kx->host_dir = xasprintf("%s/kiln-k8s-%s", tmp && *tmp ? tmp : "/tmp", build_id);
+        kx->host_dir = kp_xasprintf("%s/kiln-k8s-%s", tmp && *tmp ? tmp : "/tmp", build_id);
         if (mkdir(kx->host_dir, 0755) && errno != EEXIST) {
             kiln_error(kx->self, "executor kubernetes: cannot make %s: %s", kx->host_dir, strerror(errno));
             return KILN_EIO;
         }
-        char *of = xasprintf("%s/owner", kx->host_dir);
+        char *of = kp_xasprintf("%s/owner", kx->host_dir);
         FILE *f = fopen(of, "w");
         if (f) {
             fprintf(f, "%s\n", kx->owner);
@@ -1194,7 +1175,7 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         free(of);
     }
     /* The owner first, then the claim; Pods wait for them (kube_build.c). */
-    char *api = xasprintf("%s/api/v1/namespaces/%s", kx->conn.server, kx->ns);
+    char *api = kp_xasprintf("%s/api/v1/namespaces/%s", kx->conn.server, kx->ns);
     kb_conf kc = {.self = kx->self, .api = api, .ns = kx->ns, .build_id = kx->build_id, .owner = kx->owner,
                   .request = kb_request, .ctx = kx, .claim_body = claim_body, .claim = kx->claim,
                   .pin_node = c->workspace == 2, .fill = c->fill == 1, .fill_image = c->fill_image,
@@ -1247,7 +1228,7 @@ static void on_gate(void *data, char *body, const char *error)
         return;
     }
     if (error && p->spawning) {
-        p->fail = xasprintf("cannot create Pod %s: %s", p->name, error);
+        p->fail = kp_xasprintf("cannot create Pod %s: %s", p->name, error);
         return;
     }
     if (error) {
@@ -1262,7 +1243,7 @@ static void on_gate(void *data, char *body, const char *error)
     int rc = request(p->kx, "POST", p->kx->pods_url, body, NULL, NULL, NULL, on_created, p, &p->create);
     free(body);
     if (rc && p->spawning) {
-        p->fail = xasprintf("cannot send the create of Pod %s", p->name);
+        p->fail = kp_xasprintf("cannot send the create of Pod %s", p->name);
         return;
     }
     if (rc) {
@@ -1291,7 +1272,7 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
         abort();
     p->kx = kx;
     p->x = x;
-    p->image = xstrdup(s->image);
+    p->image = kp_xstrdup(s->image);
     p->grace_ms = s->kill_grace_ms;
     /* A DNS-1123 name: kiln-BUILD8-STEP-N */
     char step[40];
@@ -1322,7 +1303,7 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
                     .helper_image = kx->helper_image};
     p->framed = kx->helper_image && kube_helper_applies(s);
     if (p->framed && kx->ws_mode == KW_PVC && s->output_file)
-        p->output_file = xstrdup(s->output_file);
+        p->output_file = kp_xstrdup(s->output_file);
     char *body = kube_pod_body(&b, s, p->name);
     kb_keys_free(keys);
     p->next = kx->pods;
@@ -1372,7 +1353,7 @@ static void kx_terminate(kiln_exec *x)
     delete_pod(p, (p->grace_ms + 999) / 1000);
     if (p->deadline)
         return;
-    char *url = xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
+    char *url = kp_xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
                           p->name, (long long)(p->grace_ms / 1000 + 5));
     kiln_http_req r;
     memset(&r, 0, sizeof r);

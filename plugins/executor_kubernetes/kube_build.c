@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/xalloc.h"
 #include "kube_objects.h"
 
 KILN_API_EXTERN;
@@ -55,26 +56,6 @@ struct kbuild {
 
 enum { FILL_NONE, FILL_FINDING, FILL_FOUND, FILL_RUNNING, FILL_DONE };
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
-
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
-}
-
 static const char *message(int err, const kiln_http_resp *resp, char *buf, size_t cap)
 {
     if (err)
@@ -99,7 +80,7 @@ static void on_late_delete(kiln_http *h, void *data, int err, const kiln_http_re
  * objects: deleted here, or it would outlive the build. */
 static void delete_late(kbuild *kb, const char *what, const char *name)
 {
-    char *url = xprintf("%s/%s/%s", kb->api, what, name);
+    char *url = kp_xasprintf("%s/%s/%s", kb->api, what, name);
     kb->c.request(kb->c.ctx, "DELETE", url, NULL, NULL, NULL, NULL, on_late_delete, kb, NULL);
     free(url);
 }
@@ -112,7 +93,7 @@ static void on_claim(kiln_http *h, void *data, int err, const kiln_http_resp *re
     if (kb->closing && !err && resp->status == 201)
         delete_late(kb, "persistentvolumeclaims", kb->claim);
     if (err || (resp->status != 201 && resp->status != 409))
-        kb->error = xprintf("cannot create the workspace claim: %s", message(err, resp, m, sizeof m));
+        kb->error = kp_xasprintf("cannot create the workspace claim: %s", message(err, resp, m, sizeof m));
     pump(kb);
 }
 
@@ -124,22 +105,22 @@ static void on_owner(kiln_http *h, void *data, int err, const kiln_http_resp *re
     const char *uid = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "metadata"), "uid"));
     if (uid && kb->closing) {
         delete_late(kb, "configmaps", kb->owner_name);
-        kb->error = xprintf("the build ended before its owner %s was made", kb->owner_name);
+        kb->error = kp_xasprintf("the build ended before its owner %s was made", kb->owner_name);
     } else if (uid) {
-        kb->owner_uid = xstrdup(uid);
+        kb->owner_uid = kp_xstrdup(uid);
     } else {
-        kb->error = xprintf("cannot create the build's owner %s %s: %s", KUBE_OWNER_KIND, kb->owner_name,
+        kb->error = kp_xasprintf("cannot create the build's owner %s %s: %s", KUBE_OWNER_KIND, kb->owner_name,
                             j ? "no uid in the answer" : message(err, resp, m, sizeof m));
     }
     cJSON_Delete(j);
     if (kb->owner_uid && kb->claim_body) {
         char *body = kube_own(kb->claim_body, kb->owner_name, kb->owner_uid, NULL);
         kb->claim_body = NULL;
-        char *url = xprintf("%s/persistentvolumeclaims", kb->api);
+        char *url = kp_xasprintf("%s/persistentvolumeclaims", kb->api);
         if (body && kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_claim, kb, NULL) == 0)
             kb->claim_pending = true;
         else
-            kb->error = xprintf("cannot send the workspace claim's create");
+            kb->error = kp_xasprintf("cannot send the workspace claim's create");
         free(url);
         free(body);
     }
@@ -152,23 +133,23 @@ kbuild *kb_open(const kb_conf *c)
     if (!kb)
         return NULL;
     kb->c = *c;
-    kb->api = xstrdup(c->api);
-    kb->ns = xstrdup(c->ns);
-    kb->build_id = xstrdup(c->build_id);
-    kb->owner = xstrdup(c->owner);
-    kb->claim_body = c->claim_body ? xstrdup(c->claim_body) : NULL;
-    kb->claim = c->claim ? xstrdup(c->claim) : NULL;
-    kb->git_url = c->git_url && *c->git_url ? xstrdup(c->git_url) : NULL;
-    kb->git_commit = c->git_commit && *c->git_commit ? xstrdup(c->git_commit) : NULL;
+    kb->api = kp_xstrdup(c->api);
+    kb->ns = kp_xstrdup(c->ns);
+    kb->build_id = kp_xstrdup(c->build_id);
+    kb->owner = kp_xstrdup(c->owner);
+    kb->claim_body = c->claim_body ? kp_xstrdup(c->claim_body) : NULL;
+    kb->claim = c->claim ? kp_xstrdup(c->claim) : NULL;
+    kb->git_url = c->git_url && *c->git_url ? kp_xstrdup(c->git_url) : NULL;
+    kb->git_commit = c->git_commit && *c->git_commit ? kp_xstrdup(c->git_commit) : NULL;
     kb->c.fill_image = NULL; /* the config is borrowed: kb->fill_image is the copy */
-    kb->fill_image = c->fill ? xstrdup(c->fill_image && *c->fill_image ? c->fill_image : "alpine/git") : NULL;
+    kb->fill_image = c->fill ? kp_xstrdup(c->fill_image && *c->fill_image ? c->fill_image : "alpine/git") : NULL;
     kb->owner_name = kube_owner_name(c->build_id);
     kb->secret_name = kube_secret_name(c->build_id);
     kb->tail = &kb->waits;
     char *body = kube_owner_body(kb->owner_name, kb->ns, kb->build_id, kb->owner);
-    char *url = xprintf("%s/configmaps", kb->api);
+    char *url = kp_xasprintf("%s/configmaps", kb->api);
     if (c->request(c->ctx, "POST", url, body, NULL, NULL, NULL, on_owner, kb, NULL))
-        kb->error = xprintf("cannot send the create of the build's owner %s", kb->owner_name);
+        kb->error = kp_xasprintf("cannot send the create of the build's owner %s", kb->owner_name);
     free(url);
     free(body);
     return kb;
@@ -210,9 +191,9 @@ static const char *secret_key(kbuild *kb, const char *name, const char *value)
     char key[256];
     kube_secret_key(name, same_name + 1, key, sizeof key);
     struct kb_secret *s = &kb->sec[kb->n_sec++];
-    s->env = xstrdup(name);
-    s->value = xstrdup(value);
-    s->key = xstrdup(key);
+    s->env = kp_xstrdup(name);
+    s->value = kp_xstrdup(value);
+    s->key = kp_xstrdup(key);
     return s->key;
 }
 
@@ -240,7 +221,7 @@ char **kb_secret_keys(kbuild *kb, const kiln_exec_spec *spec, unsigned *need)
         for (unsigned s = 0; s < kb->n_sec; s++)
             if (kb->sec[s].key == key && s + 1 > *need)
                 *need = s + 1;
-        out[k++] = xprintf("%s=%s", names[i], key);
+        out[k++] = kp_xasprintf("%s=%s", names[i], key);
     }
     return out;
 }
@@ -258,7 +239,7 @@ static void on_secret(kiln_http *h, void *data, int err, const kiln_http_resp *r
     char m[400];
     if (err || (resp->status != 200 && resp->status != 201)) {
         free(kb->secret_error);
-        kb->secret_error = xprintf("cannot apply the build's Secret %s: %s", kb->secret_name,
+        kb->secret_error = kp_xasprintf("cannot apply the build's Secret %s: %s", kb->secret_name,
                                    message(err, resp, m, sizeof m));
     } else {
         kb->applied = kb->applying;
@@ -281,13 +262,13 @@ static void apply_secret(kbuild *kb)
     free(keys);
     free(values);
     /* Server-side apply: the first creates it, the next ones grow it. */
-    char *url = xprintf("%s/secrets/%s?fieldManager=kiln&force=true", kb->api, kb->secret_name);
+    char *url = kp_xasprintf("%s/secrets/%s?fieldManager=kiln&force=true", kb->api, kb->secret_name);
     kb->applying = kb->n_sec;
     if (kb->c.request(kb->c.ctx, "PATCH", url, body, "Content-Type: application/apply-patch+yaml", NULL,
                       NULL, on_secret, kb, NULL)) {
         kb->applying = 0;
         free(kb->secret_error);
-        kb->secret_error = xprintf("cannot send the build's Secret %s", kb->secret_name);
+        kb->secret_error = kp_xasprintf("cannot send the build's Secret %s", kb->secret_name);
     }
     explicit_bzero(body, strlen(body)); /* it held the values */
     free(body);
@@ -340,15 +321,15 @@ static void find_source(void *data)
     char buf[4096];
     if (!kb->git_url) {
         if (git_line(kb->ws, "remote", "get-url", "origin", buf, sizeof buf) == 0)
-            kb->git_url = xstrdup(buf);
+            kb->git_url = kp_xstrdup(buf);
         else
-            kb->fill_error = xprintf("fill=git: the workspace %s has no remote 'origin' (set gitUrl=)", kb->ws);
+            kb->fill_error = kp_xasprintf("fill=git: the workspace %s has no remote 'origin' (set gitUrl=)", kb->ws);
     }
     if (!kb->git_commit && !kb->fill_error) {
         if (git_line(kb->ws, "rev-parse", "--verify", "HEAD", buf, sizeof buf) == 0)
-            kb->git_commit = xstrdup(buf);
+            kb->git_commit = kp_xstrdup(buf);
         else
-            kb->fill_error = xprintf("fill=git: the workspace %s has no commit checked out (set gitCommit=)", kb->ws);
+            kb->fill_error = kp_xasprintf("fill=git: the workspace %s has no commit checked out (set gitCommit=)", kb->ws);
     }
 }
 
@@ -367,7 +348,7 @@ void kb_fill(kbuild *kb, const char *ws)
 {
     if (!kb->c.fill || kb->fill != FILL_NONE)
         return;
-    kb->ws = xstrdup(ws);
+    kb->ws = kp_xstrdup(ws);
     kb->fill = FILL_FINDING;
     if (kb->git_url && kb->git_commit) {
         found_source(kb, 0);
@@ -413,7 +394,7 @@ static void on_fill_deleted(kiln_http *h, void *data, int err, const kiln_http_r
 
 static void fill_remove(kbuild *kb)
 {
-    char *url = xprintf("%s/pods/%s-fill?gracePeriodSeconds=0", kb->api, kb->owner_name);
+    char *url = kp_xasprintf("%s/pods/%s-fill?gracePeriodSeconds=0", kb->api, kb->owner_name);
     kb->c.request(kb->c.ctx, "DELETE", url, NULL, NULL, NULL, NULL, on_fill_deleted, kb, NULL);
     free(url);
 }
@@ -425,7 +406,7 @@ static void on_fill_log(kiln_http *h, void *data, int err, const kiln_http_resp 
     kbuild *kb = data;
     const char *log = !err && resp->status == 200 && resp->body ? resp->body : "";
     if (kb->fill_exit == 0) {
-        char *copy = xstrdup(log), *save = NULL;
+        char *copy = kp_xstrdup(log), *save = NULL;
         for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
             kiln_info(kb->c.self, "executor kubernetes: %s", l);
         free(copy);
@@ -476,7 +457,7 @@ static void fill_event(kbuild *kb, const char *line)
         const cJSON *ec = cJSON_GetObjectItem(term, "exitCode");
         kb->fill_exit = cJSON_IsNumber(ec) ? ec->valueint : 1;
         kb->fill = FILL_DONE + 1; /* reading its log; the watch is stopped by on_fill_data */
-        char *url = xprintf("%s/pods/%s-fill/log?container=fill", kb->api, kb->owner_name);
+        char *url = kp_xasprintf("%s/pods/%s-fill/log?container=fill", kb->api, kb->owner_name);
         if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, NULL, NULL, on_fill_log, kb, NULL))
             on_fill_log(NULL, kb, KILN_EIO, NULL);
         free(url);
@@ -535,7 +516,7 @@ static void on_fill_watch(kiln_http *h, void *data, int err, const kiln_http_res
 
 static void fill_watch(kbuild *kb)
 {
-    char *url = xprintf("%s/pods?fieldSelector=metadata.name%%3D%s-fill&watch=true&timeoutSeconds=300", kb->api,
+    char *url = kp_xasprintf("%s/pods?fieldSelector=metadata.name%%3D%s-fill&watch=true&timeoutSeconds=300", kb->api,
                         kb->owner_name);
     if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, on_fill_data, kb, on_fill_watch, kb, &kb->watch))
         fill_failed(kb, "cannot send the watch of the fill Pod");
@@ -558,13 +539,13 @@ static void on_fill_created(kiln_http *h, void *data, int err, const kiln_http_r
 static void fill_create(kbuild *kb)
 {
     kb->fill = FILL_RUNNING;
-    char *name = xprintf("%s-fill", kb->owner_name);
+    char *name = kp_xasprintf("%s-fill", kb->owner_name);
     char *body = kube_fill_body(name, kb->ns, kb->build_id, kb->owner, kb->claim, kb->fill_image, kb->git_url,
                                 kb->git_commit);
     body = kube_own(body, kb->owner_name, kb->owner_uid, NULL);
     if (kb->c.pin_node)
         kb->scout = kb; /* the fill Pod finds the build's node */
-    char *url = xprintf("%s/pods", kb->api);
+    char *url = kp_xasprintf("%s/pods", kb->api);
     if (!body || kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_fill_created, kb, NULL))
         fill_failed(kb, "cannot send the fill Pod's create");
     free(url);
@@ -663,7 +644,7 @@ void kb_pod_node(kbuild *kb, const char *node)
 {
     if (!kb || !kb->c.pin_node || kb->node || !node || !*node)
         return;
-    kb->node = xstrdup(node);
+    kb->node = kp_xstrdup(node);
     kiln_info(kb->c.self, "executor kubernetes: workspace=pvc-rwo: the build's Pods run on node %s", node);
     pump(kb);
 }

@@ -14,73 +14,16 @@
 # Needs podman, runc, a static busybox, root and kubectl (scripts/deps.d/
 # k8s-executor). KILN_SKIP_ENGINE_TESTS=1 skips it, as test_docker_build.
 source "$(dirname "$0")/lib.sh"
-
-FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
-cannot_run() {
-    [ "${KILN_SKIP_ENGINE_TESTS:-0}" = 1 ] && skip_test "$*"
-    echo "FAIL - cannot run: $*"
-    echo "       (install: podman runc busybox-static kubectl; or set KILN_SKIP_ENGINE_TESTS=1)"
-    exit 1
-}
-for tool in podman runc python3 curl; do
-    command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
-done
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to make the steps' image"
-[ "$(id -u)" = 0 ] || cannot_run "rootful podman needs root (uid $(id -u))"
+source "$KILN_SOURCE_DIR/tests/tools/k8s_env.sh"
 
 echo "# fixture: podman (as the fake kubelet's runtime), an image, the fake API server"
-E=$TMP/engine
-mkdir -p "$E/tmp"
-. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
-podman_engine_conf "$E"
-export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
-export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
+k8s_env_engine
 # The steps' image: busybox in an empty root, imported (no build needed).
-mkdir -p "$E/root/bin" "$E/root/tmp"
-cp "$BUSYBOX" "$E/root/bin/busybox"
-for a in sh echo sleep cat ls test mkdir kill true false; do ln -s busybox "$E/root/bin/$a"; done
-tar -C "$E/root" -cf "$E/root.tar" .
-IMG=localhost/kiln-k8s-busybox:1
-TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
-    { cat "$E/import.log"; cannot_run "podman import failed"; }
-stop_pods() {  # containers the kubelet left (there should be none)
-    TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null || true
-}
-no_containers() { [ -z "$(stop_pods)" ]; }
+k8s_env_image sh echo sleep cat ls test mkdir kill true false
+# the current context is another one: the executor's context= is what counts
+K8S_OTHER_CONTEXT=1 k8s_env_fake
+pods_left() { count pods; }
 no_pods() { [ "$(pods_left)" = 0 ]; }
-
-K=$TMP/k8s
-start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet"
-SERVER=http://127.0.0.1:$PORT
-export KUBECONFIG=$TMP/kubeconfig
-cat >"$KUBECONFIG" <<Y
-apiVersion: v1
-kind: Config
-current-context: other
-contexts:
-- name: other
-  context: {cluster: nowhere, user: u}
-- name: fake
-  context: {cluster: fake, user: u, namespace: builds}
-clusters:
-- name: nowhere
-  cluster: {server: "http://127.0.0.1:1"}
-- name: fake
-  cluster: {server: "$SERVER"}
-users:
-- name: u
-  user: {}
-Y
-EXEC="kubernetes:context=fake"
-api() { curl -s "$SERVER$1"; }
-pods_left() { api "/api/v1/namespaces/builds/pods" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
-log_has() {  # log_has EXPR: some request in the fake's log satisfies EXPR (Python over l)
-    python3 -c 'import json,sys
-ls=[json.loads(x) for x in open(sys.argv[1])]
-sys.exit(0 if any(eval(sys.argv[2]) for l in ls) else 1)' "$K/requests.jsonl" "$1"
-}
 
 # ---------------------------------------------------------------------------
 echo "# a DAG of steps as Pods"
@@ -181,9 +124,7 @@ cd "$TMP"
 
 # ---------------------------------------------------------------------------
 echo "# kubectl sees the Pods; a Pod deleted by someone else fails its step"
-# kubectl on PATH, else Debian's unpacked privately (scripts/kubectl.sh)
-KUBECTL_BIN=$(bash "$KILN_SOURCE_DIR/scripts/kubectl.sh" 2>"$TMP/kubectl-why") || KUBECTL_BIN=
-KUBECTL=("$KUBECTL_BIN" --context fake -n builds)
+k8s_env_kubectl
 if [ -z "$KUBECTL_BIN" ]; then
     [ "${KILN_REQUIRE_KUBECTL:-${KILN_REQUIRE_SHARED:-0}}" = 1 ] && { echo "FAIL - kubectl is required: $(cat "$TMP/kubectl-why")"; exit 1; }
     echo "skip - no kubectl could be had: $(cat "$TMP/kubectl-why")"

@@ -15,49 +15,12 @@
 # Needs podman, runc, a static busybox, root (scripts/deps.d/k8s-executor).
 # KILN_SKIP_ENGINE_TESTS=1 skips it, as test_docker_build.
 source "$(dirname "$0")/lib.sh"
-
-FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
-HELPER=${KILN_BUILD_DIR:-$KILN_SOURCE_DIR/build}/tools/kiln-pod-helper/kiln-pod-helper
-cannot_run() {
-    [ "${KILN_SKIP_ENGINE_TESTS:-0}" = 1 ] && skip_test "$*"
-    echo "FAIL - cannot run: $*"
-    echo "       (install: podman runc busybox-static; or set KILN_SKIP_ENGINE_TESTS=1)"
-    exit 1
-}
-for tool in podman runc python3 curl; do
-    command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
-done
-[ -x "$HELPER" ] || cannot_run "no $HELPER (a static libc is needed to build it: libc6-dev)"
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to make the steps' image"
-[ "$(id -u)" = 0 ] || cannot_run "rootful podman needs root (uid $(id -u))"
+source "$KILN_SOURCE_DIR/tests/tools/k8s_env.sh"
 
 echo "# fixture: podman (the fake kubelet's runtime), the steps' image, the helper's image, fake API servers"
-E=$TMP/engine
-mkdir -p "$E/tmp"
-. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
-podman_engine_conf "$E"
-export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
-export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
-mkdir -p "$E/root/bin" "$E/root/tmp"
-cp "$BUSYBOX" "$E/root/bin/busybox"
-for a in sh echo sleep cat seq test kill true false; do ln -s busybox "$E/root/bin/$a"; done
-tar -C "$E/root" -cf "$E/root.tar" .
-IMG=localhost/kiln-k8s-busybox:1
-TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
-    { cat "$E/import.log"; cannot_run "podman import failed"; }
-# The helper's image as `make pod-helper-image` makes it: FROM scratch, the
-# static binary at /kiln-pod-helper (imported: no build tool needed).
-mkdir -p "$E/helper"
-cp "$HELPER" "$E/helper/kiln-pod-helper"
-tar -C "$E/helper" -cf "$E/helper.tar" .
-HIMG=localhost/kiln-pod-helper:test
-TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >"$E/himport.log" 2>&1 ||
-    { cat "$E/himport.log"; cannot_run "podman import of the helper failed"; }
-no_containers() {
-    [ -z "$(TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null)" ]
-}
+k8s_env_engine
+k8s_env_image sh echo sleep cat seq test kill true false
+k8s_env_helper_image
 
 # Four API servers, one kubelet behaviour each: plain; pods/log follows
 # broken every 30000 bytes; the log file rotated every 60000 bytes; both.

@@ -12,9 +12,10 @@
 # unless KILN_REQUIRE_SHARED=1 (.ci/run) makes that a failure;
 # KILN_SKIP_ENGINE_TESTS=1 always skips it.
 source "$(dirname "$0")/lib.sh"
+# k8s_env.sh first: serve_lib.sh's api (METHOD PATH) is the one used here
+source "$KILN_SOURCE_DIR/tests/tools/k8s_env.sh"
 source "$(dirname "$0")/serve_lib.sh"
 
-FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
 cannot_run() {
     if [ "${KILN_SKIP_ENGINE_TESTS:-0}" != 1 ] && [ "${KILN_REQUIRE_SHARED:-0}" = 1 ]; then
         echo "FAIL - cannot run: $* (KILN_REQUIRE_SHARED=1; install scripts/deps.d/k8s-executor)"
@@ -22,52 +23,15 @@ cannot_run() {
     fi
     skip_test "$*"
 }
-for tool in podman runc python3 curl git; do
-    command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
-done
-BUSYBOX=$(command -v busybox || true)
-[ -n "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] || cannot_run "no static busybox (busybox-static) to make the steps' image"
-[ "$(id -u)" = 0 ] || cannot_run "rootful podman needs root (uid $(id -u))"
-
 echo "# fixture: podman (the fake kubelet's runtime), an image, the fake API server"
-E=$TMP/engine
-mkdir -p "$E/tmp"
-. "$KILN_SOURCE_DIR/tests/tools/podman_engine.sh"
-podman_engine_conf "$E"
-export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
-export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
-mkdir -p "$E/root/bin" "$E/root/etc" "$E/root/tmp"
-cp "$BUSYBOX" "$E/root/bin/busybox"
-for a in sh echo sleep cat ls test true; do ln -s busybox "$E/root/bin/$a"; done
+k8s_env_engine git
+mkdir -p "$E/root/etc"
 echo "from-the-image" >"$E/root/etc/image-marker"
-tar -C "$E/root" -cf "$E/root.tar" .
 IMG=localhost/kiln-serve-k8s:1
-TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
-    { cat "$E/import.log"; cannot_run "podman import failed"; }
-kubelet_containers() { TMPDIR=$E/tmp podman ps -a --filter label=kiln-fake-k8s=1 --format '{{.Names}}' 2>/dev/null || true; }
-no_containers() { [ -z "$(kubelet_containers)" ]; }
+k8s_env_image sh echo sleep cat ls test true
 cleanup_k8s() { TMPDIR=$E/tmp podman rm -af -t 0 >/dev/null 2>&1 || true; }
 trap 'cleanup_k8s; cleanup' EXIT
-
-K=$TMP/k8s
-start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet"
-SERVER=http://127.0.0.1:$PORT
-export KUBECONFIG=$TMP/kubeconfig
-cat >"$KUBECONFIG" <<Y
-apiVersion: v1
-kind: Config
-current-context: fake
-contexts:
-- name: fake
-  context: {cluster: fake, user: u, namespace: builds}
-clusters:
-- name: fake
-  cluster: {server: "$SERVER"}
-users:
-- name: u
-  user: {}
-Y
+k8s_env_fake
 kapi() { curl -s "$SERVER$1"; }
 # pods_of BUILD: the build's Pods (label kiln.dev/build=BUILD), a count
 pods_of() { kapi "/api/v1/namespaces/builds/pods?labelSelector=kiln.dev%2Fbuild%3D$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }

@@ -2,14 +2,30 @@
 # The fake cluster of the kubernetes executor's tests (sourced after
 # tests/integration/lib.sh, not run): a private rootful podman (the fake
 # kubelet's runtime, tests/tools/podman_engine.sh), a busybox image, the fake
-# API server with its kubelet, a kubeconfig and helpers. The same fixture as
-# tests/integration/test_k8s_executor.sh sets up inline.
+# API server with its kubelet, a kubeconfig and helpers. A test that needs
+# something slightly different calls the steps of k8s_env_start itself, and
+# may define its own cannot_run after sourcing this file.
 #
 #   k8s_env_start
-#       sets E (podman's dir), IMG (localhost/kiln-k8s-busybox:1), K (the
-#       fake's dir: requests.jsonl, kubelet/), SERVER, KUBECONFIG (context
-#       "fake", namespace "builds"), EXEC=kubernetes:context=fake, and
-#       KUBECTL (an array: kubectl --context fake -n builds) or leaves
+#       k8s_env_engine, k8s_env_image, k8s_env_fake and k8s_env_kubectl.
+#   k8s_env_engine [TOOL...]
+#       checks podman runc python3 curl and the TOOLs, a static busybox and
+#       root; sets E (podman's private dir) and podman's CONTAINERS_* files.
+#   k8s_env_image [APPLET...]
+#       imports IMG (default localhost/kiln-k8s-busybox:1): busybox in an
+#       empty root ($E/root: a test may put files there first) with a link
+#       for each APPLET (default: sh echo sleep cat ls test mkdir kill true
+#       false env grep).
+#   k8s_env_helper_image
+#       imports HIMG (localhost/kiln-pod-helper:test) as `make
+#       pod-helper-image` makes it, from HELPER (the built kiln-pod-helper).
+#   k8s_env_fake [FAKE-ARG...]
+#       starts the fake in K ($TMP/k8s: requests.jsonl, kubelet/) with the
+#       extra FAKE-ARGs; sets SERVER, KUBECONFIG (context "fake", namespace
+#       "builds"; with K8S_OTHER_CONTEXT=1 the current context is "other",
+#       a cluster nowhere) and EXEC=kubernetes:context=fake.
+#   k8s_env_kubectl
+#       sets KUBECTL (an array: kubectl --context fake -n builds) or leaves
 #       KUBECTL_BIN empty when no kubectl can be had (k8s_need_kubectl
 #       then fails or skips).
 #   api PATH          GET on the fake
@@ -18,6 +34,7 @@
 #   no_containers     the kubelet left no container
 
 FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_k8s.py
+HELPER=${KILN_BUILD_DIR:-$KILN_SOURCE_DIR/build}/tools/kiln-pod-helper/kiln-pod-helper
 
 cannot_run() {
     [ "${KILN_SKIP_ENGINE_TESTS:-0}" = 1 ] && skip_test "$*"
@@ -27,8 +44,15 @@ cannot_run() {
 }
 
 k8s_env_start() {
+    k8s_env_engine
+    k8s_env_image
+    k8s_env_fake
+    k8s_env_kubectl
+}
+
+k8s_env_engine() {
     local tool
-    for tool in podman runc python3 curl; do
+    for tool in podman runc python3 curl "$@"; do
         command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
     done
     BUSYBOX=$(command -v busybox || true)
@@ -42,34 +66,62 @@ k8s_env_start() {
     podman_engine_conf "$E"
     export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
     export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
+}
+
+k8s_env_image() {
+    local a applets=("$@")
+    [ ${#applets[@]} -gt 0 ] || applets=(sh echo sleep cat ls test mkdir kill true false env grep)
     mkdir -p "$E/root/bin" "$E/root/tmp"
     cp "$BUSYBOX" "$E/root/bin/busybox"
-    local a
-    for a in sh echo sleep cat ls test mkdir kill true false env grep; do ln -s busybox "$E/root/bin/$a"; done
+    for a in "${applets[@]}"; do ln -s busybox "$E/root/bin/$a"; done
     tar -C "$E/root" -cf "$E/root.tar" .
-    IMG=localhost/kiln-k8s-busybox:1
+    IMG=${IMG:-localhost/kiln-k8s-busybox:1}
     TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
         { cat "$E/import.log"; cannot_run "podman import failed"; }
+}
 
+k8s_env_helper_image() {
+    [ -x "$HELPER" ] || cannot_run "no $HELPER (a static libc is needed to build it: libc6-dev)"
+    # FROM scratch, the static binary at /kiln-pod-helper (imported: no
+    # build tool needed).
+    mkdir -p "$E/helper"
+    cp "$HELPER" "$E/helper/kiln-pod-helper"
+    tar -C "$E/helper" -cf "$E/helper.tar" .
+    HIMG=localhost/kiln-pod-helper:test
+    TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >"$E/himport.log" 2>&1 ||
+        { cat "$E/himport.log"; cannot_run "podman import of the helper failed"; }
+}
+
+k8s_env_fake() {
     K=$TMP/k8s
-    start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet"
+    start_fake "$K" --namespaces default,builds --kubelet podman --kubelet-dir "$K/kubelet" "$@"
     SERVER=http://127.0.0.1:$PORT
     export KUBECONFIG=$TMP/kubeconfig
+    local current=fake other_ctx="" other_cluster=""
+    if [ "${K8S_OTHER_CONTEXT:-0}" = 1 ]; then
+        current=other
+        other_ctx=$'- name: other\n  context: {cluster: nowhere, user: u}\n'
+        other_cluster=$'- name: nowhere\n  cluster: {server: "http://127.0.0.1:1"}\n'
+    fi
     cat >"$KUBECONFIG" <<Y
 apiVersion: v1
 kind: Config
-current-context: fake
+current-context: $current
 contexts:
-- name: fake
+$other_ctx- name: fake
   context: {cluster: fake, user: u, namespace: builds}
 clusters:
-- name: fake
+$other_cluster- name: fake
   cluster: {server: "$SERVER"}
 users:
 - name: u
   user: {}
 Y
     EXEC="kubernetes:context=fake"
+}
+
+k8s_env_kubectl() {
+    # kubectl on PATH, else Debian's unpacked privately (scripts/kubectl.sh)
     KUBECTL_BIN=$(bash "$KILN_SOURCE_DIR/scripts/kubectl.sh" 2>"$TMP/kubectl-why") || KUBECTL_BIN=
     KUBECTL=("$KUBECTL_BIN" --context fake -n builds)
 }
