@@ -51,6 +51,9 @@ int kiln__strcmp_p(const void *a, const void *b); /* qsort over char * */
 /* plugin_loader.c: the directory of the running kiln (plugins and
  * kiln-mount-exec are looked for next to it). 0, or -1. */
 int kiln__exe_dir(char *out, size_t cap);
+/* kiln's helper program NAME (kiln-watchdog, kiln-mount-exec): next to kiln,
+ * then in ../libexec/kiln/ from it, then where it was installed; 0 or -1. */
+int kiln__helper_path(const char *name, char *out, size_t cap);
 
 /* proc_local.c: a process spawned with AT starts a session (and process
  * group) of its own, default signal dispositions, no signal blocked:

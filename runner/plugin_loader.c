@@ -292,6 +292,27 @@ void kiln__registry_scan(kiln__registry *r, kiln__plugin_each_cb cb, void *data)
     free(seen);
 }
 
+#ifndef KILN_LIBEXEC_DIR
+#define KILN_LIBEXEC_DIR "/usr/local/libexec/kiln"
+#endif
+
+int kiln__helper_path(const char *name, char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    if (kiln__exe_dir(exe, sizeof exe) == 0) {
+        /* A build tree (build/runner/kiln-watchdog), then an installation
+         * that was moved or installed under another prefix than the one
+         * kiln was configured with (PREFIX/bin/kiln, PREFIX/libexec/kiln/). */
+        if ((size_t)snprintf(out, cap, "%s/%s", exe, name) < cap && access(out, X_OK) == 0)
+            return 0;
+        if ((size_t)snprintf(out, cap, "%s/../libexec/kiln/%s", exe, name) < cap && access(out, X_OK) == 0)
+            return 0;
+    }
+    if ((size_t)snprintf(out, cap, "%s/%s", KILN_LIBEXEC_DIR, name) < cap && access(out, X_OK) == 0)
+        return 0;
+    return -1;
+}
+
 int kiln__exe_dir(char *out, size_t cap)
 {
     ssize_t n = readlink("/proc/self/exe", out, cap - 1);

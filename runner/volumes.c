@@ -192,8 +192,7 @@ static bool uses_volumes(const kiln__pipeline *p)
     return false;
 }
 
-/* kiln-mount-exec next to kiln (a build tree, or an install whose libexec
- * is bin), else where it was installed. */
+/* kiln-mount-exec next to kiln, or installed (kiln__helper_path). */
 static const char *mount_exec_path(void)
 {
     static char path[PATH_MAX];
@@ -201,12 +200,7 @@ static const char *mount_exec_path(void)
     if (looked)
         return path[0] ? path : NULL;
     looked = true;
-    char exe[PATH_MAX];
-    if (kiln__exe_dir(exe, sizeof exe) == 0 &&
-        (size_t)snprintf(path, sizeof path, "%s/" MOUNT_EXEC, exe) < sizeof path && access(path, X_OK) == 0)
-        return path;
-    snprintf(path, sizeof path, "%s/" MOUNT_EXEC, KILN_LIBEXEC_DIR);
-    if (access(path, X_OK) == 0)
+    if (kiln__helper_path(MOUNT_EXEC, path, sizeof path) == 0)
         return path;
     path[0] = '\0';
     return NULL;

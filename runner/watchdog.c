@@ -20,9 +20,6 @@
 #include "internal.h"
 #include "watchdog.h"
 
-#ifndef KILN_LIBEXEC_DIR
-#define KILN_LIBEXEC_DIR "/usr/local/libexec/kiln"
-#endif
 
 #define WATCHDOG "kiln-watchdog"
 
@@ -37,16 +34,10 @@ static bool wd_failed;    /* could not start: said so once, do without */
 static int32_t *live;
 static size_t n_live, cap_live;
 
-/* kiln-watchdog next to kiln (a build tree), else where it was installed. */
+/* kiln-watchdog next to kiln, or installed (kiln__helper_path). */
 static int helper_path(char *out, size_t cap)
 {
-    char exe[PATH_MAX];
-    if (kiln__exe_dir(exe, sizeof exe) == 0 && (size_t)snprintf(out, cap, "%s/" WATCHDOG, exe) < cap &&
-        access(out, X_OK) == 0)
-        return 0;
-    if ((size_t)snprintf(out, cap, "%s/" WATCHDOG, KILN_LIBEXEC_DIR) < cap && access(out, X_OK) == 0)
-        return 0;
-    return ENOENT;
+    return kiln__helper_path(WATCHDOG, out, cap) == 0 ? 0 : ENOENT;
 }
 
 /* Start kiln-watchdog on a new pipe; 0 or an errno value. */

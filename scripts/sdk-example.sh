@@ -58,6 +58,9 @@ for dir in "$work/hello-cmake" "$work/hello-cc"; do
     [ "$rc" = 0 ] || die "kiln run exited $rc"
     grep -qF "[greet] hello, kiln" "$work/run.log" || die "no greeting from the plugin"
     grep -qF "[show] the plugin said: hello, kiln" "$work/run.log" || die "the output did not reach the next step"
+    # installed under another prefix than the one kiln was configured with:
+    # its helpers are found from the executable (PREFIX/libexec/kiln)
+    ! grep -qF "cannot start kiln-watchdog" "$work/run.log" || die "the installed kiln did not find its kiln-watchdog"
     python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["steps"][0]; sys.exit(not (s["uses"]=="hello" and s["status"]=="SUCCESS"))' \
         "$work/report.json" || die "report.json does not show hello SUCCESS"
     "$kiln" plugins hello --plugin-path "$dir" | grep -qE '^  name +string +default: world' \
