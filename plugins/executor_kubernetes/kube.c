@@ -40,6 +40,7 @@
 #include "kube_build.h"
 #include "kube_frame.h"
 #include "kube_helper.h"
+#include "kube_objects.h"
 #include "kube_pod.h"
 
 KILN_API_DEFINE;
@@ -675,17 +676,6 @@ static int on_discard(void *data, const char *buf, size_t len)
     return 0;
 }
 
-static bool pull_failure(const char *reason)
-{
-    static const char *const bad[] = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                                      "ErrImageNeverPull", "CreateContainerConfigError",
-                                      "CreateContainerError", "RunContainerError", NULL};
-    for (const char *const *b = bad; reason && *b; b++)
-        if (!strcmp(reason, *b))
-            return true;
-    return false;
-}
-
 /* The helper's init container could not run: the step fails saying so. */
 static bool helper_failed(kpod *p, const cJSON *status)
 {
@@ -701,7 +691,7 @@ static bool helper_failed(kpod *p, const cJSON *status)
         const char *wr = cJSON_GetStringValue(cJSON_GetObjectItem(w, "reason"));
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(w ? w : t, "message"));
         const cJSON *ec = cJSON_GetObjectItem(t, "exitCode");
-        if (pull_failure(wr)) {
+        if (kube_start_failure(wr)) {
             fail(p, KILN_ENOTFOUND,
                  "Pod %s: the helper image %s cannot be used: %s%s%s (publish it where the cluster pulls "
                  "from: make pod-helper-image, docs/KUBERNETES.md; or leave helperImage unset)",
@@ -770,7 +760,7 @@ static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
     if (cJSON_GetObjectItem(state, "running"))
         start_logs(p);
     const char *wr = cJSON_GetStringValue(cJSON_GetObjectItem(waiting, "reason"));
-    if (pull_failure(wr)) {
+    if (kube_start_failure(wr)) {
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(waiting, "message"));
         fail(p, KILN_ENOTFOUND, "Pod %s: image %s cannot be used: %s%s%s", p->name, p->image, wr,
              msg ? ": " : "", msg ? msg : "");

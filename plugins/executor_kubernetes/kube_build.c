@@ -425,17 +425,6 @@ static void on_fill_log(kiln_http *h, void *data, int err, const kiln_http_resp 
     fill_remove(kb);
 }
 
-static bool fill_pull_failure(const char *reason)
-{
-    static const char *const bad[] = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                                      "ErrImageNeverPull", "CreateContainerConfigError",
-                                      "CreateContainerError", "RunContainerError", NULL};
-    for (const char *const *b = bad; reason && *b; b++)
-        if (!strcmp(reason, *b))
-            return true;
-    return false;
-}
-
 static void fill_event(kbuild *kb, const char *line)
 {
     cJSON *j = cJSON_Parse(line);
@@ -461,7 +450,7 @@ static void fill_event(kbuild *kb, const char *line)
         if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, NULL, NULL, on_fill_log, kb, NULL))
             on_fill_log(NULL, kb, KILN_EIO, NULL);
         free(url);
-    } else if (fill_pull_failure(wr)) {
+    } else if (kube_start_failure(wr)) {
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "waiting"), "message"));
         fill_failed(kb, "the fill image %s cannot be used: %s%s%s", kb->fill_image, wr, msg ? ": " : "",
                     msg ? msg : "");

@@ -221,3 +221,14 @@ char *kube_base64(const char *s, size_t len)
     out[o] = '\0';
     return out;
 }
+
+bool kube_start_failure(const char *reason)
+{
+    static const char *const bad[] = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                                      "ErrImageNeverPull", "CreateContainerConfigError",
+                                      "CreateContainerError", "RunContainerError", NULL};
+    for (const char *const *b = bad; reason && *b; b++)
+        if (!strcmp(reason, *b))
+            return true;
+    return false;
+}

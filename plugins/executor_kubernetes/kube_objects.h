@@ -15,6 +15,7 @@
 #ifndef KILN_KUBE_OBJECTS_H
 #define KILN_KUBE_OBJECTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define KUBE_OWNER_KIND "ConfigMap"
@@ -53,5 +54,10 @@ void kube_secret_key(const char *env_name, unsigned suffix, char *out, size_t ca
 
 /* Base64 (RFC 4648, padded) of len bytes, malloc'd. */
 char *kube_base64(const char *s, size_t len);
+
+/* A container's waiting reason that means its image or its container
+ * cannot start (ErrImagePull, ImagePullBackOff, CreateContainerError, ...):
+ * the step (or the fill) fails instead of waiting. */
+bool kube_start_failure(const char *reason);
 
 #endif
