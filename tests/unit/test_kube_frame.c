@@ -154,20 +154,7 @@ static void helper_round_trip(void **state)
     assert_memory_equal(of, "name=value\n", 11);
 }
 
-static const cJSON *get(const cJSON *o, const char *path)
-{
-    char buf[200];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *k = strtok_r(buf, " ", &save); k && o; k = strtok_r(NULL, " ", &save))
-        o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(k)) : cJSON_GetObjectItemCaseSensitive(o, k);
-    return o;
-}
-
-static const char *str(const cJSON *o, const char *path)
-{
-    return cJSON_GetStringValue(get(o, path));
-}
+#include "json_path.h"
 
 static void framed_pod(void **state)
 {

@@ -37,21 +37,7 @@ static void label_values(void **state)
     assert_int_equal(strlen(v), 62);
 }
 
-/* PATH: keys and array indexes separated by spaces (label keys hold dots). */
-static const cJSON *get(const cJSON *o, const char *path)
-{
-    char buf[200];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *k = strtok_r(buf, " ", &save); k && o; k = strtok_r(NULL, " ", &save))
-        o = cJSON_IsArray(o) ? cJSON_GetArrayItem(o, atoi(k)) : cJSON_GetObjectItemCaseSensitive(o, k);
-    return o;
-}
-
-static const char *str(const cJSON *o, const char *path)
-{
-    return cJSON_GetStringValue(get(o, path));
-}
+#include "json_path.h"
 
 static void pod_hostpath(void **state)
 {
