@@ -13,7 +13,7 @@
  * step_image host entries, kiln_http_req.on_headers.
  * 1.7: the shipping core for remote sinks (ship_* host entries).
  * 1.8: kiln_exec_spec.secret_env (which env entries are secrets). */
-#define KILN_ABI_MINOR 8
+#define KILN_ABI_MINOR 9
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1
