@@ -185,7 +185,8 @@ static int user_credentials(const char *path, const char *user_name, const cJSON
          * kubeconfig's directory; a bare name is looked up in PATH. */
         char *command = strchr(cmd, '/') ? relative_to(path, cmd) : k8_strdup(cmd);
         char msg[900];
-        int rc = k8_exec_credential(exec, command, &c->token, &c->cert_pem, &c->key_pem, msg, sizeof msg);
+        int rc = k8_exec_credential(exec, command, &c->token, &c->cert_pem, &c->key_pem, &c->expires_at,
+                                    msg, sizeof msg);
         free(command);
         if (rc < 0) {
             snprintf(err, errcap, "%s: user %s: %s", path, user_name, msg);

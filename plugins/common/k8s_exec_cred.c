@@ -189,10 +189,36 @@ static int run_plugin(char **argv, char **env, grow *out, grow *errout, int *sta
     return 0;
 }
 
+long long k8_rfc3339(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!p)
+        return -1;
+    if (*p == '.')
+        while (*++p >= '0' && *p <= '9')
+            ;
+    long long off = 0;
+    if (*p == '+' || *p == '-') {
+        int h, m;
+        if (sscanf(p + 1, "%2d:%2d", &h, &m) != 2)
+            return -1;
+        off = (*p == '+' ? 1 : -1) * (h * 3600LL + m * 60LL);
+        p += 6;
+    } else if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else {
+        return -1;
+    }
+    return *p ? -1 : (long long)timegm(&tm) - off;
+}
+
 int k8_exec_credential(const cJSON *exec, const char *command, char **token, char **cert_pem, char **key_pem,
-                       char *err, size_t errcap)
+                       long long *expires_at, char *err, size_t errcap)
 {
     *token = *cert_pem = *key_pem = NULL;
+    *expires_at = 0;
     const char *api = k8_str(exec, "apiVersion");
     if (!api || (strcmp(api, "client.authentication.k8s.io/v1") &&
                  strcmp(api, "client.authentication.k8s.io/v1beta1"))) {
@@ -249,7 +275,13 @@ int k8_exec_credential(const cJSON *exec, const char *command, char **token, cha
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(cred, "status");
         const char *t = k8_str(st, "token"), *c = k8_str(st, "clientCertificateData"),
                    *key = k8_str(st, "clientKeyData");
-        if (t && *t) {
+        const char *exp = k8_str(st, "expirationTimestamp");
+        if (exp && (*expires_at = k8_rfc3339(exp)) < 0) {
+            snprintf(err, errcap, "the credential plugin %s returned an expirationTimestamp that is not an "
+                                  "RFC 3339 time: '%.60s'",
+                     command, exp);
+            rc = -1;
+        } else if (t && *t) {
             *token = k8_strdup(t);
         } else if (c && *c && key && *key) {
             *cert_pem = k8_strdup(c);

@@ -72,12 +72,16 @@ case $1 in
   token) printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"%s"}}\n' "$CRED_SECRET" ;;
   cert) python3 -c 'import json,sys; print(json.dumps({"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1",
     "status":{"clientCertificateData":open(sys.argv[1]).read(),"clientKeyData":open(sys.argv[2]).read()}}))' "$CRT" "$KEY" ;;
+  renew) printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"%s","expirationTimestamp":"%s"}}\n' \
+      "$CRED_SECRET" "$(date -u -d "@$(( $(date +%s) + 61 ))" +%Y-%m-%dT%H:%M:%SZ)" ;;
   *) echo "error: not logged in; run 'platform login' first" >&2; exit 4 ;;
 esac
 SH
 chmod +x kc-exec/bin/cred
 kubeconfig kc-exec-cert "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: '$TMP/kc-exec/bin/cred', args: [cert],
   env: [{name: CRT, value: '$TMP/client.crt'}, {name: KEY, value: '$TMP/client.key'}]}}"
+kubeconfig kc-exec-renew "{exec: {apiVersion: client.authentication.k8s.io/v1, command: '$TMP/kc-exec/bin/cred', args: [renew],
+  env: [{name: CRED_SECRET, value: '$TOKEN'}]}}"
 kubeconfig kc-exec-fail "{exec: {apiVersion: client.authentication.k8s.io/v1, command: '$TMP/kc-exec/bin/cred', args: [login]}}"
 kubeconfig kc-exec-absent "{exec: {apiVersion: client.authentication.k8s.io/v1, command: gke-gcloud-auth-plugin-$MARK,
   installHint: 'Install gke-gcloud-auth-plugin for use with kubectl by following https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin'}}"
@@ -163,5 +167,24 @@ rc=$(KUBECONFIG=$TMP/kc-exec-fail/kubeconfig run_kiln out-x-fail run local.yaml 
 check "executor with a failing exec plugin: exit 2 before anything runs (exit $rc)" [ "$rc" = 2 ]
 check "...the plugin's message" grep -qF "executor kubernetes: $TMP/kc-exec-fail/kubeconfig: user u: the credential plugin" out-x-fail
 check "...the step did not run" bash -c '! grep -qF "ran here" out-x-fail'
+
+echo "# the kubernetes executor renews an exec plugin's credential that expires during the build"
+# The plugin's tokens last 61 s, and kiln renews 60 s before the end: every
+# request after the first second asks again. The step's Pod never runs (this
+# fake has no kubelet); its timeout deletes it, later requests renew.
+cat >pod.yaml <<'Y'
+steps:
+- {id: waits, name: busybox, args: [sleep, '60'], timeout: 3s}
+Y
+rm -f kc-exec/bin/calls
+n_before=$(wc -l <"$REQ")
+rc=$(KUBECONFIG=$TMP/kc-exec-renew/kubeconfig run_kiln out-renew run pod.yaml --executor kubernetes)
+check "the step times out, as it must here (exit $rc)" [ "$rc" = 1 ]
+check "...saying TIMEOUT" has_line out-renew "TIMEOUT"
+check "...the plugin was asked again during the build" [ "$(grep -c 'called renew' kc-exec/bin/calls)" -ge 2 ]
+check "...kiln says it renewed them" has_line out-renew "executor kubernetes: credentials renewed (kubeconfig $TMP/kc-exec-renew/kubeconfig, context fake, exec plugin's token)"
+check "...no request was refused" python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]):]
+assert r and all(x["status"]!=401 for x in r) and any(x["method"]=="DELETE" and "/pods/" in x["path"] for x in r), r' "$REQ" "$n_before"
 
 finish

@@ -332,6 +332,39 @@ static void test_kubeconfig_client_cert_and_exec(void **state)
                                   &c, err, sizeof err),
                      -1);
     assert_non_null(strstr(err, "needs a terminal (interactiveMode: Always)"));
+
+    /* expirationTimestamp: kept, so that a long build asks again. */
+    write_file("cred-exp.sh", "#!/bin/sh\necho '{\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
+                              "\"expirationTimestamp\":\"'\"$EXP\"'\"}}'\n");
+    snprintf(path, sizeof path, "%s/cred-exp.sh", dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    const char *exp_user = "{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./cred-exp.sh, "
+                           "env: [{name: EXP, value: '2026-12-07T03:00:00.5+01:00'}]}}";
+    assert_int_equal(resolve_user(exp_user, &c, err, sizeof err), 0);
+    assert_int_equal(c.expires_at, 1796612400LL - 3600);
+    k8_conn_free(&c);
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./cred-exp.sh, "
+                                  "env: [{name: EXP, value: 'tomorrow'}]}}",
+                                  &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "returned an expirationTimestamp that is not an RFC 3339 time: 'tomorrow'"));
+    assert_int_equal(resolve_user(exec_user, &c, err, sizeof err), 0);
+    assert_int_equal(c.expires_at, 0); /* none given: never asked again */
+    k8_conn_free(&c);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    assert_int_equal(k8_rfc3339("1970-01-01T00:00:10Z"), 10);
+    assert_int_equal(k8_rfc3339("1970-01-01T01:00:10+01:00"), 10);
+    assert_int_equal(k8_rfc3339("1969-12-31T23:30:10-00:30"), 10);
+    assert_int_equal(k8_rfc3339("2026-12-07T03:00:00.123456789Z"), 1796612400LL);
+    assert_int_equal(k8_rfc3339("2026-12-07T03:00:00"), -1);  /* no zone */
+    assert_int_equal(k8_rfc3339("2026-12-07T03:00:00Zx"), -1); /* trailing */
+    assert_int_equal(k8_rfc3339("2026-12-07"), -1);
+    assert_int_equal(k8_rfc3339(""), -1);
+    assert_int_equal(k8_rfc3339(NULL), -1);
 }
 
 int main(void)
@@ -343,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_kubeconfig),
         cmocka_unit_test(test_kubeconfig_client_cert_and_exec),
+        cmocka_unit_test(test_rfc3339),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
