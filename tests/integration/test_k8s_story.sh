@@ -9,7 +9,9 @@
 # and kubectl: one Pod per imaged step of every build and sub-build, under
 # the helper; the sub-build's Pods carry the top build's id and mount the
 # sub-build's own workspace; the unittest output is in the steps' logs;
-# nothing is left.
+# nothing is left. And test_dag.sh's diamond (tests/data/dag/, steps
+# without an image there) with an image on every step: b and c overlap as
+# Pods.
 #
 # The images cannot be pulled here: python:3.11 is made on the spot from
 # this machine's python3 (k8s_env_python_image), ubuntu is busybox;
@@ -25,7 +27,7 @@ source "$KILN_SOURCE_DIR/tests/integration/seed_checks.sh"
 
 echo "# fixture: podman, the images (python from this machine, busybox as ubuntu), the helper, the fake"
 k8s_env_engine git
-k8s_env_image sh echo cat test sed grep mkdir
+k8s_env_image sh echo cat test sed grep mkdir touch seq sleep
 k8s_env_python_image
 k8s_env_helper_image
 k8s_env_fake
@@ -46,7 +48,7 @@ check "run-example.sh exits 0 (exit $rc)" [ "$rc" = 0 ]
 seed_checks "$TMP/ex" "$TMP/out.txt"
 
 
-echo "# the executor reached every build: the hooks (which recorded it), kiln serve"
+echo "# the executor reached every build: the hooks (which recorded it), kiln serve ($SECONDS s)"
 for repo in purchase_predict purchase_predict_api; do
     check "$repo's hook runs kiln trigger --executor kubernetes:helperImage=..." \
         grep -qF -- "--executor 'kubernetes:helperImage=$HIMG'" "$TMP/ex/srv/$repo.git/hooks/post-receive"
@@ -56,7 +58,7 @@ check "the pushes (without KILN_EXECUTOR) ran 4 builds on the cluster" \
 check "kiln serve opened the executor (KILN_EXECUTOR)" has_line "$TMP/ex/serve.log" "executor kubernetes: ready"
 check "... and an instance for the scheduled build" grep -q 'WORKING at .* (executor kubernetes opened in' "$TMP/ex/serve.log"
 
-echo "# the Pods (the fake's log): one per step with an image, of every build and sub-build"
+echo "# the Pods (the fake's log): one per step with an image, of every build and sub-build ($SECONDS s)"
 # pods_check WHAT: the Pods created (POST .../pods) against what the
 # reports say ran; WHAT is one of the checks below.
 pods_check() {
@@ -125,7 +127,7 @@ sys.exit(any(l["method"]=="POST" and l["path"].endswith("/pods") and
               or l["body"]["metadata"]["labels"]["kiln.dev/step"]=="train")
              for l in map(json.loads, open(sys.argv[1]))))' "$K/requests.jsonl"
 
-echo "# the steps' output, from the Pods"
+echo "# the steps' output, from the Pods ($SECONDS s)"
 # step_logs REPORT STEP: the log files of STEP in the build and its sub-build
 sub_id() { q "$1" '[s for s in r["steps"] if s["key"]=="api"][0]["builds"][0]["id"]'; }
 logs_of() {  # logs_of TOP-LOG-DIR SUB-LOG-DIR
@@ -151,7 +153,20 @@ check "the model's master sub-build rendered in its own workspace (the API's che
     grep -q "purchase-predict-api:${api_master:0:7}" \
     "$(q "$mm" '[s for s in r["steps"] if s["key"]=="api"][0]["builds"][0]["workspace"]')/out/config.yaml"
 
-echo "# nothing is left"
+echo "# test_dag.sh's diamond (tests/data/dag/diamond.yaml) as Pods: b and c hand-shake through /workspace ($SECONDS s)"
+mkdir -p dag/ws && cd dag
+k8s_env_imaged "$KILN_SOURCE_DIR/tests/data/dag/diamond.yaml" "$IMG" >diamond.yaml
+rc=$(run_kiln out.txt run diamond.yaml --executor "kubernetes:helperImage=$HIMG" --max-parallel 4 \
+    --report r.json --workspace ws)
+check "diamond as Pods exits 0 (exit $rc)" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -20 out.txt
+diamond_checks r.json out.txt
+check "diamond: its 4 steps ran as 4 Pods of the build" [ "$(python3 -c 'import json,sys
+print(sum(1 for l in map(json.loads, open(sys.argv[1])) if l["method"]=="POST" and l["path"].endswith("/pods")
+          and l["body"]["metadata"]["labels"]["kiln.dev/build"]==sys.argv[2]))' "$K/requests.jsonl" "$(jget r.json 'j["id"]')")" = 4 ]
+cd "$TMP"
+
+echo "# nothing is left ($SECONDS s)"
 nothing_left() {
     local kind
     for kind in pods secrets configmaps persistentvolumeclaims; do
@@ -177,4 +192,5 @@ else
     echo "skip - kubectl's view: no kubectl could be had ($(cat "$TMP/kubectl-why"))"
 fi
 
+echo "# done ($SECONDS s)"
 finish || { echo "--- run-example output"; tail -80 "$TMP/out.txt"; exit 1; }

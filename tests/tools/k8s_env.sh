@@ -38,6 +38,8 @@
 #       sets KUBECTL (an array: kubectl --context fake -n builds) or leaves
 #       KUBECTL_BIN empty when no kubectl can be had (k8s_need_kubectl
 #       then fails or skips).
+#   k8s_env_imaged PIPELINE IMAGE
+#       PIPELINE with `name: IMAGE` on every step, on stdout
 #   api PATH          GET on the fake
 #   count PLURAL      how many objects of PLURAL the namespace builds holds
 #   log_has EXPR      some request of the fake's log satisfies EXPR (Python over l)
@@ -196,6 +198,12 @@ k8s_need_kubectl() {
     fi
     skip_test "no kubectl could be had: $(cat "$TMP/kubectl-why")"
 }
+
+# k8s_env_imaged PIPELINE IMAGE: PIPELINE with `name: IMAGE` on every step
+# (a step written `- id: X` at the start of a line), on stdout: a pipeline
+# of the suite whose steps name no image (they would run on this machine
+# under any executor) as Pods.
+k8s_env_imaged() { sed "s|^- id: \(.*\)|- id: \1\n  name: $2|" "$1"; }
 
 api() { curl -s "$SERVER$1"; }
 count() { api "/api/v1/namespaces/builds/$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
