@@ -39,6 +39,12 @@ cleanup_k8s() { TMPDIR=$E/tmp podman rm -af -t 0 >/dev/null 2>&1 || true; }
 trap 'cleanup_k8s; cleanup' EXIT
 
 echo "# the fixture took $SECONDS s; the seed story, its steps with an image as Pods"
+# kubectl watches the namespace's Pods meanwhile (the real client)
+if [ -n "$KUBECTL_BIN" ]; then
+    "${KUBECTL[@]}" get pods -w --output-watch-events -L kiln.dev/build,kiln.dev/sub-build --no-headers \
+        >"$TMP/kubectl-watch.txt" 2>&1 &
+    WPID=$!
+fi
 t0=$(date +%s)
 rc=0
 KILN_EXECUTOR="kubernetes:helperImage=$HIMG" KILN_EXAMPLE_DIR=$TMP/ex \
@@ -47,6 +53,26 @@ echo "# run-example took $(($(date +%s) - t0)) s"
 check "run-example.sh exits 0 (exit $rc)" [ "$rc" = 0 ]
 seed_checks "$TMP/ex" "$TMP/out.txt"
 
+
+# kubectl_saw EVENT N SUB: N Pods had EVENT in kubectl's watch, SUB of
+# them with a kiln.dev/sub-build label (an id in its column; empty for the
+# top builds' Pods)
+kubectl_saw() {
+    python3 -c 'import re,sys
+ev,n,sub=sys.argv[2],int(sys.argv[3]),int(sys.argv[4])
+rows=[l.split() for l in open(sys.argv[1]) if l.split()[:1]==[ev]]
+names={r[1] for r in rows}
+uuid=lambda v: re.fullmatch("[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", v)
+subs={r[1] for r in rows if uuid(r[-1]) and uuid(r[-2])}  # BUILD and SUB-BUILD columns
+print("  kubectl saw %d %s, %d of sub-builds" % (len(names), ev, len(subs)))
+sys.exit(0 if (len(names), len(subs)) == (n, sub) else 1)' "$TMP/kubectl-watch.txt" "$1" "$2" "$3"
+}
+if [ -n "$KUBECTL_BIN" ]; then
+    kill "$WPID" 2>/dev/null || true
+    wait "$WPID" 2>/dev/null || true
+    check "kubectl get pods -w saw 11 Pods ADDED, 5 of them labelled with their sub-build" kubectl_saw ADDED 11 5
+    check "... and the 11 DELETED" kubectl_saw DELETED 11 5
+fi
 
 echo "# the executor reached every build: the hooks (which recorded it), kiln serve ($SECONDS s)"
 for repo in purchase_predict purchase_predict_api; do
