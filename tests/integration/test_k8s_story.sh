@@ -44,6 +44,7 @@ if [ -n "$KUBECTL_BIN" ]; then
     "${KUBECTL[@]}" get pods -w --output-watch-events -L kiln.dev/build,kiln.dev/sub-build --no-headers \
         >"$TMP/kubectl-watch.txt" 2>&1 &
     WPID=$!
+    FAKE_PIDS+=("$WPID") # stopped by lib.sh's cleanup if the test ends early
 fi
 t0=$(date +%s)
 rc=0
@@ -52,7 +53,6 @@ KILN_EXECUTOR="kubernetes:helperImage=$HIMG" KILN_EXAMPLE_DIR=$TMP/ex \
 echo "# run-example took $(($(date +%s) - t0)) s"
 check "run-example.sh exits 0 (exit $rc)" [ "$rc" = 0 ]
 seed_checks "$TMP/ex" "$TMP/out.txt"
-
 
 # kubectl_saw EVENT N SUB: N Pods had EVENT in kubectl's watch, SUB of
 # them with a kiln.dev/sub-build label (an id in its column; empty for the
