@@ -88,7 +88,9 @@ const char kiln__usage_text[] =
     "  --after SHA       the ref's new commit (default: what REF points at)\n"
     "  --out DIR         where each build's checkout, logs, report and plan go\n"
     "                    (default: a new directory under $TMPDIR)\n"
-    "  --dry-run         as for run; hook install: the hook runs dry runs\n";
+    "  --dry-run         as for run; hook install: the hook runs dry runs\n"
+    "  --executor SPEC   as for run; hook install: written into the hook (without it,\n"
+    "                    the pushing environment's KILN_EXECUTOR applies)\n";
 int kiln__usage_error(const char *fmt, ...)
 {
     va_list ap;

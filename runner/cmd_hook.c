@@ -350,11 +350,20 @@ int kiln__cmd_hook_install(const kiln__cli_opts *o)
         kiln__buf_adds(&s, " --log-format ");
         shell_quote(&s, o->log_format);
     }
+    /* --executor (or KILN_EXECUTOR when installing) is written into the
+     * hook, like PATH: a push over ssh runs the hook in the server's
+     * environment, not the installer's. Without one, the pushing
+     * environment's KILN_EXECUTOR applies (a local push inherits it). */
+    if (o->executor) {
+        kiln__buf_adds(&s, " --executor ");
+        shell_quote(&s, o->executor);
+    }
     kiln__buf_adds(&s, " --color never || status=1\ndone\nexit $status\n");
     bool ok = hook_write(hook, &s);
     if (ok)
-        printf("kiln: installed %s: every push runs the builds whose trigger in %s fires%s\n", hook,
-               trig, o->dry_run ? " (as dry runs)" : "");
+        printf("kiln: installed %s: every push runs the builds whose trigger in %s fires%s%s%s\n", hook,
+               trig, o->dry_run ? " (as dry runs)" : "", o->executor ? ", steps with an image through executor " : "",
+               o->executor ? o->executor : "");
     kiln__buf_release(&s);
     kiln__buf_release(&gd);
     free(hook);

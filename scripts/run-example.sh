@@ -13,6 +13,9 @@
 #   5. kiln serve with the same triggers file runs the weekly retraining
 #      (schedule: 0 3 * * MON) when its clock says Monday 03:00.
 # Everything goes to a new directory (or $KILN_EXAMPLE_DIR), kept afterwards.
+# With KILN_EXECUTOR set (e.g. kubernetes:context=C,helperImage=I), the
+# hooks record it and kiln serve reads it: the steps with an image run
+# through that executor (docs/KUBERNETES.md, "The seed story as Pods").
 # Usage: run-example.sh [BUILD_DIR]
 set -euo pipefail
 build=${1:-build}
@@ -32,6 +35,10 @@ say "kiln's seed story, in $work"
 echo "note: kedro is not installed; the train step runs the stand-in $root/tests/kedro/kedro"
 echo "note: a dry run: deploys are recorded by mock-deploy and image pushes by docker-build in each build's"
 echo "      plan file (and the image build too when no Docker engine answers); everything else runs"
+if [ -n "${KILN_EXECUTOR:-}" ]; then
+  echo "note: KILN_EXECUTOR=$KILN_EXECUTOR: the hooks (which record it) and kiln serve run every step"
+  echo "      with an image through it; the others (train, the sub-build's submit) run on this machine"
+fi
 
 say "1. two bare repositories, four triggers, the post-receive hooks"
 bash "$root/scripts/seed-repos.sh" "$work"
@@ -41,9 +48,13 @@ for repo in purchase_predict purchase_predict_api; do
     "$work/srv/$repo.git"
 done
 
+# The pushes come from a developer's environment, not the server's: the
+# executor (KILN_EXECUTOR) reaches the builds through the hooks, which
+# recorded it when installed, as on a real git server.
 push() {  # push REPO BRANCH: what `git push` shows, the builds included
   say "git push $1 $2"
-  git -C "$work/src/$1" push -q origin "HEAD:refs/heads/$2" 2>&1 | sed -e 's/^remote: //' -e 's/ *$//'
+  env -u KILN_EXECUTOR git -C "$work/src/$1" push -q origin "HEAD:refs/heads/$2" 2>&1 |
+    sed -e 's/^remote: //' -e 's/ *$//'
 }
 
 say "2. push to staging (the API deploys to Cloud Run)"
@@ -60,7 +71,7 @@ push purchase_predict feature-x
 git -C "$work/src/purchase_predict" checkout -q master
 echo "More about the model." >>"$work/src/purchase_predict/README.md"
 git -C "$work/src/purchase_predict" commit -q -am "docs only"
-git -C "$work/src/purchase_predict" push -q origin master:refs/heads/staging --force 2>&1 |
+env -u KILN_EXECUTOR git -C "$work/src/purchase_predict" push -q origin master:refs/heads/staging --force 2>&1 |
   sed -e 's/^remote: //' -e 's/ *$//'
 
 say "5. kiln serve runs the weekly retraining (purchase-predict-master, schedule \"0 3 * * MON\")"

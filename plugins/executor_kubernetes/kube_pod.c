@@ -74,6 +74,16 @@ static void add_secret_ref(cJSON *e, const char *secret, const char *key)
     cJSON_AddStringToObject(ref, "key", key);
 }
 
+/* The value of NAME in a "K=V" list, or NULL. */
+static const char *env_value(const char *const *env, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t k = 0; env && env[k]; k++)
+        if (!strncmp(env[k], name, nl) && env[k][nl] == '=')
+            return env[k] + nl + 1;
+    return NULL;
+}
+
 /* The JSON text, with anything that is not UTF-8 replaced: a Pod's strings
  * must be valid UTF-8 for the API server. */
 static char *print(cJSON *j)
@@ -104,6 +114,16 @@ char *kube_pod_body(const kube_build *b, const kiln_exec_spec *s, const char *na
     cJSON_AddStringToObject(labels, KUBE_LABEL_BUILD, b->build_id);
     cJSON_AddStringToObject(labels, KUBE_LABEL_STEP, step_label);
     cJSON_AddStringToObject(labels, KUBE_LABEL_OWNER, b->owner);
+    /* A sub-build's step: kiln.dev/build stays the top build's (its owner
+     * and sweep cover the sub-builds), and the step's own build (the host's
+     * KILN_BUILD_ID) is said too, so that kubectl tells it from the top
+     * build's step of the same id. */
+    const char *own = env_value(s->env, "KILN_BUILD_ID");
+    if (own && *own && strcmp(own, b->build_id)) {
+        char sub[64];
+        kube_label_value(own, sub, sizeof sub);
+        cJSON_AddStringToObject(labels, KUBE_LABEL_SUB_BUILD, sub);
+    }
     cJSON *ann = cJSON_AddObjectToObject(meta, "annotations");
     cJSON_AddStringToObject(ann, "kiln.dev/step-id", s->step_id); /* the id as written */
 

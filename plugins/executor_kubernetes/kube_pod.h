@@ -37,6 +37,7 @@ typedef struct kube_build {
 #define KUBE_LABEL_BUILD "kiln.dev/build"
 #define KUBE_LABEL_STEP "kiln.dev/step"
 #define KUBE_LABEL_OWNER "kiln.dev/owner"
+#define KUBE_LABEL_SUB_BUILD "kiln.dev/sub-build" /* a sub-build's step: its own build's id */
 
 /* A label value (at most 63 of [A-Za-z0-9._-], alphanumeric at both ends)
  * made from S, into out[cap]; "x" when nothing of S is usable. */

@@ -118,6 +118,38 @@ need_shared() {
     fi
     skip_test "$SHARED/$1 is missing (the project's ../shared is not beside this clone; KILN_REQUIRE_SHARED=1 makes this a failure)"
 }
+# The steps' intervals of a report (the DAG tests):
+# times REPORT: "key start end" per step, in seconds since the epoch
+times() {
+    python3 -c 'import json,sys,datetime
+def t(s): return datetime.datetime.fromisoformat(s.rstrip("Z")).timestamp()
+for s in json.load(open(sys.argv[1]))["steps"]:
+    if "timing" in s: print(s["key"], t(s["timing"]["startTime"]), t(s["timing"]["endTime"]))' "$1"
+}
+# before REPORT A B: step A ended no later than step B started
+before() {
+    times "$1" | awk -v a="$2" -v b="$3" '$1==a{ae=$3} $1==b{bs=$2} END{exit !(ae!="" && bs!="" && ae<=bs)}'
+}
+# overlap REPORT A B: the two steps' intervals intersect
+overlap() {
+    times "$1" | awk -v a="$2" -v b="$3" '$1==a{as=$2;ae=$3} $1==b{bs=$2;be=$3} END{exit !(as<be && bs<ae)}'
+}
+# serial REPORT: no two steps' intervals intersect
+serial() {
+    times "$1" | sort -k2,2n | awk 'NR>1 && $2<prev{bad=1} {prev=$3} END{exit bad}'
+}
+# diamond_checks REPORT CONSOLE: tests/data/dag/diamond.yaml ran as a
+# diamond (test_dag.sh; test_k8s_story.sh as Pods)
+diamond_checks() {
+    check "diamond: every step SUCCESS" \
+        test "$(status "$1" a)$(status "$1" b)$(status "$1" c)$(status "$1" d)" = SUCCESSSUCCESSSUCCESSSUCCESS
+    check "diamond: b and c overlap in the report" overlap "$1" b c
+    check "diamond: a before b" before "$1" a b
+    check "diamond: c before d" before "$1" c d
+    check "diamond: b before d" before "$1" b d
+    check "diamond: console shows d's output" has_line "$2" "[d] d"
+}
+
 finish() {
     echo "# $PASSES passed, $FAILS failed"
     [ "$FAILS" -eq 0 ]

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # ctest-labels: slow
-# The kubernetes executor at scale and on the DAG suite's pipelines, steps
-# as Pods on the fake API server (its podman kubelet runs them for real),
-# under kiln-pod-helper: test_dag.sh's diamond (b and c overlap, order
-# kept), and 200 steps 20 at a time (--max-parallel 20): every one
-# succeeds with its own output, never more than 20 Pods at once, and no
-# Pod or container is left. Slow (minutes of podman): label slow. No time
-# is asserted; limits only catch hangs.
+# The kubernetes executor at scale, steps as Pods on the fake API server
+# (its podman kubelet runs them for real), under kiln-pod-helper: 200
+# steps 20 at a time (--max-parallel 20): every one succeeds with its own
+# output, never more than 20 Pods at once, and no Pod or container is
+# left (test_dag.sh's diamond as Pods: test_k8s_story.sh). Slow (minutes
+# of podman): label slow. No time is asserted; limits only catch hangs.
 #
 # Needs podman, runc, a static busybox, root (scripts/deps.d/k8s-executor).
 # KILN_SKIP_ENGINE_TESTS=1 skips it.
@@ -22,52 +21,6 @@ k8s_env_fake
 EXEC="kubernetes:helperImage=$HIMG"
 pods_left() { count pods; }
 no_pods() { [ "$(pods_left)" = 0 ]; }
-times() {
-    python3 -c 'import json,sys,datetime
-def t(s): return datetime.datetime.fromisoformat(s.rstrip("Z")).timestamp()
-for s in json.load(open(sys.argv[1]))["steps"]:
-    if "timing" in s: print(s["key"], t(s["timing"]["startTime"]), t(s["timing"]["endTime"]))' "$1"
-}
-before() { times "$1" | awk -v a="$2" -v b="$3" '$1==a{ae=$3} $1==b{bs=$2} END{exit !(ae!="" && bs!="" && ae<=bs)}'; }
-overlap() { times "$1" | awk -v a="$2" -v b="$3" '$1==a{as=$2;ae=$3} $1==b{bs=$2;be=$3} END{exit !(as<be && bs<ae)}'; }
-
-# ---------------------------------------------------------------------------
-echo "# test_dag.sh's diamond, as Pods: b and c run at the same time (handshake in the workspace)"
-mkdir -p dag/ws && cd dag
-sed "s|IMG|$IMG|" >diamond.yaml <<'EOF2'
-steps:
-- id: a
-  name: IMG
-  script: echo a
-- id: b
-  name: IMG
-  waitFor: [a]
-  script: |
-    touch b.started
-    for i in $(seq 1200); do [ -e c.started ] && exit 0; sleep 0.05; done
-    echo "c never started while b ran"; exit 1
-- id: c
-  name: IMG
-  waitFor: [a]
-  script: |
-    touch c.started
-    for i in $(seq 1200); do [ -e b.started ] && exit 0; sleep 0.05; done
-    echo "b never started while c ran"; exit 1
-- id: d
-  name: IMG
-  waitFor: [b, c]
-  script: test -e b.started && test -e c.started && echo d
-EOF2
-rc=$(run_kiln out.txt run diamond.yaml --executor "$EXEC" --max-parallel 4 --report r.json --workspace ws)
-check "diamond exits 0 (got $rc)" [ "$rc" = 0 ]
-[ "$rc" = 0 ] || tail -20 out.txt
-check "diamond: every step SUCCESS" [ "$(status r.json a)$(status r.json b)$(status r.json c)$(status r.json d)" = SUCCESSSUCCESSSUCCESSSUCCESS ]
-check "diamond: b and c overlap" overlap r.json b c
-check "diamond: a before b" before r.json a b
-check "diamond: c before d" before r.json c d
-check "diamond: console shows d's output" has_line out.txt "[d] d"
-check "diamond: no Pod left" wait_for 60 no_pods
-cd "$TMP"
 
 # ---------------------------------------------------------------------------
 echo "# 200 steps, 20 at a time"

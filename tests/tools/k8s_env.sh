@@ -19,6 +19,16 @@
 #   k8s_env_helper_image
 #       imports HIMG (localhost/kiln-pod-helper:test) as `make
 #       pod-helper-image` makes it, from HELPER (the built kiln-pod-helper).
+#   k8s_env_python_image
+#       imports PYIMG (default localhost/kiln-k8s-python:1): this machine's
+#       Debian python3 (K8S_PYTHON, default /usr/bin/python3), its standard
+#       library without the test suite, IDLE, Tk, ensurepip, lib2to3,
+#       distutils and config-*, the libraries ldd names for it and its
+#       lib-dynload modules, busybox's sh; PATH=/usr/bin:/bin.
+#   k8s_env_root DIR [APPLET...], k8s_env_libs DIR FILE...,
+#   k8s_env_import DIR IMAGE [OPTION...]
+#       the pieces of the images above: busybox in an empty root, the
+#       libraries ldd names, `podman import` of a tar of DIR.
 #   k8s_env_fake [FAKE-ARG...]
 #       starts the fake in K ($TMP/k8s: requests.jsonl, kubelet/) with the
 #       extra FAKE-ARGs; sets SERVER, KUBECONFIG (context "fake", namespace
@@ -28,6 +38,8 @@
 #       sets KUBECTL (an array: kubectl --context fake -n builds) or leaves
 #       KUBECTL_BIN empty when no kubectl can be had (k8s_need_kubectl
 #       then fails or skips).
+#   k8s_env_imaged PIPELINE IMAGE
+#       PIPELINE with `name: IMAGE` on every step, on stdout
 #   api PATH          GET on the fake
 #   count PLURAL      how many objects of PLURAL the namespace builds holds
 #   log_has EXPR      some request of the fake's log satisfies EXPR (Python over l)
@@ -69,15 +81,11 @@ k8s_env_engine() {
 }
 
 k8s_env_image() {
-    local a applets=("$@")
+    local applets=("$@")
     [ ${#applets[@]} -gt 0 ] || applets=(sh echo sleep cat ls test mkdir kill true false env grep)
-    mkdir -p "$E/root/bin" "$E/root/tmp"
-    cp "$BUSYBOX" "$E/root/bin/busybox"
-    for a in "${applets[@]}"; do ln -s busybox "$E/root/bin/$a"; done
-    tar -C "$E/root" -cf "$E/root.tar" .
+    k8s_env_root "$E/root" "${applets[@]}"
     IMG=${IMG:-localhost/kiln-k8s-busybox:1}
-    TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >"$E/import.log" 2>&1 ||
-        { cat "$E/import.log"; cannot_run "podman import failed"; }
+    k8s_env_import "$E/root" "$IMG"
 }
 
 k8s_env_helper_image() {
@@ -86,10 +94,64 @@ k8s_env_helper_image() {
     # build tool needed).
     mkdir -p "$E/helper"
     cp "$HELPER" "$E/helper/kiln-pod-helper"
-    tar -C "$E/helper" -cf "$E/helper.tar" .
     HIMG=localhost/kiln-pod-helper:test
-    TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >"$E/himport.log" 2>&1 ||
-        { cat "$E/himport.log"; cannot_run "podman import of the helper failed"; }
+    k8s_env_import "$E/helper" "$HIMG"
+}
+
+k8s_env_python_image() {
+    # Debian's python3 (not whatever python3 PATH finds first: a pyenv or
+    # venv build keeps its library elsewhere); its stdlib without what a
+    # build's unittest never loads (the test suite, IDLE, Tk, pip's wheels,
+    # the static libpython of config-*).
+    local py=${K8S_PYTHON:-/usr/bin/python3} stdlib d=$E/python x
+    [ -x "$py" ] || cannot_run "no $py to make the python image (python3)"
+    py=$(readlink -f "$py")
+    stdlib=$("$py" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))') ||
+        cannot_run "$py cannot say where its library is"
+    k8s_env_root "$d" sh
+    mkdir -p "$d/usr/bin" "$d$(dirname "$stdlib")"
+    cp "$py" "$d/usr/bin/" && ln -s "$(basename "$py")" "$d/usr/bin/python3"
+    cp -a "$stdlib" "$d$stdlib"
+    for x in test idlelib tkinter turtledemo ensurepip lib2to3 pydoc_data distutils site-packages dist-packages \
+        'config-*'; do
+        rm -rf "${d:?}$stdlib/"$x
+    done
+    k8s_env_libs "$d" "$py" "$d$stdlib"/lib-dynload/*.so
+    PYIMG=${PYIMG:-localhost/kiln-k8s-python:1}
+    k8s_env_import "$d" "$PYIMG" --change 'ENV PATH=/usr/bin:/bin'
+}
+
+# k8s_env_root DIR [APPLET...]: an empty root in DIR with /tmp and busybox
+# at /bin/busybox, a link to it per APPLET.
+k8s_env_root() {
+    local d=$1 a
+    shift
+    mkdir -p "$d/bin" "$d/tmp"
+    cp "$BUSYBOX" "$d/bin/busybox"
+    for a in "$@"; do ln -sf busybox "$d/bin/$a"; done
+}
+
+# k8s_env_libs DIR FILE...: the shared libraries ldd names for the FILEs
+# (the loader too), copied to their own paths under DIR; one ldd cannot
+# find is left out (a module that needs it fails to import, as it would).
+k8s_env_libs() {
+    local d=$1 lib
+    shift
+    for lib in $(ldd "$@" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u); do
+        [ -e "$d$lib" ] && continue
+        mkdir -p "$d$(dirname "$lib")" && cp -L "$lib" "$d$lib"
+    done
+}
+
+# k8s_env_import DIR IMAGE [podman import OPTION...]: DIR as the image IMAGE
+# in the private storage (a tar of it, `podman import`: no registry, no
+# build tool).
+k8s_env_import() {
+    local d=$1 img=$2
+    shift 2
+    tar -C "$d" -cf "$d.tar" .
+    TMPDIR=$E/tmp podman import "$@" "$d.tar" "$img" >"$d.import.log" 2>&1 ||
+        { cat "$d.import.log"; cannot_run "podman import of $img failed"; }
 }
 
 k8s_env_fake() {
@@ -136,6 +198,12 @@ k8s_need_kubectl() {
     fi
     skip_test "no kubectl could be had: $(cat "$TMP/kubectl-why")"
 }
+
+# k8s_env_imaged PIPELINE IMAGE: PIPELINE with `name: IMAGE` on every step
+# (a step written `- id: X` at the start of a line), on stdout: a pipeline
+# of the suite whose steps name no image (they would run on this machine
+# under any executor) as Pods.
+k8s_env_imaged() { sed "s|^- id: \(.*\)|- id: \1\n  name: $2|" "$1"; }
 
 api() { curl -s "$SERVER$1"; }
 count() { api "/api/v1/namespaces/builds/$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }

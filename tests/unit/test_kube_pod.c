@@ -42,7 +42,7 @@ static void label_values(void **state)
 static void pod_hostpath(void **state)
 {
     const char *argv[] = {"sh", "-c", "echo hi", NULL};
-    const char *env[] = {"GREET=hello", "EMPTY=", "=bad", NULL};
+    const char *env[] = {"GREET=hello", "EMPTY=", "=bad", "KILN_BUILD_ID=b1", NULL};
     const char *vols[] = {"cache=/cache", NULL};
     kiln_exec_spec s = {.struct_size = sizeof s,
                         .build_id = "b1",
@@ -64,6 +64,7 @@ static void pod_hostpath(void **state)
     assert_string_equal(str(p, "metadata name"), "kiln-b1-build-it-1");
     assert_string_equal(str(p, "metadata labels kiln.dev/step"), "Build-It");
     assert_string_equal(str(p, "metadata annotations kiln.dev/step-id"), "Build It!");
+    assert_null(get(p, "metadata labels kiln.dev/sub-build")); /* the top build's own step */
     assert_string_equal(str(p, "spec restartPolicy"), "Never");
     assert_int_equal(get(p, "spec terminationGracePeriodSeconds")->valueint, 3); /* rounded up */
     assert_true(cJSON_IsFalse(get(p, "spec automountServiceAccountToken")));
@@ -75,8 +76,9 @@ static void pod_hostpath(void **state)
     assert_string_equal(str(c, "resources limits memory"), "64Mi");
     assert_string_equal(str(c, "env 0 name"), "GREET");
     assert_string_equal(str(c, "env 1 value"), "");
-    assert_string_equal(str(c, "env 2 name"), "HOME"); /* "=bad" skipped, HOME added */
-    assert_string_equal(str(c, "env 2 value"), "/builder/home");
+    assert_string_equal(str(c, "env 2 name"), "KILN_BUILD_ID"); /* "=bad" skipped */
+    assert_string_equal(str(c, "env 3 name"), "HOME");          /* added */
+    assert_string_equal(str(c, "env 3 value"), "/builder/home");
     /* workspace, home, $KILN_OUTPUT, the volume */
     assert_string_equal(str(p, "spec volumes 0 hostPath path"), "/ws");
     assert_string_equal(str(p, "spec volumes 1 hostPath path"), "/tmp/kiln-k8s-b1/home");
@@ -90,11 +92,13 @@ static void pod_hostpath(void **state)
 static void pod_pvc_image_entrypoint(void **state)
 {
     const char *argv[] = {"build", "--flag", NULL};
+    const char *env[] = {"KILN_BUILD_ID=sub-9", NULL}; /* a sub-build's step */
     kiln_exec_spec s = {.struct_size = sizeof s,
                         .build_id = "b2",
                         .step_id = "s",
                         .image = "gcr.io/x/y",
                         .argv = argv,
+                        .env = env,
                         .image_entrypoint = true,
                         .cwd = "/elsewhere",
                         .workspace = "/ws",
@@ -106,6 +110,8 @@ static void pod_pvc_image_entrypoint(void **state)
     free(body);
     const cJSON *c = get(p, "spec containers 0");
     assert_null(get(c, "command")); /* the image's own entrypoint */
+    assert_string_equal(str(p, "metadata labels kiln.dev/build"), "b2");
+    assert_string_equal(str(p, "metadata labels kiln.dev/sub-build"), "sub-9");
     assert_string_equal(str(c, "args 0"), "build");
     assert_string_equal(str(c, "workingDir"), "/workspace");
     assert_string_equal(str(p, "spec serviceAccountName"), "kiln");
