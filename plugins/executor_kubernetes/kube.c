@@ -1183,7 +1183,14 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
 static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
 {
     struct kx *kx = plugin_data;
-    if (!kx->pods_url) {
+    if (!kx->pods_url || kx->closing) {
+        /* Never opened; or asked again (the host's loop ran dry, or kiln
+         * serve waited long enough): finish now, as the container executor
+         * does. The sweeps already sent go on; their answers no longer
+         * call a done, so each close() is answered once: an earlier one
+         * still waiting is replaced by this one (the host passes the same
+         * done and arg), one after done was called is answered at once. */
+        kx->close_done = NULL;
         done(arg);
         return;
     }

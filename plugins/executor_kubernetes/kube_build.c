@@ -520,6 +520,11 @@ static void on_fill_created(kiln_http *h, void *data, int err, const kiln_http_r
         fill_failed(kb, "cannot create the fill Pod %s-fill: %s", kb->owner_name, message(err, resp, m, sizeof m));
         return;
     }
+    if (kb->closing) { /* made after close() listed the build's Pods: it would outlive the build */
+        fill_failed(kb, "the build ended before its workspace was filled");
+        fill_remove(kb);
+        return;
+    }
     kiln_info(kb->c.self, "executor kubernetes: filling the workspace claim from %s at %s (image %s)",
               kb->git_url, kb->git_commit, kb->fill_image);
     fill_watch(kb);
@@ -579,7 +584,7 @@ static void pump(kbuild *kb)
 static void pump_once(kbuild *kb)
 {
     bool owner_ready = kb->owner_uid && !kb->claim_pending;
-    if (owner_ready && kb->fill == FILL_FOUND && !kb->error)
+    if (owner_ready && kb->fill == FILL_FOUND && !kb->error && !kb->closing) /* no fill once the build ended */
         fill_create(kb);
     if (kb->c.fill && kb->fill != FILL_DONE)
         owner_ready = false; /* the claim is not filled yet */
