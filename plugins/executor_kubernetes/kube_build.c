@@ -643,6 +643,19 @@ void kb_pod_node(kbuild *kb, const char *node)
     pump(kb);
 }
 
+const char *kb_node(const kbuild *kb)
+{
+    return kb && kb->c.pin_node ? kb->node : NULL;
+}
+
+void kb_node_gone(kbuild *kb, const char *why)
+{
+    if (!kb || kb->error)
+        return;
+    kb->error = kp_xstrdup(why);
+    pump(kb);
+}
+
 void kb_forget(kbuild *kb, void *token)
 {
     if (kb && kb->scout == token) {
