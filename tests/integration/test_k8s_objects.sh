@@ -222,6 +222,8 @@ has_node() { [ -n "$(first_node)" ]; }
 check "the new build finds the node that joined" wait_for 120 has_node
 n2=$(first_node)
 check "... kiln-fake-node-2 ($n2)" [ "$n2" = kiln-fake-node-2 ]
+gate_started() { grep -q '^\[gate\] starting' out2; }
+check "the first step is over, the gate waits" wait_for 120 gate_started
 curl -s -X DELETE "$SERVER/api/v1/nodes/$n2" >/dev/null
 touch node-gone
 rc=0
