@@ -666,8 +666,25 @@ void kb_forget(kbuild *kb, void *token)
 
 void kb_close(kbuild *kb)
 {
-    if (kb)
-        kb->closing = true;
+    if (!kb)
+        return;
+    kb->closing = true;
+    /* Pods still waiting here belong to steps that are over (cancelled
+     * while the owner, Secret, fill or node was awaited): let them go, or
+     * their state outlives the build. No pump meanwhile: nothing new is
+     * sent for a build that ended. */
+    kb->pumping = true;
+    struct kb_wait *w;
+    while ((w = kb->waits)) {
+        kb->waits = w->next;
+        if (!kb->waits)
+            kb->tail = &kb->waits;
+        free(w->body);
+        w->cb(w->data, NULL, "the build ended");
+        free(w);
+    }
+    kb->pumping = false;
+    kb->again = false;
 }
 
 void kb_free(kbuild *kb)

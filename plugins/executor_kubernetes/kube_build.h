@@ -97,7 +97,8 @@ const char *kb_error(const kbuild *kb);
 const char *kb_owner_name(const kbuild *kb);
 
 /* The build ends (close() is listing what to delete): an owner or claim
- * whose create is answered from now on is deleted at once. */
+ * whose create is answered from now on is deleted at once; a Pod still
+ * waiting in kb_when_ready() is called back with an error (inside). */
 void kb_close(kbuild *kb);
 
 /* Drop the state (no callbacks; values wiped). */

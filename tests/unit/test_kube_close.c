@@ -248,6 +248,38 @@ static void close_after_done(void **state)
     kx_destroy(pd);
 }
 
+/* A Pod still waiting for the build's owner when the build ends (its step
+ * was cancelled): called back at close(), so that nothing of it is left. */
+static int gate_calls;
+static const char *gate_error;
+static void on_gate_test(void *data, char *body, const char *error)
+{
+    (void)data;
+    gate_calls++;
+    gate_error = error;
+    free(body);
+}
+
+static void close_releases_waiting_pod(void **state)
+{
+    (void)state;
+    assert_int_equal(kx_init(&api, (kiln_plugin_handle *)&api, &pd), 0);
+    assert_int_equal(kx_open(pd, &cfg, "b1"), 0);
+    struct kx *kx = pd;
+    gate_calls = 0;
+    kb_when_ready(kx->kb, strdup("{\"metadata\":{}}"), 0, &gate_calls, on_gate_test, NULL);
+    assert_int_equal(gate_calls, 0); /* the owner is not made yet */
+    kx_close(pd, on_done, &dones);
+    assert_int_equal(gate_calls, 1);
+    assert_string_equal(gate_error, "the build ended");
+    answer_all("{\"items\":[]}"); /* the owner's create comes late: deleted */
+    answer_all(NULL);
+    assert_int_equal(count("DELETE", "/configmaps/"), 1);
+    assert_int_equal(count("POST", "/pods"), 0);
+    assert_int_equal(dones, 1);
+    kx_destroy(pd);
+}
+
 /* ---- fill=git: the git lookup answered after close() ------------------------- */
 
 static void fill_lookup_after_close(void **state)
@@ -309,6 +341,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(close_once, setup, teardown),
         cmocka_unit_test_setup_teardown(close_again, setup, teardown),
         cmocka_unit_test_setup_teardown(close_after_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_releases_waiting_pod, setup, teardown),
         cmocka_unit_test_setup_teardown(fill_lookup_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(fill_created_after_close, setup, teardown),
     };
