@@ -24,6 +24,8 @@ typedef struct k8_conn {
     char *server;             /* no trailing '/' */
     char *token;              /* or NULL */
     char *ca_file, *ca_pem;   /* or NULL */
+    char *cert_pem, *key_pem; /* the client certificate and its key (PEM), or NULL */
+    const char *source_auth;  /* for messages: how the user authenticates, or NULL */
     bool insecure;
     char *namespace_;         /* the context's, or NULL */
     char *source;             /* for messages: "kubeconfig F, context C" */

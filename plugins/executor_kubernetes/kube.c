@@ -243,6 +243,8 @@ static int request(struct kx *kx, const char *method, const char *url, const cha
     r.on_data_data = on_data_data;
     r.ca_file = kx->conn.ca_file;
     r.ca_pem = kx->conn.ca_pem;
+    r.cert_pem = kx->conn.cert_pem;
+    r.key_pem = kx->conn.key_pem;
     r.insecure = kx->conn.insecure;
     return kiln_api->http_request_obj(KILN_OBJ(kx->self), &r, cb, data, out);
 }
@@ -1170,6 +1172,12 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         kiln_error(kx->self, "executor kubernetes: %s", err);
         return KILN_ECONFIG;
     }
+    if (kx->conn.cert_pem && kiln_api->abi_minor < 9) {
+        kiln_error(kx->self, "executor kubernetes: %s: a client certificate needs kiln 1.9's host (this one "
+                             "is ABI 1.%u)",
+                   kx->conn.source, (unsigned)kiln_api->abi_minor);
+        return KILN_ECONFIG;
+    }
     kx->ns = kp_xstrdup(c->ns && *c->ns ? c->ns : kx->conn.namespace_ ? kx->conn.namespace_ : "default");
     kx->sa = c->service_account ? kp_xstrdup(c->service_account) : NULL;
     kx->memory = c->memory ? kp_xstrdup(c->memory) : NULL;
@@ -1412,6 +1420,8 @@ static void kx_terminate(kiln_exec *x)
     r.timeout_ms = p->grace_ms > 0 ? p->grace_ms : 1;
     r.ca_file = p->kx->conn.ca_file;
     r.ca_pem = p->kx->conn.ca_pem;
+    r.cert_pem = p->kx->conn.cert_pem;
+    r.key_pem = p->kx->conn.key_pem;
     r.insecure = p->kx->conn.insecure;
     if (kiln_api->http_request_obj(KILN_OBJ(p->kx->self), &r, on_deadline, p, &p->deadline) == 0)
         p->pending++;
