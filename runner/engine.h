@@ -343,7 +343,12 @@ struct kiln__engine {
     struct kiln_sink **sinks;
     size_t n_sinks;
     int paused_sinks;
-    kiln_proc **readers;         /* processes whose output is being read */
+    /* processes whose output is being read; paused: by the sinks'
+     * backpressure (only those are resumed, logpipe.c) */
+    struct kiln__reader {
+        kiln_proc *p;
+        bool paused;
+    } *readers;
     size_t n_readers, cap_readers;
     struct kiln__http_client *http;
     kiln__masker *masker;        /* every secret of every build */

@@ -43,7 +43,7 @@ struct kiln__exec_inst {
     bool closing, closed;        /* close() called / over (or never owed) */
     bool in_call;                /* inside open() or close(): not freed meanwhile */
     bool capturing;
-    int n_http;                  /* requests on its handle not yet called back */
+    int n_http;                  /* requests and queue_work() on its handle not yet called back */
     void (*done)(void *);
     void *done_arg;
     struct said *said;           /* captured during open() */

@@ -390,6 +390,7 @@ struct work {
     kiln_after_work_cb after;
     void *data;
     bool sink; /* a sink's: the top build's end waits for it (kiln__build_sinks_idle) */
+    kiln__exec_inst *inst; /* an executor instance's: not destroyed before `after` ran */
 };
 
 static void work_run(uv_work_t *r)
@@ -406,6 +407,8 @@ static void work_after(uv_work_t *r, int status)
     /* After the callback, which may have queued the sink's next write. */
     if (w->sink && g_eng && --g_eng->sink_work == 0 && g_eng->top)
         kiln__build_sinks_idle(g_eng->top);
+    if (w->inst) /* after the callback, which may use the instance's state */
+        kiln__exec_inst_http_done(w->inst);
     free(w);
 }
 
@@ -426,6 +429,12 @@ static int h_queue_work(kiln_object *obj, kiln_work_cb work, kiln_after_work_cb 
     }
     if (w->sink)
         g_eng->sink_work++;
+    /* An executor's work (the kubernetes fill's git lookup) holds its
+     * instance as its requests do: destroy() waits for `after`. */
+    if (obj && obj->type == KILN__OBJ_PLUGIN && ((kiln_plugin_handle *)obj)->inst) {
+        w->inst = ((kiln_plugin_handle *)obj)->inst;
+        kiln__exec_inst_count_http(w->inst);
+    }
     return 0;
 }
 

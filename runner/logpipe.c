@@ -243,13 +243,31 @@ void kiln__framer_finish(kiln__framer *f)
 
 /* ---- sinks ----------------------------------------------------------- */
 
+/* Pause every reader, or resume those the sinks paused. A resume may
+ * deliver output inside the call (an executor handing over what it held
+ * while paused): that output may fill a sink again, which pauses every
+ * reader (the loop stops: none is resumed while a sink is over), or end
+ * the process, which leaves the list (the loop looks again from the
+ * start rather than skip the reader moved into its place). */
 static void pause_readers(kiln__engine *eng, bool pause)
 {
-    for (size_t i = 0; i < eng->n_readers; i++) {
-        if (pause)
-            KILN__PROC_EXEC(eng->readers[i])->pause(eng->readers[i]);
-        else
-            KILN__PROC_EXEC(eng->readers[i])->resume(eng->readers[i]);
+    if (pause) {
+        for (size_t i = 0; i < eng->n_readers; i++)
+            if (!eng->readers[i].paused) {
+                eng->readers[i].paused = true;
+                KILN__PROC_EXEC(eng->readers[i].p)->pause(eng->readers[i].p);
+            }
+        return;
+    }
+    for (size_t i = 0; i < eng->n_readers && eng->paused_sinks == 0;) {
+        if (!eng->readers[i].paused) {
+            i++;
+            continue;
+        }
+        kiln_proc *p = eng->readers[i].p;
+        eng->readers[i].paused = false;
+        KILN__PROC_EXEC(p)->resume(p);
+        i = i < eng->n_readers && eng->readers[i].p == p ? i + 1 : 0;
     }
 }
 
@@ -259,13 +277,17 @@ void kiln__engine_add_reader(kiln__engine *eng, kiln_proc *p)
         eng->cap_readers = eng->cap_readers ? eng->cap_readers * 2 : 16;
         eng->readers = kiln__xrealloc(eng->readers, eng->cap_readers * sizeof *eng->readers);
     }
-    eng->readers[eng->n_readers++] = p;
+    /* Paused already when a sink is over: its spawner does not start it
+     * reading (proc_local.c) or pauses it (exec_plugin.c). */
+    eng->readers[eng->n_readers].p = p;
+    eng->readers[eng->n_readers].paused = eng->paused_sinks > 0;
+    eng->n_readers++;
 }
 
 void kiln__engine_remove_reader(kiln__engine *eng, kiln_proc *p)
 {
     for (size_t i = 0; i < eng->n_readers; i++)
-        if (eng->readers[i] == p) {
+        if (eng->readers[i].p == p) {
             eng->readers[i] = eng->readers[--eng->n_readers];
             return;
         }

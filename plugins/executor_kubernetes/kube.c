@@ -763,6 +763,37 @@ static bool helper_failed(kpod *p, const cJSON *status)
 }
 
 /* What a watch event (or a listed object) says about one of our Pods. */
+/* Why the Pod went with its node, or NULL: the node lifecycle controller's
+ * NodeLost, the Pod garbage collector's or the taint manager's
+ * DisruptionTarget condition (orphaned by a node that no longer exists,
+ * evicted from one unreachable); or, for a Pod pinned to the build's node
+ * (pvc-rwo), a delete by someone else before a kubelet wrote any container
+ * status: a Pod bound to a node that left stays Pending, untouched, until
+ * PodGC removes it. */
+static const char *node_gone(const kpod *p, const cJSON *obj, const char *node, bool pinned, char *buf,
+                             size_t cap)
+{
+    const cJSON *status = cJSON_GetObjectItem(obj, "status");
+    const char *preason = cJSON_GetStringValue(cJSON_GetObjectItem(status, "reason"));
+    if (preason && !strcmp(preason, "NodeLost"))
+        return "NodeLost";
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(status, "conditions"))
+    {
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(c, "type"));
+        const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(c, "reason"));
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(c, "message"));
+        if (t && r && !strcmp(t, "DisruptionTarget") &&
+            (!strcmp(r, "DeletionByPodGC") || !strcmp(r, "DeletionByTaintManager"))) {
+            snprintf(buf, cap, "%s%s%s", r, m ? ": " : "", m ? m : "");
+            return buf;
+        }
+    }
+    if (pinned && node && p->deleted_by_other && !cJSON_GetObjectItem(status, "containerStatuses"))
+        return "deleted by someone else before any kubelet took it up";
+    return NULL;
+}
+
 static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
 {
     const cJSON *meta = cJSON_GetObjectItem(obj, "metadata");
@@ -819,6 +850,25 @@ static void pod_event(struct kx *kx, const char *type, const cJSON *obj)
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(waiting, "message"));
         fail(p, KILN_ENOTFOUND, "Pod %s: image %s cannot be used: %s%s%s", p->name, p->image, wr,
              msg ? ": " : "", msg ? msg : "");
+        return;
+    }
+    const char *node = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "spec"), "nodeName"));
+    const char *build_node = kb_node(kx->kb);
+    bool pinned = build_node && node && !strcmp(node, build_node);
+    char why[300];
+    const char *gone = node ? node_gone(p, obj, node, pinned, why, sizeof why) : NULL;
+    if (gone && pinned) {
+        /* Every later Pod of the build would wait for that node for good. */
+        char *m = kp_xasprintf("the build's node %s is gone (Pod %s: %s): workspace=pvc-rwo keeps the build's "
+                               "Pods on the node of its ReadWriteOnce claim, so the build cannot go on",
+                               node, p->name, gone);
+        kb_node_gone(kx->kb, m);
+        fail(p, KILN_EIO, "%s", m);
+        free(m);
+        return;
+    }
+    if (gone && (p->deleted || p->deleted_by_other)) {
+        fail(p, KILN_EIO, "Pod %s: its node %s is gone (%s)", p->name, node, gone);
         return;
     }
     const char *phase = cJSON_GetStringValue(cJSON_GetObjectItem(status, "phase"));
@@ -1242,7 +1292,14 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
 static void kx_close(void *plugin_data, void (*done)(void *), void *arg)
 {
     struct kx *kx = plugin_data;
-    if (!kx->pods_url) {
+    if (!kx->pods_url || kx->closing) {
+        /* Never opened; or asked again (the host's loop ran dry, or kiln
+         * serve waited long enough): finish now, as the container executor
+         * does. The sweeps already sent go on; their answers no longer
+         * call a done, so each close() is answered once: an earlier one
+         * still waiting is replaced by this one (the host passes the same
+         * done and arg), one after done was called is answered at once. */
+        kx->close_done = NULL;
         done(arg);
         return;
     }

@@ -520,6 +520,11 @@ static void on_fill_created(kiln_http *h, void *data, int err, const kiln_http_r
         fill_failed(kb, "cannot create the fill Pod %s-fill: %s", kb->owner_name, message(err, resp, m, sizeof m));
         return;
     }
+    if (kb->closing) { /* made after close() listed the build's Pods: it would outlive the build */
+        fill_failed(kb, "the build ended before its workspace was filled");
+        fill_remove(kb);
+        return;
+    }
     kiln_info(kb->c.self, "executor kubernetes: filling the workspace claim from %s at %s (image %s)",
               kb->git_url, kb->git_commit, kb->fill_image);
     fill_watch(kb);
@@ -579,7 +584,7 @@ static void pump(kbuild *kb)
 static void pump_once(kbuild *kb)
 {
     bool owner_ready = kb->owner_uid && !kb->claim_pending;
-    if (owner_ready && kb->fill == FILL_FOUND && !kb->error)
+    if (owner_ready && kb->fill == FILL_FOUND && !kb->error && !kb->closing) /* no fill once the build ended */
         fill_create(kb);
     if (kb->c.fill && kb->fill != FILL_DONE)
         owner_ready = false; /* the claim is not filled yet */
@@ -638,6 +643,19 @@ void kb_pod_node(kbuild *kb, const char *node)
     pump(kb);
 }
 
+const char *kb_node(const kbuild *kb)
+{
+    return kb && kb->c.pin_node ? kb->node : NULL;
+}
+
+void kb_node_gone(kbuild *kb, const char *why)
+{
+    if (!kb || kb->error)
+        return;
+    kb->error = kp_xstrdup(why);
+    pump(kb);
+}
+
 void kb_forget(kbuild *kb, void *token)
 {
     if (kb && kb->scout == token) {
@@ -648,8 +666,25 @@ void kb_forget(kbuild *kb, void *token)
 
 void kb_close(kbuild *kb)
 {
-    if (kb)
-        kb->closing = true;
+    if (!kb)
+        return;
+    kb->closing = true;
+    /* Pods still waiting here belong to steps that are over (cancelled
+     * while the owner, Secret, fill or node was awaited): let them go, or
+     * their state outlives the build. No pump meanwhile: nothing new is
+     * sent for a build that ended. */
+    kb->pumping = true;
+    struct kb_wait *w;
+    while ((w = kb->waits)) {
+        kb->waits = w->next;
+        if (!kb->waits)
+            kb->tail = &kb->waits;
+        free(w->body);
+        w->cb(w->data, NULL, "the build ended");
+        free(w);
+    }
+    kb->pumping = false;
+    kb->again = false;
 }
 
 void kb_free(kbuild *kb)

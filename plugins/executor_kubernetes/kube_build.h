@@ -77,6 +77,13 @@ void kb_fill(kbuild *kb, const char *ws);
 /* The watch saw a Pod of the build on NODE (spec.nodeName). */
 void kb_pod_node(kbuild *kb, const char *node);
 
+/* pvc-rwo: the build's node, once known (else NULL). */
+const char *kb_node(const kbuild *kb);
+
+/* pvc-rwo: the build's node is gone; why (copied) fails every Pod still
+ * waiting and every later one, as kb_error() says. */
+void kb_node_gone(kbuild *kb, const char *why);
+
 /* The Pod of token is gone (freed): if it was the one whose node the
  * others wait for and it never got one, the next Pod is tried. */
 void kb_forget(kbuild *kb, void *token);
@@ -90,7 +97,8 @@ const char *kb_error(const kbuild *kb);
 const char *kb_owner_name(const kbuild *kb);
 
 /* The build ends (close() is listing what to delete): an owner or claim
- * whose create is answered from now on is deleted at once. */
+ * whose create is answered from now on is deleted at once; a Pod still
+ * waiting in kb_when_ready() is called back with an error (inside). */
 void kb_close(kbuild *kb);
 
 /* Drop the state (no callbacks; values wiped). */

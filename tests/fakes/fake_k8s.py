@@ -133,7 +133,9 @@ Limits, compared with a real API server:
     --log-rotate-bytes BYTES rotates the log file; init containers run first)
     from a CRI log file, graceful deletes; see
     tests/fakes/README.md for what that kubelet does and does not do.
-    PersistentVolumeClaims are Bound at once.
+    PersistentVolumeClaims are Bound at once. Its node is a Node object;
+    deleting it (kubectl delete node kiln-fake-node) makes a new node join
+    and PodGC remove the Pods bound to the old one (fake_kubelet.py).
   - ownerReferences are kept and garbage-collected (background cascade, at
     once; see Store._collect_garbage): deleting an owner deletes what it
     owns, Pods gracefully; an object created for an owner that is gone is
@@ -208,6 +210,7 @@ RESOURCES = [
     Resource("", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"]),
     Resource("", "pods", "pod", "Pod", True, ["po"], ["all"]),
     Resource("", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", True, ["pvc"]),
+    Resource("", "nodes", "node", "Node", False, ["no"]),
     Resource("apps", "deployments", "deployment", "Deployment", True, ["deploy"], ["all"]),
     Resource("apps", "statefulsets", "statefulset", "StatefulSet", True, ["sts"], ["all"]),
     Resource("apps", "daemonsets", "daemonset", "DaemonSet", True, ["ds"], ["all"]),
@@ -787,6 +790,8 @@ class Store:
                     gone["obj"]["metadata"]["resourceVersion"] = self._bump()
                     self._emit("DELETED", k, gone["obj"])
                     self._collect_garbage(gone["obj"]["metadata"]["uid"])
+                if res.kind == "Node" and self.kubelet:
+                    self.kubelet.node_deleted(name)
         d = details(name, res)
         d["uid"] = uid
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d}
@@ -1348,8 +1353,10 @@ def main(argv=None):
     store = Store([n.strip() for n in args.namespaces.split(",") if n.strip()], args.rollout_seconds)
     if args.kubelet:
         import fake_kubelet
+        fake_kubelet.BY_PLURAL = BY_PLURAL
         store.kubelet = fake_kubelet.Kubelet(store, args.kubelet, args.kubelet_dir or "kubelet",
                                              args.log_rotate_bytes)
+        store.kubelet.register_node()
     server = fakelib.make_server(args, Handler, store)
     server.cfg.client_ca = args.client_ca
     if args.tls_cert:

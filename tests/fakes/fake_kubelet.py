@@ -26,6 +26,14 @@ A Pod's life here:
   - a delete with a grace period: deletionTimestamp set, `podman stop -t
     GRACE` (SIGTERM, grace, SIGKILL), then the object goes (DELETED). A Pod
     whose container is not running goes at once.
+  - the node is a Node object (kiln-fake-node). Deleting it (the node left
+    the cluster) makes another join (kiln-fake-node-2, -3...: a cluster
+    autoscaler's replacement) and runs the Pod garbage collector's orphan
+    sweep: every Pod bound to the gone node gets phase Failed and the
+    condition DisruptionTarget (reason DeletionByPodGC, message "PodGC:
+    node no longer exists") and is deleted with grace 0, its container
+    removed. A Pod created later naming a gone node goes the same way about
+    a second after (the real PodGC waits 40 s for a node that may be late).
 """
 import base64
 import copy
@@ -35,6 +43,8 @@ import os
 import subprocess
 import threading
 import time
+
+BY_PLURAL = {}  # the API server's resources (fake_k8s.py sets it)
 
 
 def rfc3339(nano=False):
@@ -52,6 +62,8 @@ class Kubelet:
         self.data = data_dir
         self.lock = threading.Lock()
         self.pods = {}  # key -> {"cname", "log", "done", "running", "stopping"}
+        self.NODE = Kubelet.NODE  # the node now; a deleted one is replaced
+        self.gone_nodes = set()
 
     # -- the store's hooks
 
@@ -180,19 +192,74 @@ class Kubelet:
 
     NODE = "kiln-fake-node"
 
+    def register_node(self):
+        """The node's object (the kubelet registers it)."""
+        res = self._res("nodes")
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.NODE,
+                "labels": {"kubernetes.io/hostname": self.NODE}}}
+        try:
+            self.store.create(res, "", body, "kubelet")
+        except Exception:  # already there
+            pass
+
+    @staticmethod
+    def _res(plural):
+        return BY_PLURAL[("v1", plural)]
+
+    def node_deleted(self, name):
+        """The Node object NAME was deleted (store lock held): when it was the
+        node, a new one joins and PodGC removes the Pods bound to the old."""
+        with self.lock:
+            if name != self.NODE:
+                return
+            self.gone_nodes.add(name)
+            self.NODE = f"{Kubelet.NODE}-{len(self.gone_nodes) + 1}"
+        self.register_node()
+        self._pod_gc(name)
+
+    def _pod_gc(self, node, only=None):
+        """PodGC's orphan sweep: Pods bound to NODE (or only the Pod key
+        ONLY) marked Failed with DisruptionTarget, then deleted at once."""
+        st = self.store
+        pods = self._res("pods")
+        with st.cond:
+            keys = [k for k, e in sorted(st.entries.items()) if k[1] == "pods" and (only is None or k == only)
+                    and (e["obj"].get("spec") or {}).get("nodeName") == node]
+            for key in keys:
+                def mark(obj):
+                    s = obj.setdefault("status", {})
+                    s["phase"] = "Failed"
+                    s.setdefault("conditions", []).append({
+                        "type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC",
+                        "message": "PodGC: node no longer exists", "lastTransitionTime": rfc3339()})
+                self._update(key, mark)
+                try:
+                    st.delete(pods, key[2], key[3], False, 0)
+                except Exception:
+                    pass
+
     def _schedule(self, key, obj):
         """The one node: spec.nodeName set (as the scheduler's binding does)
         unless the Pod names a node; a Pod bound to another node stays
-        Pending, unscheduled, as it would for a node that does not exist."""
+        Pending, unscheduled, as it would for a node that does not exist,
+        and one bound to a node that was deleted is removed by PodGC."""
         node = (obj.get("spec") or {}).get("nodeName")
+        if node and node in self.gone_nodes:
+            def later():
+                time.sleep(1.0)
+                self._pod_gc(node, key)
+            threading.Thread(target=later, name="podgc", daemon=True).start()
+            return False
         if node and node != self.NODE:
             return False
 
+        here = self.NODE
+
         def bind(o):
-            o["spec"]["nodeName"] = self.NODE
+            o["spec"]["nodeName"] = here
         if not node:
             self._update(key, bind)
-            obj["spec"]["nodeName"] = self.NODE
+            obj["spec"]["nodeName"] = here
         return True
 
     def _env_value(self, obj, ev):

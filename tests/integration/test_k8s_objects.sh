@@ -12,7 +12,10 @@
 #    build removes its Pods (the fake's garbage collector) and the build
 #    fails saying its Pod was deleted; nothing is left;
 #  - workspace=pvc-rwo: a ReadWriteOnce claim and every Pod after the first
-#    bound to the first one's node;
+#    bound to the first one's node; when that node goes (kubectl delete
+#    node: the fake's PodGC removes the Pods bound to it), the step fails
+#    saying the build's node is gone, for a Pod running there and for one
+#    pinned to it after it went;
 #  - kill -9 of kiln: the next run removes the dead build's Secret and owner.
 #
 # Needs podman, runc, a static busybox, root and kubectl (scripts/deps.d/
@@ -159,6 +162,83 @@ for x in open(sys.argv[1]):
     l=json.loads(x)
     if l["method"]=="POST" and l["path"].endswith("/pods"): print(l["body"]["spec"].get("nodeName","-"))' "$K/requests.jsonl" | tail -3 | tr '\n' ' ')
 check "the first Pod was scheduled, the next two bound to its node ($nodes)" [ "$nodes" = "- kiln-fake-node kiln-fake-node " ]
+check "nothing is left" wait_for 60 nothing_left
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# workspace=pvc-rwo: the build's node goes away (kubectl delete node; the fake's PodGC)"
+mkdir -p gone/ws && cd gone
+# A: a pinned Pod running on the node when it goes.
+sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: first
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo rwo > /workspace/f.txt']
+- id: long
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo long-started; sleep 60']
+Y
+"$KILN" run p.yaml --executor "$EXEC,workspace=pvc-rwo" --log-dir logs --workspace ws >out 2>&1 &
+kpid=$!
+started() { grep -q long-started logs/long.log 2>/dev/null; }
+check "the pinned step runs" wait_for 120 started
+node_now=$(api /api/v1/nodes | python3 -c 'import json,sys; print(" ".join(i["metadata"]["name"] for i in json.load(sys.stdin)["items"]))')
+check "the fake has one node, kiln-fake-node ($node_now)" [ "$node_now" = kiln-fake-node ]
+"${KUBECTL[@]}" delete node kiln-fake-node >kdel.txt 2>&1
+check "kubectl deletes the node" grep -q 'deleted' kdel.txt
+rc=0
+wait_pid_for() { ! kill -0 "$kpid" 2>/dev/null; }
+wait_for 120 wait_pid_for || kill -KILL "$kpid"
+wait "$kpid" || rc=$?
+check "the build fails (exit 1, was $rc)" [ "$rc" = 1 ]
+check "... saying the build's node is gone and why" has_line out \
+    "the build's node kiln-fake-node is gone (Pod "
+check "... the Pod garbage collector's reason" has_line out "DeletionByPodGC: PodGC: node no longer exists"
+check "... and what pvc-rwo needs" has_line out "workspace=pvc-rwo keeps the build's Pods on the node of its ReadWriteOnce claim"
+check "... not the generic message" lacks_line out "was deleted by someone else"
+check "nothing is left" wait_for 60 nothing_left
+
+# B: a Pod pinned to the node after it went (the next step's): PodGC
+# removes it rather than leave it Pending for good; kiln says the same.
+sed "s|IMG|$IMG|; s|GONE|$PWD/node-gone|" >p2.yaml <<'Y'
+steps:
+- id: first
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo rwo > /workspace/f.txt']
+- id: gate
+  script: while [ ! -e GONE ]; do sleep 0.1; done
+- id: late
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo late-ran']
+Y
+"$KILN" run p2.yaml --executor "$EXEC,workspace=pvc-rwo" --log-dir logs2 --workspace ws >out2 2>&1 &
+kpid=$!
+first_node() { grep -o "the build's Pods run on node [a-z0-9-]*" out2 | awk '{print $NF}'; }
+has_node() { [ -n "$(first_node)" ]; }
+check "the new build finds the node that joined" wait_for 120 has_node
+n2=$(first_node)
+check "... kiln-fake-node-2 ($n2)" [ "$n2" = kiln-fake-node-2 ]
+gate_started() { grep -q '^\[gate\] starting' out2; }
+check "the first step is over, the gate waits" wait_for 120 gate_started
+curl -s -X DELETE "$SERVER/api/v1/nodes/$n2" >/dev/null
+touch node-gone
+rc=0
+wait_for 120 wait_pid_for || kill -KILL "$kpid"
+wait "$kpid" || rc=$?
+check "the build fails (exit 1, was $rc)" [ "$rc" = 1 ]
+late_node=$(python3 -c 'import json,sys
+for x in open(sys.argv[1]):
+    l=json.loads(x)
+    b=l.get("body")
+    if l["method"]=="POST" and l["path"].endswith("/pods") and isinstance(b,dict) and b["metadata"].get("labels",{}).get("kiln.dev/step")=="late":
+        print(b["spec"].get("nodeName","-"))' "$K/requests.jsonl" | tr '\n' ' ')
+check "... the late step's Pod was bound to the gone node ($late_node)" [ "$late_node" = "kiln-fake-node-2 " ]
+check "... and kiln says the build's node is gone" has_line out2 "the build's node kiln-fake-node-2 is gone (Pod "
+check "... the late step never ran" lacks_line logs2/late.log late-ran
 check "nothing is left" wait_for 60 nothing_left
 cd "$TMP"
 

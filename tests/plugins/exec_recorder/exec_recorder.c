@@ -11,17 +11,25 @@
  *   close INST BUILD
  *   destroy INST BUILD
  *
+ *   close-work-after INST      (close_work=true: after the job close() queued)
+ *
  * INST is the instance's plugin_data address: the plugin keeps no state
  * outside it. A process prints "recorder ran STEP in IMAGE for BUILD" and
  * exits 0 on the loop's next turn (post()). Options: log (the file),
  * open_limit (N: open() fails once the file holds N successful opens, so
- * a test makes a later build's open fail).
+ * a test makes a later build's open fail), lines (N: the process prints
+ * "1" to "N" first, one line a turn; pause() holds them and resume()
+ * delivers the next one inside the call, as an executor that drains what
+ * it buffered does), close_work (close() queues a job on a worker thread
+ * that outlives it: the host must not destroy the instance before the
+ * job's `after` ran).
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <kiln/kiln.h>
 
@@ -30,6 +38,8 @@ KILN_API_DEFINE;
 struct rec_config {
     const char *log;
     int64_t open_limit;
+    int64_t lines;
+    bool close_work;
 };
 
 static const kiln_option rec_options[] = {
@@ -37,6 +47,10 @@ static const kiln_option rec_options[] = {
      "The file each instance's calls are appended to."},
     {KILN_OPT_INT, "open_limit", "0", 0, offsetof(struct rec_config, open_limit), 0, 1000000, NULL,
      "open() fails once the file holds this many successful opens (0: never)."},
+    {KILN_OPT_INT, "lines", "0", 0, offsetof(struct rec_config, lines), 0, 1000000, NULL,
+     "Lines \"1\"..\"N\" each process prints before its own line, one a turn, held while paused."},
+    {KILN_OPT_BOOL, "close_work", "false", 0, offsetof(struct rec_config, close_work), 0, -1, NULL,
+     "close() queues a job on a worker thread and calls done before it ends."},
     KILN_OPTIONS_END,
 };
 
@@ -44,11 +58,16 @@ struct rec {
     kiln_plugin_handle *self;
     char *log;
     char build[64];
+    int64_t lines;
+    bool close_work;
 };
 
 struct proc {
     kiln_exec *x;       /* NULL once abandoned */
     char *line;
+    struct rec *r;
+    int64_t next;       /* lines=N: the next numbered line */
+    bool paused, posted;
 };
 
 static void say(struct rec *r, const char *fmt, const char *a, const char *b)
@@ -89,20 +108,42 @@ static int rec_open(void *plugin_data, const void *config, const char *build_id)
                    (long long)c->open_limit);
         return KILN_EIO;
     }
+    r->lines = c->lines;
+    r->close_work = c->close_work;
     say(r, "open", build_id, NULL);
     kiln_info(r->self, "executor test-recorder: opened for %s", build_id);
     return 0;
 }
 
+static void on_posted(void *data);
+
+/* One numbered line, or the last one and the end. False: p is gone. */
+static bool emit(struct proc *p)
+{
+    if (p->next <= p->r->lines) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%lld\n", (long long)p->next++);
+        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, buf, (size_t)n);
+        return true;
+    }
+    kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, p->line, strlen(p->line));
+    kiln_api->exec_exited(p->x, 0, NULL);
+    p->x = NULL;
+    return false;
+}
+
 static void on_posted(void *data)
 {
     struct proc *p = data;
-    if (p->x) {
-        kiln_api->exec_output(p->x, KILN_STREAM_STDOUT, p->line, strlen(p->line));
-        kiln_api->exec_exited(p->x, 0, NULL);
+    p->posted = false;
+    if (p->x && !p->paused && emit(p) && p->x && !p->paused) {
+        p->posted = kiln_api->post(KILN_OBJ(p->r->self), on_posted, p) == 0;
+        return;
     }
-    free(p->line);
-    free(p);
+    if (!p->x) {
+        free(p->line);
+        free(p);
+    }
 }
 
 static int rec_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
@@ -115,6 +156,8 @@ static int rec_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
     if (!p)
         return KILN_ENOMEM;
     p->x = x;
+    p->r = r;
+    p->next = 1;
     size_t n = strlen(s->step_id) + strlen(s->image ? s->image : "") + strlen(s->build_id) + 64;
     p->line = malloc(n);
     if (!p->line) {
@@ -129,7 +172,32 @@ static int rec_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
         free(p);
         return KILN_EIO;
     }
+    p->posted = true;
     return 0;
+}
+
+static void rec_pause(kiln_exec *x)
+{
+    struct proc *p = kiln_api->exec_get_data(x);
+    p->paused = true;
+}
+
+/* What a paused process held comes out inside resume(). */
+static void rec_resume(kiln_exec *x)
+{
+    struct proc *p = kiln_api->exec_get_data(x);
+    if (!p->paused)
+        return;
+    p->paused = false;
+    if (!emit(p)) {
+        if (!p->posted) {
+            free(p->line);
+            free(p);
+        }
+        return;
+    }
+    if (!p->posted && !p->paused)
+        p->posted = kiln_api->post(KILN_OBJ(p->r->self), on_posted, p) == 0;
 }
 
 static void rec_terminate(kiln_exec *x)
@@ -140,14 +208,34 @@ static void rec_terminate(kiln_exec *x)
 static void rec_abandon(kiln_exec *x)
 {
     struct proc *p = kiln_api->exec_get_data(x);
-    if (p)
-        p->x = NULL;
+    if (!p)
+        return;
+    p->x = NULL;
+    if (!p->posted) {
+        free(p->line);
+        free(p);
+    }
+}
+
+static void close_job(void *data)
+{
+    (void)data;
+    usleep(300000); /* long enough for a host that does not wait to destroy first */
+}
+
+static void close_job_after(void *data, int err)
+{
+    (void)err;
+    struct rec *r = data;
+    say(r, "close-work-after", r->build, NULL);
 }
 
 static void rec_close(void *plugin_data, void (*done)(void *), void *arg)
 {
     struct rec *r = plugin_data;
     say(r, "close", r->build, NULL);
+    if (r->close_work && kiln_api->queue_work(KILN_OBJ(r->self), close_job, close_job_after, r) != 0)
+        say(r, "close-work-refused", r->build, NULL);
     done(arg);
 }
 
@@ -174,7 +262,7 @@ static void rec_destroy(void *plugin_data)
 }
 
 static const kiln_executor_ops rec_ops = {
-    sizeof(kiln_executor_ops), rec_open, rec_spawn, NULL, rec_terminate, rec_abandon, NULL, NULL, rec_close,
+    sizeof(kiln_executor_ops), rec_open, rec_spawn, NULL, rec_terminate, rec_abandon, rec_pause, rec_resume, rec_close,
 };
 
 static const kiln_plugin rec_plugin = {
