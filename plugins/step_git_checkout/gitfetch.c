@@ -578,6 +578,11 @@ void gitfetch_cancel(struct gitfetch *g)
         kiln_api->proc_signal(g->proc, SIGTERM);
 }
 
+void gitfetch_abandon(struct gitfetch *g)
+{
+    gitfetch_free(g);
+}
+
 /* Read the token named by the options; NULL when none. Logs problems. */
 char *gitfetch_read_token(kiln_step *step, const char *env, const char *file, int *err)
 {
