@@ -131,6 +131,7 @@ typedef struct db_step {
     dk_ctx *ctx;
     bool worker_running;
     atomic_int posts;
+    bool abandoned; /* the host ended the step: free once the worker is through */
     bool upload_done;
     char *image_id;
     dk_buf engine_error; /* errorDetail / error / message */
@@ -385,6 +386,10 @@ static void maybe_release(db_step *st)
 {
     if (!st->finishing || st->worker_running || atomic_load(&st->posts) > 0)
         return;
+    if (st->abandoned) {
+        db_free(st); /* the host is done with the step: no call with it */
+        return;
+    }
     kiln_step *step = st->step;
     int status = st->status;
     char *reason = st->reason;
@@ -1113,6 +1118,23 @@ static void db_cancel(kiln_step *step, void *plugin_data)
         kiln_api->http_abort(st->req); /* its callback ends the step */
 }
 
+/* ABI 1.9: the host ended the step itself (the engine kept it past the
+ * kill grace); its request is released without the callback. The producer
+ * thread may still run: stop it, and free when it and its posts are in. */
+static void db_abandon(kiln_step *step, void *plugin_data)
+{
+    db_step *st = kiln_api->step_get_data(step);
+    if (!st)
+        return;
+    kiln_api->step_set_data(step, NULL);
+    st->abandoned = true;
+    st->finishing = true;
+    st->req = NULL;
+    if (st->ctx)
+        dk_ctx_cancel(st->ctx);
+    maybe_release(st);
+}
+
 static int db_describe(kiln_step *step, const void *config, void *plugin_data)
 {
     dk_cli cli;
@@ -1159,6 +1181,7 @@ static const kiln_step_ops db_step_ops = {
     .start = db_start,
     .cancel = db_cancel,
     .describe = db_describe,
+    .abandon = db_abandon,
 };
 
 static const kiln_plugin db_plugin = {
