@@ -5,8 +5,9 @@
 # open, so after the timeout, SIGTERM, --kill-grace and SIGKILL its end is
 # never reported, and kiln ends the step without the plugin. The user sees
 # the step end as before ("did not complete step ... after cancel"), and the
-# plugin is told: exec removes the temporary file of a #! script and
-# git-checkout the file holding the token's Authorization header. Under ASan
+# plugin is told: exec removes the temporary file of a #! script (also when
+# the step is retried), git-checkout the file holding the token's
+# Authorization header, kedro-train its logging configuration. Under ASan
 # (LeakSanitizer) a leak of what the plugins kept for the step fails kiln's
 # exit code, which every case checks.
 source "$(dirname "$0")/lib.sh"
@@ -102,4 +103,29 @@ EOF2
 else
     echo "skip - git is not installed (scripts/deps.d has it for CI)"
 fi
+echo "# kedro-train: kedro leaves a child holding the step's output"
+cp -r "$KILN_SOURCE_DIR/tests/data/kedro_project" kproj
+cat >fakekedro <<EOF2
+#!/bin/sh
+setsid sh -c 'touch $TMP/escaped4; exec $SLEEP 3600' &
+while [ ! -e $TMP/escaped4 ]; do sleep 0.05; done
+echo "kedro: pretending to train"
+EOF2
+chmod +x fakekedro
+cat >kedro.yaml <<EOF2
+steps:
+- id: train
+  uses: kedro-train
+  timeout: 1s
+  with: {project: ./kproj, command: $TMP/fakekedro}
+EOF2
+rc=$(run_kiln out4.txt run kedro.yaml --kill-grace 1s --report r4.json)
+cat out4.txt
+check "kedro: exit 1" test "$rc" = 1
+check "kedro: the command ran and its child escaped" has_line out4.txt "kedro: pretending to train"
+check "kedro: kiln ended it for the plugin" \
+    has_line out4.txt "plugin 'kedro-train' did not complete step 'train' after cancel"
+check "kedro: report TIMEOUT" test "$(status r4.json train)" = TIMEOUT
+check "kedro: its logging configuration is removed (nothing left in \$TMPDIR)" test -z "$(leftovers)"
+check "kedro: no survivors" no_survivors
 finish
