@@ -44,6 +44,7 @@
 #include "docker_args.h"
 #include "docker_context.h"
 #include "docker_util.h"
+#include "../common/xalloc.h"
 
 KILN_API_DEFINE;
 
@@ -186,14 +187,6 @@ static int plan_build(db_step *st);
 static int db_describe_cfg(kiln_step *step, const db_config *c, char *err, size_t errcap);
 static void db_push_next(db_step *st);
 static void db_finish(db_step *st, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -506,7 +499,7 @@ static int on_line(void *data, const char *line, size_t len)
         char d[72];
         if (id && st->phase == PH_BUILD) {
             free(st->image_id);
-            st->image_id = xstrdup(id);
+            st->image_id = kp_xstrdup(id);
         }
         if (dg && st->phase == PH_PUSH && st->push_i < st->n_refs && dk_find_digest(dg, d))
             memcpy(st->digests[st->push_i], d, sizeof d);
@@ -1032,7 +1025,7 @@ static int resolve_files(db_step *st, char *err, size_t errlen)
         return -1;
     }
     free(ctx);
-    st->ctx_dir = xstrdup(real);
+    st->ctx_dir = kp_xstrdup(real);
     char *df = c->dockerfile && *c->dockerfile ? join_path(dir, c->dockerfile) : join_path(st->ctx_dir, "Dockerfile");
     char dreal[PATH_MAX];
     if (!realpath(df, dreal) || stat(dreal, &sb) < 0 || !S_ISREG(sb.st_mode)) {
@@ -1043,11 +1036,11 @@ static int resolve_files(db_step *st, char *err, size_t errlen)
     free(df);
     size_t n = strlen(st->ctx_dir);
     if (strncmp(dreal, st->ctx_dir, n) == 0 && dreal[n] == '/') {
-        st->dockerfile_rel = xstrdup(dreal + n + 1);
+        st->dockerfile_rel = kp_xstrdup(dreal + n + 1);
     } else {
         /* outside the context: sent inside the tar under a private name, as the docker CLI does */
-        st->dockerfile_extra = xstrdup(dreal);
-        st->dockerfile_rel = xstrdup(".dockerfile.kiln");
+        st->dockerfile_extra = kp_xstrdup(dreal);
+        st->dockerfile_rel = kp_xstrdup(".dockerfile.kiln");
     }
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "../../plugins/common/k8s_conn.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
 #include "../../plugins/common/k8s_yaml.c"
+#include "../../plugins/common/xalloc.c"
 
 static char dir[256];
 
