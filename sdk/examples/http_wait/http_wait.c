@@ -87,6 +87,7 @@ static void finish(struct wait *w, int status, const char *reason)
  * memory is left. */
 static void wait_abandon(kiln_step *step, void *plugin_data)
 {
+    (void)plugin_data;
     free(kiln_api->step_get_data(step));
 }
 
