@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,6 +502,7 @@ static void start_step(kiln__rstep *s)
     s->status = KILN_STATUS_WORKING;
     s->attempts++;
     s->done_called = false;
+    s->forced = false;
     s->cancelling = KILN__RUNNING;
     free(s->done_reason);
     s->done_reason = NULL;
@@ -542,6 +544,7 @@ static void on_force_timer(uv_timer_t *t)
         return;
     kiln__sys_log(s->b, s, KILN_LOG_ERROR, "plugin '%s' did not complete step '%s' after cancel",
                   s->plugin->name, s->def->key);
+    s->forced = true;
     kiln__step_done(s, KILN_ECANCELED, "the plugin did not stop after cancel");
 }
 
@@ -728,11 +731,23 @@ static void release_step_objects(kiln__rstep *s)
     kiln__framer_finish(&s->err_framer);
 }
 
+/* ABI 1.10: the host ended the step for a plugin that did not: tell it, once
+ * its host objects are gone, so that it frees what it kept for the step. */
+static void tell_abandoned(kiln__rstep *s)
+{
+    const kiln_step_ops *ops = s->plugin->desc->step;
+    if (ops->struct_size >= offsetof(kiln_step_ops, abandon) + sizeof ops->abandon && ops->abandon)
+        ops->abandon(s, s->plugin->plugin_data);
+    s->data = NULL; /* a retry starts as the first attempt did */
+}
+
 static void finish_step(kiln__rstep *s, int status, const char *reason)
 {
     kiln__build *b = s->b;
     bool procs_ended = s->n_procs == 0;
     release_step_objects(s);
+    if (s->forced)
+        tell_abandoned(s);
     read_outputs_file(s);
     give_back_output_file(s, procs_ended && s->cancelling == KILN__RUNNING);
     kiln_status st;

@@ -243,6 +243,7 @@ struct kiln_step {
 
     /* while WORKING */
     bool done_called;            /* plugin called step_done */
+    bool forced;                 /* the host ended it for the plugin (force_timer) */
     int done_status;
     char *done_reason;
     kiln__cancel_why cancelling;

@@ -11,6 +11,7 @@
 
 #include "k8s_exec_cred.h"
 #include "k8s_yaml.h"
+#include "xalloc.h"
 
 void k8_conn_free(k8_conn *c)
 {
@@ -29,7 +30,7 @@ void k8_conn_free(k8_conn *c)
 
 static void set_server(k8_conn *c, const char *server)
 {
-    c->server = k8_strdup(server);
+    c->server = kp_xstrdup0(server);
     size_t n = strlen(c->server);
     while (n > 0 && c->server[n - 1] == '/')
         c->server[--n] = '\0';
@@ -91,7 +92,7 @@ static char *b64_decode(const char *in)
 static char *relative_to(const char *kubeconfig, const char *path)
 {
     if (path[0] == '/')
-        return k8_strdup(path);
+        return kp_xstrdup0(path);
     const char *slash = strrchr(kubeconfig, '/');
     char *r = NULL;
     if (asprintf(&r, "%.*s/%s", slash ? (int)(slash - kubeconfig) : 1, slash ? kubeconfig : ".",
@@ -149,7 +150,7 @@ static int user_credentials(const char *path, const char *user_name, const cJSON
 {
     const char *token = k8_str(user, "token"), *token_file = k8_str(user, "tokenFile");
     if (token && *token) {
-        c->token = k8_strdup(token);
+        c->token = kp_xstrdup0(token);
     } else if (token_file) {
         char *tf = relative_to(path, token_file);
         size_t tl;
@@ -183,7 +184,7 @@ static int user_credentials(const char *path, const char *user_name, const cJSON
         }
         /* As kubectl does: a command with a slash is relative to the
          * kubeconfig's directory; a bare name is looked up in PATH. */
-        char *command = strchr(cmd, '/') ? relative_to(path, cmd) : k8_strdup(cmd);
+        char *command = strchr(cmd, '/') ? relative_to(path, cmd) : kp_xstrdup0(cmd);
         char msg[900];
         int rc = k8_exec_credential(exec, command, &c->token, &c->cert_pem, &c->key_pem, &c->expires_at,
                                     msg, sizeof msg);
@@ -279,7 +280,7 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
         return -1;
     }
     set_server(c, server);
-    c->namespace_ = k8_strdup(k8_str(ctx, "namespace"));
+    c->namespace_ = kp_xstrdup0(k8_str(ctx, "namespace"));
     const char *ca = k8_str(cl, "certificate-authority"), *ca_data = k8_str(cl, "certificate-authority-data");
     if (ca)
         c->ca_file = relative_to(path, ca);
@@ -307,20 +308,20 @@ int k8_conn_resolve(const k8_conn_opts *o, k8_conn *out, char *err, size_t errca
     int rc = 0;
     if (o->server && *o->server) {
         set_server(out, o->server);
-        out->source = k8_strdup("the step's server option");
+        out->source = kp_xstrdup0("the step's server option");
     } else {
         rc = from_kubeconfig(o, out, err, errcap);
     }
     if (rc == 0) {
         if (o->token && *o->token) {
             free(out->token);
-            out->token = k8_strdup(o->token);
+            out->token = kp_xstrdup0(o->token);
         }
         if (o->ca_file && *o->ca_file) {
             free(out->ca_file);
             free(out->ca_pem);
             out->ca_pem = NULL;
-            out->ca_file = k8_strdup(o->ca_file);
+            out->ca_file = kp_xstrdup0(o->ca_file);
         }
         out->insecure = out->insecure || o->insecure;
         if (strncmp(out->server, "http://", 7) && strncmp(out->server, "https://", 8)) {

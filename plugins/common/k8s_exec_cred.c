@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "k8s_yaml.h"
+#include "xalloc.h"
 
 extern char **environ;
 
@@ -76,16 +77,16 @@ static char **plugin_env(const cJSON *exec, const char *api_version)
     {
         const char *name = k8_str(e, "name"), *value = k8_str(e, "value");
         if (name && *name)
-            env[k++] = k8_asprintf("%s=%s", name, value ? value : "");
+            env[k++] = kp_xasprintf("%s=%s", name, value ? value : "");
     }
-    env[k++] = k8_asprintf("KUBERNETES_EXEC_INFO={\"kind\":\"ExecCredential\",\"apiVersion\":\"%s\","
+    env[k++] = kp_xasprintf("KUBERNETES_EXEC_INFO={\"kind\":\"ExecCredential\",\"apiVersion\":\"%s\","
                            "\"spec\":{\"interactive\":false}}",
                            api_version);
     /* Ours last: the user's entries win (the first of a name is what
      * getenv() finds). */
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "KUBERNETES_EXEC_INFO=", 21))
-            env[k++] = k8_strdup(environ[i]);
+            env[k++] = kp_xstrdup0(environ[i]);
     env[k] = NULL;
     return env;
 }
@@ -282,10 +283,10 @@ int k8_exec_credential(const cJSON *exec, const char *command, char **token, cha
                      command, exp);
             rc = -1;
         } else if (t && *t) {
-            *token = k8_strdup(t);
+            *token = kp_xstrdup0(t);
         } else if (c && *c && key && *key) {
-            *cert_pem = k8_strdup(c);
-            *key_pem = k8_strdup(key);
+            *cert_pem = kp_xstrdup0(c);
+            *key_pem = kp_xstrdup0(key);
         } else {
             snprintf(err, errcap, "the credential plugin %s returned an ExecCredential without status.token "
                                   "or status.clientCertificateData and clientKeyData",

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,25 +13,6 @@ const char *k8_str(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-char *k8_strdup(const char *s)
-{
-    char *d = s ? strdup(s) : NULL;
-    if (s && !d)
-        abort();
-    return d;
-}
-
-char *k8_asprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return s;
 }
 
 char *k8_read_file(const char *path, size_t *len)

@@ -17,8 +17,6 @@ cJSON *k8_yaml_docs(const char *text, size_t len, int *lines, size_t cap, char *
 
 /* Small helpers the plugin's files share. */
 const char *k8_str(const cJSON *obj, const char *key); /* a string member, or NULL */
-char *k8_strdup(const char *s);                         /* NULL stays NULL; aborts on ENOMEM */
-char *k8_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The whole file PATH read, or NULL (errno set). *len gets its length. */
 char *k8_read_file(const char *path, size_t *len);

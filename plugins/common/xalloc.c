@@ -15,6 +15,11 @@ char *kp_xstrdup(const char *s)
     return d;
 }
 
+char *kp_xstrdup0(const char *s)
+{
+    return s ? kp_xstrdup(s) : NULL;
+}
+
 char *kp_xasprintf(const char *fmt, ...)
 {
     va_list ap;

@@ -28,6 +28,7 @@
 
 #include <kiln/kiln.h>
 
+#include "../common/log_severity.h"
 #include "../common/ship_json.h"
 #include "gauth.h"
 
@@ -109,17 +110,7 @@ static const char *severity_of(struct cl *c, const kiln_ship_rec *r)
 {
     if (r->stream == KILN_STREAM_STDERR)
         return c->stderr_sev;
-    switch (r->severity) {
-    case KILN_LOG_ERROR:
-        return "ERROR";
-    case KILN_LOG_WARN:
-        return "WARNING";
-    case KILN_LOG_DEBUG:
-    case KILN_LOG_TRACE:
-        return "DEBUG";
-    default:
-        return "INFO";
-    }
+    return kp_severity_name(r->severity);
 }
 
 /* Where a piece of at most ENTRY_MAX bytes may end: not inside a UTF-8

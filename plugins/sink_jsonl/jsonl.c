@@ -40,6 +40,7 @@
 #include <kiln/kiln.h>
 
 #include "../common/json_string.h"
+#include "../common/log_severity.h"
 #include "../common/sink_writer.h"
 
 KILN_API_DEFINE;
@@ -156,21 +157,6 @@ static const char *stream_name(kiln_stream s)
     return s == KILN_STREAM_STDOUT ? "stdout" : s == KILN_STREAM_STDERR ? "stderr" : "system";
 }
 
-static const char *severity_name(kiln_log_level l)
-{
-    switch (l) {
-    case KILN_LOG_ERROR:
-        return "ERROR";
-    case KILN_LOG_WARN:
-        return "WARNING";
-    case KILN_LOG_DEBUG:
-    case KILN_LOG_TRACE:
-        return "DEBUG";
-    default:
-        return "INFO";
-    }
-}
-
 static void add_ids(buf_t *b, const char *build_id, const char *step_id, int step_index,
                     int depth)
 {
@@ -216,7 +202,7 @@ static int jsonl_write(kiln_sink *sink, const kiln_log_batch *b)
     adds(pre, ",\"stream\":\"");
     adds(pre, stream_name(b->stream));
     adds(pre, "\",\"severity\":\"");
-    adds(pre, severity_name(b->severity));
+    adds(pre, kp_severity_name(b->severity));
     adds(pre, "\",\"seq\":");
 
     static const char text_key[] = ",\"text\":\"";

@@ -363,6 +363,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void cr_free(cr_step *st)
+{
+    eff_free(&st->eff);
+    free(st->token);
+    free(st->base);
+    free(st->op_name);
+    free(st->url);
+    free(st->revision);
+    free(st);
+}
+
 static void finish(cr_step *st, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void finish(cr_step *st, int status, const char *fmt, ...)
 {
@@ -382,13 +393,7 @@ static void finish(cr_step *st, int status, const char *fmt, ...)
     if (status != 0 && *reason)
         kiln_error(step, "%s", reason);
     kiln_api->step_set_data(step, NULL);
-    eff_free(&st->eff);
-    free(st->token);
-    free(st->base);
-    free(st->op_name);
-    free(st->url);
-    free(st->revision);
-    free(st);
+    cr_free(st);
     kiln_api->step_done(step, status, *reason ? reason : NULL);
 }
 
@@ -820,6 +825,17 @@ static void cr_cancel(kiln_step *step, void *plugin_data)
         finish(st, KILN_ECANCELED, "cloudrun-deploy canceled (Cloud Run goes on with the operation it accepted)");
 }
 
+/* ABI 1.10: the host ended the step itself; its request and timer are
+ * released without their callbacks. */
+static void cr_abandon(kiln_step *step, void *plugin_data)
+{
+    cr_step *st = kiln_api->step_get_data(step);
+    if (!st)
+        return;
+    kiln_api->step_set_data(step, NULL);
+    cr_free(st);
+}
+
 static int cr_describe(kiln_step *step, const void *config, void *plugin_data)
 {
     cr_eff e;
@@ -893,6 +909,7 @@ static const kiln_step_ops cr_ops = {
     .start = cr_start,
     .cancel = cr_cancel,
     .describe = cr_describe,
+    .abandon = cr_abandon,
 };
 
 static const kiln_plugin cr_plugin = {

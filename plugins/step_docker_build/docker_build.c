@@ -44,6 +44,7 @@
 #include "docker_args.h"
 #include "docker_context.h"
 #include "docker_util.h"
+#include "../common/xalloc.h"
 
 KILN_API_DEFINE;
 
@@ -131,6 +132,7 @@ typedef struct db_step {
     dk_ctx *ctx;
     bool worker_running;
     atomic_int posts;
+    bool abandoned; /* the host ended the step: free once the worker is through */
     bool upload_done;
     char *image_id;
     dk_buf engine_error; /* errorDetail / error / message */
@@ -185,14 +187,6 @@ static int plan_build(db_step *st);
 static int db_describe_cfg(kiln_step *step, const db_config *c, char *err, size_t errcap);
 static void db_push_next(db_step *st);
 static void db_finish(db_step *st, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -385,6 +379,10 @@ static void maybe_release(db_step *st)
 {
     if (!st->finishing || st->worker_running || atomic_load(&st->posts) > 0)
         return;
+    if (st->abandoned) {
+        db_free(st); /* the host is done with the step: no call with it */
+        return;
+    }
     kiln_step *step = st->step;
     int status = st->status;
     char *reason = st->reason;
@@ -501,7 +499,7 @@ static int on_line(void *data, const char *line, size_t len)
         char d[72];
         if (id && st->phase == PH_BUILD) {
             free(st->image_id);
-            st->image_id = xstrdup(id);
+            st->image_id = kp_xstrdup(id);
         }
         if (dg && st->phase == PH_PUSH && st->push_i < st->n_refs && dk_find_digest(dg, d))
             memcpy(st->digests[st->push_i], d, sizeof d);
@@ -1027,7 +1025,7 @@ static int resolve_files(db_step *st, char *err, size_t errlen)
         return -1;
     }
     free(ctx);
-    st->ctx_dir = xstrdup(real);
+    st->ctx_dir = kp_xstrdup(real);
     char *df = c->dockerfile && *c->dockerfile ? join_path(dir, c->dockerfile) : join_path(st->ctx_dir, "Dockerfile");
     char dreal[PATH_MAX];
     if (!realpath(df, dreal) || stat(dreal, &sb) < 0 || !S_ISREG(sb.st_mode)) {
@@ -1038,11 +1036,11 @@ static int resolve_files(db_step *st, char *err, size_t errlen)
     free(df);
     size_t n = strlen(st->ctx_dir);
     if (strncmp(dreal, st->ctx_dir, n) == 0 && dreal[n] == '/') {
-        st->dockerfile_rel = xstrdup(dreal + n + 1);
+        st->dockerfile_rel = kp_xstrdup(dreal + n + 1);
     } else {
         /* outside the context: sent inside the tar under a private name, as the docker CLI does */
-        st->dockerfile_extra = xstrdup(dreal);
-        st->dockerfile_rel = xstrdup(".dockerfile.kiln");
+        st->dockerfile_extra = kp_xstrdup(dreal);
+        st->dockerfile_rel = kp_xstrdup(".dockerfile.kiln");
     }
     return 0;
 }
@@ -1113,6 +1111,23 @@ static void db_cancel(kiln_step *step, void *plugin_data)
         kiln_api->http_abort(st->req); /* its callback ends the step */
 }
 
+/* ABI 1.10: the host ended the step itself (the engine kept it past the
+ * kill grace); its request is released without the callback. The producer
+ * thread may still run: stop it, and free when it and its posts are in. */
+static void db_abandon(kiln_step *step, void *plugin_data)
+{
+    db_step *st = kiln_api->step_get_data(step);
+    if (!st)
+        return;
+    kiln_api->step_set_data(step, NULL);
+    st->abandoned = true;
+    st->finishing = true;
+    st->req = NULL;
+    if (st->ctx)
+        dk_ctx_cancel(st->ctx);
+    maybe_release(st);
+}
+
 static int db_describe(kiln_step *step, const void *config, void *plugin_data)
 {
     dk_cli cli;
@@ -1159,6 +1174,7 @@ static const kiln_step_ops db_step_ops = {
     .start = db_start,
     .cancel = db_cancel,
     .describe = db_describe,
+    .abandon = db_abandon,
 };
 
 static const kiln_plugin db_plugin = {

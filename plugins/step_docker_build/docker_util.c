@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/xalloc.h"
+
 static void *xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n);
@@ -15,14 +17,6 @@ static void *xrealloc(void *p, size_t n)
         abort();
     }
     return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = xrealloc(NULL, n);
-    memcpy(d, s, n);
-    return d;
 }
 
 static char *xstrndup(const char *s, size_t n)
@@ -138,8 +132,8 @@ int dk_addr_parse(const char *spec, dk_addr *out, char *err, size_t errlen)
                      spec);
             return -1;
         }
-        out->socket = xstrdup(path);
-        out->base = xstrdup("http://docker");
+        out->socket = kp_xstrdup(path);
+        out->base = kp_xstrdup("http://docker");
         dk_buf d = {0};
         dk_buf_addf(&d, "unix://%s", path);
         out->display = d.s;
@@ -218,7 +212,7 @@ int dk_ref_parse(const char *ref, dk_ref *out, char *err, size_t errlen)
         return -1;
     }
     out->repo = xstrndup(ref, repo_len);
-    out->tag = xstrdup(tag);
+    out->tag = kp_xstrdup(tag);
     /* The path part (after a registry host) must be lower case. */
     const char *first_slash = strchr(out->repo, '/');
     bool has_registry = false;
@@ -226,9 +220,9 @@ int dk_ref_parse(const char *ref, dk_ref *out, char *err, size_t errlen)
         size_t hn = (size_t)(first_slash - out->repo);
         has_registry = memchr(out->repo, '.', hn) || memchr(out->repo, ':', hn) ||
                        (hn == 9 && strncmp(out->repo, "localhost", 9) == 0);
-        out->registry = has_registry ? xstrndup(out->repo, hn) : xstrdup("docker.io");
+        out->registry = has_registry ? xstrndup(out->repo, hn) : kp_xstrdup("docker.io");
     } else {
-        out->registry = xstrdup("docker.io");
+        out->registry = kp_xstrdup("docker.io");
     }
     const char *path = has_registry ? first_slash + 1 : out->repo;
     for (const char *p = path; *p; p++)
@@ -276,7 +270,7 @@ static bool has(const char *hay, const char *needle)
 
 void dk_explain_push_error(dk_buf *out, const char *msg, const dk_ref *ref, const char *auth_src)
 {
-    char *m = xstrdup(msg && *msg ? msg : "unknown error");
+    char *m = kp_xstrdup(msg && *msg ? msg : "unknown error");
     dk_one_line(m);
     const char *reg = ref->registry;
     if (has(m, "unauthorized") || has(m, "authentication required") || has(m, "denied") ||

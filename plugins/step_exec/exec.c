@@ -62,18 +62,31 @@ static const char *builder_entrypoint(const char *image, char *buf, size_t cap)
     return buf;
 }
 
+/* What the step keeps: the script file goes with it. */
+static void release_run(kiln_step *step)
+{
+    struct exec_run *run = kiln_api->step_get_data(step);
+    if (!run)
+        return;
+    if (run->script_file)
+        unlink(run->script_file);
+    free(run->script_file);
+    free(run);
+    kiln_api->step_set_data(step, NULL);
+}
+
 static void exec_exited(kiln_proc *proc, void *data, int status)
 {
     kiln_step *step = data;
-    struct exec_run *run = kiln_api->step_get_data(step);
-    if (run) {
-        if (run->script_file)
-            unlink(run->script_file);
-        free(run->script_file);
-        free(run);
-        kiln_api->step_set_data(step, NULL);
-    }
+    release_run(step);
     kiln_api->step_done(step, status, NULL);
+}
+
+/* ABI 1.10: the host ended the step while its process never reported its
+ * end (output held open outside its group): no exit callback will come. */
+static void exec_abandon(kiln_step *step, void *plugin_data)
+{
+    release_run(step);
 }
 
 static int exec_validate(void *plugin_data, const void *config, kiln_diag *diag)
@@ -247,11 +260,7 @@ static int exec_start(kiln_step *step, const void *config, void *plugin_data)
             kiln_error(step, "cannot run '%s': not found (is it installed and on PATH?)", argv[0]);
         else
             kiln_error(step, "cannot run '%s': %s", argv[0], kiln_api->strerror(rc));
-        if (run->script_file)
-            unlink(run->script_file);
-        free(run->script_file);
-        free(run);
-        kiln_api->step_set_data(step, NULL);
+        release_run(step);
     }
     free(argv);
     return rc;
@@ -263,7 +272,7 @@ static int exec_init(const kiln_host_api *api, kiln_plugin_handle *self, void **
     return 0;
 }
 
-static const kiln_step_ops exec_ops = {sizeof(kiln_step_ops), exec_start, NULL, NULL};
+static const kiln_step_ops exec_ops = {sizeof(kiln_step_ops), exec_start, NULL, NULL, exec_abandon};
 
 static const kiln_plugin exec_plugin = {
     KILN_PLUGIN_HEADER,

@@ -139,6 +139,19 @@ static void checkout_cancel(kiln_step *step, void *plugin_data)
         gitfetch_cancel(run->g);
 }
 
+/* ABI 1.10: the host ended the step itself; git's process is gone without
+ * its callback, so the fetch (and its credentials file) is ours to free. */
+static void checkout_abandon(kiln_step *step, void *plugin_data)
+{
+    struct checkout_run *run = kiln_api->step_get_data(step);
+    if (!run)
+        return;
+    if (run->g)
+        gitfetch_abandon(run->g);
+    free(run);
+    kiln_api->step_set_data(step, NULL);
+}
+
 static int checkout_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)
 {
     KILN_API_BIND(api);
@@ -146,7 +159,7 @@ static int checkout_init(const kiln_host_api *api, kiln_plugin_handle *self, voi
 }
 
 static const kiln_step_ops checkout_ops = {sizeof(kiln_step_ops), checkout_start, checkout_cancel,
-                                           NULL};
+                                           NULL, checkout_abandon};
 
 static const kiln_plugin checkout_plugin = {
     KILN_PLUGIN_HEADER,

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/xalloc.h"
+
 KILN_API_EXTERN;
 
 enum stage { S_ORIGIN, S_INIT, S_REMOTE, S_LSREMOTE, S_FETCH, S_CHECKOUT, S_REVPARSE, S_DONE };
@@ -39,11 +41,6 @@ struct gitfetch {
 };
 
 static void next_stage(struct gitfetch *g);
-
-static char *xstrdup0(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
 
 void gitfetch_split_url(const char *url, char **clean, char **user, char **pass)
 {
@@ -513,7 +510,7 @@ int gitfetch_start(kiln_step *step, const struct gitfetch_opts *o, gitfetch_cb c
     g->depth = o->depth;
     char *user = NULL, *pass = NULL;
     gitfetch_split_url(o->repo, &g->url, &user, &pass);
-    g->user = user ? user : xstrdup0(o->username); /* the URL's user name wins */
+    g->user = user ? user : kp_xstrdup0(o->username); /* the URL's user name wins */
     g->token = o->token && *o->token ? strdup(o->token) : pass;
     if (g->token && pass && g->token != pass) {
         memset(pass, 0, strlen(pass));
@@ -576,6 +573,11 @@ void gitfetch_cancel(struct gitfetch *g)
     g->cancelled = true;
     if (g->proc)
         kiln_api->proc_signal(g->proc, SIGTERM);
+}
+
+void gitfetch_abandon(struct gitfetch *g)
+{
+    gitfetch_free(g);
 }
 
 /* Read the token named by the options; NULL when none. Logs problems. */

@@ -48,6 +48,10 @@ int gitfetch_start(kiln_step *step, const struct gitfetch_opts *o, gitfetch_cb c
                    struct gitfetch **out);
 /* The step is being cancelled: stop (the callback still comes, with an error). */
 void gitfetch_cancel(struct gitfetch *g);
+/* The host ended the step without us (kiln_step_ops.abandon, ABI 1.10): its
+ * process is released without a callback. Remove the credentials file and
+ * free g; the callback never comes. */
+void gitfetch_abandon(struct gitfetch *g);
 
 /* The token named by token-env (an environment variable) or token-file;
  * NULL when neither is given or on error (*err set, reason logged). */

@@ -719,6 +719,17 @@ static int k8_start(kiln_step *step, const void *config, void *plugin_data)
     return 0;
 }
 
+/* ABI 1.10: the host ended the step itself; its request and timer are
+ * released without their callbacks. */
+static void k8_abandon(kiln_step *step, void *plugin_data)
+{
+    k8_step *st = kiln_api->step_get_data(step);
+    if (!st)
+        return;
+    kiln_api->step_set_data(step, NULL);
+    st_free(st);
+}
+
 static void k8_cancel(kiln_step *step, void *plugin_data)
 {
     k8_step *st = kiln_api->step_get_data(step);
@@ -836,6 +847,7 @@ static const kiln_step_ops k8_ops = {
     .start = k8_start,
     .cancel = k8_cancel,
     .describe = k8_describe,
+    .abandon = k8_abandon,
 };
 
 static const kiln_plugin k8_plugin = {

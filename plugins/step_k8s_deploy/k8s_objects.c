@@ -11,6 +11,7 @@
 
 #include "../common/container_env.h"
 #include "../common/k8s_yaml.h"
+#include "../common/xalloc.h"
 
 void k8_set_free(k8_set *s)
 {
@@ -63,7 +64,7 @@ static int add_object(k8_set *s, cJSON *j, const char *file, int line, char *err
     k8_obj *o = &s->v[s->n++];
     memset(o, 0, sizeof *o);
     o->json = j;
-    o->file = k8_strdup(file);
+    o->file = kp_xstrdup0(file);
     o->line = line;
     o->api_version = av;
     o->kind = kind;
@@ -130,7 +131,7 @@ int k8_load(const char *dir, const kiln_strv *paths, k8_set *out, char *err, siz
     }
     for (size_t i = 0; i < paths->n; i++) {
         const char *p = paths->v[i];
-        char *full = p[0] == '/' ? k8_strdup(p) : k8_asprintf("%s/%s", dir, p);
+        char *full = p[0] == '/' ? kp_xstrdup0(p) : kp_xasprintf("%s/%s", dir, p);
         struct stat st;
         int rc = 0;
         if (stat(full, &st) != 0) {
@@ -146,7 +147,7 @@ int k8_load(const char *dir, const kiln_strv *paths, k8_set *out, char *err, siz
                     names = realloc(names, (n + 1) * sizeof *names);
                     if (!names)
                         abort();
-                    names[n++] = k8_strdup(e->d_name);
+                    names[n++] = kp_xstrdup0(e->d_name);
                 }
             if (d)
                 closedir(d);
@@ -156,8 +157,8 @@ int k8_load(const char *dir, const kiln_strv *paths, k8_set *out, char *err, siz
                 rc = -1;
             }
             for (size_t k = 0; k < n; k++) {
-                char *f = k8_asprintf("%s/%s", full, names[k]);
-                char *shown = k8_asprintf("%s/%s", p, names[k]);
+                char *f = kp_xasprintf("%s/%s", full, names[k]);
+                char *shown = kp_xasprintf("%s/%s", p, names[k]);
                 if (rc == 0)
                     rc = load_file(out, f, shown, err, errcap);
                 free(f);
@@ -356,7 +357,7 @@ int k8_place(k8_obj *o, const char *plural, bool namespaced, const char *namespa
     free(o->ns);
     free(o->what);
     free(o->path);
-    o->plural = k8_strdup(plural);
+    o->plural = kp_xstrdup0(plural);
     o->namespaced = namespaced;
     o->ns = NULL;
     if (namespaced) {
@@ -367,19 +368,19 @@ int k8_place(k8_obj *o, const char *plural, bool namespaced, const char *namespa
                      o->file, o->line, own, namespace_);
             return -1;
         }
-        o->ns = k8_strdup(own && *own ? own : namespace_);
+        o->ns = kp_xstrdup0(own && *own ? own : namespace_);
         if (!own || !*own)
             cJSON_AddStringToObject(meta, "namespace", o->ns);
     }
     char group[128], gp[200];
     group_of(o->api_version, group, sizeof group);
     k8_group_path(o->api_version, gp, sizeof gp);
-    char *lower = k8_strdup(o->kind);
+    char *lower = kp_xstrdup0(o->kind);
     for (char *p = lower; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    o->what = *group ? k8_asprintf("%s.%s/%s", lower, group, o->name) : k8_asprintf("%s/%s", lower, o->name);
+    o->what = *group ? kp_xasprintf("%s.%s/%s", lower, group, o->name) : kp_xasprintf("%s/%s", lower, o->name);
     free(lower);
-    o->path = namespaced ? k8_asprintf("%s/namespaces/%s/%s/%s", gp, o->ns, plural, o->name)
-                         : k8_asprintf("%s/%s/%s", gp, plural, o->name);
+    o->path = namespaced ? kp_xasprintf("%s/namespaces/%s/%s/%s", gp, o->ns, plural, o->name)
+                         : kp_xasprintf("%s/%s/%s", gp, plural, o->name);
     return 0;
 }

@@ -239,6 +239,8 @@ typedef struct kt_step {
     kiln_proc *proc;
     kiln_timer *kill_timer;
     kt_progress prog;
+    bool working;        /* a queue_work() has not had its after() yet */
+    bool abandoned;      /* the host ended the step: after() only frees */
     time_t started;
 
     /* Output check. */
@@ -511,6 +513,11 @@ static char *missing_exe_message(const kt_step *s)
 static void kt_check_after(void *data, int err)
 {
     kt_step *s = data;
+    s->working = false;
+    if (s->abandoned) {
+        kt_free(s);
+        return;
+    }
     if (s->canceled) {
         kt_finish(s, KILN_ECANCELED, "canceled before kedro started");
         return;
@@ -652,6 +659,8 @@ static void kt_on_exit(kiln_proc *proc, void *data, int status)
         int rc = kiln_api->queue_work(KILN_OBJ(s->step), kt_outputs_work, kt_outputs_after, s);
         if (rc < 0)
             kt_finish(s, rc, "kedro-train could not check the declared outputs");
+        else
+            s->working = true;
         return;
     }
 
@@ -724,6 +733,11 @@ static void kt_outputs_after(void *data, int err)
 {
     kt_step *s = data;
     kt_progress *p = &s->prog;
+    s->working = false;
+    if (s->abandoned) {
+        kt_free(s);
+        return;
+    }
     if (s->canceled) {
         kt_finish(s, KILN_ECANCELED, "canceled");
         return;
@@ -816,6 +830,7 @@ static int kt_start(kiln_step *step, const void *config, void *plugin_data)
         kt_free(s);
         return rc;
     }
+    s->working = true;
     return 0;
 }
 
@@ -842,6 +857,24 @@ static void kt_cancel(kiln_step *step, void *plugin_data)
     /* Checking or output phase: the worker's after-callback ends the step. */
 }
 
+/* ABI 1.10: the host ended the step itself (kedro, or a process it left,
+ * outlived the kill grace): its process and timer are gone without their
+ * callbacks. Free now, or in the pending worker's after(), which still
+ * comes; the logging configuration goes with it. */
+static void kt_abandon(kiln_step *step, void *plugin_data)
+{
+    kt_step *s = kiln_api->step_get_data(step);
+    if (!s)
+        return;
+    kiln_api->step_set_data(step, NULL);
+    s->proc = NULL;
+    s->kill_timer = NULL;
+    if (s->working)
+        s->abandoned = true;
+    else
+        kt_free(s);
+}
+
 static int kt_init(const kiln_host_api *api, kiln_plugin_handle *self, void **plugin_data)
 {
     KILN_API_BIND(api);
@@ -854,6 +887,7 @@ static const kiln_step_ops kt_step_ops = {
     .start = kt_start,
     .cancel = kt_cancel,
     .describe = NULL,
+    .abandon = kt_abandon,
 };
 
 static const kiln_plugin kt_plugin = {

@@ -138,7 +138,7 @@ static int mock_init(const kiln_host_api *api, kiln_plugin_handle *self, void **
     return 0;
 }
 
-static const kiln_step_ops mock_ops = {sizeof(kiln_step_ops), mock_start, NULL, NULL};
+static const kiln_step_ops mock_ops = {sizeof(kiln_step_ops), mock_start, NULL, NULL, NULL};
 
 static const kiln_plugin mock_plugin = {
     KILN_PLUGIN_HEADER,

@@ -195,6 +195,18 @@ static void sub_cancel(kiln_step *step, void *plugin_data)
         gitfetch_cancel(r->g);
 }
 
+/* ABI 1.10: the host ended the step itself (a fetch or a child build that
+ * outlived the kill grace): neither callback will come. */
+static void sub_abandon(kiln_step *step, void *plugin_data)
+{
+    struct sub_run *r = kiln_api->step_get_data(step);
+    if (!r)
+        return;
+    if (r->g)
+        gitfetch_abandon(r->g);
+    run_free(step, r);
+}
+
 static int sub_validate(void *plugin_data, const void *config, kiln_diag *diag)
 {
     const struct sub_config *c = config;
@@ -215,7 +227,7 @@ static int sub_init(const kiln_host_api *api, kiln_plugin_handle *self, void **p
     return 0;
 }
 
-static const kiln_step_ops sub_ops = {sizeof(kiln_step_ops), sub_start, sub_cancel, NULL};
+static const kiln_step_ops sub_ops = {sizeof(kiln_step_ops), sub_start, sub_cancel, NULL, sub_abandon};
 
 static const kiln_plugin sub_plugin = {
     KILN_PLUGIN_HEADER,

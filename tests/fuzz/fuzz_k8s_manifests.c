@@ -17,6 +17,7 @@
 #include "../../plugins/common/k8s_exec_cred.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
 #include "../../plugins/common/k8s_yaml.c"
+#include "../../plugins/common/xalloc.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,6 +13,7 @@
 
 #include "../../plugins/step_docker_build/docker_ignore.c"
 #include "../../plugins/step_docker_build/docker_util.c"
+#include "../../plugins/common/xalloc.c"
 
 static bool excl(const char *patterns, const char *path)
 {

@@ -50,7 +50,7 @@ static int hello_init(const kiln_host_api *api, kiln_plugin_handle *self, void *
     return 0;
 }
 
-static const kiln_step_ops hello_ops = {sizeof(kiln_step_ops), hello_start, NULL, NULL};
+static const kiln_step_ops hello_ops = {sizeof(kiln_step_ops), hello_start, NULL, NULL, NULL};
 
 static const kiln_plugin hello_plugin = {
     KILN_PLUGIN_HEADER,

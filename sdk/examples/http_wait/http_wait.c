@@ -82,6 +82,15 @@ static void finish(struct wait *w, int status, const char *reason)
     kiln_api->step_done(step, status, reason); /* host objects are released here */
 }
 
+/* ABI 1.10: the host ended the step itself (it outlived --kill-grace after
+ * cancel) and has already released our timers and request: only our own
+ * memory is left. */
+static void wait_abandon(kiln_step *step, void *plugin_data)
+{
+    (void)plugin_data;
+    free(kiln_api->step_get_data(step));
+}
+
 static void on_next(kiln_timer *t, void *data)
 {
     (void)t;
@@ -214,6 +223,7 @@ static const kiln_step_ops wait_ops = {
     .struct_size = sizeof(kiln_step_ops),
     .start = wait_start,
     .cancel = wait_cancel,
+    .abandon = wait_abandon,
 };
 
 static const kiln_plugin wait_plugin = {

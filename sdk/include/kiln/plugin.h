@@ -23,7 +23,10 @@
  *  4. After step_done() the host makes no further call for that step and
  *     releases every host object created for it (processes, timers, HTTP
  *     requests) without calling their callbacks. The plugin frees its own
- *     step data before calling step_done().
+ *     step data before calling step_done(). When a cancelled step does not
+ *     end within the kill grace, the host ends it itself, releases its
+ *     objects the same way, and then calls kiln_step_ops.abandon() (ABI 1.10)
+ *     so that the plugin frees its step data there instead.
  *  5. Every callback runs on the loop thread and must not block. Blocking
  *     work goes through queue_work(); post() is the only entry a plugin
  *     thread may call.
@@ -121,6 +124,20 @@ typedef struct kiln_step_ops {
     /* Optional: describe, without side effects, the requests the step would
      * send, through kiln_api->plan_add(). Used by dry runs. */
     int (*describe)(kiln_step *step, const void *config, void *plugin_data);
+    /* ABI 1.10, optional (the host reads it only when struct_size covers it):
+     * the host ended the step itself, without the plugin's step_done(),
+     * because the step was still running --kill-grace (plus a margin) after
+     * cancel(): typically a process of the step that never reported its end
+     * (its output held open outside its process group, an executor that
+     * cannot reach it). Rule 4 holds as for step_done(): by now every host
+     * object of the step is released without its callback, so the plugin's
+     * exit, timer and HTTP callbacks for the step will never run. Free the
+     * step's data (step_get_data() still returns it) and undo what the step
+     * made outside the host (temporary files); make no other call with the
+     * step, and do not call step_done(). Work queued with queue_work() still
+     * runs its after() callback: keep what it uses until then. Called once,
+     * on the loop thread; the user already saw the step end. */
+    void (*abandon)(kiln_step *step, void *plugin_data);
 } kiln_step_ops;
 
 typedef struct kiln_sink_ops {

@@ -13,8 +13,9 @@
  * step_image host entries, kiln_http_req.on_headers.
  * 1.7: the shipping core for remote sinks (ship_* host entries).
  * 1.8: kiln_exec_spec.secret_env (which env entries are secrets).
- * 1.9: kiln_http_req.cert_pem, key_pem (a client certificate). */
-#define KILN_ABI_MINOR 9
+ * 1.9: kiln_http_req.cert_pem, key_pem (a client certificate).
+ * 1.10: kiln_step_ops.abandon (the host ended a step the plugin did not). */
+#define KILN_ABI_MINOR 10
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1

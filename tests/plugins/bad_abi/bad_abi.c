@@ -10,7 +10,7 @@ static int start(kiln_step *step, const void *config, void *plugin_data)
     return KILN_ENOSYS;
 }
 
-static const kiln_step_ops ops = {sizeof(kiln_step_ops), start, NULL, NULL};
+static const kiln_step_ops ops = {sizeof(kiln_step_ops), start, NULL, NULL, NULL};
 
 static const kiln_plugin desc = {
     2, 0, (uint32_t)sizeof(kiln_plugin),

@@ -175,7 +175,7 @@ static int echo_init(const kiln_host_api *api, kiln_plugin_handle *self, void **
     return 0;
 }
 
-static const kiln_step_ops echo_ops = {sizeof(kiln_step_ops), echo_start, echo_cancel, NULL};
+static const kiln_step_ops echo_ops = {sizeof(kiln_step_ops), echo_start, echo_cancel, NULL, NULL};
 
 static const kiln_plugin echo_plugin = {
     KILN_PLUGIN_HEADER,

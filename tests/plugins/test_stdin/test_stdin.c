@@ -63,7 +63,7 @@ static int stdin_init(const kiln_host_api *api, kiln_plugin_handle *self, void *
     return 0;
 }
 
-static const kiln_step_ops stdin_ops = {sizeof(kiln_step_ops), stdin_start, NULL, NULL};
+static const kiln_step_ops stdin_ops = {sizeof(kiln_step_ops), stdin_start, NULL, NULL, NULL};
 
 static const kiln_plugin stdin_plugin = {
     KILN_PLUGIN_HEADER,
