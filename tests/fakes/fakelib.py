@@ -81,6 +81,10 @@ class Config:
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # server_close() would otherwise join every handler thread, and one
+    # blocked on a client's idle keep-alive connection (or a watch) never
+    # ends: SIGTERM then left the fake running for good.
+    block_on_close = False
     allow_reuse_address = True
 
     def handle_error(self, request, client_address):
