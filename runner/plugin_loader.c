@@ -138,7 +138,6 @@ int kiln__plugin_open(const char *path, kiln_plugin_kind kind, const char *name,
         why = "its descriptor lacks the callbacks its kind needs";
     } else if (kind != KILN_PLUGIN_EXECUTOR && d->executor) {
         why = "its reserved descriptor slots are not NULL";
-        why = "its descriptor lacks the callbacks its kind needs";
     } else {
         for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0]; i++)
             if (d->reserved[i])
