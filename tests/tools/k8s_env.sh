@@ -19,6 +19,11 @@
 #   k8s_env_helper_image
 #       imports HIMG (localhost/kiln-pod-helper:test) as `make
 #       pod-helper-image` makes it, from HELPER (the built kiln-pod-helper).
+#   k8s_env_git_image NAME
+#       imports NAME: this machine's git (and git-remote-http, for http://
+#       remotes), the libraries ldd names, and busybox's sh, echo, cat,
+#       test and awk in an empty root: a fill image for fill=git (no
+#       registry is reachable here, so alpine/git is not used).
 #   k8s_env_fake [FAKE-ARG...]
 #       starts the fake in K ($TMP/k8s: requests.jsonl, kubelet/) with the
 #       extra FAKE-ARGs; sets SERVER, KUBECONFIG (context "fake", namespace
@@ -90,6 +95,29 @@ k8s_env_helper_image() {
     HIMG=localhost/kiln-pod-helper:test
     TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >"$E/himport.log" 2>&1 ||
         { cat "$E/himport.log"; cannot_run "podman import of the helper failed"; }
+}
+
+k8s_env_git_image() {
+    local r=$E/gitroot f lib a
+    rm -rf "$r"
+    mkdir -p "$r/bin" "$r/tmp" "$r/usr/lib/git-core"
+    cp "$BUSYBOX" "$r/bin/busybox"
+    for a in sh echo cat test awk; do ln -s busybox "$r/bin/$a"; done
+    cp "$(command -v git)" "$r/bin/git"
+    # git runs its http transport from its exec path, as this machine's git does
+    cp "$(git --exec-path)/git-remote-http" "$r/usr/lib/git-core/" 2>/dev/null || true
+    for f in "$r/bin/git" "$r/usr/lib/git-core/git-remote-http"; do
+        [ -e "$f" ] || continue
+        for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
+            mkdir -p "$r$(dirname "$lib")" && cp -L "$lib" "$r$lib"
+        done
+    done
+    if [ "$(git --exec-path)" != /usr/lib/git-core ]; then
+        mkdir -p "$r$(git --exec-path)" && cp "$r/usr/lib/git-core/git-remote-http" "$r$(git --exec-path)/"
+    fi
+    tar -C "$r" -cf "$E/git.tar" .
+    TMPDIR=$E/tmp podman import --change 'ENV PATH=/bin' "$E/git.tar" "$1" >"$E/gitimport.log" 2>&1 ||
+        { cat "$E/gitimport.log"; cannot_run "podman import of the git image failed"; }
 }
 
 k8s_env_fake() {
