@@ -690,12 +690,16 @@ static void fill_event(kbuild *kb, const char *line)
         if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, NULL, NULL, on_fill_log, kb, NULL))
             on_fill_log(NULL, kb, KILN_EIO, NULL);
         free(url);
-    } else if (wr && !strcmp(wr, "CreateContainerConfigError") && kb->git_secret) {
-        /* the kubelet could not resolve the env: the Secret or a key */
+    } else if (wr && !strcmp(wr, "CreateContainerConfigError")) {
+        /* the kubelet could not resolve the env (gitSecret's Secret or a
+         * key) or a volume (a part of the upload deleted meanwhile) */
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "waiting"), "message"));
-        fill_failed(kb, "the fill Pod %s-fill cannot start: %s%s%s (gitSecret=%s must name a Secret of namespace %s "
-                        "with the keys username and password)",
-                    kb->owner_name, wr, msg ? ": " : "", msg ? msg : "", kb->git_secret, kb->ns);
+        char hint[400] = "";
+        if (kb->git_secret)
+            snprintf(hint, sizeof hint, " (gitSecret=%s must name a Secret of namespace %s with the keys username "
+                                        "and password)", kb->git_secret, kb->ns);
+        fill_failed(kb, "the fill Pod %s-fill cannot start: %s%s%s%s", kb->owner_name, wr, msg ? ": " : "",
+                    msg ? msg : "", hint);
         fill_remove(kb);
     } else if (kube_start_failure(wr)) {
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "waiting"), "message"));
