@@ -12,8 +12,8 @@
 #    (busybox httpd + git-http-backend): without it git's auth message,
 #    with it the commit's file; no password in the fill Pod (kubectl get
 #    pod -o json) nor in kiln's output; a missing Secret fails clearly;
-#  - fill=upload: a git checkout with an uncommitted file and a binary file
-#    (byte-exact by sha256), and a directory that is not a git checkout,
+#  - fill=upload: a git checkout with an uncommitted file and an 8 MB binary
+#    file (12 parts; byte-exact by sha256), and a directory that is not a git checkout,
 #    reach the step's Pod; the parts are ConfigMaps owned by the build's
 #    owner (kubectl get configmap -o json), deleted after; a workspace over
 #    uploadLimit fails naming its size before any part or Pod is made.
@@ -235,7 +235,7 @@ git init -q ws && cd ws
 echo committed >c.txt && git add c.txt && G commit -q -m c
 echo uncommitted >u.txt                      # never committed
 mkdir -p "sub dir" && echo spaced >"sub dir/f 1.txt"
-head -c 1500000 /dev/urandom >bin.dat        # gzip cannot shrink it: 3 parts
+head -c 8000000 /dev/urandom >bin.dat        # gzip cannot shrink it: 12 parts (00010 sorts after 00009)
 BSUM=$(sha256sum bin.dat | cut -d' ' -f1)
 cd ..
 mkdir -p plain/deep && echo not-git >plain/deep/n.txt
@@ -255,8 +255,8 @@ check "the build succeeds (exit 0)" [ "$rc" = 0 ]
 check "the step sees the committed, the uncommitted and the spaced file, and .git" \
     has_line logs/look.log "c=committed u=uncommitted s=spaced git=yes"
 check "the binary file arrives byte-exact (sha256)" has_line logs/look.log "$BSUM  bin.dat"
-check "kiln says what it uploads" grep -q "uploading the workspace .*/up/ws into the claim: [0-9]* bytes (1.[0-9] MiB) of gzip'd tar in 3 ConfigMaps kiln-build-.*-src-N (image $IMG unpacks it)" out
-check "... and the fill Pod what it unpacked" grep -q "filled /workspace from the upload of .*/up/ws ([0-9]* bytes of gzip'd tar in 3 ConfigMaps)" out
+check "kiln says what it uploads" grep -q "uploading the workspace .*/up/ws into the claim: [0-9]* bytes (7.[0-9] MiB) of gzip'd tar in 12 ConfigMaps kiln-build-.*-src-N (image $IMG unpacks it)" out
+check "... and the fill Pod what it unpacked" grep -q "filled /workspace from the upload of .*/up/ws ([0-9]* bytes of gzip'd tar in 12 ConfigMaps)" out
 check "kubectl get configmap -o json of a part was had" test -s part0.json
 check "... its binaryData is a gzip stream's first 700 KiB" python3 -c 'import json,sys,base64
 j=json.load(open(sys.argv[1])); b=base64.b64decode(j["binaryData"]["part"])
@@ -274,7 +274,7 @@ for x in open(sys.argv[1]):
         if l["method"]=="POST" and l["status"]==201: c+=1
         if l["method"]=="DELETE" and l["status"]==200: d+=1
 print(c, d)' "$K/requests.jsonl"; }
-check "3 parts were created and 3 deleted ($(parts))" [ "$(parts)" = "3 3" ]
+check "12 parts were created and 12 deleted ($(parts))" [ "$(parts)" = "12 12" ]
 order=$(python3 -c 'import json,sys
 for x in open(sys.argv[1]):
     l=json.loads(x)
@@ -294,7 +294,7 @@ check "a directory that is not a git checkout: the build succeeds (exit 0)" [ "$
 check "... its files reach the step" has_line logsp/look.log "n=not-git git=no"
 check "nothing is left" wait_for 60 nothing_left
 
-head -c 2500000 /dev/urandom >ws/big.dat
+rm ws/bin.dat && head -c 2500000 /dev/urandom >ws/big.dat
 BEFORE=$(wc -l <"$K/requests.jsonl")
 rc=$(run_kiln outb run p.yaml --executor "$FX,uploadLimit=2" --workspace ws)
 check "a workspace over uploadLimit=2: the build fails (exit 1)" [ "$rc" = 1 ]
