@@ -89,8 +89,9 @@ static const kiln_option kx_options[] = {
     OPT("gitUrl", NULL, 0, git_url, "fill=git: the repository to clone (default: the workspace's origin)."),
     OPT("gitCommit", NULL, 0, git_commit, "fill=git: the commit to check out (default: the workspace's HEAD)."),
     OPT("gitSecret", NULL, 0, git_secret,
-        "fill=git: a Secret of the namespace (kubernetes.io/basic-auth: keys username and password) whose "
-        "values the fill Pod gives git through a credential helper (secretKeyRef: kiln never reads it)."),
+        "fill=git: a Secret of the namespace whose values the fill Pod gives git (secretKeyRef: kiln never "
+        "reads it): for an http(s) remote kubernetes.io/basic-auth (keys username, password: a credential "
+        "helper), for an ssh remote kubernetes.io/ssh-auth (key ssh-privatekey, optional known_hosts)."),
     {KILN_OPT_INT, "uploadLimit", "64", 0, offsetof(struct kx_config, upload_limit_mib), 1, 4096, NULL,
      "fill=upload: the largest gzip'd tar of the workspace to send, in MiB (refused above it, before any "
      "part is sent)."},

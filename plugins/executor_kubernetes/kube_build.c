@@ -696,8 +696,9 @@ static void fill_event(kbuild *kb, const char *line)
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "waiting"), "message"));
         char hint[400] = "";
         if (kb->git_secret)
-            snprintf(hint, sizeof hint, " (gitSecret=%s must name a Secret of namespace %s with the keys username "
-                                        "and password)", kb->git_secret, kb->ns);
+            snprintf(hint, sizeof hint, " (gitSecret=%s must name a Secret of namespace %s with the key%s)",
+                     kb->git_secret, kb->ns,
+                     kube_git_url_is_ssh(kb->git_url) ? " ssh-privatekey" : "s username and password");
         fill_failed(kb, "the fill Pod %s-fill cannot start: %s%s%s%s", kb->owner_name, wr, msg ? ": " : "",
                     msg ? msg : "", hint);
         fill_remove(kb);

@@ -140,6 +140,19 @@ static const char git_script[] =
     "  fi\n"
     "  echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"\n"
     "}\n"
+    "if [ -n \"${KILN_GIT_SSH_KEY:-}\" ]; then\n"
+    "  umask 077\n"
+    "  printf '%s\\n' \"$KILN_GIT_SSH_KEY\" >/tmp/kiln-ssh-key || exit 1\n"
+    "  if [ -n \"${KILN_GIT_KNOWN_HOSTS:-}\" ]; then\n"
+    "    printf '%s\\n' \"$KILN_GIT_KNOWN_HOSTS\" >/tmp/kiln-known-hosts || exit 1\n"
+    "    check='-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/tmp/kiln-known-hosts'\n"
+    "  else\n"
+    "    echo 'kiln: the gitSecret has no known_hosts: the remote host key is not checked'\n"
+    "    check='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
+    "  fi\n"
+    "  export GIT_SSH_COMMAND=\"ssh -i /tmp/kiln-ssh-key -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR $check\"\n"
+    "  fill; exit $?\n"
+    "fi\n"
     "if [ -z \"${KILN_GIT_PASSWORD:-}\" ]; then fill; exit $?; fi\n"
     "git config --global credential.helper "
     "'!f() { test \"$1\" = get || exit 0; echo \"username=$KILN_GIT_USERNAME\"; "
@@ -165,14 +178,29 @@ static void add_env(cJSON *env, const char *name, const char *value)
     cJSON_AddItemToArray(env, e);
 }
 
-static void add_secret_env(cJSON *env, const char *name, const char *secret, const char *key)
+static void add_secret_env(cJSON *env, const char *name, const char *secret, const char *key, bool optional)
 {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "name", name);
     cJSON *ref = cJSON_AddObjectToObject(cJSON_AddObjectToObject(e, "valueFrom"), "secretKeyRef");
     cJSON_AddStringToObject(ref, "name", secret);
     cJSON_AddStringToObject(ref, "key", key);
+    if (optional)
+        cJSON_AddBoolToObject(ref, "optional", true);
     cJSON_AddItemToArray(env, e);
+}
+
+bool kube_git_url_is_ssh(const char *url)
+{
+    if (!url)
+        return false;
+    if (!strncmp(url, "ssh://", 6) || !strncmp(url, "git+ssh://", 10) || !strncmp(url, "ssh+git://", 10))
+        return true;
+    if (strstr(url, "://"))
+        return false;
+    /* scp-like user@host:path: a colon before any slash */
+    size_t colon = strcspn(url, ":/");
+    return colon > 0 && url[colon] == ':';
 }
 
 static void add_mount(cJSON *ctr, const char *name, const char *path, const char *sub, bool ro)
@@ -212,9 +240,12 @@ char *kube_fill_body(const kube_fill *f)
     if (f->url) {
         add_env(env, "KILN_GIT_URL", f->url);
         add_env(env, "KILN_GIT_COMMIT", f->commit ? f->commit : "");
-        if (f->git_secret) {
-            add_secret_env(env, "KILN_GIT_USERNAME", f->git_secret, "username");
-            add_secret_env(env, "KILN_GIT_PASSWORD", f->git_secret, "password");
+        if (f->git_secret && kube_git_url_is_ssh(f->url)) {
+            add_secret_env(env, "KILN_GIT_SSH_KEY", f->git_secret, "ssh-privatekey", false);
+            add_secret_env(env, "KILN_GIT_KNOWN_HOSTS", f->git_secret, "known_hosts", true);
+        } else if (f->git_secret) {
+            add_secret_env(env, "KILN_GIT_USERNAME", f->git_secret, "username", false);
+            add_secret_env(env, "KILN_GIT_PASSWORD", f->git_secret, "password", false);
         }
     } else {
         char n[32];

@@ -47,9 +47,12 @@ typedef struct kube_fill {
     const char *name, *ns, *build_id, *owner, *claim, *image;
     /* fill=git: image's git clones url and checks commit out (both reach
      * the script as env, never as shell text). git_secret, when set, names
-     * a kubernetes.io/basic-auth Secret of the namespace: its username and
-     * password reach the script through valueFrom.secretKeyRef (never as
-     * values in the Pod's spec) and git through a credential helper. */
+     * a Secret of the namespace whose values reach the script through
+     * valueFrom.secretKeyRef (never as values in the Pod's spec): for an
+     * HTTP(S) url a kubernetes.io/basic-auth one (username, password; git
+     * gets them from a credential helper), for an ssh url a
+     * kubernetes.io/ssh-auth one (ssh-privatekey, and known_hosts if it
+     * has it; git's ssh gets them as files in the Pod's /tmp). */
     const char *url, *commit, *git_secret;
     /* fill=upload (url NULL): the gzip'd tar of the workspace cut into the
      * ConfigMaps chunks[0..n_chunks) (binaryData key KUBE_CHUNK_KEY), all
@@ -62,6 +65,10 @@ typedef struct kube_fill {
 } kube_fill;
 
 char *kube_fill_body(const kube_fill *f);
+
+/* Does git reach url over ssh (ssh://, git+ssh://, or scp-like
+ * [user@]host:path)? Then gitSecret is an ssh key. */
+bool kube_git_url_is_ssh(const char *url);
 
 /* fill=upload: the part of the workspace's tar a ConfigMap holds. A
  * ConfigMap holds at most 1 MiB (data and binaryData together, counted

@@ -158,6 +158,39 @@ static void fill_pod_git_secret(void **state)
     free(body);
 }
 
+/* An ssh remote: gitSecret is an ssh key (kubernetes.io/ssh-auth), by
+ * reference; known_hosts optional. */
+static void fill_pod_ssh_secret(void **state)
+{
+    assert_true(kube_git_url_is_ssh("ssh://git@forge:2222/x.git"));
+    assert_true(kube_git_url_is_ssh("git+ssh://forge/x.git"));
+    assert_true(kube_git_url_is_ssh("git@github.com:o/r.git"));
+    assert_true(kube_git_url_is_ssh("forge:r.git"));
+    assert_false(kube_git_url_is_ssh("https://forge/x.git"));
+    assert_false(kube_git_url_is_ssh("http://u@forge:80/x.git"));
+    assert_false(kube_git_url_is_ssh("git://forge/x.git"));
+    assert_false(kube_git_url_is_ssh("/srv/x.git"));
+    assert_false(kube_git_url_is_ssh("./a:b"));
+    assert_false(kube_git_url_is_ssh(NULL));
+    kube_fill f = {.name = "kiln-build-b-fill", .ns = "n", .build_id = "b", .owner = "h.1.2", .claim = "kiln-b-ws",
+                   .image = "alpine/git", .url = "git@forge:o/r.git", .commit = "abc", .git_secret = "deploy-key"};
+    char *body = kube_fill_body(&f);
+    cJSON *o = cJSON_Parse(body);
+    const cJSON *c = get(o, "spec containers 0");
+    assert_string_equal(str(c, "env 2 name"), "KILN_GIT_SSH_KEY");
+    assert_null(get(c, "env 2 value"));
+    assert_string_equal(str(c, "env 2 valueFrom secretKeyRef name"), "deploy-key");
+    assert_string_equal(str(c, "env 2 valueFrom secretKeyRef key"), "ssh-privatekey");
+    assert_null(get(c, "env 2 valueFrom secretKeyRef optional"));
+    assert_string_equal(str(c, "env 3 name"), "KILN_GIT_KNOWN_HOSTS");
+    assert_string_equal(str(c, "env 3 valueFrom secretKeyRef key"), "known_hosts");
+    assert_true(cJSON_IsTrue(get(c, "env 3 valueFrom secretKeyRef optional")));
+    assert_string_equal(str(c, "env 4 name"), "HOME");
+    assert_non_null(strstr(str(c, "command 2"), "GIT_SSH_COMMAND"));
+    cJSON_Delete(o);
+    free(body);
+}
+
 /* fill=upload: one projected volume with every part, in order, read-only
  * at /kiln/src; the claim's workspace at /workspace; no git. */
 static void fill_pod_upload(void **state)
@@ -230,6 +263,7 @@ int main(void)
         cmocka_unit_test(own_a_pod),
         cmocka_unit_test(fill_pod),
         cmocka_unit_test(fill_pod_git_secret),
+        cmocka_unit_test(fill_pod_ssh_secret),
         cmocka_unit_test(fill_pod_upload),
         cmocka_unit_test(chunk_configmap),
     };
