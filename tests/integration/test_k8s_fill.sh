@@ -12,6 +12,10 @@
 #    (busybox httpd + git-http-backend): without it git's auth message,
 #    with it the commit's file; no password in the fill Pod (kubectl get
 #    pod -o json) nor in kiln's output; a missing Secret fails clearly;
+#  - gitSecret= with an ssh remote: a real OpenSSH sshd (in a container of
+#    the private podman) and a kubernetes.io/ssh-auth Secret: without it
+#    ssh's refusal, with it (known_hosts checked, or said unchecked) the
+#    commit's file; no key in the fill Pod; a missing Secret fails clearly;
 #  - fill=upload: a git checkout with an uncommitted file and an 8 MB binary
 #    file (12 parts; byte-exact by sha256), and a directory that is not a git checkout,
 #    reach the step's Pod; the parts are ConfigMaps owned by the build's
@@ -226,6 +230,77 @@ rc=$(run_kiln out4 run p.yaml --executor "$EXEC,workspace=pvc,fill=upload,gitSec
 check "gitSecret without fill=git: exit 2, saying so" sh -c "[ $rc = 2 ] && grep -q 'gitSecret is for fill=git' out4"
 check "nothing is left" wait_for 60 nothing_left
 check "the kubelet left no container" wait_for 60 no_containers
+cd "$TMP"
+
+# ---------------------------------------------------------------------------
+echo "# fill=git, gitSecret=: a private remote over ssh with a key (kubernetes.io/ssh-auth)"
+mkdir -p ssh/srv && cd ssh
+SPORT=$(free_port)
+if k8s_env_sshd "$SPORT" "$TMP/ssh/srv"; then
+    trap 'TMPDIR=$E/tmp podman rm -f -t 0 kiln-k8s-sshd >/dev/null 2>&1; cleanup' EXIT
+    git init -q --bare srv/k.git
+    git init -q ws && cd ws
+    echo by-key >k.txt && git add k.txt && G commit -q -m key
+    KSHA=$(git rev-parse HEAD)
+    SURL=ssh://root@127.0.0.1:$SPORT/srv/k.git
+    git remote add origin "$SURL"
+    git push -q ../srv/k.git HEAD:refs/heads/main
+    git -C ../srv/k.git symbolic-ref HEAD refs/heads/main
+    cd ..
+    SSHC="ssh -i $E/ssh/client_key -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=$E/ssh/known_hosts"
+    if wait_for 30 env GIT_SSH_COMMAND="$SSHC" git ls-remote "$SURL" >/dev/null 2>&1; then
+        pass "the sshd serves the repository to the key (git ls-remote over ssh)"
+    else
+        fail "the sshd serves the repository to the key (git ls-remote over ssh)"
+        TMPDIR=$E/tmp podman logs kiln-k8s-sshd 2>&1 | sed 's/^/  sshd: /' | tail -5
+    fi
+    sed "s|IMG|$IMG|" >p.yaml <<'Y'
+steps:
+- id: look
+  name: IMG
+  entrypoint: sh
+  args: ['-c', 'echo seen=$$(cat k.txt)']
+Y
+    FX="$EXEC,workspace=pvc,fill=git,fillImage=$GIMG"
+    rc=$(run_kiln out1 run p.yaml --executor "$FX" --workspace ws)
+    check "without gitSecret: the build fails (exit 1), with ssh's words" \
+        sh -c "[ $rc = 1 ] && grep -q 'look.*filling the workspace claim from $SURL at $KSHA failed .*Permission denied\|look.*filling the workspace claim from $SURL at $KSHA failed .*Host key verification failed' out1"
+    check "kubectl create secret generic --type=kubernetes.io/ssh-auth (with known_hosts)" \
+        kcreate secret generic deploykey --type=kubernetes.io/ssh-auth \
+        --from-file=ssh-privatekey="$E/ssh/client_key" --from-file=known_hosts="$E/ssh/known_hosts"
+    catch pods fillpod.json 'i["metadata"]["name"].endswith("-fill")'
+    rc=$(run_kiln out2 run p.yaml --executor "$FX,gitSecret=deploykey" --log-dir logs2 --workspace ws)
+    wait "$CATCH" || true
+    check "with gitSecret=deploykey: the build succeeds (exit 0)" [ "$rc" = 0 ]
+    [ "$rc" = 0 ] || tail -20 out2 | sed 's/^/  /'
+    check "the step sees the commit's file" has_line logs2/look.log "seen=by-key"
+    check "the host key was checked (no 'not checked' line)" lacks_line out2 "host key is not checked"
+    KEYLINE=$(sed -n 2p "$E/ssh/client_key")
+    check "kubectl get pod -o json of the fill Pod: no key, only secretKeyRef" python3 -c 'import json,sys
+raw=open(sys.argv[1]).read(); assert sys.argv[2] not in raw
+c=json.loads(raw)["spec"]["containers"][0]
+refs={e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+assert refs["KILN_GIT_SSH_KEY"] == {"name": "deploykey", "key": "ssh-privatekey"}, refs
+assert refs["KILN_GIT_KNOWN_HOSTS"] == {"name": "deploykey", "key": "known_hosts", "optional": True}, refs' \
+        fillpod.json "$KEYLINE"
+    check "nor kiln's output" lacks_line out2 "$KEYLINE"
+    "${KUBECTL[@]}" delete secret deploykey >/dev/null 2>&1
+    kcreate secret generic deploykey --type=kubernetes.io/ssh-auth --from-file=ssh-privatekey="$E/ssh/client_key" >/dev/null
+    rc=$(run_kiln out3 run p.yaml --executor "$FX,gitSecret=deploykey" --log-dir logs3 --workspace ws)
+    check "a Secret without known_hosts: the build succeeds (exit 0)" [ "$rc" = 0 ]
+    check "... saying the host key is not checked" has_line out3 "the gitSecret has no known_hosts: the remote host key is not checked"
+    check "... and the step sees the file" has_line logs3/look.log "seen=by-key"
+    rc=$(run_kiln out4 run p.yaml --executor "$FX,gitSecret=nokey" --workspace ws)
+    check "a Secret that does not exist: exit 1, naming the key it must hold" \
+        sh -c "[ $rc = 1 ] && grep -q 'secret \"nokey\" not found (gitSecret=nokey must name a Secret of namespace builds with the key ssh-privatekey)' out4"
+    "${KUBECTL[@]}" delete secret deploykey >/dev/null 2>&1
+    TMPDIR=$E/tmp podman rm -f -t 0 kiln-k8s-sshd >/dev/null 2>&1
+    check "nothing is left" wait_for 60 nothing_left
+elif [ "${KILN_REQUIRE_SHARED:-0}" = 1 ]; then
+    fail "an sshd for the ssh part (scripts/deps.d/k8s-executor: openssh-server)"
+else
+    echo "skip - no sshd could be had (see above): the ssh part"
+fi
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
