@@ -380,6 +380,24 @@ for x in list(open(sys.argv[1]))[int(sys.argv[2]):]:
     assert not (l["method"]=="POST" and (l["path"].endswith("/pods") or "-src-" in json.dumps(l["body"] or {}))), l["path"]' \
     "$K/requests.jsonl" "$BEFORE"
 check "nothing is left" wait_for 60 nothing_left
+
+echo "# Ctrl-C once the upload has begun (parts sent, maybe the fill Pod running): nothing is left"
+head -c 30000000 /dev/urandom >ws/big.dat   # 42 parts
+BEFORE=$(wc -l <"$K/requests.jsonl")
+rc=0
+"$KILN" run p.yaml --executor "$FX,uploadLimit=64" --workspace ws --report rc.json >outc 2>&1 &
+KPID=$!
+wait_for 120 grep -q "uploading the workspace" outc || sed 's/^/  /' outc
+kill -INT "$KPID"
+wait "$KPID" || rc=$?
+check "kiln ends after Ctrl-C (exit $rc, not 0)" [ "$rc" != 0 ]
+check "the step ends CANCELLED" [ "$(status rc.json look)" = CANCELLED ]
+made=$(python3 -c 'import json,sys
+print(sum(1 for x in list(open(sys.argv[1]))[int(sys.argv[2]):]
+          if (l := json.loads(x))["method"]=="POST" and "-src-" in json.dumps(l["body"] or {}) and l["status"]==201))' \
+    "$K/requests.jsonl" "$BEFORE")
+check "parts had been made before the interrupt ($made)" [ "$made" -ge 1 ]
+check "nothing is left (no part, no owner, no claim)" wait_for 60 nothing_left
 check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"
 
