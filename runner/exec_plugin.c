@@ -488,13 +488,17 @@ void kiln__exec_inst_close_sync(kiln__engine *eng, kiln__exec_inst *inst)
 {
     if (!inst || inst->closing)
         return;
-    bool closed = false;
-    kiln__exec_inst_close(inst, on_closed_flag, &closed);
-    while (!closed && uv_run(eng->loop, UV_RUN_ONCE))
+    /* On the heap: the instance keeps the pointer until done is called. */
+    bool *closed = kiln__xcalloc(1, sizeof *closed);
+    kiln__exec_inst_close(inst, on_closed_flag, closed);
+    while (!*closed && uv_run(eng->loop, UV_RUN_ONCE))
         ;
     /* The loop ran dry first: the second call finishes at once. */
-    if (!closed)
-        kiln__exec_inst_close(inst, on_closed_flag, &closed);
+    if (!*closed)
+        kiln__exec_inst_close(inst, on_closed_flag, closed);
+    if (!*closed) /* a plugin that never called done: it must not write here later */
+        inst->done = NULL;
+    free(closed);
 }
 
 int kiln__executor_select(kiln__engine *eng, const char *spec, const char *build_id, kiln__buf *err)

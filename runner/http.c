@@ -638,6 +638,14 @@ static int req_setup(kiln_http *h, const kiln_http_req *r, const char *method)
         struct curl_blob blob = {(void *)r->ca_pem, strlen(r->ca_pem), CURL_BLOB_COPY};
         SET(CURLOPT_CAINFO_BLOB, &blob);
     }
+    if (r->cert_pem && r->key_pem) {
+        struct curl_blob cert = {(void *)r->cert_pem, strlen(r->cert_pem), CURL_BLOB_COPY};
+        struct curl_blob key = {(void *)r->key_pem, strlen(r->key_pem), CURL_BLOB_COPY};
+        SET(CURLOPT_SSLCERT_BLOB, &cert);
+        SET(CURLOPT_SSLCERTTYPE, "PEM");
+        SET(CURLOPT_SSLKEY_BLOB, &key);
+        SET(CURLOPT_SSLKEYTYPE, "PEM");
+    }
     if (r->insecure) {
         SET(CURLOPT_SSL_VERIFYPEER, 0L);
         SET(CURLOPT_SSL_VERIFYHOST, 0L);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "k8s_exec_cred.h"
 #include "k8s_yaml.h"
 
 void k8_conn_free(k8_conn *c)
@@ -17,6 +18,10 @@ void k8_conn_free(k8_conn *c)
     free(c->token);
     free(c->ca_file);
     free(c->ca_pem);
+    if (c->key_pem)
+        explicit_bzero(c->key_pem, strlen(c->key_pem));
+    free(c->cert_pem);
+    free(c->key_pem);
     free(c->namespace_);
     free(c->source);
     memset(c, 0, sizeof *c);
@@ -110,6 +115,101 @@ static void list_contexts(const cJSON *cfg, char *buf, size_t cap)
         snprintf(buf, cap, "none");
 }
 
+/* A PEM given as PATH (relative to the kubeconfig) or as base64 DATA, into
+ * *out. 0 (nothing given is fine), or -1 with a message. */
+static int pem_of(const char *kubeconfig, const char *user_name, const cJSON *user, const char *key,
+                  char **out, char *err, size_t errcap)
+{
+    char data_key[64];
+    snprintf(data_key, sizeof data_key, "%s-data", key);
+    const char *file = k8_str(user, key), *data = k8_str(user, data_key);
+    if (data && *data) {
+        if (!(*out = b64_decode(data))) {
+            snprintf(err, errcap, "%s: user %s: %s is not base64", kubeconfig, user_name, data_key);
+            return -1;
+        }
+    } else if (file && *file) {
+        char *f = relative_to(kubeconfig, file);
+        size_t len;
+        if (!(*out = k8_read_file(f, &len))) {
+            snprintf(err, errcap, "%s: user %s: cannot read %s %s: %s", kubeconfig, user_name, key, f,
+                     strerror(errno));
+            free(f);
+            return -1;
+        }
+        free(f);
+    }
+    return 0;
+}
+
+/* The user's credentials: a token or tokenFile, a client certificate and
+ * key (files or -data), or an exec plugin's (k8s_exec_cred.c). */
+static int user_credentials(const char *path, const char *user_name, const cJSON *user, k8_conn *c, char *err,
+                            size_t errcap)
+{
+    const char *token = k8_str(user, "token"), *token_file = k8_str(user, "tokenFile");
+    if (token && *token) {
+        c->token = k8_strdup(token);
+    } else if (token_file) {
+        char *tf = relative_to(path, token_file);
+        size_t tl;
+        char *t = k8_read_file(tf, &tl);
+        if (!t) {
+            snprintf(err, errcap, "%s: user %s: cannot read tokenFile %s: %s", path, user_name, tf,
+                     strerror(errno));
+            free(tf);
+            return -1;
+        }
+        free(tf);
+        while (tl && (t[tl - 1] == '\n' || t[tl - 1] == '\r'))
+            t[--tl] = '\0';
+        c->token = t;
+    }
+    if (pem_of(path, user_name, user, "client-certificate", &c->cert_pem, err, errcap) < 0 ||
+        pem_of(path, user_name, user, "client-key", &c->key_pem, err, errcap) < 0)
+        return -1;
+    if (!c->cert_pem != !c->key_pem) {
+        snprintf(err, errcap, "%s: user %s: a client certificate needs its key (client-certificate and "
+                              "client-key, or their -data forms, go together)",
+                 path, user_name);
+        return -1;
+    }
+    const cJSON *exec = cJSON_GetObjectItemCaseSensitive(user, "exec");
+    if (!c->token && !c->cert_pem && exec) {
+        const char *cmd = k8_str(exec, "command");
+        if (!cmd || !*cmd) {
+            snprintf(err, errcap, "%s: user %s: exec has no command", path, user_name);
+            return -1;
+        }
+        /* As kubectl does: a command with a slash is relative to the
+         * kubeconfig's directory; a bare name is looked up in PATH. */
+        char *command = strchr(cmd, '/') ? relative_to(path, cmd) : k8_strdup(cmd);
+        char msg[900];
+        int rc = k8_exec_credential(exec, command, &c->token, &c->cert_pem, &c->key_pem, &c->expires_at,
+                                    msg, sizeof msg);
+        free(command);
+        if (rc < 0) {
+            snprintf(err, errcap, "%s: user %s: %s", path, user_name, msg);
+            return -1;
+        }
+        c->source_auth = c->token ? "exec plugin's token" : "exec plugin's client certificate";
+    } else if (c->cert_pem && !c->token) {
+        c->source_auth = "client certificate";
+    }
+    if (!c->token && !c->cert_pem) {
+        static const char *const other[] = {"auth-provider", "username", NULL};
+        for (const char *const *k = other; *k; k++)
+            if (cJSON_GetObjectItemCaseSensitive(user, *k)) {
+                snprintf(err, errcap,
+                         "%s: user %s authenticates with %s, which kiln does not support; use a token, "
+                         "a client certificate or an exec plugin (for GKE: gke-gcloud-auth-plugin)",
+                         path, user_name, *k);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t errcap)
 {
     char path[4096];
@@ -190,38 +290,12 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
     }
     c->insecure = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "insecure-skip-tls-verify"));
     const cJSON *user = user_name ? named(cfg, "users", user_name, "user") : NULL;
-    const char *token = user ? k8_str(user, "token") : NULL, *token_file = user ? k8_str(user, "tokenFile") : NULL;
-    if (token && *token) {
-        c->token = k8_strdup(token);
-    } else if (token_file) {
-        char *tf = relative_to(path, token_file);
-        size_t tl;
-        char *t = k8_read_file(tf, &tl);
-        if (!t) {
-            snprintf(err, errcap, "%s: user %s: cannot read tokenFile %s: %s", path, user_name, tf,
-                     strerror(errno));
-            free(tf);
-            cJSON_Delete(docs);
-            return -1;
-        }
-        free(tf);
-        while (tl && (t[tl - 1] == '\n' || t[tl - 1] == '\r'))
-            t[--tl] = '\0';
-        c->token = t;
-    } else if (user && !o->token) {
-        static const char *const other[] = {"exec", "auth-provider", "client-certificate",
-                                            "client-certificate-data", "username", NULL};
-        for (const char *const *k = other; *k; k++)
-            if (cJSON_GetObjectItemCaseSensitive(user, *k)) {
-                snprintf(err, errcap,
-                         "%s: user %s authenticates with %s, which kiln does not support yet; "
-                         "give token: (for GKE: token: $(gcloud auth print-access-token), from a secret)",
-                         path, user_name, *k);
-                cJSON_Delete(docs);
-                return -1;
-            }
+    if (user && !o->token && user_credentials(path, user_name, user, c, err, errcap) < 0) {
+        cJSON_Delete(docs);
+        return -1;
     }
-    if (asprintf(&c->source, "kubeconfig %s, context %s", path, ctx_name) < 0)
+    if (asprintf(&c->source, "kubeconfig %s, context %s%s%s", path, ctx_name, c->source_auth ? ", " : "",
+                 c->source_auth ? c->source_auth : "") < 0)
         abort();
     cJSON_Delete(docs);
     return 0;

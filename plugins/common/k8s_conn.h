@@ -24,6 +24,9 @@ typedef struct k8_conn {
     char *server;             /* no trailing '/' */
     char *token;              /* or NULL */
     char *ca_file, *ca_pem;   /* or NULL */
+    char *cert_pem, *key_pem; /* the client certificate and its key (PEM), or NULL */
+    const char *source_auth;  /* for messages: how the user authenticates, or NULL */
+    long long expires_at;     /* an exec plugin's credential ends then (Unix seconds), or 0 */
     bool insecure;
     char *namespace_;         /* the context's, or NULL */
     char *source;             /* for messages: "kubeconfig F, context C" */

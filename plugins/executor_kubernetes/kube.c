@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <kiln/kiln.h>
@@ -113,6 +114,9 @@ struct kx {
     char build_id[64];
     char owner[128]; /* a label value: at most 63 used */
     char *auth;          /* "Authorization: Bearer ...", or NULL */
+    /* what the connection was resolved from, to resolve it again when an
+     * exec plugin's credential is about to expire */
+    char *kubeconfig, *kubeconfig_env, *home, *context;
     char *pods_url;      /* .../namespaces/NS/pods */
     kpod *pods;          /* Pods whose events still matter */
     kbuild *kb;          /* the build's owner, Secret, claim, node (kube_build.c) */
@@ -231,10 +235,63 @@ static bool owner_alive(const char *owner)
 
 /* ---- requests -------------------------------------------------------------- */
 
+/* An exec plugin's credential is renewed this long before it expires. */
+#define KX_RENEW_MARGIN_S 60
+
+static k8_conn_opts conn_opts(const struct kx *kx)
+{
+    k8_conn_opts o;
+    memset(&o, 0, sizeof o);
+    o.kubeconfig = kx->kubeconfig;
+    o.kubeconfig_env = kx->kubeconfig_env;
+    o.home = kx->home;
+    o.context = kx->context;
+    return o;
+}
+
+static void set_auth(struct kx *kx)
+{
+    free(kx->auth);
+    kx->auth = kx->conn.token ? kp_xasprintf("Authorization: Bearer %s", kx->conn.token) : NULL;
+}
+
+/* Before a request: an exec plugin's credential that ends within the margin
+ * is asked for again (synchronously, as kubectl does; once an hour for
+ * GKE's). A plugin that fails then is said once and not asked again: the
+ * requests go on with the old credential and their 401s say the rest. */
+static void renew_credentials(struct kx *kx)
+{
+    if (!kx->conn.expires_at || (long long)time(NULL) < kx->conn.expires_at - KX_RENEW_MARGIN_S)
+        return;
+    k8_conn_opts o = conn_opts(kx);
+    k8_conn fresh;
+    char err[1200];
+    if (k8_conn_resolve(&o, &fresh, err, sizeof err)) {
+        kiln_warn(kx->self, "executor kubernetes: cannot renew the credentials that expire now: %s", err);
+        kx->conn.expires_at = 0;
+        return;
+    }
+    k8_conn_free(&kx->conn);
+    kx->conn = fresh;
+    set_auth(kx);
+    kiln_info(kx->self, "executor kubernetes: credentials renewed (%s)", kx->conn.source);
+}
+
+/* The connection's TLS settings and client certificate, into r. */
+static void req_conn(const struct kx *kx, kiln_http_req *r)
+{
+    r->ca_file = kx->conn.ca_file;
+    r->ca_pem = kx->conn.ca_pem;
+    r->cert_pem = kx->conn.cert_pem;
+    r->key_pem = kx->conn.key_pem;
+    r->insecure = kx->conn.insecure;
+}
+
 static int request(struct kx *kx, const char *method, const char *url, const char *body,
                    const char *ctype, kiln_http_data_cb on_data, void *on_data_data, kiln_http_cb cb,
                    void *data, kiln_http **out)
 {
+    renew_credentials(kx);
     const char *hdrs[4] = {NULL, NULL, NULL, NULL};
     size_t nh = 0;
     hdrs[nh++] = "Accept: application/json";
@@ -252,9 +309,7 @@ static int request(struct kx *kx, const char *method, const char *url, const cha
     r.body_len = body ? strlen(body) : 0;
     r.on_data = on_data;
     r.on_data_data = on_data_data;
-    r.ca_file = kx->conn.ca_file;
-    r.ca_pem = kx->conn.ca_pem;
-    r.insecure = kx->conn.insecure;
+    req_conn(kx, &r);
     return kiln_api->http_request_obj(KILN_OBJ(kx->self), &r, cb, data, out);
 }
 
@@ -1120,15 +1175,20 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
 {
     struct kx *kx = plugin_data;
     const struct kx_config *c = config;
-    k8_conn_opts o;
-    memset(&o, 0, sizeof o);
-    o.kubeconfig = c->kubeconfig;
-    o.kubeconfig_env = getenv("KUBECONFIG");
-    o.home = getenv("HOME");
-    o.context = c->context;
+    kx->kubeconfig = c->kubeconfig ? kp_xstrdup(c->kubeconfig) : NULL;
+    kx->kubeconfig_env = getenv("KUBECONFIG") ? kp_xstrdup(getenv("KUBECONFIG")) : NULL;
+    kx->home = getenv("HOME") ? kp_xstrdup(getenv("HOME")) : NULL;
+    kx->context = c->context ? kp_xstrdup(c->context) : NULL;
+    k8_conn_opts o = conn_opts(kx);
     char err[1200];
     if (k8_conn_resolve(&o, &kx->conn, err, sizeof err)) {
         kiln_error(kx->self, "executor kubernetes: %s", err);
+        return KILN_ECONFIG;
+    }
+    if (kx->conn.cert_pem && kiln_api->abi_minor < 9) {
+        kiln_error(kx->self, "executor kubernetes: %s: a client certificate needs kiln 1.9's host (this one "
+                             "is ABI 1.%u)",
+                   kx->conn.source, (unsigned)kiln_api->abi_minor);
         return KILN_ECONFIG;
     }
     kx->ns = kp_xstrdup(c->ns && *c->ns ? c->ns : kx->conn.namespace_ ? kx->conn.namespace_ : "default");
@@ -1146,8 +1206,7 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         return KILN_ECONFIG;
     }
     kx->helper_image = c->helper_image && *c->helper_image ? kp_xstrdup(c->helper_image) : NULL;
-    if (kx->conn.token)
-        kx->auth = kp_xasprintf("Authorization: Bearer %s", kx->conn.token);
+    set_auth(kx);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
     char host[64];
     host_label(host, sizeof host);
@@ -1361,6 +1420,7 @@ static void kx_terminate(kiln_exec *x)
         return;
     char *url = kp_xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
                           p->name, (long long)(p->grace_ms / 1000 + 5));
+    renew_credentials(p->kx);
     kiln_http_req r;
     memset(&r, 0, sizeof r);
     const char *hdrs[2] = {p->kx->auth, NULL};
@@ -1369,9 +1429,7 @@ static void kx_terminate(kiln_exec *x)
     r.headers = hdrs;
     r.on_data = on_discard;
     r.timeout_ms = p->grace_ms > 0 ? p->grace_ms : 1;
-    r.ca_file = p->kx->conn.ca_file;
-    r.ca_pem = p->kx->conn.ca_pem;
-    r.insecure = p->kx->conn.insecure;
+    req_conn(p->kx, &r);
     if (kiln_api->http_request_obj(KILN_OBJ(p->kx->self), &r, on_deadline, p, &p->deadline) == 0)
         p->pending++;
     free(url);
@@ -1456,6 +1514,10 @@ static void kx_destroy(void *plugin_data)
     free(kx->host_dir);
     free(kx->helper_image);
     free(kx->auth);
+    free(kx->kubeconfig);
+    free(kx->kubeconfig_env);
+    free(kx->home);
+    free(kx->context);
     free(kx->pods_url);
     free(kx->wbuf);
     /* Pods still listed are those whose delete never answered. */

@@ -355,6 +355,8 @@ static int send(k8_step *st, const char *method, const char *path, const char *b
         .timeout_ms = K8_REQUEST_TIMEOUT_MS,
         .ca_file = st->conn.ca_file,
         .ca_pem = st->conn.ca_pem,
+        .cert_pem = st->conn.cert_pem,
+        .key_pem = st->conn.key_pem,
         .insecure = st->conn.insecure,
     };
     int rc = kiln_api->http_request(st->step, &req, cb, st, &st->req);
@@ -671,7 +673,14 @@ static int resolve_conn(const k8_config *c, const k8_eff *e, kiln_step *step, k8
         .location = e->location,
         .project = kiln_api->subst_get(KILN_OBJ(step), "PROJECT_ID"),
     };
-    return k8_conn_resolve(&co, conn, err, errcap);
+    if (k8_conn_resolve(&co, conn, err, errcap) < 0)
+        return -1;
+    if (conn->cert_pem && kiln_api->abi_minor < 9) {
+        snprintf(err, errcap, "%s: a client certificate needs kiln 1.9's host (this one is ABI 1.%u)",
+                 conn->source, (unsigned)kiln_api->abi_minor);
+        return -1;
+    }
+    return 0;
 }
 
 static int k8_start(kiln_step *step, const void *config, void *plugin_data)

@@ -101,6 +101,10 @@ What it implements:
     it at once.
   - --token: every request (discovery and /version too) must carry
     "Authorization: Bearer TOKEN", else 401 Status Unauthorized.
+  - --client-ca PEM (with --tls-cert): a client certificate signed by that
+    CA authenticates a request as well (the log's "client_cn" names its
+    CN); one signed by another CA fails the TLS handshake, as with
+    kube-apiserver's --client-ca-file.
   - Every error is a Status object (kind, apiVersion v1, metadata {}, status
     Failure, message, reason, details where the real server gives them,
     code).
@@ -108,8 +112,9 @@ What it implements:
 Limits, compared with a real API server:
   - 127.0.0.1 only; plain HTTP by default (kubectl then sends no token, so
     use --token with kubectl only together with --tls-cert/--tls-key); no
-    client certificates, no HTTP/2; the only authentication is one bearer
-    token, and there is no authorization (RBAC).
+    HTTP/2; the only authentication is one bearer token or any certificate
+    of one CA (no user names or groups), and there is no authorization
+    (RBAC).
   - No OpenAPI: /openapi/v2, /openapi/v3 and /swagger-2.0.0.pb-v1 answer 404,
     so kubectl needs --validate=false.
   - No schema validation, no admission beyond "the namespace exists", no
@@ -1060,9 +1065,13 @@ class Handler(fakelib.LoggingHandler):
 
     def _route(self):
         cfg = self.server.cfg
-        if cfg.token is not None:
+        if cfg.token is not None or cfg.client_ca:
             auth = self.headers.get("Authorization") or ""
-            if not hmac.compare_digest(auth.encode(), f"Bearer {cfg.token}".encode()):
+            by_token = cfg.token is not None and hmac.compare_digest(auth.encode(), f"Bearer {cfg.token}".encode())
+            # The handshake verified it against --client-ca (a certificate of
+            # another CA does not get this far: the handshake fails).
+            by_cert = bool(cfg.client_ca) and bool(fakelib.client_cn(self.connection))
+            if not (by_token or by_cert):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
         u = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
@@ -1357,6 +1366,8 @@ def main(argv=None):
                     help="how long a simulated Deployment rollout takes")
     ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
     ap.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    ap.add_argument("--client-ca", help="with --tls-cert: accept client certificates signed by this CA (PEM) "
+                                        "as users, besides --token")
     ap.add_argument("--kubelet", metavar="PODMAN",
                     help="run Pods' containers with this podman command (e.g. 'podman'); see fake_kubelet.py")
     ap.add_argument("--kubelet-dir", help="with --kubelet: where logs, claims and emptyDirs live")
@@ -1369,6 +1380,8 @@ def main(argv=None):
         ap.error("--rollout-seconds must be positive")
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        ap.error("--client-ca needs --tls-cert and --tls-key")
 
     store = Store([n.strip() for n in args.namespaces.split(",") if n.strip()], args.rollout_seconds)
     if args.kubelet:
@@ -1376,10 +1389,16 @@ def main(argv=None):
         store.kubelet = fake_kubelet.Kubelet(store, args.kubelet, args.kubelet_dir or "kubelet",
                                              args.log_rotate_bytes)
     server = fakelib.make_server(args, Handler, store)
+    server.cfg.client_ca = args.client_ca
     if args.tls_cert:
         # The handshake happens in the handler's thread, on the first read.
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            # As kube-apiserver's --client-ca-file: a certificate is asked
+            # for, verified when given, and then it is the user.
+            tls.verify_mode = ssl.CERT_OPTIONAL
+            tls.load_verify_locations(args.client_ca)
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.cfg.docs = discovery_documents(server.server_address[1])
     server.cfg.log_break = args.log_break_every

@@ -42,6 +42,9 @@ class LoggingHandler(BaseHTTPRequestHandler):
                 "authorization": self.headers.get("Authorization") is not None,
                 "user_agent": self.headers.get("User-Agent"),
                 "body": self._log_body, "status": code}
+        cn = client_cn(self.connection)
+        if cn:
+            line["client_cn"] = cn
         with cfg.log_lock:
             if cfg.log is not None:
                 cfg.log.write(json.dumps(line) + "\n")
@@ -60,6 +63,16 @@ class LoggingHandler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n > 0 else b""
+
+
+def client_cn(conn):
+    """The CN of the verified client certificate of a TLS connection, or None."""
+    peer = getattr(conn, "getpeercert", None)
+    for rdn in ((peer() if peer else None) or {}).get("subject", ()):
+        for k, v in rdn:
+            if k == "commonName":
+                return v
+    return None
 
 
 class Config:

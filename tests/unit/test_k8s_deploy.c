@@ -19,6 +19,7 @@
 
 #include "../../plugins/common/container_env.c"
 #include "../../plugins/common/k8s_conn.c"
+#include "../../plugins/common/k8s_exec_cred.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
 #include "../../plugins/common/k8s_yaml.c"
 
@@ -183,7 +184,9 @@ static void test_kubeconfig(void **state)
                "- name: gke_proj_europe-west1-b_api\n  context: {cluster: c1, user: u1}\n"
                "- name: gke_proj_europe-west1-b_exec\n  context: {cluster: c1, user: u3}\n"
                "users:\n- name: u1\n  user: {token: tok1}\n- name: u2\n  user: {tokenFile: token}\n"
-               "- name: u3\n  user: {exec: {command: gke-gcloud-auth-plugin}}\n");
+               "- name: u3\n  user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: "
+               "gke-gcloud-auth-plugin-absent, installHint: 'Install gke-gcloud-auth-plugin: gcloud components "
+               "install gke-gcloud-auth-plugin'}}\n");
     char kc[400], err[1200];
     snprintf(kc, sizeof kc, "%s/kubeconfig", dir);
     k8_conn c;
@@ -211,7 +214,8 @@ static void test_kubeconfig(void **state)
 
     g.cluster = "exec";
     assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), -1);
-    assert_non_null(strstr(err, "user u3 authenticates with exec, which kiln does not support yet"));
+    assert_non_null(strstr(err, "user u3: the credential plugin gke-gcloud-auth-plugin-absent is not installed "
+                                "(not found in PATH): Install gke-gcloud-auth-plugin: gcloud components"));
     g.token = "given"; /* a token option makes it usable */
     assert_int_equal(k8_conn_resolve(&g, &c, err, sizeof err), 0);
     assert_string_equal(c.token, "given");
@@ -225,6 +229,144 @@ static void test_kubeconfig(void **state)
     assert_non_null(strstr(err, "no cluster to deploy to: /nonexistent/kubeconfig: No such file or directory"));
 }
 
+/* A kubeconfig whose current context's user is USER (a flow mapping). */
+static void user_kubeconfig(const char *user)
+{
+    char text[2000];
+    snprintf(text, sizeof text,
+             "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+             "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\n"
+             "contexts:\n- name: c\n  context: {cluster: c, user: u}\n"
+             "users:\n- name: u\n  user: %s\n",
+             user);
+    write_file("kc-user", text);
+}
+
+static int resolve_user(const char *user, k8_conn *c, char *err, size_t errcap)
+{
+    user_kubeconfig(user);
+    char kc[400];
+    snprintf(kc, sizeof kc, "%s/kc-user", dir);
+    k8_conn_opts o = {.kubeconfig = kc};
+    return k8_conn_resolve(&o, c, err, errcap);
+}
+
+static void test_kubeconfig_client_cert_and_exec(void **state)
+{
+    (void)state;
+    char err[1200];
+    k8_conn c;
+    /* -data is base64 of the PEM; files are relative to the kubeconfig. */
+    assert_int_equal(resolve_user("{client-certificate-data: Q0VSVA==, client-key-data: S0VZ}", &c, err,
+                                  sizeof err), 0);
+    assert_string_equal(c.cert_pem, "CERT");
+    assert_string_equal(c.key_pem, "KEY");
+    assert_null(c.token);
+    assert_non_null(strstr(c.source, "context c, client certificate"));
+    k8_conn_free(&c);
+    write_file("client.crt", "CRT-FILE");
+    write_file("client.key", "KEY-FILE");
+    assert_int_equal(resolve_user("{client-certificate: client.crt, client-key: client.key}", &c, err, sizeof err),
+                     0);
+    assert_string_equal(c.cert_pem, "CRT-FILE");
+    assert_string_equal(c.key_pem, "KEY-FILE");
+    k8_conn_free(&c);
+    assert_int_equal(resolve_user("{client-certificate: client.crt}", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "user u: a client certificate needs its key"));
+    assert_int_equal(resolve_user("{client-certificate: nope.crt, client-key: client.key}", &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "user u: cannot read client-certificate "));
+    assert_non_null(strstr(err, "/nope.crt: No such file or directory"));
+    assert_int_equal(resolve_user("{auth-provider: {name: gcp}}", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "user u authenticates with auth-provider, which kiln does not support"));
+
+    /* An exec plugin: a command with a slash is relative to the kubeconfig;
+     * it gets KUBERNETES_EXEC_INFO and the env: entries. */
+    write_file("cred.sh", "#!/bin/sh\n"
+                          "case $KUBERNETES_EXEC_INFO in *'\"interactive\":false'*) ;; *) exit 9 ;; esac\n"
+                          "[ \"$1\" = get-token ] || exit 8\n"
+                          "echo '{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s.io/v1\",'\n"
+                          "echo '\"status\":{\"token\":\"'\"$CRED_TOKEN\"'\"}}'\n");
+    char path[400];
+    snprintf(path, sizeof path, "%s/cred.sh", dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    const char *exec_user = "{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./cred.sh, "
+                            "args: [get-token], env: [{name: CRED_TOKEN, value: tok-exec}]}}";
+    assert_int_equal(resolve_user(exec_user, &c, err, sizeof err), 0);
+    assert_string_equal(c.token, "tok-exec");
+    assert_non_null(strstr(c.source, "exec plugin's token"));
+    k8_conn_free(&c);
+    write_file("cred-cert.sh", "#!/bin/sh\necho '{\"kind\":\"ExecCredential\",\"status\":{"
+                               "\"clientCertificateData\":\"PEM-C\",\"clientKeyData\":\"PEM-K\"}}'\n");
+    snprintf(path, sizeof path, "%s/cred-cert.sh", dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: "
+                                  "./cred-cert.sh}}",
+                                  &c, err, sizeof err),
+                     0);
+    assert_string_equal(c.cert_pem, "PEM-C");
+    assert_string_equal(c.key_pem, "PEM-K");
+    k8_conn_free(&c);
+    write_file("cred-fail.sh", "#!/bin/sh\necho 'starting' >&2\necho 'error: not logged in; run gcloud auth "
+                               "login' >&2\nexit 3\n");
+    snprintf(path, sizeof path, "%s/cred-fail.sh", dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1, command: "
+                                  "./cred-fail.sh}}",
+                                  &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "user u: the credential plugin "));
+    assert_non_null(strstr(err, "/cred-fail.sh exited 3: error: not logged in; run gcloud auth login"));
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1, command: echo, args: "
+                                  "[hello]}}",
+                                  &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "the credential plugin echo did not print an ExecCredential"));
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: echo}}", &c,
+                                  err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "exec: apiVersion 'client.authentication.k8s.io/v1alpha1': expected "
+                                "client.authentication.k8s.io/v1 or v1beta1"));
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1, command: echo, "
+                                  "interactiveMode: Always}}",
+                                  &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "needs a terminal (interactiveMode: Always)"));
+
+    /* expirationTimestamp: kept, so that a long build asks again. */
+    write_file("cred-exp.sh", "#!/bin/sh\necho '{\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
+                              "\"expirationTimestamp\":\"'\"$EXP\"'\"}}'\n");
+    snprintf(path, sizeof path, "%s/cred-exp.sh", dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    const char *exp_user = "{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./cred-exp.sh, "
+                           "env: [{name: EXP, value: '2026-12-07T03:00:00.5+01:00'}]}}";
+    assert_int_equal(resolve_user(exp_user, &c, err, sizeof err), 0);
+    assert_int_equal(c.expires_at, 1796612400LL - 3600);
+    k8_conn_free(&c);
+    assert_int_equal(resolve_user("{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./cred-exp.sh, "
+                                  "env: [{name: EXP, value: 'tomorrow'}]}}",
+                                  &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "returned an expirationTimestamp that is not an RFC 3339 time: 'tomorrow'"));
+    assert_int_equal(resolve_user(exec_user, &c, err, sizeof err), 0);
+    assert_int_equal(c.expires_at, 0); /* none given: never asked again */
+    k8_conn_free(&c);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    assert_int_equal(k8_rfc3339("1970-01-01T00:00:10Z"), 10);
+    assert_int_equal(k8_rfc3339("1970-01-01T01:00:10+01:00"), 10);
+    assert_int_equal(k8_rfc3339("1969-12-31T23:30:10-00:30"), 10);
+    assert_int_equal(k8_rfc3339("2026-12-07T03:00:00.123456789Z"), 1796612400LL);
+    assert_int_equal(k8_rfc3339("2026-12-07T03:00:00"), -1);  /* no zone */
+    assert_int_equal(k8_rfc3339("2026-12-07T03:00:00Zx"), -1); /* trailing */
+    assert_int_equal(k8_rfc3339("2026-12-07"), -1);
+    assert_int_equal(k8_rfc3339(""), -1);
+    assert_int_equal(k8_rfc3339(NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +375,8 @@ int main(void)
         cmocka_unit_test(test_load_change_order_place),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_kubeconfig),
+        cmocka_unit_test(test_kubeconfig_client_cert_and_exec),
+        cmocka_unit_test(test_rfc3339),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -106,6 +106,11 @@ typedef struct kiln_http_req {
      * host older than 1.6 ignores it. */
     void (*on_headers)(void *data, int status);
     void *on_headers_data;
+    /* ABI 1.9: a client certificate for https URLs (a kubeconfig user's
+     * client-certificate-data and client-key-data), PEM text, both or
+     * neither. A host older than 1.9 ignores them: check abi_minor. */
+    const char *cert_pem;
+    const char *key_pem;
 } kiln_http_req;
 
 typedef struct kiln_http_resp {

@@ -12,8 +12,9 @@
 /* 1.6: executor plugins, exec_* and http_request_obj/http_pause_recv/
  * step_image host entries, kiln_http_req.on_headers.
  * 1.7: the shipping core for remote sinks (ship_* host entries).
- * 1.8: kiln_exec_spec.secret_env (which env entries are secrets). */
-#define KILN_ABI_MINOR 8
+ * 1.8: kiln_exec_spec.secret_env (which env entries are secrets).
+ * 1.9: kiln_http_req.cert_pem, key_pem (a client certificate). */
+#define KILN_ABI_MINOR 9
 
 #define KILN_VERSION_MAJOR 0
 #define KILN_VERSION_MINOR 1
