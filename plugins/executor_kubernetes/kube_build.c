@@ -528,6 +528,12 @@ static void on_chunk(kiln_http *h, void *data, int err, const kiln_http_resp *re
         delete_late(kb, "configmaps", name); /* the fill is over: no longer wanted */
         free(name);
     }
+    if (kb->closing) {
+        /* the build ends: no more parts, no fill Pod (close() is deleting
+         * what it listed; the answers still to come delete their own) */
+        free(ch);
+        return;
+    }
     if (!made && kb->fill == FILL_UPLOADING) {
         char *name = kube_chunk_name(kb->build_id, ch->i);
         fill_failed(kb, "cannot create the ConfigMap %s (part %zu of %zu of the workspace's upload): %s", name,
@@ -772,6 +778,13 @@ static void on_fill_created(kiln_http *h, void *data, int err, const kiln_http_r
         fill_failed(kb, "cannot create the fill Pod %s-fill: %s", kb->owner_name, message(err, resp, m, sizeof m));
         return;
     }
+    if (kb->closing) {
+        /* made after close() listed the build's Pods */
+        char *name = kp_xasprintf("%s-fill", kb->owner_name);
+        delete_late(kb, "pods", name);
+        free(name);
+        return;
+    }
     if (kb->c.fill == KB_FILL_GIT)
         kiln_info(kb->c.self, "executor kubernetes: filling the workspace claim from %s at %s (image %s%s%s)",
                   kb->git_url, kb->git_commit, kb->fill_image, kb->git_secret ? ", credentials from Secret " : "",
@@ -781,6 +794,8 @@ static void on_fill_created(kiln_http *h, void *data, int err, const kiln_http_r
 
 static void fill_create(kbuild *kb)
 {
+    if (kb->closing)
+        return; /* the source was found or packed after the build ended */
     if (kb->c.fill == KB_FILL_UPLOAD) {
         char size[64];
         human(kb->pack_len, size, sizeof size);
