@@ -49,7 +49,7 @@ KILN_API_DEFINE;
 #define WATCH_RETRIES 20 /* failed (re)connections in a row before the Pods are given up */
 
 static const char *const ws_choices[] = {"hostpath", "pvc", "pvc-rwo", NULL};
-static const char *const fill_choices[] = {"none", "git", NULL};
+static const char *const fill_choices[] = {"none", "git", "upload", NULL}; /* KB_FILL_* */
 
 struct kx_config {
     const char *context, *ns, *service_account, *kubeconfig;
@@ -58,7 +58,8 @@ struct kx_config {
     const char *storage, *storage_class;
     bool rwx;
     int fill;
-    const char *fill_image, *git_url, *git_commit;
+    const char *fill_image, *git_url, *git_commit, *git_secret;
+    int64_t upload_limit_mib;
     const char *helper_image;
 };
 
@@ -80,11 +81,21 @@ static const kiln_option kx_options[] = {
     {KILN_OPT_BOOL, "readWriteMany", "true", 0, offsetof(struct kx_config, rwx), 0, -1, NULL,
      "workspace=pvc: ask for ReadWriteMany (false: ReadWriteOnce; pvc-rwo always does)."},
     {KILN_OPT_ENUM, "fill", "none", 0, offsetof(struct kx_config, fill), 0, -1, fill_choices,
-     "workspace=pvc, pvc-rwo: none (the claim starts empty) or git (a first Pod clones the workspace's "
-     "origin at its HEAD into the claim)."},
-    OPT("fillImage", "alpine/git", 0, fill_image, "fill=git: the image of the fill Pod (needs sh and git)."),
+     "workspace=pvc, pvc-rwo: none (the claim starts empty), git (a first Pod clones the workspace's "
+     "origin at its HEAD into the claim) or upload (kiln sends the workspace as it is on this machine, "
+     ".git and uncommitted files included, as a gzip'd tar in ConfigMaps that a first Pod unpacks)."},
+    OPT("fillImage", NULL, 0, fill_image,
+        "The fill Pod's image (default: alpine/git for fill=git, needs sh and git; busybox for fill=upload, "
+        "needs sh, cat, tar and gzip)."),
     OPT("gitUrl", NULL, 0, git_url, "fill=git: the repository to clone (default: the workspace's origin)."),
     OPT("gitCommit", NULL, 0, git_commit, "fill=git: the commit to check out (default: the workspace's HEAD)."),
+    OPT("gitSecret", NULL, 0, git_secret,
+        "fill=git: a Secret of the namespace whose values the fill Pod gives git (secretKeyRef: kiln never "
+        "reads it): for an http(s) remote kubernetes.io/basic-auth (keys username, password: a credential "
+        "helper), for an ssh remote kubernetes.io/ssh-auth (key ssh-privatekey, optional known_hosts)."),
+    {KILN_OPT_INT, "uploadLimit", "64", 0, offsetof(struct kx_config, upload_limit_mib), 1, 4096, NULL,
+     "fill=upload: the largest gzip'd tar of the workspace to send, in MiB (refused above it, before any "
+     "part is sent)."},
     OPT("helperImage", NULL, 0, helper_image,
         "Image of kiln-pod-helper (make pod-helper-image): steps run under it, their stdout and stderr "
         "apart and a broken log stream resumed exactly; unset: the merged log (docs/KUBERNETES.md)."),
@@ -1235,9 +1246,13 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     kx->memory = c->memory ? kp_xstrdup(c->memory) : NULL;
     kx->cpu = c->cpu ? kp_xstrdup(c->cpu) : NULL;
     kx->ws_mode = c->workspace >= 1 ? KW_PVC : KW_HOSTPATH;
-    if (c->fill == 1 && kx->ws_mode != KW_PVC) {
-        kiln_error(kx->self, "executor kubernetes: fill=git needs workspace=pvc or pvc-rwo (with hostpath the "
-                             "Pods use kiln's own workspace directory)");
+    if (c->fill != KB_FILL_NONE && kx->ws_mode != KW_PVC) {
+        kiln_error(kx->self, "executor kubernetes: fill=%s needs workspace=pvc or pvc-rwo (with hostpath the "
+                             "Pods use kiln's own workspace directory)", fill_choices[c->fill]);
+        return KILN_ECONFIG;
+    }
+    if (c->git_secret && *c->git_secret && c->fill != KB_FILL_GIT) {
+        kiln_error(kx->self, "executor kubernetes: gitSecret is for fill=git (the fill Pod's clone)");
         return KILN_ECONFIG;
     }
     kx->helper_image = c->helper_image && *c->helper_image ? kp_xstrdup(c->helper_image) : NULL;
@@ -1277,8 +1292,9 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
     char *api = kp_xasprintf("%s/api/v1/namespaces/%s", kx->conn.server, kx->ns);
     kb_conf kc = {.self = kx->self, .api = api, .ns = kx->ns, .build_id = kx->build_id, .owner = kx->owner,
                   .request = kb_request, .ctx = kx, .claim_body = claim_body, .claim = kx->claim,
-                  .pin_node = c->workspace == 2, .fill = c->fill == 1, .fill_image = c->fill_image,
-                  .git_url = c->git_url, .git_commit = c->git_commit};
+                  .pin_node = c->workspace == 2, .fill = c->fill, .fill_image = c->fill_image,
+                  .git_url = c->git_url, .git_commit = c->git_commit, .git_secret = c->git_secret,
+                  .upload_limit = (size_t)c->upload_limit_mib * 1024 * 1024};
     kx->kb = kb_open(&kc);
     free(api);
     free(claim_body);

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,16 +47,24 @@ struct kbuild {
     void *scout;            /* the Pod whose node the others wait for */
     struct kb_wait *waits, **tail;
     bool pumping, again;    /* a callback of pump() may come back into it */
-    /* fill=git */
+    /* fill=git, fill=upload */
     int fill;               /* FILL_* */
-    char *ws, *claim, *fill_image, *git_url, *git_commit, *fill_error;
+    char *ws, *claim, *fill_image, *git_url, *git_commit, *git_secret, *fill_error;
     kiln_http *watch;       /* the fill Pod's watch */
     char *wbuf;             /* its partial line */
     size_t wlen;
     int fill_exit, fill_watches;
+    /* fill=upload: the workspace's gzip'd tar (pack_total counts past the
+     * limit, where pack stops growing), cut into chunks ConfigMaps */
+    unsigned char *pack;
+    size_t pack_len, pack_total, n_chunks, chunks_sent, chunks_made;
+    char *pack_warn;
+    unsigned chunks_inflight;
+    bool chunks_deleted;
 };
 
-enum { FILL_NONE, FILL_FINDING, FILL_FOUND, FILL_RUNNING, FILL_DONE };
+enum { FILL_NONE, FILL_FINDING, FILL_FOUND, FILL_UPLOADING, FILL_RUNNING, FILL_DONE };
+#define CHUNKS_IN_FLIGHT 4 /* ConfigMap creates at once: each is up to ~1 MiB */
 
 static const char *message(int err, const kiln_http_resp *resp, char *buf, size_t cap)
 {
@@ -141,8 +151,11 @@ kbuild *kb_open(const kb_conf *c)
     kb->claim = c->claim ? kp_xstrdup(c->claim) : NULL;
     kb->git_url = c->git_url && *c->git_url ? kp_xstrdup(c->git_url) : NULL;
     kb->git_commit = c->git_commit && *c->git_commit ? kp_xstrdup(c->git_commit) : NULL;
-    kb->c.fill_image = NULL; /* the config is borrowed: kb->fill_image is the copy */
-    kb->fill_image = c->fill ? kp_xstrdup(c->fill_image && *c->fill_image ? c->fill_image : "alpine/git") : NULL;
+    kb->git_secret = c->git_secret && *c->git_secret ? kp_xstrdup(c->git_secret) : NULL;
+    /* the config is borrowed: kb's own copies are used from here on */
+    kb->c.fill_image = kb->c.git_url = kb->c.git_commit = kb->c.git_secret = NULL;
+    const char *image = c->fill == KB_FILL_UPLOAD ? "busybox" : "alpine/git";
+    kb->fill_image = c->fill ? kp_xstrdup(c->fill_image && *c->fill_image ? c->fill_image : image) : NULL;
     kb->owner_name = kube_owner_name(c->build_id);
     kb->secret_name = kube_secret_name(c->build_id);
     kb->tail = &kb->waits;
@@ -344,12 +357,240 @@ static void found_source(void *data, int err)
     pump(kb);
 }
 
+/* ---- fill=upload: the workspace as it is ------------------------------------ */
+
+static void human(size_t n, char *out, size_t cap)
+{
+    if (n >= 1024 * 1024)
+        snprintf(out, cap, "%zu bytes (%.1f MiB)", n, (double)n / (1024.0 * 1024.0));
+    else
+        snprintf(out, cap, "%zu bytes", n);
+}
+
+/* tar -czf - of the whole workspace (.git and all: what a step sees is
+ * what it would see on this machine), read on a worker thread. Past the
+ * limit the bytes are only counted, so the error can say the size. */
+static void pack_workspace(void *data)
+{
+    kbuild *kb = data;
+    int out[2], err[2];
+    if (pipe(out))
+        goto fail;
+    if (pipe(err)) {
+        close(out[0]);
+        close(out[1]);
+        goto fail;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
+        execlp("tar", "tar", "-czf", "-", "-C", kb->ws, ".", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    if (pid < 0) {
+        close(out[0]);
+        close(err[0]);
+        goto fail;
+    }
+    size_t cap = 0;
+    char ebuf[1024];
+    size_t elen = 0;
+    struct pollfd pf[2] = {{.fd = out[0], .events = POLLIN}, {.fd = err[0], .events = POLLIN}};
+    int open_fds = 2;
+    while (open_fds) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || !pf[i].revents)
+                continue;
+            char buf[65536];
+            ssize_t r = read(pf[i].fd, buf, sizeof buf);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                close(pf[i].fd);
+                pf[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            if (i == 1) {
+                size_t take = (size_t)r < sizeof ebuf - 1 - elen ? (size_t)r : sizeof ebuf - 1 - elen;
+                memcpy(ebuf + elen, buf, take);
+                elen += take;
+                continue;
+            }
+            kb->pack_total += (size_t)r;
+            if (kb->pack_total > kb->c.upload_limit)
+                continue; /* counted only */
+            if (kb->pack_len + (size_t)r > cap) {
+                cap = cap ? 2 * cap : 1 << 20;
+                while (cap < kb->pack_len + (size_t)r)
+                    cap *= 2;
+                kb->pack = realloc(kb->pack, cap);
+                if (!kb->pack)
+                    abort();
+            }
+            memcpy(kb->pack + kb->pack_len, buf, (size_t)r);
+            kb->pack_len += (size_t)r;
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    ebuf[elen] = '\0';
+    while (elen && ebuf[elen - 1] == '\n')
+        ebuf[--elen] = '\0';
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char size[64], limit[64];
+    human(kb->pack_total, size, sizeof size);
+    human(kb->c.upload_limit, limit, sizeof limit);
+    if (code == 127) {
+        kb->fill_error = kp_xasprintf("fill=upload: cannot run tar to pack the workspace %s", kb->ws);
+    } else if (code > 1) {
+        /* GNU tar's 1 is "some files differ" (changed while read): the
+         * archive is whole, said as a warning */
+        kb->fill_error = kp_xasprintf("fill=upload: tar could not pack the workspace %s (exit code %d): %s", kb->ws,
+                                      code, elen ? ebuf : "no message");
+    } else if (kb->pack_total > kb->c.upload_limit) {
+        kb->fill_error = kp_xasprintf("fill=upload: the workspace %s is %s as a gzip'd tar, over uploadLimit=%zu "
+                                      "(%s): nothing was uploaded (raise uploadLimit, or use fill=git)",
+                                      kb->ws, size, kb->c.upload_limit / (1024 * 1024), limit);
+    } else if (code == 1 || elen) {
+        kb->pack_warn = kp_xasprintf("tar packed the workspace %s with a warning: %s", kb->ws,
+                                     elen ? ebuf : "some files changed while they were read");
+    }
+    if (kb->fill_error) {
+        free(kb->pack);
+        kb->pack = NULL;
+        kb->pack_len = 0;
+    }
+    return;
+fail:
+    kb->fill_error = kp_xasprintf("fill=upload: cannot start tar: %s", strerror(errno));
+}
+
+static void found_source(void *data, int err);
+
+static void packed(void *data, int err)
+{
+    kbuild *kb = data;
+    if (!kb->fill_error && !kb->pack_len)
+        kb->fill_error = kp_xasprintf("fill=upload: tar gave no output for the workspace %s", kb->ws);
+    if (kb->pack_warn)
+        kiln_warn(kb->c.self, "executor kubernetes: %s", kb->pack_warn);
+    kb->n_chunks = (kb->pack_len + KUBE_CHUNK_BYTES - 1) / KUBE_CHUNK_BYTES;
+    found_source(kb, err);
+}
+
+static void chunks_delete(kbuild *kb)
+{
+    if (kb->chunks_deleted)
+        return;
+    kb->chunks_deleted = true;
+    for (size_t i = 0; i < kb->chunks_sent; i++) {
+        char *name = kube_chunk_name(kb->build_id, i);
+        delete_late(kb, "configmaps", name);
+        free(name);
+    }
+}
+
+static void fill_failed(kbuild *kb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fill_pod(kbuild *kb);
+static void chunks_send(kbuild *kb);
+
+struct kb_chunk {
+    kbuild *kb;
+    size_t i;
+};
+
+static void on_chunk(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
+{
+    struct kb_chunk *ch = data;
+    kbuild *kb = ch->kb;
+    char m[400];
+    kb->chunks_inflight--;
+    bool made = !err && resp->status == 201;
+    if (made && (kb->closing || kb->chunks_deleted)) {
+        char *name = kube_chunk_name(kb->build_id, ch->i);
+        delete_late(kb, "configmaps", name); /* the fill is over: no longer wanted */
+        free(name);
+    }
+    if (kb->closing) {
+        /* the build ends: no more parts, no fill Pod (close() is deleting
+         * what it listed; the answers still to come delete their own) */
+        free(ch);
+        return;
+    }
+    if (!made && kb->fill == FILL_UPLOADING) {
+        char *name = kube_chunk_name(kb->build_id, ch->i);
+        fill_failed(kb, "cannot create the ConfigMap %s (part %zu of %zu of the workspace's upload): %s", name,
+                    ch->i + 1, kb->n_chunks, message(err, resp, m, sizeof m));
+        free(name);
+    } else if (made && kb->fill == FILL_UPLOADING && ++kb->chunks_made == kb->n_chunks) {
+        free(kb->pack); /* in the cluster now */
+        kb->pack = NULL;
+        fill_pod(kb);
+    } else if (kb->fill == FILL_UPLOADING) {
+        chunks_send(kb);
+    }
+    free(ch);
+}
+
+static void chunks_send(kbuild *kb)
+{
+    while (kb->fill == FILL_UPLOADING && kb->chunks_sent < kb->n_chunks && kb->chunks_inflight < CHUNKS_IN_FLIGHT) {
+        size_t i = kb->chunks_sent++;
+        size_t off = i * KUBE_CHUNK_BYTES;
+        size_t len = kb->pack_len - off < KUBE_CHUNK_BYTES ? kb->pack_len - off : KUBE_CHUNK_BYTES;
+        char *name = kube_chunk_name(kb->build_id, i);
+        char *body = kube_chunk_body(name, kb->ns, kb->build_id, kb->owner, kb->owner_name, kb->owner_uid,
+                                     kb->pack + off, len);
+        char *url = kp_xasprintf("%s/configmaps", kb->api);
+        struct kb_chunk *ch = calloc(1, sizeof *ch);
+        if (!ch)
+            abort();
+        ch->kb = kb;
+        ch->i = i;
+        int rc = kb->c.request(kb->c.ctx, "POST", url, body, NULL, NULL, NULL, on_chunk, ch, NULL);
+        free(url);
+        free(body);
+        if (rc) {
+            free(ch);
+            fill_failed(kb, "cannot send the create of the ConfigMap %s", name);
+            free(name);
+            return;
+        }
+        kb->chunks_inflight++;
+        free(name);
+    }
+}
+
 void kb_fill(kbuild *kb, const char *ws)
 {
     if (!kb->c.fill || kb->fill != FILL_NONE)
         return;
     kb->ws = kp_xstrdup(ws);
     kb->fill = FILL_FINDING;
+    if (kb->c.fill == KB_FILL_UPLOAD) {
+        if (kiln_api->queue_work(KILN_OBJ(kb->c.self), pack_workspace, packed, kb)) {
+            pack_workspace(kb); /* no worker: on the loop, once */
+            packed(kb, 0);
+        }
+        return;
+    }
     if (kb->git_url && kb->git_commit) {
         found_source(kb, 0);
         return;
@@ -360,7 +601,6 @@ void kb_fill(kbuild *kb, const char *ws)
     }
 }
 
-static void fill_failed(kbuild *kb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fill_unwatch(kbuild *kb)
 {
     if (kb->watch) {
@@ -385,6 +625,7 @@ static void fill_failed(kbuild *kb, const char *fmt, ...)
     else
         free(m);
     kb->fill = FILL_DONE;
+    chunks_delete(kb);
     pump(kb);
 }
 
@@ -394,6 +635,7 @@ static void on_fill_deleted(kiln_http *h, void *data, int err, const kiln_http_r
 
 static void fill_remove(kbuild *kb)
 {
+    chunks_delete(kb);
     char *url = kp_xasprintf("%s/pods/%s-fill?gracePeriodSeconds=0", kb->api, kb->owner_name);
     kb->c.request(kb->c.ctx, "DELETE", url, NULL, NULL, NULL, NULL, on_fill_deleted, kb, NULL);
     free(url);
@@ -419,8 +661,12 @@ static void on_fill_log(kiln_http *h, void *data, int err, const kiln_http_resp 
         while (n && log[n - 1] == '\n')
             n--;
         size_t start = n > 400 ? n - 400 : 0;
-        fill_failed(kb, "filling the workspace claim from %s at %s failed (Pod %s-fill, exit code %d): %.*s",
-                    kb->git_url, kb->git_commit, kb->owner_name, kb->fill_exit, (int)(n - start), log + start);
+        if (kb->c.fill == KB_FILL_UPLOAD)
+            fill_failed(kb, "filling the workspace claim from the upload of %s failed (Pod %s-fill, exit code %d): %.*s",
+                        kb->ws, kb->owner_name, kb->fill_exit, (int)(n - start), log + start);
+        else
+            fill_failed(kb, "filling the workspace claim from %s at %s failed (Pod %s-fill, exit code %d): %.*s",
+                        kb->git_url, kb->git_commit, kb->owner_name, kb->fill_exit, (int)(n - start), log + start);
     }
     fill_remove(kb);
 }
@@ -450,6 +696,18 @@ static void fill_event(kbuild *kb, const char *line)
         if (kb->c.request(kb->c.ctx, "GET", url, NULL, NULL, NULL, NULL, on_fill_log, kb, NULL))
             on_fill_log(NULL, kb, KILN_EIO, NULL);
         free(url);
+    } else if (wr && !strcmp(wr, "CreateContainerConfigError")) {
+        /* the kubelet could not resolve the env (gitSecret's Secret or a
+         * key) or a volume (a part of the upload deleted meanwhile) */
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "waiting"), "message"));
+        char hint[400] = "";
+        if (kb->git_secret)
+            snprintf(hint, sizeof hint, " (gitSecret=%s must name a Secret of namespace %s with the key%s)",
+                     kb->git_secret, kb->ns,
+                     kube_git_url_is_ssh(kb->git_url) ? " ssh-privatekey" : "s username and password");
+        fill_failed(kb, "the fill Pod %s-fill cannot start: %s%s%s%s", kb->owner_name, wr, msg ? ": " : "",
+                    msg ? msg : "", hint);
+        fill_remove(kb);
     } else if (kube_start_failure(wr)) {
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "waiting"), "message"));
         fill_failed(kb, "the fill image %s cannot be used: %s%s%s", kb->fill_image, wr, msg ? ": " : "",
@@ -525,17 +783,48 @@ static void on_fill_created(kiln_http *h, void *data, int err, const kiln_http_r
         fill_remove(kb);
         return;
     }
-    kiln_info(kb->c.self, "executor kubernetes: filling the workspace claim from %s at %s (image %s)",
-              kb->git_url, kb->git_commit, kb->fill_image);
+    if (kb->c.fill == KB_FILL_GIT)
+        kiln_info(kb->c.self, "executor kubernetes: filling the workspace claim from %s at %s (image %s%s%s)",
+                  kb->git_url, kb->git_commit, kb->fill_image, kb->git_secret ? ", credentials from Secret " : "",
+                  kb->git_secret ? kb->git_secret : "");
     fill_watch(kb);
 }
 
 static void fill_create(kbuild *kb)
 {
+    if (kb->closing)
+        return; /* the source was found or packed after the build ended */
+    if (kb->c.fill == KB_FILL_UPLOAD) {
+        char size[64];
+        human(kb->pack_len, size, sizeof size);
+        kiln_info(kb->c.self, "executor kubernetes: uploading the workspace %s into the claim: %s of gzip'd tar "
+                              "in %zu ConfigMap%s %s-src-N (image %s unpacks it)",
+                  kb->ws, size, kb->n_chunks, kb->n_chunks == 1 ? "" : "s", kb->owner_name, kb->fill_image);
+        kb->fill = FILL_UPLOADING;
+        chunks_send(kb);
+        return;
+    }
+    fill_pod(kb);
+}
+
+static void fill_pod(kbuild *kb)
+{
     kb->fill = FILL_RUNNING;
     char *name = kp_xasprintf("%s-fill", kb->owner_name);
-    char *body = kube_fill_body(name, kb->ns, kb->build_id, kb->owner, kb->claim, kb->fill_image, kb->git_url,
-                                kb->git_commit);
+    char **chunks = calloc(kb->n_chunks + 1, sizeof *chunks);
+    if (!chunks)
+        abort();
+    for (size_t i = 0; i < kb->n_chunks; i++)
+        chunks[i] = kube_chunk_name(kb->build_id, i);
+    kube_fill f = {.name = name, .ns = kb->ns, .build_id = kb->build_id, .owner = kb->owner, .claim = kb->claim,
+                   .image = kb->fill_image, .url = kb->c.fill == KB_FILL_GIT ? kb->git_url : NULL,
+                   .commit = kb->git_commit, .git_secret = kb->git_secret,
+                   .chunks = (const char *const *)chunks, .n_chunks = kb->n_chunks, .from = kb->ws,
+                   .bytes = kb->pack_len};
+    char *body = kube_fill_body(&f);
+    for (size_t i = 0; i < kb->n_chunks; i++)
+        free(chunks[i]);
+    free(chunks);
     body = kube_own(body, kb->owner_name, kb->owner_uid, NULL);
     if (kb->c.pin_node)
         kb->scout = kb; /* the fill Pod finds the build's node */
@@ -721,7 +1010,10 @@ void kb_free(kbuild *kb)
     free(kb->fill_image);
     free(kb->git_url);
     free(kb->git_commit);
+    free(kb->git_secret);
     free(kb->fill_error);
+    free(kb->pack);
+    free(kb->pack_warn);
     free(kb->wbuf);
     free(kb);
 }

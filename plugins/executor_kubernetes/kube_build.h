@@ -12,11 +12,14 @@
  *     build's steps used so far, applied (server-side apply, so created or
  *     grown) before the first Pod that needs a new one; Pods reference the
  *     keys with secretKeyRef, so no value is in a Pod's spec;
- *  4. workspace=pvc-rwo: the first Pod goes where the scheduler puts it,
+ *  4. fill=git or fill=upload: the claim filled by a first Pod (with
+ *     upload, from ConfigMaps kiln-build-ID-src-N holding the workspace's
+ *     gzip'd tar, deleted once it is unpacked);
+ *  5. workspace=pvc-rwo: the first Pod goes where the scheduler puts it,
  *     the others are pinned to its node (spec.nodeName) once the watch has
  *     reported it, as Tekton's affinity assistant does for a RWO claim.
  *
- * A Pod's body waits in kb_when_ready() until 1-4 allow it, then comes back
+ * A Pod's body waits in kb_when_ready() until 1-5 allow it, then comes back
  * with its ownerReference (and node) set. All state lives in the kbuild the
  * executor's plugin_data holds: nothing static.
  */
@@ -44,11 +47,17 @@ typedef struct kb_conf {
     const char *claim_body;       /* the claim to make (JSON), or NULL */
     const char *claim;            /* its name */
     bool pin_node;                /* pvc-rwo: one node for every Pod */
-    /* fill=git: before the first Pod, a Pod clones git_url at git_commit
-     * into the claim (NULL: found from the workspace's origin and HEAD). */
-    bool fill;
-    const char *fill_image, *git_url, *git_commit;
+    /* Before the first Pod, a Pod fills the claim: KB_FILL_GIT clones
+     * git_url at git_commit (NULL: found from the workspace's origin and
+     * HEAD), with git_secret's credentials when set; KB_FILL_UPLOAD
+     * unpacks the workspace's gzip'd tar, sent in ConfigMaps, refused when
+     * over upload_limit bytes. fill_image NULL: alpine/git or busybox. */
+    int fill;
+    const char *fill_image, *git_url, *git_commit, *git_secret;
+    size_t upload_limit;
 } kb_conf;
+
+enum { KB_FILL_NONE, KB_FILL_GIT, KB_FILL_UPLOAD };
 
 /* ready(data, body, error): body is the object to create (malloc'd, the
  * callee's), or NULL with error saying why it cannot be. */
@@ -70,8 +79,9 @@ void kb_keys_free(char **keys);
 void kb_when_ready(kbuild *kb, char *body, unsigned need, void *token, kb_ready_cb cb, void *data);
 
 /* A Pod is about to be made from the workspace WS (on this machine): the
- * first call starts the fill (fill=git); the gate holds every Pod until it
- * has succeeded. */
+ * first call starts the fill (fill=git: origin and HEAD read; fill=upload:
+ * the workspace packed by tar, both on a worker thread); the gate holds
+ * every Pod until it has succeeded. */
 void kb_fill(kbuild *kb, const char *ws);
 
 /* The watch saw a Pod of the build on NODE (spec.nodeName). */

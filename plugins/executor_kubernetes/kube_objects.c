@@ -124,15 +124,51 @@ char *kube_own(char *body, const char *owner_name, const char *owner_uid, const 
 }
 
 /* Clone into the (empty) mount, then the commit: from the clone, or fetched
- * by id when no branch has it (a server that allows it). */
-static const char fill_script[] =
-    "git clone -q --template= --no-checkout \"$KILN_GIT_URL\" /workspace || exit 1\n"
-    "cd /workspace || exit 1\n"
-    "if ! git checkout -q --detach \"$KILN_GIT_COMMIT\" 2>/dev/null; then\n"
-    "  git fetch -q origin \"$KILN_GIT_COMMIT\" || exit 1\n"
-    "  git checkout -q --detach \"$KILN_GIT_COMMIT\" || exit 1\n"
+ * by id when no branch has it (a server that allows it). Never a prompt:
+ * without credentials git fails saying why. With gitSecret, git asks a
+ * credential helper that reads the Secret's values from the env (nothing
+ * on disk but the helper's text, nothing in the URL), and the output goes
+ * through awk, which masks the password should git ever print it. */
+static const char git_script[] =
+    "export GIT_TERMINAL_PROMPT=0\n"
+    "fill() {\n"
+    "  git clone -q --template= --no-checkout \"$KILN_GIT_URL\" /workspace || return 1\n"
+    "  cd /workspace || return 1\n"
+    "  if ! git checkout -q --detach \"$KILN_GIT_COMMIT\" 2>/dev/null; then\n"
+    "    git fetch -q origin \"$KILN_GIT_COMMIT\" || return 1\n"
+    "    git checkout -q --detach \"$KILN_GIT_COMMIT\" || return 1\n"
+    "  fi\n"
+    "  echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"\n"
+    "}\n"
+    "if [ -n \"${KILN_GIT_SSH_KEY:-}\" ]; then\n"
+    "  umask 077\n"
+    "  printf '%s\\n' \"$KILN_GIT_SSH_KEY\" >/tmp/kiln-ssh-key || exit 1\n"
+    "  if [ -n \"${KILN_GIT_KNOWN_HOSTS:-}\" ]; then\n"
+    "    printf '%s\\n' \"$KILN_GIT_KNOWN_HOSTS\" >/tmp/kiln-known-hosts || exit 1\n"
+    "    check='-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/tmp/kiln-known-hosts'\n"
+    "  else\n"
+    "    echo 'kiln: the gitSecret has no known_hosts: the remote host key is not checked'\n"
+    "    check='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
+    "  fi\n"
+    "  export GIT_SSH_COMMAND=\"ssh -i /tmp/kiln-ssh-key -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR $check\"\n"
+    "  fill; exit $?\n"
     "fi\n"
-    "echo \"kiln: filled /workspace from $KILN_GIT_URL at $(git rev-parse HEAD)\"\n";
+    "if [ -z \"${KILN_GIT_PASSWORD:-}\" ]; then fill; exit $?; fi\n"
+    "git config --global credential.helper "
+    "'!f() { test \"$1\" = get || exit 0; echo \"username=$KILN_GIT_USERNAME\"; "
+    "echo \"password=$KILN_GIT_PASSWORD\"; }; f' || exit 1\n"
+    "{ fill; echo $? >/tmp/kiln-fill-rc; } 2>&1 | awk '{ p = ENVIRON[\"KILN_GIT_PASSWORD\"]; "
+    "while ((i = index($0, p)) > 0) $0 = substr($0, 1, i - 1) \"***\" substr($0, i + length(p)); print }'\n"
+    "exit \"$(cat /tmp/kiln-fill-rc 2>/dev/null || echo 1)\"\n";
+
+/* The parts in order (their names sort), one stream through gzip and tar;
+ * gzip's CRC and length catch a part missing or cut. -o: the files belong
+ * to the Pod's user, not to uids of this machine. */
+static const char upload_script[] =
+    "set -e\n"
+    "cat /kiln/src/* | tar -xzof - -C /workspace\n"
+    "echo \"kiln: filled /workspace from the upload of $KILN_UPLOAD_FROM ($KILN_UPLOAD_BYTES bytes of gzip'd tar "
+    "in $KILN_UPLOAD_PARTS ConfigMaps)\"\n";
 
 static void add_env(cJSON *env, const char *name, const char *value)
 {
@@ -142,39 +178,134 @@ static void add_env(cJSON *env, const char *name, const char *value)
     cJSON_AddItemToArray(env, e);
 }
 
-char *kube_fill_body(const char *name, const char *ns, const char *build_id, const char *owner,
-                     const char *claim, const char *image, const char *url, const char *commit)
+static void add_secret_env(cJSON *env, const char *name, const char *secret, const char *key, bool optional)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON *ref = cJSON_AddObjectToObject(cJSON_AddObjectToObject(e, "valueFrom"), "secretKeyRef");
+    cJSON_AddStringToObject(ref, "name", secret);
+    cJSON_AddStringToObject(ref, "key", key);
+    if (optional)
+        cJSON_AddBoolToObject(ref, "optional", true);
+    cJSON_AddItemToArray(env, e);
+}
+
+bool kube_git_url_is_ssh(const char *url)
+{
+    if (!url)
+        return false;
+    if (!strncmp(url, "ssh://", 6) || !strncmp(url, "git+ssh://", 10) || !strncmp(url, "ssh+git://", 10))
+        return true;
+    if (strstr(url, "://"))
+        return false;
+    /* scp-like user@host:path: a colon before any slash */
+    size_t colon = strcspn(url, ":/");
+    return colon > 0 && url[colon] == ':';
+}
+
+static void add_mount(cJSON *ctr, const char *name, const char *path, const char *sub, bool ro)
+{
+    cJSON *mounts = cJSON_GetObjectItem(ctr, "volumeMounts");
+    if (!mounts)
+        mounts = cJSON_AddArrayToObject(ctr, "volumeMounts");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", name);
+    cJSON_AddStringToObject(m, "mountPath", path);
+    if (sub)
+        cJSON_AddStringToObject(m, "subPath", sub);
+    if (ro)
+        cJSON_AddBoolToObject(m, "readOnly", true);
+    cJSON_AddItemToArray(mounts, m);
+}
+
+char *kube_fill_body(const kube_fill *f)
 {
     cJSON *pod = cJSON_CreateObject();
     cJSON_AddStringToObject(pod, "apiVersion", "v1");
     cJSON_AddStringToObject(pod, "kind", "Pod");
-    cJSON *meta = meta_of(pod, name, ns, build_id, owner);
+    cJSON *meta = meta_of(pod, f->name, f->ns, f->build_id, f->owner);
     cJSON_AddStringToObject(cJSON_GetObjectItem(meta, "labels"), KUBE_LABEL_STEP, "kiln-fill");
     cJSON *spec = cJSON_AddObjectToObject(pod, "spec");
     cJSON_AddStringToObject(spec, "restartPolicy", "Never");
     cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
     cJSON *ctr = cJSON_CreateObject();
     cJSON_AddStringToObject(ctr, "name", "fill");
-    cJSON_AddStringToObject(ctr, "image", image);
+    cJSON_AddStringToObject(ctr, "image", f->image);
     cJSON *cmd = cJSON_AddArrayToObject(ctr, "command");
     cJSON_AddItemToArray(cmd, cJSON_CreateString("sh"));
     cJSON_AddItemToArray(cmd, cJSON_CreateString("-c"));
-    cJSON_AddItemToArray(cmd, cJSON_CreateString(fill_script));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(f->url ? git_script : upload_script));
     cJSON *env = cJSON_AddArrayToObject(ctr, "env");
-    add_env(env, "KILN_GIT_URL", url);
-    add_env(env, "KILN_GIT_COMMIT", commit);
+    cJSON *vols = cJSON_AddArrayToObject(spec, "volumes");
+    if (f->url) {
+        add_env(env, "KILN_GIT_URL", f->url);
+        add_env(env, "KILN_GIT_COMMIT", f->commit ? f->commit : "");
+        if (f->git_secret && kube_git_url_is_ssh(f->url)) {
+            add_secret_env(env, "KILN_GIT_SSH_KEY", f->git_secret, "ssh-privatekey", false);
+            add_secret_env(env, "KILN_GIT_KNOWN_HOSTS", f->git_secret, "known_hosts", true);
+        } else if (f->git_secret) {
+            add_secret_env(env, "KILN_GIT_USERNAME", f->git_secret, "username", false);
+            add_secret_env(env, "KILN_GIT_PASSWORD", f->git_secret, "password", false);
+        }
+    } else {
+        char n[32];
+        add_env(env, "KILN_UPLOAD_FROM", f->from ? f->from : "");
+        snprintf(n, sizeof n, "%zu", f->bytes);
+        add_env(env, "KILN_UPLOAD_BYTES", n);
+        snprintf(n, sizeof n, "%zu", f->n_chunks);
+        add_env(env, "KILN_UPLOAD_PARTS", n);
+        /* One projected volume: every part in one directory, named so that
+         * they sort in order. */
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "name", "src");
+        cJSON *sources = cJSON_AddArrayToObject(cJSON_AddObjectToObject(v, "projected"), "sources");
+        for (size_t i = 0; i < f->n_chunks; i++) {
+            cJSON *src = cJSON_CreateObject();
+            cJSON *cm = cJSON_AddObjectToObject(src, "configMap");
+            cJSON_AddStringToObject(cm, "name", f->chunks[i]);
+            cJSON *item = cJSON_CreateObject();
+            char path[32];
+            snprintf(path, sizeof path, "%06zu", i);
+            cJSON_AddStringToObject(item, "key", KUBE_CHUNK_KEY);
+            cJSON_AddStringToObject(item, "path", path);
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(cm, "items"), item);
+            cJSON_AddItemToArray(sources, src);
+        }
+        cJSON_AddItemToArray(vols, v);
+        add_mount(ctr, "src", "/kiln/src", NULL, true);
+    }
     add_env(env, "HOME", "/tmp");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "name", "build");
-    cJSON_AddStringToObject(m, "mountPath", "/workspace");
-    cJSON_AddStringToObject(m, "subPath", "workspace");
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
+    add_mount(ctr, "build", "/workspace", "workspace", false);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "containers"), ctr);
     cJSON *v = cJSON_CreateObject();
     cJSON_AddStringToObject(v, "name", "build");
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(v, "persistentVolumeClaim"), "claimName", claim);
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), v);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(v, "persistentVolumeClaim"), "claimName", f->claim);
+    cJSON_AddItemToArray(vols, v);
     return print(pod);
+}
+
+char *kube_chunk_name(const char *build_id, size_t i)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "-src-%zu", i);
+    return build_name(build_id, suffix);
+}
+
+char *kube_chunk_body(const char *name, const char *ns, const char *build_id, const char *owner,
+                      const char *owner_name, const char *owner_uid, const void *data, size_t len)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "apiVersion", "v1");
+    cJSON_AddStringToObject(c, "kind", "ConfigMap");
+    cJSON *meta = meta_of(c, name, ns, build_id, owner);
+    if (owner_uid)
+        add_owner_ref(meta, owner_name, owner_uid);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), "kiln.dev/what",
+                            "a part of the workspace's gzip'd tar (fill=upload), deleted once unpacked");
+    char *b = kube_base64(data, len);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "binaryData"), KUBE_CHUNK_KEY, b);
+    free(b);
+    return print(c);
 }
 
 void kube_secret_key(const char *env_name, unsigned suffix, char *out, size_t cap)

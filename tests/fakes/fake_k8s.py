@@ -142,6 +142,10 @@ Limits, compared with a real API server:
     deleted at once.
   - Secrets: stored as sent (stringData moved into data, base64); the
     kubelet resolves env valueFrom.secretKeyRef from them.
+  - ConfigMaps: binaryData must be base64 (else 400) and data plus
+    binaryData (decoded) at most 1 MiB (else 422 `[]: Too long: must have at
+    most 1048576 bytes`), as the real validation says; the kubelet mounts
+    configMap and projected (configMap sources) volumes as files.
   - Only Deployments have a status simulation. StatefulSets, DaemonSets,
     Jobs, CronJobs, Pods and the rest are stored as applied (Namespaces get
     phase Active, Services loadBalancer {}); no pods or ReplicaSets are
@@ -693,6 +697,8 @@ class Store:
             raise bad_request("error decoding YAML: metadata is not a map")
         if meta.get("managedFields") is not None:
             raise bad_request("metadata.managedFields must be nil")
+        if res.kind == "ConfigMap":
+            check_configmap(body, name)
         key = (res.gv, res.plural, ns if res.namespaced else "", name)
         config = apply_config(body)
         now = now_rfc3339()
@@ -947,6 +953,32 @@ class Store:
                 self._commit(key, e, "MODIFIED")
 
 
+CONFIGMAP_MAX = 1048576  # core.MaxSecretSize, which ConfigMaps share
+
+
+def check_configmap(body, name):
+    """What the real validation refuses: binaryData that is not base64
+    (the decoder's 400) and more than 1 MiB of data and binaryData together
+    (binaryData counted decoded: 422 Invalid, the real wording)."""
+    total = 0
+    for k, v in (body.get("data") or {}).items():
+        total += len(str(v).encode())
+    for k, v in (body.get("binaryData") or {}).items():
+        try:
+            total += len(base64.b64decode(str(v), validate=True))
+        except ValueError:
+            raise bad_request(f"ConfigMap in version \"v1\" cannot be handled as a ConfigMap: illegal base64 data "
+                              f"in binaryData[{k}]")
+        if k in (body.get("data") or {}):
+            raise ApiError(422, "Invalid", f'ConfigMap "{name}" is invalid: binaryData[{k}]: Invalid value: '
+                           f'"{k}": duplicate of key present in data', details(name, BY_PLURAL[("v1", "configmaps")]))
+    if total > CONFIGMAP_MAX:
+        why = f"Too long: must have at most {CONFIGMAP_MAX} bytes"
+        raise ApiError(422, "Invalid", f'ConfigMap "{name}" is invalid: []: {why}',
+                       {"name": name, "kind": "ConfigMap",
+                        "causes": [{"reason": "FieldValueTooLong", "message": why, "field": "[]"}]})
+
+
 def conflict_error(conflicts):
     def manager(m):
         return json.dumps(m)
@@ -1016,6 +1048,12 @@ class Handler(fakelib.LoggingHandler):
             except (ValueError, UnicodeDecodeError):
                 self._log_body = None
         try:
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if self._raw and ctype in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+                # not spoken here: a 415, on which client-go sends JSON again
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                               "accepted media types include: application/json, application/yaml, "
+                               "application/apply-patch+yaml")
             self._route()
         except ApiError as e:
             self._send_json(e.code, e.status())

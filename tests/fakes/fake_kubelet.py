@@ -11,7 +11,10 @@ A Pod's life here:
   - `podman create` (network host; env; workingDir; command as the
     entrypoint, args as the command; volumes: hostPath as a bind mount,
     persistentVolumeClaim as a directory of DATA/pvc/NS/CLAIM, emptyDir as
-    one of DATA/pods/UID, subPath honoured), then `podman start --attach`:
+    one of DATA/pods/UID, configMap and projected configMap sources as
+    files written once into DATA/pods/UID (data, and binaryData decoded to
+    its bytes; items honoured; a missing ConfigMap or key is
+    CreateContainerConfigError), mounted read-only; subPath honoured), then `podman start --attach`:
     phase Running, state running, Ready.
   - its stdout and stderr go line by line into a CRI log file (TIMESTAMP
     STREAM F|P TEXT), which pods/log serves.
@@ -179,14 +182,58 @@ class Kubelet:
                 src = os.path.join(self.data, "pvc", ns, v["persistentVolumeClaim"]["claimName"])
             elif "emptyDir" in v:
                 src = os.path.join(self.data, "pods", uid, m["name"])
+            elif "configMap" in v or "projected" in v:
+                src = self._config_volume(obj, v)
+                kind = "ro"
             else:
-                raise ValueError(f'volume "{m.get("name")}": only hostPath, persistentVolumeClaim and emptyDir')
+                raise ValueError(f'volume "{m.get("name")}": only hostPath, persistentVolumeClaim, emptyDir, '
+                                 'configMap and projected (configMap sources)')
             if m.get("subPath"):
                 src = os.path.join(src, m["subPath"])
             if kind == "dir":
                 os.makedirs(src, exist_ok=True)
-            out += ["-v", f"{src}:{m['mountPath']}"]
+            ro = ":ro" if kind == "ro" or m.get("readOnly") else ""
+            out += ["-v", f"{src}:{m['mountPath']}{ro}"]
         return out
+
+    def _config_volume(self, obj, v):
+        """A configMap volume, or a projected one of configMap sources,
+        written as files once before the container starts (no updates
+        later, no ..data symlinks: plain files): each key of data (text) and
+        binaryData (base64-decoded: the bytes) as a file named by the key,
+        or by items[].path when items are given. A ConfigMap or key that
+        is missing and not optional: ValueError with the kubelet's words
+        (CreateContainerConfigError)."""
+        ns, uid = obj["metadata"]["namespace"], obj["metadata"]["uid"]
+        sources = [s["configMap"] for s in (v.get("projected") or {}).get("sources") or [] if "configMap" in s]
+        if "configMap" in v:
+            sources = [v["configMap"]]
+        d = os.path.join(self.data, "pods", uid, "cfg-" + v["name"])
+        os.makedirs(d, exist_ok=True)
+        for src in sources:
+            name = src.get("name", "")
+            with self.store.cond:
+                e = self.store.entries.get(("v1", "configmaps", ns, name))
+                cm = copy.deepcopy(e["obj"]) if e else None
+            if cm is None:
+                if src.get("optional"):
+                    continue
+                raise ValueError(f'configmap "{name}" not found')
+            files = {k: val.encode() for k, val in (cm.get("data") or {}).items()}
+            files.update({k: base64.b64decode(val) for k, val in (cm.get("binaryData") or {}).items()})
+            items = src.get("items")
+            if items is None:
+                items = [{"key": k, "path": k} for k in sorted(files)]
+            for it in items:
+                if it.get("key") not in files:
+                    if src.get("optional"):
+                        continue
+                    raise ValueError(f'configmap references non-existent config key: {it.get("key")}')
+                path = os.path.join(d, it.get("path") or it["key"])
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(files[it["key"]])
+        return d
 
     # -- the build's objects: scheduling, Secrets
 

@@ -17,6 +17,7 @@
 #    saying the build's node is gone, for a Pod running there and for one
 #    pinned to it after it went;
 #  - kill -9 of kiln: the next run removes the dead build's Secret and owner.
+# The fill modes (fill=git, gitSecret, fill=upload) are test_k8s_fill.sh's.
 #
 # Needs podman, runc, a static busybox, root and kubectl (scripts/deps.d/
 # k8s-executor). KILN_SKIP_ENGINE_TESTS=1 skips it, as test_docker_build.
@@ -274,68 +275,6 @@ rc=$(run_kiln out2 run q.yaml --executor "$EXEC" --workspace ws)
 check "the next run succeeds" [ "$rc" = 0 ]
 check "... and says it removed the dead build's Secret" has_line out2 "removing 1 secrets left by builds no longer running"
 check "... and its owner" has_line out2 "removing 1 configmaps left by builds no longer running"
-check "nothing is left" wait_for 60 nothing_left
-check "the kubelet left no container" wait_for 60 no_containers
-cd "$TMP"
-
-# ---------------------------------------------------------------------------
-echo "# fill=git: a first Pod clones the workspace's origin at its HEAD into the claim"
-# The remote is served by git daemon on 127.0.0.1 (the fake kubelet's Pods
-# share the host's network, as a real Pod reaches a forge); the fill image is
-# this machine's git and the libraries ldd names, with busybox's sh, in an
-# empty root (no registry is reachable here: alpine/git, the default, is not).
-mkdir -p fill && cd fill
-GPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p srv && git init -q --bare srv/src.git && touch srv/src.git/git-daemon-export-ok
-git daemon --reuseaddr --base-path="$TMP/fill/srv" --listen=127.0.0.1 --port="$GPORT" "$TMP/fill/srv" \
-    >daemon.log 2>&1 &
-FAKE_PIDS+=($!)
-ORIGIN=git://127.0.0.1:$GPORT/src.git
-git init -q ws && cd ws
-git -c user.name=t -c user.email=t@x commit -q --allow-empty -m root
-echo one >a.txt && git add a.txt && git -c user.name=t -c user.email=t@x commit -q -m one
-ONE=$(git rev-parse HEAD)
-echo two >a.txt && git -c user.name=t -c user.email=t@x commit -q -am two
-git remote add origin "$ORIGIN"
-git push -q ../srv/src.git HEAD:refs/heads/main 2>../push.log || cat ../push.log  # git:// is read-only
-git -C ../srv/src.git symbolic-ref HEAD refs/heads/main
-wait_for 30 git ls-remote "$ORIGIN" >/dev/null 2>&1 || echo "  git daemon does not answer: $(cat ../daemon.log)"
-git checkout -q "$ONE"        # the build's commit is not the branch's tip
-echo mine >local-only.txt     # not committed: not in the claim
-cd ..
-mkdir -p gitroot/bin gitroot/tmp
-cp "$BUSYBOX" gitroot/bin/busybox
-for a in sh echo cat test; do ln -s busybox "gitroot/bin/$a"; done
-cp "$(command -v git)" gitroot/bin/git
-for lib in $(ldd "$(command -v git)" | grep -o '/[^ ]*'); do
-    mkdir -p "gitroot$(dirname "$lib")" && cp -L "$lib" "gitroot$lib"
-done
-tar -C gitroot -cf git.tar .
-TMPDIR=$E/tmp podman import --change 'ENV PATH=/bin' git.tar localhost/kiln-k8s-git:1 >import.log 2>&1 || cat import.log
-sed "s|IMG|$IMG|" >p.yaml <<'Y'
-steps:
-- id: look
-  name: IMG
-  entrypoint: sh
-  args: ['-c', 'echo a=$$(cat a.txt) local=$$(test -e local-only.txt && echo yes || echo no)']
-Y
-FX="$EXEC,workspace=pvc,fill=git,fillImage=localhost/kiln-k8s-git:1"
-rc=$(run_kiln out run p.yaml --executor "$FX" --log-dir logs --workspace ws)
-check "the build succeeds (exit 0)" [ "$rc" = 0 ]
-[ "$rc" = 0 ] || tail -20 out | sed 's/^/  /'
-check "the step sees the build's commit from the claim, not the branch tip" has_line logs/look.log "a=one local=no"
-check "kiln says where the claim is filled from" has_line out "filling the workspace claim from $ORIGIN at $ONE"
-check "... and what the fill Pod checked out" has_line out "filled /workspace from $ORIGIN at $ONE"
-order=$(python3 -c 'import json,sys
-for x in open(sys.argv[1]):
-    l=json.loads(x)
-    if l["method"]=="POST" and l["path"].endswith("/pods"): print(l["body"]["metadata"]["labels"]["kiln.dev/step"])' "$K/requests.jsonl" | tail -2 | tr '\n' ' ')
-check "the fill Pod was created before the step's ($order)" [ "$order" = "kiln-fill look " ]
-check "nothing is left" wait_for 60 nothing_left
-rc=$(run_kiln out2 run p.yaml --executor "$FX,gitCommit=0123456789abcdef0123456789abcdef01234567" --workspace ws)
-check "a commit the remote does not have: the build fails (exit 1)" [ "$rc" = 1 ]
-check "... the step says the fill failed, with git's words" \
-    grep -q "look.*filling the workspace claim from $ORIGIN at 0123456789abcdef0123456789abcdef01234567 failed (Pod kiln-build-.*-fill, exit code [0-9]*): .*0123456789abcdef" out2
 check "nothing is left" wait_for 60 nothing_left
 check "the kubelet left no container" wait_for 60 no_containers
 cd "$TMP"

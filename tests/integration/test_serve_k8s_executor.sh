@@ -6,7 +6,10 @@
 # test_k8s_executor.sh). Checked: the executor says where it runs in the
 # build's log; a step's Pod sees the image's files; the build succeeds
 # with its logs in the API; the build's Pods carry its id and none is left
-# afterwards; a build cancelled through the API deletes its Pod.
+# afterwards; a build cancelled through the API deletes its Pod; with
+# workspace=pvc,fill=upload the server's checkout (whose origin is the
+# server's own mirror, which no cluster can reach) reaches the Pods through
+# the claim.
 #
 # Needs podman, runc, a static busybox and root; skipped without them
 # unless KILN_REQUIRE_SHARED=1 (.ci/run) makes that a failure;
@@ -28,7 +31,7 @@ k8s_env_engine git
 mkdir -p "$E/root/etc"
 echo "from-the-image" >"$E/root/etc/image-marker"
 IMG=localhost/kiln-serve-k8s:1
-k8s_env_image sh echo sleep cat ls test true
+k8s_env_image sh echo sleep cat ls test true tar gzip
 cleanup_k8s() { TMPDIR=$E/tmp podman rm -af -t 0 >/dev/null 2>&1 || true; }
 trap 'cleanup_k8s; cleanup' EXIT
 k8s_env_fake
@@ -47,7 +50,7 @@ steps:
 - id: inpod
   name: IMG
   entrypoint: sh
-  args: ['-c', 'cat /etc/image-marker; test -e /etc/debian_version && echo HOST-ETC-SEEN; echo made > /workspace/made.txt; true']
+  args: ['-c', 'cat /etc/image-marker; test -e /etc/debian_version && echo HOST-ETC-SEEN; test -e /workspace/cloudbuild.yaml && echo CHECKOUT-SEEN; echo made > /workspace/made.txt; true']
 - id: gate
   name: IMG
   entrypoint: sh
@@ -89,6 +92,24 @@ check "cancel: 200" test "$(code)" = 200
 check "the build ends CANCELLED" wait_status 300 "$c" CANCELLED SUCCESS FAILURE INTERNAL_ERROR
 check "... CANCELLED" test "$(bstatus "$c")" = CANCELLED
 check "none of its Pods is left" wait_for 120 no_pods_of "$c"
+kill -TERM "$SERVE_PID"
+RC=0
+wait "$SERVE_PID" || RC=$?
+check "kiln serve exits 0" test "$RC" = 0
+
+echo "# workspace=pvc,fill=upload: the server's checkout reaches the Pods through the claim"
+start_serve --max-builds 1 --kill-grace 2s --executor "kubernetes:context=fake,workspace=pvc,fill=upload,fillImage=$IMG"
+u=$(run_trigger pods '{"branch": "master"}')
+check "the build ends" wait_status 300 "$u" SUCCESS FAILURE CANCELLED INTERNAL_ERROR
+check "... SUCCESS" test "$(bstatus "$u")" = SUCCESS
+[ "$(bstatus "$u")" = SUCCESS ] || sed 's/^/  /' "$TMP/serve.log" | tail -20
+check "the build's log says the checkout was uploaded" \
+    grep -q "uploading the workspace .* into the claim: .* of gzip'd tar in 1 ConfigMap " "$TMP/data/builds/$u/logs/build.log"
+check "... and the fill Pod unpacked it" grep -q "filled /workspace from the upload of" "$TMP/data/builds/$u/logs/build.log"
+check "the step's Pod saw the checkout's file in the claim" has_line "$TMP/data/builds/$u/logs/inpod.log" "CHECKOUT-SEEN"
+check "the claim's Pods share the workspace (the second step saw the first one's file)" \
+    has_line "$TMP/data/builds/$u/logs/gate.log" "saw-made"
+check "none of its Pods is left" wait_for 120 no_pods_of "$u"
 kill -TERM "$SERVE_PID"
 RC=0
 wait "$SERVE_PID" || RC=$?

@@ -29,6 +29,20 @@
 #   k8s_env_import DIR IMAGE [OPTION...]
 #       the pieces of the images above: busybox in an empty root, the
 #       libraries ldd names, `podman import` of a tar of DIR.
+#   k8s_env_git_image NAME
+#       imports NAME: this machine's git (and git-remote-http, for http://
+#       remotes, and ssh when there is one), the libraries ldd names, and
+#       busybox's sh, echo, cat, test, printf and awk in an empty root with
+#       root in /etc/passwd: a fill image for fill=git (no registry is
+#       reachable here, so alpine/git is not used).
+#   k8s_env_sshd PORT SRV
+#       a real OpenSSH sshd on 127.0.0.1:PORT in a container of the private
+#       podman (its image: sshd, git, busybox's sh), serving the directory
+#       SRV at /srv to root with the key $E/ssh/client_key; its host key's
+#       known_hosts line in $E/ssh/known_hosts. sshd is /usr/sbin/sshd, else
+#       Debian's openssh-server unpacked privately (apt-get download, as
+#       scripts/kubectl.sh does) into ${XDG_CACHE_HOME:-$HOME/.cache}/kiln/
+#       sshd. Returns 1 (saying why) when none can be had.
 #   k8s_env_fake [FAKE-ARG...]
 #       starts the fake in K ($TMP/k8s: requests.jsonl, kubelet/) with the
 #       extra FAKE-ARGs; sets SERVER, KUBECONFIG (context "fake", namespace
@@ -152,6 +166,71 @@ k8s_env_import() {
     tar -C "$d" -cf "$d.tar" .
     TMPDIR=$E/tmp podman import "$@" "$d.tar" "$img" >"$d.import.log" 2>&1 ||
         { cat "$d.import.log"; cannot_run "podman import of $img failed"; }
+}
+
+k8s_env_git_image() {
+    local r=$E/gitroot f bins=()
+    rm -rf "$r"
+    k8s_env_root "$r" sh echo cat test awk printf
+    mkdir -p "$r/etc" "$r/usr/lib/git-core" && echo 'root:x:0:0:root:/tmp:/bin/sh' >"$r/etc/passwd"
+    cp "$(command -v git)" "$r/bin/git"
+    if command -v ssh >/dev/null; then cp "$(command -v ssh)" "$r/bin/ssh"; fi
+    # git runs its http transport from its exec path, as this machine's git does
+    cp "$(git --exec-path)/git-remote-http" "$r/usr/lib/git-core/" 2>/dev/null || true
+    for f in "$r/bin/git" "$r/usr/lib/git-core/git-remote-http" "$r/bin/ssh"; do
+        [ -e "$f" ] && bins+=("$f")
+    done
+    k8s_env_libs "$r" "${bins[@]}"
+    if [ "$(git --exec-path)" != /usr/lib/git-core ]; then
+        mkdir -p "$r$(git --exec-path)" && cp "$r/usr/lib/git-core/git-remote-http" "$r$(git --exec-path)/"
+    fi
+    k8s_env_import "$r" "$1" --change 'ENV PATH=/bin'
+}
+
+k8s_env_sshd() {
+    local port=$1 srv=$2 sshd=/usr/sbin/sshd libdir="" r=$E/sshroot f lib
+    if [ ! -x "$sshd" ]; then
+        local cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/kiln/sshd
+        if [ ! -x "$cache/x/usr/sbin/sshd" ]; then
+            mkdir -p "$cache"
+            (cd "$cache" && apt-get download openssh-server libwrap0 >"$cache/download.log" 2>&1 &&
+                for d in ./*.deb; do dpkg-deb -x "$d" x; done) ||
+                { echo "  no sshd: apt-get download openssh-server failed: $(tail -1 "$cache/download.log")"; return 1; }
+        fi
+        sshd=$cache/x/usr/sbin/sshd
+        libdir=$cache/x/usr/lib/x86_64-linux-gnu
+    fi
+    rm -rf "$r" && mkdir -p "$r/bin" "$r/usr/sbin" "$r/etc/ssh" "$r/run/sshd" "$r/root/.ssh" "$r/tmp" "$r/srv" "$E/ssh"
+    cp "$BUSYBOX" "$r/bin/busybox"
+    for f in sh cat echo test; do ln -s busybox "$r/bin/$f"; done
+    cp "$sshd" "$r/usr/sbin/sshd"
+    cp "$(command -v git)" "$r/bin/git"
+    ln -s git "$r/bin/git-upload-pack"
+    local dest
+    for f in "$r/usr/sbin/sshd" "$r/bin/git"; do
+        for lib in $(LD_LIBRARY_PATH=$libdir ldd "$f" | grep -o '/[^ ]*'); do
+            dest=$lib
+            # the unpacked package's libraries go where the loader looks
+            [ -n "$libdir" ] && case $lib in "$libdir"/*) dest=/usr/lib/x86_64-linux-gnu/${lib##*/} ;; esac
+            mkdir -p "$r$(dirname "$dest")" && cp -L "$lib" "$r$dest"
+        done
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n' >"$r/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+    rm -f "$E/ssh/client_key" "$E/ssh/client_key.pub"
+    ssh-keygen -q -t ed25519 -N '' -f "$r/etc/ssh/host_key" && ssh-keygen -q -t ed25519 -N '' -f "$E/ssh/client_key" ||
+        { echo "  no sshd: ssh-keygen failed"; return 1; }
+    cp "$E/ssh/client_key.pub" "$r/root/.ssh/authorized_keys"
+    echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$r/etc/ssh/host_key.pub")" >"$E/ssh/known_hosts"
+    printf '%s\n' "HostKey /etc/ssh/host_key" "PermitRootLogin prohibit-password" "PasswordAuthentication no" \
+        "UsePAM no" "StrictModes no" "AuthorizedKeysFile /root/.ssh/authorized_keys" "PidFile none" \
+        >"$r/etc/ssh/sshd_config"
+    tar -C "$r" -cf "$E/sshd.tar" .
+    TMPDIR=$E/tmp podman import --change 'ENV PATH=/bin:/usr/sbin' "$E/sshd.tar" localhost/kiln-k8s-sshd:1 \
+        >"$E/sshdimport.log" 2>&1 || { echo "  no sshd: podman import failed: $(tail -1 "$E/sshdimport.log")"; return 1; }
+    TMPDIR=$E/tmp podman run -d --name kiln-k8s-sshd --label kiln-fake-k8s-sshd=1 --network host -v "$srv:/srv" \
+        localhost/kiln-k8s-sshd:1 /usr/sbin/sshd -D -e -p "$port" -f /etc/ssh/sshd_config >/dev/null 2>"$E/sshdrun.log" ||
+        { echo "  no sshd: podman run failed: $(tail -1 "$E/sshdrun.log")"; return 1; }
 }
 
 k8s_env_fake() {
