@@ -127,5 +127,10 @@ new_case() { CASE=$TMP/cases/$1; mkdir -p "$CASE"; cd "$CASE"; }
 krun() {  # krun [kiln args...]: pipeline.yaml -> RC, out.txt, report.json
     RC=0
     timeout 600 "$KILN" run pipeline.yaml --report report.json "$@" >out.txt 2>&1 || RC=$?
+    # A failing run's own words, for whoever reads a red CI log.
+    if [ "$RC" != 0 ] && [ "${KRUN_QUIET:-0}" != 1 ]; then
+        echo "  (kiln exited $RC; the end of its output:)"
+        tail -15 out.txt | sed 's/^/  | /'
+    fi
 }
 
