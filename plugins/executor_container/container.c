@@ -123,6 +123,8 @@ typedef struct cxp {
     char last_status[400];
     int in_fd;          /* the input file (stdin_path) until the feed takes it, or -1 */
     cx_feed *feed;      /* the input on its way, on a worker thread */
+    bool has_feed;      /* the start waits for the feed's attach too */
+    bool out_attached, in_attached;
 } cxp;
 
 static char *esc(const char *s)
@@ -835,11 +837,11 @@ static void on_started(kiln_http *h, void *data, int err, const kiln_http_resp *
  * prints is missed. Start it now. podman's followed logs lose lines
  * (4.3), an attach does not, and its socket is the process's pipe: when
  * kiln stops reading, the process blocks on its writes (backpressure). */
-static void on_attached(void *data, int status)
+/* Once the output's attach (and the input's, if any) is there. */
+static void maybe_start(cxp *p)
 {
-    cxp *p = data;
-    if (!p->x || p->fail || status != 200)
-        return; /* on_logs says why */
+    if (!p->x || p->fail || p->start_sent || !p->out_attached || (p->has_feed && !p->in_attached))
+        return;
     if (p->stop_asked) {
         fail(p, 128 + SIGTERM, NULL);
         return;
@@ -849,6 +851,20 @@ static void on_attached(void *data, int status)
     p->start_sent = true;
     if (request(p, "POST", path, NULL, NULL, on_started, &p->req, false))
         fail(p, KILN_ESPAWN, "cannot start the container of image %s", p->image);
+}
+
+static void on_attached(void *data, int status)
+{
+    cxp *p = data;
+    if (!p->x || p->fail || status != 200)
+        return; /* on_logs says why */
+    p->out_attached = true;
+    /* The input's attach only now: podman initializes a created container
+     * on its first attach, and a second attach racing the first fails that
+     * (409 "preparing container for attach"). */
+    if (p->in_fd >= 0)
+        feed_start(p);
+    maybe_start(p);
 }
 
 static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
@@ -886,8 +902,6 @@ static void on_created(kiln_http *h, void *data, int err, const kiln_http_resp *
     }
     if (p->paused)
         kiln_api->http_pause_recv(p->logs, true);
-    if (p->in_fd >= 0)
-        feed_start(p);
     /* The wait goes with the attach, before the start: "next-exit" answers
      * when the container has run and ended, and its answer does not cost a
      * round trip after the start's (docker run does the same). */
@@ -917,9 +931,45 @@ static void feed_run(void *data)
     cx_feed_run(((cxp *)data)->feed);
 }
 
+struct feed_note {
+    cxp *p;
+    bool ok;
+};
+
+/* On the loop: the feed's attach was answered (its failure is on_fed's). */
+static void on_feed_note(void *data)
+{
+    struct feed_note *n = data;
+    cxp *p = n->p;
+    bool ok = n->ok;
+    free(n);
+    p->pending--;
+    if (ok)
+        p->in_attached = true;
+    if (!p->x) {
+        p_maybe_free(p);
+        return;
+    }
+    maybe_start(p);
+}
+
+/* On the worker thread (cx_feed's ready): to the loop. p stays, as the
+ * note is counted in p->pending. */
+static void feed_ready(void *arg, bool ok)
+{
+    cxp *p = arg;
+    struct feed_note *n = malloc(sizeof *n);
+    if (!n)
+        abort();
+    n->p = p;
+    n->ok = ok;
+    if (kiln_api->post(KILN_OBJ(p->cx->self), on_feed_note, n))
+        free(n); /* the host is going away: nothing will start */
+}
+
 static void feed_start(cxp *p)
 {
-    p->feed = cx_feed_new(&p->cx->addr, p->id, p->in_fd);
+    p->feed = cx_feed_new(&p->cx->addr, p->id, p->in_fd, feed_ready, p);
     p->in_fd = -1;
     if (kiln_api->queue_work(KILN_OBJ(p->cx->self), feed_run, on_fed, p)) {
         cx_feed_free(p->feed);
@@ -927,7 +977,8 @@ static void feed_start(cxp *p)
         fail(p, KILN_EIO, "container %s: cannot give it its input", p->name);
         return;
     }
-    p->pending++;
+    p->has_feed = true;
+    p->pending += 2; /* the job and its note */
 }
 
 static int create_req(cxp *p)

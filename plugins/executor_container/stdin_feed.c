@@ -3,6 +3,7 @@
 #include "stdin_feed.h"
 
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,14 +21,28 @@ struct cx_feed {
     pthread_mutex_t mu;  /* guards conn and cancelled */
     int conn;
     bool cancelled;
-    char error[256];
+    char error[400];
+    void (*ready)(void *arg, bool ok);
+    void *ready_arg;
+    bool notified;       /* ready was called (worker thread only) */
 };
 
-cx_feed *cx_feed_new(const cx_addr *a, const char *container_id, int file_fd)
+static void notify(cx_feed *f, bool ok)
+{
+    if (!f->notified && f->ready) {
+        f->notified = true;
+        f->ready(f->ready_arg, ok);
+    }
+}
+
+cx_feed *cx_feed_new(const cx_addr *a, const char *container_id, int file_fd, void (*ready)(void *arg, bool ok),
+                     void *arg)
 {
     cx_feed *f = calloc(1, sizeof *f);
     if (!f)
         abort();
+    f->ready = ready;
+    f->ready_arg = arg;
     f->file_fd = file_fd;
     f->conn = -1;
     pthread_mutex_init(&f->mu, NULL);
@@ -123,12 +138,22 @@ void cx_feed_run(void *feed)
     int status = 0;
     if (sscanf(head, "HTTP/%*s %d", &status) != 1 || (status != 101 && status != 200)) {
         head[strcspn(head, "\r\n")] = '\0';
+        /* The engine's reason: the start of the body ({"message": ...}). */
+        char body[200] = "";
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (n && poll(&pf, 1, 1000) == 1) {
+            ssize_t b = recv(fd, body, sizeof body - 1, MSG_DONTWAIT);
+            body[b > 0 ? b : 0] = '\0';
+            body[strcspn(body, "\r\n")] = '\0';
+        }
         pthread_mutex_lock(&f->mu);
         if (!f->cancelled)
-            snprintf(f->error, sizeof f->error, "the engine refused the attach: %.200s", n ? head : "no answer");
+            snprintf(f->error, sizeof f->error, "the engine refused the attach: %.80s%s%.150s", n ? head : "no answer",
+                     *body ? ": " : "", body);
         pthread_mutex_unlock(&f->mu);
         goto out;
     }
+    notify(f, true);
     char buf[65536];
     ssize_t r;
     while ((r = read(f->file_fd, buf, sizeof buf)) > 0)
@@ -136,6 +161,7 @@ void cx_feed_run(void *feed)
             break; /* the process ended without reading all of it */
     shutdown(fd, SHUT_WR);
 out:
+    notify(f, false);
     pthread_mutex_lock(&f->mu);
     if (f->conn >= 0)
         close(f->conn);

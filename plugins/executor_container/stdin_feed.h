@@ -10,12 +10,20 @@
 #ifndef KILN_CX_STDIN_FEED_H
 #define KILN_CX_STDIN_FEED_H
 
+#include <stdbool.h>
+
 #include "engine_sync.h"
 
 typedef struct cx_feed cx_feed;
 
-/* Takes file_fd (the open input file). The address and id are copied. */
-cx_feed *cx_feed_new(const cx_addr *a, const char *container_id, int file_fd);
+/* Takes file_fd (the open input file). The address and id are copied.
+ * ready(arg, ok) is called once, on the worker thread, when the engine has
+ * accepted the attach (ok: the container may start, its stdin is there) or
+ * could not give it (!ok), before any byte is copied: the container must
+ * not start before, or a process that reads its stdin at once may find it
+ * closed and end, and the attach is then refused (409). */
+cx_feed *cx_feed_new(const cx_addr *a, const char *container_id, int file_fd, void (*ready)(void *arg, bool ok),
+                     void *arg);
 /* On a worker thread: attach stdin=1, copy the file, half-close. */
 void cx_feed_run(void *feed);
 /* On the loop thread, at any time: stop a copy in progress (the process is
