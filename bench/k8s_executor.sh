@@ -40,19 +40,8 @@ cp "$HELPER" "$E/helper/kiln-pod-helper"
 tar -C "$E/helper" -cf "$E/helper.tar" .
 HIMG=localhost/kiln-pod-helper:bench
 TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >/dev/null
-python3 "$SRC/tests/fakes/fake_k8s.py" --port-file "$W/port" --namespaces default,builds \
-    --kubelet podman --kubelet-dir "$W/kubelet" >"$W/fake.out" 2>&1 &
-FPID=$!
-for _ in $(seq 600); do [ -s "$W/port" ] && break; sleep 0.1; done
-cat >"$W/kubeconfig" <<Y
-apiVersion: v1
-kind: Config
-current-context: fake
-contexts: [{name: fake, context: {cluster: fake, user: u, namespace: builds}}]
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$W/port")"}}]
-users: [{name: u, user: {}}]
-Y
-export KUBECONFIG=$W/kubeconfig
+source "$SRC/bench/k8s_fake.sh"
+bench_k8s_fake
 {
     echo "steps:"
     for i in $(seq "$N"); do

@@ -34,19 +34,8 @@ for a in sh cat tar gzip true; do ln -s busybox "$E/root/bin/$a"; done
 tar -C "$E/root" -cf "$E/root.tar" .
 IMG=localhost/kiln-bench-fill:1
 TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >/dev/null
-python3 "$SRC/tests/fakes/fake_k8s.py" --port-file "$W/port" --namespaces default,builds \
-    --kubelet podman --kubelet-dir "$W/kubelet" >"$W/fake.out" 2>&1 &
-FPID=$!
-for _ in $(seq 600); do [ -s "$W/port" ] && break; sleep 0.1; done
-cat >"$W/kubeconfig" <<Y
-apiVersion: v1
-kind: Config
-current-context: fake
-contexts: [{name: fake, context: {cluster: fake, user: u, namespace: builds}}]
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$W/port")"}}]
-users: [{name: u, user: {}}]
-Y
-export KUBECONFIG=$W/kubeconfig
+source "$SRC/bench/k8s_fake.sh"
+bench_k8s_fake
 printf 'steps:\n- {id: s, name: %s, entrypoint: "true"}\n' "$IMG" >"$W/p.yaml"
 mkdir -p "$W/ws"
 head -c $((SIZE * 1024 * 1024)) /dev/urandom >"$W/ws/blob"
