@@ -21,26 +21,14 @@ PAR=${PAR:-1}
 LINES=${LINES:-1}
 HELPER=${HELPER:-$SRC/build/tools/kiln-pod-helper/kiln-pod-helper}
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-k8s.XXXXXX")
-FPID=
-trap '[ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-E=$W/engine
-mkdir -p "$E/tmp" "$E/root/bin"
-. "$SRC/tests/tools/podman_engine.sh"
-podman_engine_conf "$E"
-export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
-export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
-BUSYBOX=$(command -v busybox)
-cp "$BUSYBOX" "$E/root/bin/busybox"
-ln -s busybox "$E/root/bin/sh"
-tar -C "$E/root" -cf "$E/root.tar" .
+source "$SRC/bench/k8s_fake.sh"
 IMG=localhost/kiln-bench-busybox:1
-TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >/dev/null
+bench_k8s_engine "$IMG" sh
 mkdir -p "$E/helper"
 cp "$HELPER" "$E/helper/kiln-pod-helper"
 tar -C "$E/helper" -cf "$E/helper.tar" .
 HIMG=localhost/kiln-pod-helper:bench
 TMPDIR=$E/tmp podman import "$E/helper.tar" "$HIMG" >/dev/null
-source "$SRC/bench/k8s_fake.sh"
 bench_k8s_fake
 {
     echo "steps:"

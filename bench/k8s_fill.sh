@@ -20,21 +20,9 @@ KILN=${1:-$SRC/build/runner/kiln}
 SIZE=${SIZE:-32}
 RUNS=${RUNS:-3}
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench-fill.XXXXXX")
-FPID=
-trap '[ -n "$FPID" ] && kill "$FPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-E=$W/engine
-mkdir -p "$E/tmp" "$E/root/bin"
-. "$SRC/tests/tools/podman_engine.sh"
-podman_engine_conf "$E"
-export CONTAINERS_CONF=$E/containers.conf CONTAINERS_STORAGE_CONF=$E/storage.conf
-export CONTAINERS_REGISTRIES_CONF=$E/registries.conf
-BUSYBOX=$(command -v busybox)
-cp "$BUSYBOX" "$E/root/bin/busybox"
-for a in sh cat tar gzip true; do ln -s busybox "$E/root/bin/$a"; done
-tar -C "$E/root" -cf "$E/root.tar" .
-IMG=localhost/kiln-bench-fill:1
-TMPDIR=$E/tmp podman import "$E/root.tar" "$IMG" >/dev/null
 source "$SRC/bench/k8s_fake.sh"
+IMG=localhost/kiln-bench-fill:1
+bench_k8s_engine "$IMG" sh cat tar gzip true
 bench_k8s_fake
 printf 'steps:\n- {id: s, name: %s, entrypoint: "true"}\n' "$IMG" >"$W/p.yaml"
 mkdir -p "$W/ws"

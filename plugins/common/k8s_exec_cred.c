@@ -15,32 +15,21 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdbool.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "k8s_yaml.h"
+#include "run_capture.h"
 #include "xalloc.h"
 
 extern char **environ;
 
 #define K8_EXEC_TIMEOUT_MS 60000
 #define K8_EXEC_MAX_OUT (1 << 20)
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 typedef struct grow {
     char *buf;
@@ -113,81 +102,11 @@ static void last_line(const char *text, char *buf, size_t cap)
     snprintf(buf, cap, "%.*s", (int)(n - s > 300 ? 300 : n - s), text + s);
 }
 
-/* Run argv with env; its stdout and stderr collected. 0, or -1 with err. */
-static int run_plugin(char **argv, char **env, grow *out, grow *errout, int *status, const char *hint,
-                      char *err, size_t errcap)
+static void collect(void *data, const char *buf, size_t len)
 {
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC)) {
-        snprintf(err, errcap, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    close(po[1]);
-    close(pe[1]);
-    if (rc) {
-        close(po[0]);
-        close(pe[0]);
-        if (rc == ENOENT)
-            snprintf(err, errcap, "the credential plugin %s is not installed (not found%s)%s%.400s", argv[0],
-                     strchr(argv[0], '/') ? "" : " in PATH", hint && *hint ? ": " : "", hint ? hint : "");
-        else
-            snprintf(err, errcap, "cannot run the credential plugin %s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
-    long long deadline = now_ms() + K8_EXEC_TIMEOUT_MS;
-    int open_fds = 2;
-    bool timed_out = false;
-    while (open_fds) {
-        long long left = deadline - now_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        if (poll(fds, 2, (int)left) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !fds[i].revents)
-                continue;
-            char buf[8192];
-            ssize_t r = read(fds[i].fd, buf, sizeof buf);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-                continue;
-            }
-            grow *g = i == 0 ? out : errout;
-            if (g->len < K8_EXEC_MAX_OUT)
-                grow_add(g, buf, (size_t)r);
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0)
-            close(fds[i].fd);
-    if (timed_out)
-        kill(pid, SIGKILL);
-    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-        ;
-    if (timed_out) {
-        snprintf(err, errcap, "the credential plugin %s did not answer within %d s", argv[0],
-                 K8_EXEC_TIMEOUT_MS / 1000);
-        return -1;
-    }
-    return 0;
+    grow *g = data;
+    if (g->len < K8_EXEC_MAX_OUT)
+        grow_add(g, buf, len);
 }
 
 long long k8_rfc3339(const char *s)
@@ -249,14 +168,27 @@ int k8_exec_credential(const cJSON *exec, const char *command, char **token, cha
             argv[k++] = a->valuestring;
     }
     char **env = plugin_env(exec, api);
-    grow out = {0}, errout = {0};
+    grow out = {0};
+    char errout[4096], tail[320];
     int status = 0;
-    int rc = run_plugin(argv, env, &out, &errout, &status, k8_str(exec, "installHint"), err, errcap);
+    bool late = false;
+    int rc = kp_run_capture(argv, env, collect, &out, errout, sizeof errout, K8_EXEC_TIMEOUT_MS, &status, &late);
     free(argv);
     free_strv(env);
-    char tail[320];
-    last_line(errout.buf, tail, sizeof tail);
-    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    last_line(rc ? NULL : errout, tail, sizeof tail);
+    const char *hint = k8_str(exec, "installHint");
+    if (rc == ENOENT) {
+        snprintf(err, errcap, "the credential plugin %s is not installed (not found%s)%s%.400s", command,
+                 strchr(command, '/') ? "" : " in PATH", hint && *hint ? ": " : "", hint ? hint : "");
+        rc = -1;
+    } else if (rc) {
+        snprintf(err, errcap, "cannot run the credential plugin %s: %s", command, strerror(rc));
+        rc = -1;
+    } else if (late) {
+        snprintf(err, errcap, "the credential plugin %s did not answer within %d s", command,
+                 K8_EXEC_TIMEOUT_MS / 1000);
+        rc = -1;
+    } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         if (WIFEXITED(status))
             snprintf(err, errcap, "the credential plugin %s exited %d%s%s", command, WEXITSTATUS(status),
                      *tail ? ": " : " (it said nothing on stderr)", tail);
@@ -298,6 +230,5 @@ int k8_exec_credential(const cJSON *exec, const char *command, char **token, cha
     if (out.buf)
         explicit_bzero(out.buf, out.len); /* it held the credential */
     free(out.buf);
-    free(errout.buf);
     return rc;
 }

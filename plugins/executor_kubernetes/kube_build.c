@@ -4,9 +4,6 @@
 #include <cJSON.h>
 #include <stdarg.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stddef.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/run_capture.h"
 #include "../common/xalloc.h"
 #include "kube_objects.h"
 
@@ -57,7 +55,7 @@ struct kbuild {
     /* fill=upload: the workspace's gzip'd tar (pack_total counts past the
      * limit, where pack stops growing), cut into chunks ConfigMaps */
     unsigned char *pack;
-    size_t pack_len, pack_total, n_chunks, chunks_sent, chunks_made;
+    size_t pack_len, pack_cap, pack_total, n_chunks, chunks_sent, chunks_made;
     char *pack_warn;
     unsigned chunks_inflight;
     bool chunks_deleted;
@@ -290,38 +288,30 @@ static void apply_secret(kbuild *kb)
 
 /* ---- fill=git ------------------------------------------------------------------ */
 
+struct first_line {
+    char *out;
+    size_t len, cap;
+};
+
+static void take_output(void *data, const char *buf, size_t len)
+{
+    struct first_line *f = data;
+    size_t take = len < f->cap - 1 - f->len ? len : f->cap - 1 - f->len;
+    memcpy(f->out + f->len, buf, take);
+    f->len += take;
+    f->out[f->len] = '\0';
+}
+
 /* git -C ws ARG1 ARG2 ARG3: its first line of output into out; 0 or -1. Runs
- * on a worker thread (fork+exec only). */
+ * on a worker thread. */
 static int git_line(const char *ws, const char *a1, const char *a2, const char *a3, char *out, size_t cap)
 {
-    int fd[2];
-    if (pipe(fd))
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, 2);
-        close(fd[0]);
-        execlp("git", "git", "-C", ws, a1, a2, a3, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(fd[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(fd[0]);
+    char *argv[] = {"git", "-C", (char *)ws, (char *)a1, (char *)a2, (char *)a3, NULL};
+    struct first_line f = {out, 0, cap};
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    out[0] = '\0';
+    if (kp_run_capture(argv, NULL, take_output, &f, NULL, 0, 0, &st, NULL))
+        return -1;
     out[strcspn(out, "\n")] = '\0';
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 && out[0] ? 0 : -1;
 }
@@ -370,89 +360,40 @@ static void human(size_t n, char *out, size_t cap)
 /* tar -czf - of the whole workspace (.git and all: what a step sees is
  * what it would see on this machine), read on a worker thread. Past the
  * limit the bytes are only counted, so the error can say the size. */
+/* tar's output: kept up to the limit, counted past it. */
+static void take_pack(void *data, const char *buf, size_t len)
+{
+    kbuild *kb = data;
+    kb->pack_total += len;
+    if (kb->pack_total > kb->c.upload_limit)
+        return; /* counted only */
+    if (kb->pack_len + len > kb->pack_cap) {
+        kb->pack_cap = kb->pack_cap ? 2 * kb->pack_cap : 1 << 20;
+        while (kb->pack_cap < kb->pack_len + len)
+            kb->pack_cap *= 2;
+        kb->pack = realloc(kb->pack, kb->pack_cap);
+        if (!kb->pack)
+            abort();
+    }
+    memcpy(kb->pack + kb->pack_len, buf, len);
+    kb->pack_len += len;
+}
+
 static void pack_workspace(void *data)
 {
     kbuild *kb = data;
-    int out[2], err[2];
-    if (pipe(out))
-        goto fail;
-    if (pipe(err)) {
-        close(out[0]);
-        close(out[1]);
-        goto fail;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        close(out[0]);
-        close(out[1]);
-        close(err[0]);
-        close(err[1]);
-        execlp("tar", "tar", "-czf", "-", "-C", kb->ws, ".", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    if (pid < 0) {
-        close(out[0]);
-        close(err[0]);
-        goto fail;
-    }
-    size_t cap = 0;
+    char *argv[] = {"tar", "-czf", "-", "-C", kb->ws, ".", NULL};
     char ebuf[1024];
-    size_t elen = 0;
-    struct pollfd pf[2] = {{.fd = out[0], .events = POLLIN}, {.fd = err[0], .events = POLLIN}};
-    int open_fds = 2;
-    while (open_fds) {
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || !pf[i].revents)
-                continue;
-            char buf[65536];
-            ssize_t r = read(pf[i].fd, buf, sizeof buf);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                close(pf[i].fd);
-                pf[i].fd = -1;
-                open_fds--;
-                continue;
-            }
-            if (i == 1) {
-                size_t take = (size_t)r < sizeof ebuf - 1 - elen ? (size_t)r : sizeof ebuf - 1 - elen;
-                memcpy(ebuf + elen, buf, take);
-                elen += take;
-                continue;
-            }
-            kb->pack_total += (size_t)r;
-            if (kb->pack_total > kb->c.upload_limit)
-                continue; /* counted only */
-            if (kb->pack_len + (size_t)r > cap) {
-                cap = cap ? 2 * cap : 1 << 20;
-                while (cap < kb->pack_len + (size_t)r)
-                    cap *= 2;
-                kb->pack = realloc(kb->pack, cap);
-                if (!kb->pack)
-                    abort();
-            }
-            memcpy(kb->pack + kb->pack_len, buf, (size_t)r);
-            kb->pack_len += (size_t)r;
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0)
-            close(pf[i].fd);
-    ebuf[elen] = '\0';
-    while (elen && ebuf[elen - 1] == '\n')
-        ebuf[--elen] = '\0';
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    int rc = kp_run_capture(argv, NULL, take_pack, kb, ebuf, sizeof ebuf, 0, &st, NULL);
+    if (rc) {
+        kb->fill_error = rc == ENOENT ? kp_xasprintf("fill=upload: cannot run tar to pack the workspace %s: tar is "
+                                                     "not installed",
+                                                     kb->ws)
+                                      : kp_xasprintf("fill=upload: cannot start tar: %s", strerror(rc));
+        return;
     }
+    size_t elen = strlen(ebuf);
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     char size[64], limit[64];
     human(kb->pack_total, size, sizeof size);
@@ -477,9 +418,6 @@ static void pack_workspace(void *data)
         kb->pack = NULL;
         kb->pack_len = 0;
     }
-    return;
-fail:
-    kb->fill_error = kp_xasprintf("fill=upload: cannot start tar: %s", strerror(errno));
 }
 
 static void found_source(void *data, int err);

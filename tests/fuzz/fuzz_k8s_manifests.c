@@ -15,6 +15,7 @@
 #include "../../plugins/common/container_env.c"
 #include "../../plugins/common/k8s_conn.c"
 #include "../../plugins/common/k8s_exec_cred.c"
+#include "../../plugins/common/run_capture.c"
 #include "../../plugins/step_k8s_deploy/k8s_objects.c"
 #include "../../plugins/common/k8s_yaml.c"
 #include "../../plugins/common/xalloc.c"
