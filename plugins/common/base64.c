@@ -7,9 +7,9 @@
 static const char std_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-char *kp_base64(const void *data, size_t n, int url)
+char *kp_base64(const void *data, size_t n, unsigned flags)
 {
-    const char *tab = url ? url_tab : std_tab;
+    const char *tab = flags & KP_BASE64_URL ? url_tab : std_tab;
     const unsigned char *p = data;
     char *out = malloc((n + 2) / 3 * 4 + 1);
     if (!out)
@@ -23,9 +23,14 @@ char *kp_base64(const void *data, size_t n, int url)
             v |= p[i + 2];
         out[k++] = tab[v >> 18 & 63];
         out[k++] = tab[v >> 12 & 63];
-        out[k++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        out[k++] = i + 2 < n ? tab[v & 63] : '=';
+        if (i + 1 < n)
+            out[k++] = tab[v >> 6 & 63];
+        if (i + 2 < n)
+            out[k++] = tab[v & 63];
     }
+    if (!(flags & KP_BASE64_NOPAD))
+        while (k % 4)
+            out[k++] = '=';
     out[k] = '\0';
     return out;
 }

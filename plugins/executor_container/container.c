@@ -311,7 +311,7 @@ static int make_volume(struct cx *cx, const char *name)
  * API wants them. */
 static char *auth_header_of(const char *js)
 {
-    char *b = kp_base64(js, strlen(js), 1);
+    char *b = kp_base64(js, strlen(js), KP_BASE64_URL);
     char *h = kp_xasprintf("X-Registry-Auth: %s", b);
     free(b);
     return h;

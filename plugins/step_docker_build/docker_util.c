@@ -99,7 +99,7 @@ void dk_buf_add_urlenc(dk_buf *b, const char *s)
 
 void dk_buf_add_b64url(dk_buf *b, const void *data, size_t n)
 {
-    char *e = kp_base64(data, n, 1);
+    char *e = kp_base64(data, n, KP_BASE64_URL);
     dk_buf_adds(b, e);
     free(e);
 }

@@ -38,14 +38,30 @@ static void rfc_vectors(void **state)
 static void url_alphabet(void **state)
 {
     (void)state;
-    char *s = kp_base64("\xfb\xff", 2, 0), *u = kp_base64("\xfb\xff", 2, 1);
+    char *s = kp_base64("\xfb\xff", 2, 0), *u = kp_base64("\xfb\xff", 2, KP_BASE64_URL);
     assert_string_equal(s, "+/8=");
     assert_string_equal(u, "-_8=");
     free(s);
     free(u);
-    u = kp_base64("{}", 2, 1);
+    u = kp_base64("{}", 2, KP_BASE64_URL);
     assert_string_equal(u, "e30=");
     free(u);
+}
+
+/* A JWT's parts: base64url, no '='. */
+static void unpadded(void **state)
+{
+    (void)state;
+    const char *want[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        char *b = kp_base64(plain[i], strlen(plain[i]), KP_BASE64_URL | KP_BASE64_NOPAD);
+        assert_string_equal(b, want[i]);
+        free(b);
+        /* and the decoder takes it without its padding */
+        char *d = kp_base64_decode(want[i], NULL);
+        assert_string_equal(d, plain[i]);
+        free(d);
+    }
 }
 
 /* Binary data with NULs comes back whole; the length says where it ends. */
@@ -92,7 +108,7 @@ static void invalid_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(rfc_vectors),      cmocka_unit_test(url_alphabet),   cmocka_unit_test(binary_round_trip),
+        cmocka_unit_test(rfc_vectors),      cmocka_unit_test(url_alphabet), cmocka_unit_test(unpadded),   cmocka_unit_test(binary_round_trip),
         cmocka_unit_test(whitespace_skipped), cmocka_unit_test(invalid_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
