@@ -13,8 +13,15 @@
 # host ends the step after --kill-grace (kiln_step_ops.abandon) and the
 # plugin frees the step's state once the credential plugin is through, at
 # the start of the step and when it renews a credential during a rollout.
+# The abandon paths of docker-build, cloudrun-deploy and k8s-deploy with a
+# request in flight are reached through tests/plugins/deaf, which runs the
+# real plugin but does not pass cancel on (a plugin that ignores cancel:
+# what the host's abandon is for).
 source "$(dirname "$0")/lib.sh"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1"
+# ASan's exit code for a leak is 1 by default, which a failed build's exit
+# code would hide: 23 here, and every case checks for a report too.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:exitcode=23"
+clean_exit() { ! grep -qE "(Address|Leak|UndefinedBehavior)Sanitizer" "$1"; }
 export TMPDIR=$TMP/tmpfiles
 mkdir -p "$TMPDIR"
 leftovers() { find "$TMPDIR" -mindepth 1 -maxdepth 1 | sort; }
@@ -67,6 +74,7 @@ check "console: interrupted" has_line out1 "cancelling the build: interrupted (S
 check "console: the request it was stuck in" has_line out1 "[deploy] error: k8s-deploy canceled while asking which resources v1 has"
 check "console: the plugin ended the step itself" lacks_line out1 "did not complete step"
 check "report: CANCELLED" [ "$(status r1.json deploy)" = CANCELLED ]
+check "no sanitizer report" clean_exit out1
 check "no survivors" no_survivors
 check "nothing left in \$TMPDIR" [ -z "$(leftovers)" ]
 
@@ -86,6 +94,7 @@ check "console: the request it was stuck in" has_line out2 "[run] error: cloudru
 check "console: the plugin ended the step itself" lacks_line out2 "did not complete step"
 check "report: TIMEOUT, with the plugin's reason" \
     [ "$(status r2.json run)/$(field r2.json run reason)" = "TIMEOUT/cloudrun-deploy canceled while reading service web" ]
+check "no sanitizer report" clean_exit out2
 check "no survivors" no_survivors
 check "nothing left in \$TMPDIR" [ -z "$(leftovers)" ]
 
@@ -107,6 +116,7 @@ check "console: the build was dropped" has_line out3 "CANCELLED in"
 check "report: the reason" [ "$(field r3.json img reason)" = "build canceled; the connection to the engine was dropped" ]
 check "console: the plugin ended the step itself" lacks_line out3 "did not complete step"
 check "report: CANCELLED" [ "$(status r3.json img)" = CANCELLED ]
+check "no sanitizer report" clean_exit out3
 check "no survivors" no_survivors
 check "nothing left in \$TMPDIR" [ -z "$(leftovers)" ]
 
@@ -157,6 +167,7 @@ check "report: TIMEOUT, the plugin did not stop" \
 check "the credential plugin ran once, and kiln waited for its end" \
     [ "$(cat kc/calls 2>/dev/null)/$(cat kc/answers 2>/dev/null)" = "call 1/answered 1" ]
 check "its late credential was not used: no request" [ "$(hang_requests)" = "$n0" ]
+check "no sanitizer report" clean_exit out4
 check "no survivors" no_survivors
 check "nothing left in \$TMPDIR" [ -z "$(leftovers)" ]
 
@@ -194,7 +205,52 @@ check "report: TIMEOUT" [ "$(status r5.json deploy)" = TIMEOUT ]
 check "the renewal was asked for and answered before kiln ended" \
     [ "$(tr '\n' ' ' <kc/calls)/$(tr '\n' ' ' <kc/answers)" = "call 1 call 2 /answered 1 answered 2 " ]
 check "no renewed-credentials line (the step was over)" lacks_line out5 "credentials renewed"
+check "no sanitizer report" clean_exit out5
 check "no survivors" no_survivors
 check "nothing left in \$TMPDIR" [ -z "$(leftovers)" ]
+
+echo "# plugins that ignore cancel (tests/plugins/deaf): the host abandons them with a request in flight"
+DEAF_DIR=$KILN_BUILD_DIR/test-plugins-deaf
+# deaf TARGET OUT ARGS...: kiln ARGS, where `uses: deaf` runs plugin TARGET
+deaf() {
+    local target=$KILN_PLUGIN_PATH/kiln-step-$1.so out=$2; shift 2
+    KILN_TEST_DEAF_TARGET=$target KILN_PLUGIN_PATH=$DEAF_DIR:$KILN_PLUGIN_PATH run_kiln "$out" "$@"
+}
+# abandoned OUT REPORT ID TARGET: the checks every case makes
+abandoned() {
+    check "$4: exit 1 (exit $rc)" [ "$rc" = 1 ]
+    check "$4: cancel reached the wrapper, not the plugin" has_line "$1" "[$3] warning: deaf: cancel not passed on to $4"
+    check "$4: kiln ended it for the plugin" has_line "$1" "[$3] error: plugin 'deaf' did not complete step '$3' after cancel"
+    check "$4: report TIMEOUT, the plugin did not stop" \
+        [ "$(status "$2" "$3")/$(field "$2" "$3" reason)" = "TIMEOUT/the plugin did not stop after cancel" ]
+    check "$4: no sanitizer report (what the plugin kept was freed)" clean_exit "$1"
+    check "$4: no survivors" no_survivors
+    check "$4: nothing left in \$TMPDIR" [ -z "$(leftovers)" ]
+}
+sed 's/uses: k8s-deploy/uses: deaf, timeout: 1s/' k8s-hang.yaml >deaf-k8s.yaml
+n0=$(hang_requests)
+rc=$(deaf k8s-deploy out6 run deaf-k8s.yaml --kill-grace 1s --report r6.json)
+cat out6
+check "k8s-deploy: its discovery request was in flight" [ "$(hang_requests)" -gt "$n0" ]
+abandoned out6 r6.json deploy k8s-deploy
+sed 's/uses: cloudrun-deploy/uses: deaf/' cr-hang.yaml >deaf-cr.yaml
+rc=$(deaf cloudrun-deploy out7 run deaf-cr.yaml --kill-grace 1s --report r7.json)
+cat out7
+abandoned out7 r7.json run cloudrun-deploy
+sed 's/uses: docker-build/uses: deaf, timeout: 2s/' db-hang.yaml >deaf-db.yaml
+n0=$(grep -c '"POST"' "$HANG_LOG" || true)
+rc=$(deaf docker-build out8 run deaf-db.yaml --kill-grace 1s --report r8.json)
+cat out8
+check "docker-build: the build's upload was in flight" [ "$(grep -c '"POST"' "$HANG_LOG")" -gt "$n0" ]
+abandoned out8 r8.json img docker-build
+# cloudrun-deploy while it polls Cloud Run's operation (a timer or a GET)
+FAKE=$KILN_SOURCE_DIR/tests/fakes/fake_cloudrun.py
+start_fake "$TMP/cr" --deploy-seconds 60
+sed "s|uses: cloudrun-deploy, timeout: 1s|uses: deaf, timeout: 2s|; s|endpoint: '[^']*'|endpoint: 'http://127.0.0.1:$PORT'|" \
+    cr-hang.yaml >deaf-cr-poll.yaml
+rc=$(deaf cloudrun-deploy out9 run deaf-cr-poll.yaml --kill-grace 1s --report r9.json)
+cat out9
+check "cloudrun-deploy: it was waiting for the operation" has_line out9 "Creating Revision..."
+abandoned out9 r9.json run cloudrun-deploy
 
 finish
