@@ -254,7 +254,7 @@ struct kiln_step {
     size_t n_procs, cap_procs;
     kiln_timer **timers;
     size_t n_timers, cap_timers;
-    kiln_http **https;
+    struct kiln__http_track **https; /* the step's requests in flight (host_api.c) */
     size_t n_https, cap_https;
     char **env;                  /* NULL-terminated K=V */
     char *dir;

@@ -243,7 +243,10 @@ void kiln__step_release_timers(kiln__rstep *s)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-struct http_track {
+/* A request's callback and its data, between the plugin and the HTTP
+ * client; a step's are listed in its https until their callback, so that
+ * those still in flight when the step ends are freed with it. */
+struct kiln__http_track {
     kiln__rstep *step;
     kiln_http *req;
     kiln_http_cb cb;
@@ -254,7 +257,7 @@ struct http_track {
 static void untrack_http(kiln__rstep *s, kiln_http *h)
 {
     for (size_t i = 0; i < s->n_https; i++)
-        if (s->https[i] == h) {
+        if (s->https[i]->req == h) {
             s->https[i] = s->https[--s->n_https];
             return;
         }
@@ -262,7 +265,7 @@ static void untrack_http(kiln__rstep *s, kiln_http *h)
 
 static void on_http_done(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
-    struct http_track *t = data;
+    struct kiln__http_track *t = data;
     untrack_http(t->step, h);
     kiln_http_cb cb = t->cb;
     void *cb_data = t->data;
@@ -281,7 +284,7 @@ static int h_http_request(kiln_step *s, const kiln_http_req *req, kiln_http_cb c
         if (rc)
             return rc;
     }
-    struct http_track *t = kiln__xcalloc(1, sizeof *t);
+    struct kiln__http_track *t = kiln__xcalloc(1, sizeof *t);
     t->step = s;
     t->cb = cb;
     t->data = data;
@@ -295,7 +298,8 @@ static int h_http_request(kiln_step *s, const kiln_http_req *req, kiln_http_cb c
         s->cap_https = s->cap_https ? s->cap_https * 2 : 4;
         s->https = kiln__xrealloc(s->https, s->cap_https * sizeof *s->https);
     }
-    s->https[s->n_https++] = h;
+    t->req = h;
+    s->https[s->n_https++] = t;
     if (out)
         *out = h;
     return 0;
@@ -316,7 +320,7 @@ static void h_http_resume(kiln_http *h)
  * the engine's release ends those still running. */
 static void on_obj_http_done(kiln_http *h, void *data, int err, const kiln_http_resp *resp)
 {
-    struct http_track *t = data;
+    struct kiln__http_track *t = data;
     kiln_http_cb cb = t->cb;
     void *cb_data = t->data;
     kiln__exec_inst *inst = t->inst;
@@ -338,7 +342,7 @@ static int h_http_request_obj(kiln_object *obj, const kiln_http_req *req, kiln_h
         if (rc)
             return rc;
     }
-    struct http_track *t = kiln__xcalloc(1, sizeof *t);
+    struct kiln__http_track *t = kiln__xcalloc(1, sizeof *t);
     t->cb = cb;
     t->data = data;
     if (obj && obj->type == KILN__OBJ_PLUGIN)
@@ -368,9 +372,12 @@ static const char *h_step_image(const kiln_step *s)
 
 void kiln__step_release_https(kiln__rstep *s)
 {
+    /* Quietly: no callback will free their tracks (a step ended with a
+     * request in flight, by step_done() or by the host, leaked them). */
     while (s->n_https) {
-        kiln_http *h = s->https[--s->n_https];
-        kiln__http_abort_quiet(h);
+        struct kiln__http_track *t = s->https[--s->n_https];
+        kiln__http_abort_quiet(t->req);
+        free(t);
     }
 }
 

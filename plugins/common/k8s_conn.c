@@ -296,3 +296,22 @@ int k8_conn_resolve(const k8_conn_opts *o, k8_conn *out, char *err, size_t errca
         k8_conn_free(out);
     return rc;
 }
+
+/* ---- renewing an exec plugin's credential ------------------------------ */
+
+bool k8_conn_expiring(const k8_conn *c, long long now)
+{
+    return c->expires_at && now >= c->expires_at - K8_RENEW_MARGIN_S;
+}
+
+int k8_conn_renew(const k8_conn_opts *o, k8_conn *c, char *err, size_t errcap)
+{
+    k8_conn fresh;
+    if (k8_conn_resolve(o, &fresh, err, errcap) < 0) {
+        c->expires_at = 0;
+        return -1;
+    }
+    k8_conn_free(c);
+    *c = fresh;
+    return 0;
+}

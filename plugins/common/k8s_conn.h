@@ -36,4 +36,23 @@ typedef struct k8_conn {
 int k8_conn_resolve(const k8_conn_opts *o, k8_conn *out, char *err, size_t errcap);
 void k8_conn_free(k8_conn *c);
 
+/* ---- renewing an exec plugin's credential ---------------------------------
+ * Shared by the kubernetes executor and k8s-deploy, so that both renew the
+ * same way: a credential with an expirationTimestamp is asked for again
+ * before any request made within K8_RENEW_MARGIN_S of its end (GKE's last an
+ * hour; kubectl renews on expiry). */
+#define K8_RENEW_MARGIN_S 60
+
+/* Does C's credential end within the margin of NOW (Unix seconds)? */
+bool k8_conn_expiring(const k8_conn *c, long long now);
+
+/* Resolve the connection again from O (what it was resolved from) and, on
+ * success, put the fresh one in C's place: 0. On failure C is kept and no
+ * longer counts as expiring (a plugin that failed is not asked again: the
+ * requests go on with the old credential and their 401s say the rest): -1
+ * with a message in err. It runs the plugin synchronously and touches
+ * nothing but O and C, so it may run on a worker thread while nothing else
+ * uses C. */
+int k8_conn_renew(const k8_conn_opts *o, k8_conn *c, char *err, size_t errcap);
+
 #endif /* K8S_CONN_H */

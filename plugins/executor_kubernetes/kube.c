@@ -235,9 +235,6 @@ static bool owner_alive(const char *owner)
 
 /* ---- requests -------------------------------------------------------------- */
 
-/* An exec plugin's credential is renewed this long before it expires. */
-#define KX_RENEW_MARGIN_S 60
-
 static k8_conn_opts conn_opts(const struct kx *kx)
 {
     k8_conn_opts o;
@@ -256,23 +253,19 @@ static void set_auth(struct kx *kx)
 }
 
 /* Before a request: an exec plugin's credential that ends within the margin
- * is asked for again (synchronously, as kubectl does; once an hour for
- * GKE's). A plugin that fails then is said once and not asked again: the
- * requests go on with the old credential and their 401s say the rest. */
+ * is asked for again (k8_conn_renew, as k8s-deploy does; here synchronously,
+ * as kubectl does: once an hour for GKE's). A plugin that fails then is said
+ * once and not asked again. */
 static void renew_credentials(struct kx *kx)
 {
-    if (!kx->conn.expires_at || (long long)time(NULL) < kx->conn.expires_at - KX_RENEW_MARGIN_S)
+    if (!k8_conn_expiring(&kx->conn, (long long)time(NULL)))
         return;
     k8_conn_opts o = conn_opts(kx);
-    k8_conn fresh;
     char err[1200];
-    if (k8_conn_resolve(&o, &fresh, err, sizeof err)) {
+    if (k8_conn_renew(&o, &kx->conn, err, sizeof err) < 0) {
         kiln_warn(kx->self, "executor kubernetes: cannot renew the credentials that expire now: %s", err);
-        kx->conn.expires_at = 0;
         return;
     }
-    k8_conn_free(&kx->conn);
-    kx->conn = fresh;
     set_auth(kx);
     kiln_info(kx->self, "executor kubernetes: credentials renewed (%s)", kx->conn.source);
 }

@@ -9,14 +9,20 @@
  *            or JSON, `kind: List` expanded), applies the step's namespace,
  *            image and env-vars, and resolves the API server (options, or a
  *            kubeconfig context: by name, by GKE cluster and location, or the
- *            current one). Then, on the loop: discovery for each apiVersion
+ *            current one) on a worker thread: a kubeconfig user's exec
+ *            credential plugin may take its time. Then, on the loop:
+ *            discovery for each apiVersion
  *            (kind -> resource and scope), one PATCH per object
  *            (application/apply-patch+yaml, fieldManager, force), namespaces
  *            and CRDs first; then each Deployment is polled until
  *            observedGeneration reaches generation and every replica is
  *            updated and available, its progress deadline passes, or the
- *            step's timeout does.
- *  cancel    aborts the request in flight and stops polling.
+ *            step's timeout does. An exec plugin's credential with an
+ *            expirationTimestamp is renewed (on a worker thread) before a
+ *            request made within 60 s of its end, as the kubernetes
+ *            executor renews it (k8_conn_renew).
+ *  cancel    aborts the request in flight and stops polling; a credential
+ *            plugin that is running is waited for.
  *  describe  (dry runs) plans each PATCH, path and body, without a request.
  *
  * Cloud Build's `kubectl apply -f ...` and `gke-deploy run|apply ...` steps
@@ -34,6 +40,7 @@
 
 #include "../common/container_env.h"
 #include "../common/k8s_conn.h"
+#include "../common/xalloc.h"
 #include "k8s_objects.h"
 
 KILN_API_DEFINE;
@@ -250,10 +257,32 @@ static int prepare_objects(const k8_config *c, const k8_eff *e, kiln_step *step,
 
 /* ---- the step -------------------------------------------------------------- */
 
+/* What the connection is resolved from, owned: a worker resolves it, and the
+ * step's config is gone once the host has abandoned the step. */
+typedef struct k8_conn_src {
+    char *server, *token, *ca_file, *kubeconfig, *kubeconfig_env, *home, *context, *cluster, *location,
+        *project;
+    bool insecure;
+} k8_conn_src;
+
+/* A request put off until the credential is renewed. */
+typedef struct k8_held {
+    const char *method, *ctype; /* literals */
+    char *path, *body;
+    kiln_http_cb cb;
+} k8_held;
+
 typedef struct k8_step {
     kiln_step *step;
     k8_eff eff;
+    k8_conn_src src;
     k8_conn conn;
+    bool have_conn;       /* the first resolve is through */
+    bool working;         /* a worker resolves or renews conn: nothing else touches it */
+    bool abandoned;       /* the host ended the step meanwhile: the worker's after() frees */
+    int work_rc;
+    char work_err[2048];
+    k8_held held;
     k8_set objs;
     const char *namespace_;
     char **gvs;           /* distinct apiVersions, in order */
@@ -275,10 +304,34 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void src_free(k8_conn_src *s)
+{
+    free(s->server);
+    free(s->token);
+    free(s->ca_file);
+    free(s->kubeconfig);
+    free(s->kubeconfig_env);
+    free(s->home);
+    free(s->context);
+    free(s->cluster);
+    free(s->location);
+    free(s->project);
+    memset(s, 0, sizeof *s);
+}
+
+static void held_free(k8_held *h)
+{
+    free(h->path);
+    free(h->body);
+    memset(h, 0, sizeof *h);
+}
+
 static void st_free(k8_step *st)
 {
     k8_set_free(&st->objs);
     k8_conn_free(&st->conn);
+    src_free(&st->src);
+    held_free(&st->held);
     for (size_t i = 0; i < st->n_gvs; i++) {
         free(st->gvs[i]);
         cJSON_Delete(st->gv_resources[i]);
@@ -326,8 +379,8 @@ static void status_message(const kiln_http_resp *resp, char *out, size_t cap)
     cJSON_Delete(j);
 }
 
-static int send(k8_step *st, const char *method, const char *path, const char *body,
-                const char *ctype, kiln_http_cb cb)
+static int send_now(k8_step *st, const char *method, const char *path, const char *body,
+                    const char *ctype, kiln_http_cb cb)
 {
     char url[4096];
     snprintf(url, sizeof url, "%s%s", st->conn.server, path);
@@ -362,6 +415,21 @@ static int send(k8_step *st, const char *method, const char *path, const char *b
     int rc = kiln_api->http_request(st->step, &req, cb, st, &st->req);
     free(auth);
     return rc;
+}
+
+static int start_conn_work(k8_step *st);
+
+/* A request; first, when the credential ends within the margin, a renewal
+ * on a worker thread, with the request held until it is through. */
+static int send(k8_step *st, const char *method, const char *path, const char *body,
+                const char *ctype, kiln_http_cb cb)
+{
+    if (!k8_conn_expiring(&st->conn, (long long)time(NULL)))
+        return send_now(st, method, path, body, ctype, cb);
+    held_free(&st->held);
+    st->held = (k8_held){.method = method, .ctype = ctype, .path = kp_xstrdup0(path),
+                         .body = kp_xstrdup0(body), .cb = cb};
+    return start_conn_work(st);
 }
 
 /* A transport error or a refusal common to every request; true when it ended the step. */
@@ -657,30 +725,127 @@ static void wait_next(k8_step *st)
 
 /* ---- plugin entry points -------------------------------------------------------- */
 
-static int resolve_conn(const k8_config *c, const k8_eff *e, kiln_step *step, k8_conn *conn, char *err,
-                        size_t errcap)
+static void conn_src(const k8_config *c, const k8_eff *e, kiln_step *step, k8_conn_src *s)
 {
-    k8_conn_opts co = {
-        .server = c->server,
-        .token = c->token,
-        .ca_file = c->ca_file,
+    *s = (k8_conn_src){
+        .server = kp_xstrdup0(c->server),
+        .token = kp_xstrdup0(c->token),
+        .ca_file = kp_xstrdup0(c->ca_file),
         .insecure = c->insecure,
-        .kubeconfig = e->kubeconfig,
-        .kubeconfig_env = getenv("KUBECONFIG"),
-        .home = getenv("HOME"),
-        .context = e->context,
-        .cluster = e->cluster,
-        .location = e->location,
-        .project = kiln_api->subst_get(KILN_OBJ(step), "PROJECT_ID"),
+        .kubeconfig = kp_xstrdup0(e->kubeconfig),
+        .kubeconfig_env = kp_xstrdup0(getenv("KUBECONFIG")),
+        .home = kp_xstrdup0(getenv("HOME")),
+        .context = kp_xstrdup0(e->context),
+        .cluster = kp_xstrdup0(e->cluster),
+        .location = kp_xstrdup0(e->location),
+        .project = kp_xstrdup0(kiln_api->subst_get(KILN_OBJ(step), "PROJECT_ID")),
     };
-    if (k8_conn_resolve(&co, conn, err, errcap) < 0)
-        return -1;
+}
+
+static k8_conn_opts src_opts(const k8_conn_src *s)
+{
+    return (k8_conn_opts){
+        .server = s->server,
+        .token = s->token,
+        .ca_file = s->ca_file,
+        .insecure = s->insecure,
+        .kubeconfig = s->kubeconfig,
+        .kubeconfig_env = s->kubeconfig_env,
+        .home = s->home,
+        .context = s->context,
+        .cluster = s->cluster,
+        .location = s->location,
+        .project = s->project,
+    };
+}
+
+/* 0, or -1 with a message: what this host cannot do with the connection. */
+static int conn_usable(const k8_conn *conn, char *err, size_t errcap)
+{
     if (conn->cert_pem && kiln_api->abi_minor < 9) {
         snprintf(err, errcap, "%s: a client certificate needs kiln 1.9's host (this one is ABI 1.%u)",
                  conn->source, (unsigned)kiln_api->abi_minor);
         return -1;
     }
     return 0;
+}
+
+/* Synchronously (dry runs only: nothing runs then but the plan). */
+static int resolve_conn(const k8_config *c, const k8_eff *e, kiln_step *step, k8_conn *conn, char *err,
+                        size_t errcap)
+{
+    k8_conn_src s;
+    conn_src(c, e, step, &s);
+    k8_conn_opts co = src_opts(&s);
+    int rc = k8_conn_resolve(&co, conn, err, errcap);
+    src_free(&s);
+    if (rc < 0)
+        return -1;
+    if (conn_usable(conn, err, errcap) < 0) {
+        k8_conn_free(conn);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the connection, resolved and renewed on a worker thread ------------------- */
+
+/* On the worker: runs the credential plugin, if any. Touches only src, conn
+ * and the work fields; the loop leaves them alone while `working`. */
+static void conn_work(void *data)
+{
+    k8_step *st = data;
+    k8_conn_opts o = src_opts(&st->src);
+    st->work_rc = st->have_conn ? k8_conn_renew(&o, &st->conn, st->work_err, sizeof st->work_err)
+                                : k8_conn_resolve(&o, &st->conn, st->work_err, sizeof st->work_err);
+}
+
+static void connected(k8_step *st);
+
+static void conn_after(void *data, int err)
+{
+    k8_step *st = data;
+    st->working = false;
+    if (st->abandoned) {
+        st_free(st);
+        return;
+    }
+    if (!st->have_conn) {
+        if (st->cancelled) {
+            finish(st, KILN_ECANCELED, "k8s-deploy canceled while resolving the connection to the cluster");
+            return;
+        }
+        if (st->work_rc < 0 || conn_usable(&st->conn, st->work_err, sizeof st->work_err) < 0) {
+            finish(st, KILN_ECONFIG, "%s", st->work_err);
+            return;
+        }
+        st->have_conn = true;
+        connected(st);
+        return;
+    }
+    if (st->work_rc < 0)
+        kiln_warn(st->step, "cannot renew the credentials that expire now: %s", st->work_err);
+    else
+        kiln_info(st->step, "credentials renewed (%s)", st->conn.source);
+    k8_held h = st->held;
+    memset(&st->held, 0, sizeof st->held);
+    if (st->cancelled) {
+        held_free(&h);
+        finish(st, KILN_ECANCELED, "k8s-deploy canceled while renewing the credentials");
+        return;
+    }
+    int rc = send_now(st, h.method, h.path, h.body, h.ctype, h.cb);
+    held_free(&h);
+    if (rc < 0)
+        finish(st, rc, "cannot ask %s: %s", st->conn.server, kiln_api->strerror(rc));
+}
+
+static int start_conn_work(k8_step *st)
+{
+    int rc = kiln_api->queue_work(KILN_OBJ(st->step), conn_work, conn_after, st);
+    if (rc == 0)
+        st->working = true;
+    return rc;
 }
 
 static int k8_start(kiln_step *step, const void *config, void *plugin_data)
@@ -693,11 +858,21 @@ static int k8_start(kiln_step *step, const void *config, void *plugin_data)
     kiln_api->step_set_data(step, st);
     char err[2048];
     if (effective(c, step, &st->eff, err, sizeof err) < 0 ||
-        prepare_objects(c, &st->eff, step, &st->objs, err, sizeof err) < 0 ||
-        resolve_conn(c, &st->eff, step, &st->conn, err, sizeof err) < 0) {
+        prepare_objects(c, &st->eff, step, &st->objs, err, sizeof err) < 0) {
         finish(st, KILN_ECONFIG, "%s", err);
         return 0;
     }
+    conn_src(c, &st->eff, step, &st->src);
+    int rc = start_conn_work(st);
+    if (rc < 0)
+        finish(st, rc, "cannot resolve the connection to the cluster: %s", kiln_api->strerror(rc));
+    return 0;
+}
+
+/* The connection is there: discovery, then the applies. */
+static void connected(k8_step *st)
+{
+    kiln_step *step = st->step;
     st->namespace_ = st->eff.namespace_ && *st->eff.namespace_ ? st->eff.namespace_
                      : st->conn.namespace_                      ? st->conn.namespace_
                                                                 : "default";
@@ -716,7 +891,6 @@ static int k8_start(kiln_step *step, const void *config, void *plugin_data)
             st->gvs[st->n_gvs++] = strdup(st->objs.v[i].api_version);
     }
     discover_next(st);
-    return 0;
 }
 
 /* ABI 1.10: the host ended the step itself; its request and timer are
@@ -727,6 +901,10 @@ static void k8_abandon(kiln_step *step, void *plugin_data)
     if (!st)
         return;
     kiln_api->step_set_data(step, NULL);
+    if (st->working) {
+        st->abandoned = true; /* the worker's after() frees it */
+        return;
+    }
     st_free(st);
 }
 
@@ -740,6 +918,10 @@ static void k8_cancel(kiln_step *step, void *plugin_data)
         kiln_api->http_abort(st->req); /* its callback ends the step */
         return;
     }
+    /* A credential plugin cannot be stopped: the worker's after() ends the
+     * step once it is through (past --kill-grace, the host abandons it). */
+    if (st->working)
+        return;
     finish(st, KILN_ECANCELED, "k8s-deploy canceled");
 }
 

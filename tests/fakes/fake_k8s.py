@@ -101,6 +101,10 @@ What it implements:
     it at once.
   - --token: every request (discovery and /version too) must carry
     "Authorization: Bearer TOKEN", else 401 Status Unauthorized.
+  - --token-file FILE: the bearer tokens listed there ("TOKEN [END]" a line,
+    END in Unix seconds) authenticate as well, until their END: a token that
+    expired gets 401 Unauthorized, as a short-lived one (an exec plugin's)
+    does on a real server. Read at each request.
   - --client-ca PEM (with --tls-cert): a client certificate signed by that
     CA authenticates a request as well (the log's "client_cn" names its
     CN); one signed by another CA fails the TLS handshake, as with
@@ -1070,9 +1074,10 @@ class Handler(fakelib.LoggingHandler):
 
     def _route(self):
         cfg = self.server.cfg
-        if cfg.token is not None or cfg.client_ca:
+        if cfg.token is not None or cfg.client_ca or cfg.token_file:
             auth = self.headers.get("Authorization") or ""
             by_token = cfg.token is not None and hmac.compare_digest(auth.encode(), f"Bearer {cfg.token}".encode())
+            by_token = by_token or token_file_accepts(cfg.token_file, auth)
             # The handshake verified it against --client-ca (a certificate of
             # another CA does not get this far: the handshake fails).
             by_cert = bool(cfg.client_ca) and bool(fakelib.client_cn(self.connection))
@@ -1339,6 +1344,25 @@ class Handler(fakelib.LoggingHandler):
             self.close_connection = True
 
 
+def token_file_accepts(path, auth):
+    """--token-file: is AUTH "Bearer T" for a token T listed there (lines
+    "TOKEN [END]", END in Unix seconds) whose END has not passed? Read at
+    each request: a test's credential plugin adds the tokens it hands out."""
+    if not path or not auth.startswith("Bearer "):
+        return False
+    import time  # here: this file's imports are shared with other changes
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return False
+    for line in lines:
+        parts = line.split()
+        if parts and hmac.compare_digest(auth.encode(), f"Bearer {parts[0]}".encode()):
+            return len(parts) < 2 or time.time() < float(parts[1])
+    return False
+
+
 def note_stall(pod, seconds):
     """A follow's write that waited on the client (it stopped reading:
     backpressure) is said on stderr, for tests to see."""
@@ -1373,6 +1397,9 @@ def main(argv=None):
     ap.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     ap.add_argument("--client-ca", help="with --tls-cert: accept client certificates signed by this CA (PEM) "
                                         "as users, besides --token")
+    ap.add_argument("--token-file", help="also accept the bearer tokens listed in this file, one a line, each "
+                                         "with an optional end (Unix seconds) after which it gets 401; read at "
+                                         "each request")
     ap.add_argument("--kubelet", metavar="PODMAN",
                     help="run Pods' containers with this podman command (e.g. 'podman'); see fake_kubelet.py")
     ap.add_argument("--kubelet-dir", help="with --kubelet: where logs, claims and emptyDirs live")
@@ -1397,6 +1424,7 @@ def main(argv=None):
         store.kubelet.register_node()
     server = fakelib.make_server(args, Handler, store)
     server.cfg.client_ca = args.client_ca
+    server.cfg.token_file = args.token_file
     if args.tls_cert:
         # The handshake happens in the handler's thread, on the first read.
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -7,10 +7,15 @@
 # the step end as before ("did not complete step ... after cancel"), and the
 # plugin is told: exec removes the temporary file of a #! script (also when
 # the step is retried), git-checkout the file holding the token's
-# Authorization header, kedro-train its logging configuration. Under ASan
+# Authorization header, kedro-train its logging configuration; and
+# submit-sub-build is abandoned while its sub-build still runs. Under ASan
 # (LeakSanitizer) a leak of what the plugins kept for the step fails kiln's
-# exit code, which every case checks.
+# exit code, which every case checks (tests/integration/test_abandon_deploy.sh
+# has the deploy steps).
 source "$(dirname "$0")/lib.sh"
+# ASan's exit code for a leak is 1 by default: the very exit code of these
+# failed builds. 23 makes a leak show.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:exitcode=23"
 
 # The plugins write their temporary files under $TMPDIR: one of our own, so
 # that what is left there is theirs.
@@ -128,4 +133,41 @@ check "kedro: kiln ended it for the plugin" \
 check "kedro: report TIMEOUT" test "$(status r4.json train)" = TIMEOUT
 check "kedro: its logging configuration is removed (nothing left in \$TMPDIR)" test -z "$(leftovers)"
 check "kedro: no survivors" no_survivors
+echo "# submit-sub-build: the parent step is abandoned while its sub-build runs its finally step"
+# The parent's timeout cancels the sub-build; the sub-build's finally step
+# takes 6 s, longer than --kill-grace (1 s) and the host's 2 s, so the host
+# ends the parent step first. The sub-build goes on to its end; its result
+# must not reach the abandoned step.
+cat >child.yaml <<EOF2
+steps:
+- id: work
+  script: |
+    echo child started
+    exec $SLEEP 3600
+finally:
+- id: cleanup
+  script: |
+    echo cleanup started
+    $SLEEP 6
+    echo cleanup done
+EOF2
+cat >parent.yaml <<EOF2
+steps:
+- {id: sub, uses: submit-sub-build, timeout: 2s, with: {config: child.yaml}}
+EOF2
+rc=$(run_kiln out5.txt run parent.yaml --kill-grace 1s --report r5.json)
+cat out5.txt
+check "sub-build: exit 1 (exit $rc)" test "$rc" = 1
+check "sub-build: the child's step ran" grep -qE '^\[[0-9a-f]{8}/work\] child started' out5.txt
+check "sub-build: kiln ended the parent step for the plugin" \
+    has_line out5.txt "[sub] error: plugin 'submit-sub-build' did not complete step 'sub' after cancel"
+check "sub-build: ...while the sub-build still ran (its cleanup ended later)" python3 -c 'import sys
+t=open(sys.argv[1]).read()
+a=t.find("did not complete step \x27sub\x27"); b=t.find("cleanup done")
+assert 0 <= a < b, (a, b)' out5.txt
+check "sub-build: report: the parent step TIMEOUT, the plugin did not stop" \
+    test "$(status r5.json sub)/$(field r5.json sub reason)" = "TIMEOUT/the plugin did not stop after cancel"
+check "sub-build: report: the sub-build CANCELLED, its finally step ran to its end" \
+    test "$(jget r5.json 'j["steps"][0]["builds"][0]["status"]+"/"+j["steps"][0]["builds"][0]["finally"][0]["status"]')" = CANCELLED/SUCCESS
+check "sub-build: no survivors" no_survivors
 finish

@@ -187,4 +187,75 @@ check "...no request was refused" python3 -c 'import json,sys
 r=[json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]):]
 assert r and all(x["status"]!=401 for x in r) and any(x["method"]=="DELETE" and "/pods/" in x["path"] for x in r), r' "$REQ" "$n_before"
 
+echo "# k8s-deploy renews an exec plugin's credential during a rollout longer than a token lives"
+# A second API server (the same certificates) whose rollouts take 8 s and
+# which takes the tokens the plugin hands out (--token-file), each for 4 s
+# only: a step that kept its first token would get 401 while it waits. The
+# plugin says its tokens end 61 s on, so kiln, which renews within 60 s of
+# the end, asks again before every request after the first second.
+start_fake "$TMP/fake2" --namespaces default,api-purchase --tls-cert server.crt --tls-key server.key \
+    --client-ca ca.crt --token-file "$TMP/tokens" --rollout-seconds 8
+REQ2=$TMP/fake2/requests.jsonl
+SERVER=https://127.0.0.1:$PORT kubeconfig kc-rotate "{exec: {apiVersion: client.authentication.k8s.io/v1,
+  command: ./bin/cred, args: [stated]}}"
+SERVER=https://127.0.0.1:$PORT kubeconfig kc-rotate-unstated "{exec: {apiVersion: client.authentication.k8s.io/v1,
+  command: '$TMP/kc-rotate/bin/cred', args: [unstated]}}"
+mkdir -p kc-rotate/bin
+cat >kc-rotate/bin/cred <<SH
+#!/bin/sh
+# a new token at each call, which the fake takes for 4 s
+n=\$(( \$(cat $TMP/kc-rotate/n 2>/dev/null || echo 0) + 1 ))
+echo \$n >$TMP/kc-rotate/n
+echo "called \$1" >>$TMP/kc-rotate/calls
+tok=rot-\$n-$MARK
+echo "\$tok \$(( \$(date +%s) + 4 ))" >>$TMP/tokens
+case \$1 in
+  stated) printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"%s","expirationTimestamp":"%s"}}\n' \
+      "\$tok" "\$(date -u -d "@\$(( \$(date +%s) + 61 ))" +%Y-%m-%dT%H:%M:%SZ)" ;;
+  *) printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"%s"}}\n' "\$tok" ;;
+esac
+SH
+chmod +x kc-rotate/bin/cred
+# rollout NAME KC: a 2-replica Deployment NAME applied through kc-KC, waited for
+rollout() {
+    cat >"web-$1.yaml" <<Y
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec: {containers: [{name: web, image: 'registry.example/$1:1'}]}
+Y
+    cat >"rollout-$1.yaml" <<Y
+steps:
+- {id: deploy, uses: k8s-deploy, with: {manifests: [web-$1.yaml], kubeconfig: '$TMP/kc-$2/kubeconfig', timeout: 2m}}
+Y
+    run_kiln "out-$1" run "rollout-$1.yaml"
+}
+t0=$(date +%s)
+rc=$(rollout web rotate)
+t1=$(date +%s)
+cat out-web
+check "a rollout longer than a token lives: exit 0 (exit $rc)" [ "$rc" = 0 ]
+check "...it rolled out" has_line out-web 'deployment "web" successfully rolled out'
+check "...and took longer than a token lives (at least 5 s: $((t1 - t0)) s)" [ $((t1 - t0)) -ge 5 ]
+check "...the plugin was asked again during the step ($(grep -c 'called stated' kc-rotate/calls) calls)" \
+    [ "$(grep -c 'called stated' kc-rotate/calls)" -ge 2 ]
+check "...kiln says it renewed them" has_line out-web "credentials renewed (kubeconfig $TMP/kc-rotate/kubeconfig, context fake, exec plugin's token)"
+check "...no request was refused, the rollout was polled with a token" python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])]
+g=[x for x in r if x["method"]=="GET" and x["path"].endswith("/deployments/web")]
+assert len(g) >= 2 and all(x["authorization"] for x in g), g
+assert all(x["status"] != 401 for x in r), [x for x in r if x["status"] == 401]' "$REQ2"
+check "...no token in kiln's output" bash -c '! grep -qF "rot-" "$1"' _ out-web
+# The same without an expirationTimestamp: nothing tells kiln to renew, and
+# the server's 401 is what the user sees (which the check above would meet).
+rc=$(rollout web2 rotate-unstated)
+check "a token that ends unannounced: exit 1 (exit $rc)" [ "$rc" = 1 ]
+check "...the plugin was asked once" [ "$(grep -c 'called unstated' kc-rotate/calls)" = 1 ]
+check "...the 401 named" grep -qE "refused the credentials \\(401 Unauthorized\\) while (waiting for deployment.apps/web2 to roll out|applying deployment.apps/web2)" out-web2
+
 finish
