@@ -37,6 +37,7 @@
 #include <kiln/kiln.h>
 
 #include "../common/k8s_conn.h"
+#include "../common/gcloudignore.h"
 #include "../common/xalloc.h"
 #include "kube_build.h"
 #include "kube_frame.h"
@@ -60,6 +61,7 @@ struct kx_config {
     int fill;
     const char *fill_image, *git_url, *git_commit, *git_secret;
     int64_t upload_limit_mib;
+    const char *upload_ignore;
     const char *helper_image;
 };
 
@@ -96,6 +98,11 @@ static const kiln_option kx_options[] = {
     {KILN_OPT_INT, "uploadLimit", "64", 0, offsetof(struct kx_config, upload_limit_mib), 1, 4096, NULL,
      "fill=upload: the largest gzip'd tar of the workspace to send, in MiB (refused above it, before any "
      "part is sent)."},
+    OPT("uploadIgnore", NULL, 0, upload_ignore,
+        "fill=upload: what is left out of the upload, as `gcloud builds submit --ignore-file` (gitignore's "
+        "syntax and #!include:FILE): a file relative to the workspace, or none to send everything (default: "
+        "the workspace's .gcloudignore, else with a .git or .gitignore gcloud's default: .git, .gitignore and "
+        "what .gitignore lists; see docs/KUBERNETES.md)."),
     OPT("helperImage", NULL, 0, helper_image,
         "Image of kiln-pod-helper (make pod-helper-image): steps run under it, their stdout and stderr "
         "apart and a broken log stream resumed exactly; unset: the merged log (docs/KUBERNETES.md)."),
@@ -1221,6 +1228,23 @@ static int kb_request(void *ctx, const char *method, const char *url, const char
     return request(ctx, method, url, body, ctype, on_data, on_data_data, cb, data, out);
 }
 
+/* fill=upload: the ignore file read now, when the workspace is known
+ * (kiln run), so that a missing or malformed one stops kiln before
+ * anything runs; the pack reads it again. -1 when it is wrong (said). */
+static int check_ignore(struct kx *kx, const char *which)
+{
+    const char *ws = kiln_api->workspace(KILN_OBJ(kx->self));
+    if (!ws)
+        return 0; /* not known yet: the fill says it */
+    gi_rules g = {0};
+    char err[1200];
+    int rc = gi_choose(&g, ws, which, err, sizeof err);
+    if (rc)
+        kiln_error(kx->self, "executor kubernetes: %s%s", which && *which ? "uploadIgnore=" : "", err);
+    gi_free(&g);
+    return rc;
+}
+
 static int kx_open(void *plugin_data, const void *config, const char *build_id)
 {
     struct kx *kx = plugin_data;
@@ -1255,6 +1279,12 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         kiln_error(kx->self, "executor kubernetes: gitSecret is for fill=git (the fill Pod's clone)");
         return KILN_ECONFIG;
     }
+    if (c->upload_ignore && c->fill != KB_FILL_UPLOAD) {
+        kiln_error(kx->self, "executor kubernetes: uploadIgnore is for fill=upload (what is left out of the upload)");
+        return KILN_ECONFIG;
+    }
+    if (c->fill == KB_FILL_UPLOAD && check_ignore(kx, c->upload_ignore))
+        return KILN_ECONFIG;
     kx->helper_image = c->helper_image && *c->helper_image ? kp_xstrdup(c->helper_image) : NULL;
     set_auth(kx);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
@@ -1294,7 +1324,7 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
                   .request = kb_request, .ctx = kx, .claim_body = claim_body, .claim = kx->claim,
                   .pin_node = c->workspace == 2, .fill = c->fill, .fill_image = c->fill_image,
                   .git_url = c->git_url, .git_commit = c->git_commit, .git_secret = c->git_secret,
-                  .upload_limit = (size_t)c->upload_limit_mib * 1024 * 1024};
+                  .upload_limit = (size_t)c->upload_limit_mib * 1024 * 1024, .upload_ignore = c->upload_ignore};
     kx->kb = kb_open(&kc);
     free(api);
     free(claim_body);
