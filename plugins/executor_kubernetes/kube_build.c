@@ -431,10 +431,14 @@ static void pack_workspace(void *data)
         kb->fill_error = kp_xasprintf("fill=upload: tar could not pack the workspace %s (exit code %d): %s", kb->ws,
                                       code, elen ? ebuf : "no message");
     } else if (kb->pack_total > kb->c.upload_limit) {
+        /* gcloud's default is no file to add to: a .gcloudignore replaces it */
+        bool dflt = kb->ignore_source && strncmp(kb->ignore_source, "gcloud's default", 16) == 0;
         char *how = kb->ignore_source
-                        ? kp_xasprintf("%s left out %llu files; list more there%s", kb->ignore_source,
+                        ? kp_xasprintf("%s left out %llu files; list more %s", kb->ignore_source,
                                        (unsigned long long)kb->left_files,
-                                       kb->upload_ignore ? "" : " (or in a .gcloudignore)")
+                                       dflt ? "in a .gcloudignore (it replaces the default: start it with .git, "
+                                              ".gitignore and #!include:.gitignore)"
+                                            : "there")
                         : kp_xasprintf("no ignore file applied%s: list what the steps do not need in a "
                                        ".gcloudignore",
                                        kb->upload_ignore ? " (uploadIgnore=none)" : "");
