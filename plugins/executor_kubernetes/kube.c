@@ -159,6 +159,8 @@ struct kpod {
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
     bool deleted_by_other; /* a deletionTimestamp we did not ask for */
     bool spawning;         /* inside kx_spawn: a failure is its return, not exec_exited() */
+    bool gated;            /* waiting in kb_when_ready(): no Pod yet */
+    bool stop_posted;      /* stopped while gated: its end is posted */
     unsigned created_at;   /* kx->lists_sent when its creation was answered */
     /* The log, read with timestamps=true so that a broken stream resumes
      * with sinceTime: lines up to the last timestamp seen are skipped (the
@@ -1374,6 +1376,7 @@ static void on_gate(void *data, char *body, const char *error)
 {
     kpod *p = data;
     p->pending--;
+    p->gated = false;
     if (!p->x) {
         free(body);
         p_maybe_free(p);
@@ -1466,6 +1469,7 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
      * maybe at once. */
     p->pending++;
     p->spawning = true;
+    p->gated = true;
     kb_when_ready(kx->kb, body, need, p, on_gate, p);
     p->spawning = false;
     if (p->fail) {
@@ -1499,11 +1503,38 @@ static void on_deadline(kiln_http *h, void *data, int err, const kiln_http_resp 
  * here when the grace is over, whatever the kubelet reported by then (a
  * watch on this Pod whose client timeout is the grace: the executor has no
  * timer of its own). */
+static void on_stopped_unmade(void *data)
+{
+    kpod *p = data;
+    p->pending--;
+    if (p->x && !p->created && !p->create)
+        fail(p, 128 + SIGTERM,
+             "Pod %s was stopped before it was created (it was waiting for the build's claim to be filled, or for "
+             "the build's owner, Secret or node): nothing ran",
+             p->name);
+    p_maybe_free(p);
+}
+
+/* Stopped while it waits at the gate (the fill of the claim, most often):
+ * no Pod, so no grace to give; its end is posted, not reported inside the
+ * host's terminate() or signal(). The gate's answer, when it comes, finds
+ * the Pod ended (on_gate) and creates nothing. True when so. */
+static bool stop_unmade(kpod *p)
+{
+    if (!p->gated)
+        return false;
+    if (!p->stop_posted && kiln_api->post(KILN_OBJ(p->kx->self), on_stopped_unmade, p) == 0) {
+        p->stop_posted = true;
+        p->pending++;
+    }
+    return p->stop_posted;
+}
+
 static void kx_terminate(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     delete_pod(p, (p->grace_ms + 999) / 1000);
-    if (p->deadline)
+    if (p->deadline || stop_unmade(p))
         return;
     char *url = kp_xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
                           p->name, (long long)(p->grace_ms / 1000 + 5));
@@ -1533,6 +1564,7 @@ static int kx_signal(kiln_exec *x, int signum)
         /* 1 s: a grace of 0 would only remove the object, not the container. */
         p->delete_asked = false;
         delete_pod(p, 1);
+        stop_unmade(p);
         return 0;
     }
     return KILN_EINVAL; /* no other signal reaches a Pod's process */

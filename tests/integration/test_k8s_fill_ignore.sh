@@ -202,4 +202,35 @@ check "... no Pod and no part was made by any of them" nothing_made_since "$BEFO
 check "nothing is left" wait_for 60 nothing_left
 cd "$TMP"
 
+# ---------------------------------------------------------------------------
+echo "# Ctrl-C while the claim is filled: the step waiting for it ends without the kill grace"
+# The step never had a Pod: nothing to stop, no grace to give. Before, it
+# ended only when --kill-grace ran out (a watch of its Pod with that
+# timeout). Checked by events: no such watch, no Pod of the step, its error.
+mkdir -p big && head -c 30000000 /dev/urandom >big/big.dat   # 42 parts
+BEFORE=$(wc -l <"$K/requests.jsonl")
+rc=0
+"$KILN" run p.yaml --executor "$FX,uploadLimit=64" --kill-grace 600s --workspace big --report rc.json >outc 2>&1 &
+KPID=$!
+first_part() { tail -n +"$((BEFORE + 1))" "$K/requests.jsonl" | grep '"path": "/api/v1/namespaces/builds/configmaps".*-src-' >/dev/null; }
+wait_for 120 first_part || sed 's/^/  /' outc
+kill -INT "$KPID"
+gone() { ! kill -0 "$KPID" 2>/dev/null; }
+check "kiln ends after Ctrl-C (a hang catch far under --kill-grace=600s)" wait_for 120 gone
+kill -KILL "$KPID" 2>/dev/null || true
+wait "$KPID" || rc=$?
+check "kiln's exit is not 0 ($rc)" [ "$rc" != 0 ]
+check "the step ends CANCELLED" [ "$(status rc.json look)" = CANCELLED ]
+check "... saying its Pod was never made" grep -q "look.*Pod kiln-.*-look-1 was stopped before it was created (it was waiting for the build's claim to be filled" outc
+check "... and no grace was waited for: no watch of its Pod with the grace's timeout, no Pod of the step" \
+    python3 -c 'import json,sys
+for x in list(open(sys.argv[1]))[int(sys.argv[2]):]:
+    l=json.loads(x)
+    q=l.get("query") or {}
+    assert not ("-look-1" in (q.get("fieldSelector") or "") and q.get("timeoutSeconds")=="605"), q
+    assert not (l["method"]=="POST" and l["path"].endswith("/pods") and "-look-" in json.dumps(l["body"] or {})), l["path"]' \
+    "$K/requests.jsonl" "$BEFORE"
+check "nothing is left (no part, no owner, no claim)" wait_for 60 nothing_left
+check "the kubelet left no container" wait_for 60 no_containers
+
 finish
