@@ -203,26 +203,41 @@ check "nothing is left" wait_for 60 nothing_left
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
-echo "# Ctrl-C while the claim is filled: the step waiting for it ends without the kill grace"
+echo "# Ctrl-C while the claim is filled: the step waiting for it ends without waiting for the fill or the grace"
 # The step never had a Pod: nothing to stop, no grace to give. Before, it
-# ended only when --kill-grace ran out (a watch of its Pod with that
-# timeout). Checked by events: no such watch, no Pod of the step, its error.
-mkdir -p big && head -c 30000000 /dev/urandom >big/big.dat   # 42 parts
+# ended when --kill-grace ran out (a watch of its Pod with that timeout) or
+# when the fill was done and its gate opened, whichever came first. The
+# fill image's sh sleeps 60 s first (busybox's sh runs its own applets,
+# not /bin/tar: so sh itself is wrapped), so the fill is still running
+# when Ctrl-C comes (once the fill Pod is made). Checked by events: the
+# step's error, its end before any "filled" line of the fill, no watch
+# with the grace's timeout, no Pod of the step.
+SLOW=$E/slowroot
+k8s_env_root "$SLOW" cat sleep tar gzip
+printf '#!/bin/busybox sh\nsleep 60\nexec /bin/busybox sh "$@"\n' >"$SLOW/bin/sh" && chmod +x "$SLOW/bin/sh"
+k8s_env_import "$SLOW" localhost/kiln-k8s-slowfill:1
+mkdir -p small && echo s >small/s.txt
 BEFORE=$(wc -l <"$K/requests.jsonl")
 rc=0
-"$KILN" run p.yaml --executor "$FX,uploadLimit=64" --kill-grace 600s --workspace big --report rc.json >outc 2>&1 &
+"$KILN" run p.yaml --executor "$EXEC,workspace=pvc,fill=upload,fillImage=localhost/kiln-k8s-slowfill:1" \
+    --kill-grace 600s --workspace small --report rc.json >outc 2>&1 &
 KPID=$!
-first_part() { tail -n +"$((BEFORE + 1))" "$K/requests.jsonl" | grep '"path": "/api/v1/namespaces/builds/configmaps".*-src-' >/dev/null; }
-wait_for 120 first_part || sed 's/^/  /' outc
+fill_pod() { tail -n +"$((BEFORE + 1))" "$K/requests.jsonl" | grep '"method": "POST", "path": "/api/v1/namespaces/builds/pods".*-fill' >/dev/null; }
+check "the fill Pod is made" wait_for 120 fill_pod
 kill -INT "$KPID"
 gone() { ! kill -0 "$KPID" 2>/dev/null; }
-check "kiln ends after Ctrl-C (a hang catch far under --kill-grace=600s)" wait_for 120 gone
+check "kiln ends after Ctrl-C (a hang catch)" wait_for 120 gone
 kill -KILL "$KPID" 2>/dev/null || true
 wait "$KPID" || rc=$?
 check "kiln's exit is not 0 ($rc)" [ "$rc" != 0 ]
 check "the step ends CANCELLED" [ "$(status rc.json look)" = CANCELLED ]
 check "... saying its Pod was never made" grep -q "look.*Pod kiln-.*-look-1 was stopped before it was created (it was waiting for the build's claim to be filled" outc
-check "... and no grace was waited for: no watch of its Pod with the grace's timeout, no Pod of the step" \
+# the line numbers of the step's end and of the fill's (none: 999999)
+ended_at=$(grep -n '\[look\] CANCELLED' outc | head -1 | cut -d: -f1)
+filled_at=$(grep -n 'filled /workspace' outc | head -1 | cut -d: -f1)
+check "... before the fill ended (step's end at line ${ended_at:-none}, the fill's at ${filled_at:-none})" \
+    [ "${ended_at:-999999}" -lt "${filled_at:-999999}" ]
+check "... no watch of its Pod with the grace's timeout, no Pod of the step" \
     python3 -c 'import json,sys
 for x in list(open(sys.argv[1]))[int(sys.argv[2]):]:
     l=json.loads(x)
@@ -230,6 +245,7 @@ for x in list(open(sys.argv[1]))[int(sys.argv[2]):]:
     assert not ("-look-1" in (q.get("fieldSelector") or "") and q.get("timeoutSeconds")=="605"), q
     assert not (l["method"]=="POST" and l["path"].endswith("/pods") and "-look-" in json.dumps(l["body"] or {})), l["path"]' \
     "$K/requests.jsonl" "$BEFORE"
+grep -E 'look|fill' outc | head -12 | cut -c1-300 | sed 's/^/  /'
 check "nothing is left (no part, no owner, no claim)" wait_for 60 nothing_left
 check "the kubelet left no container" wait_for 60 no_containers
 
