@@ -203,7 +203,7 @@ check "nothing is left" wait_for 60 nothing_left
 cd "$TMP"
 
 # ---------------------------------------------------------------------------
-echo "# Ctrl-C while the claim is filled: the step waiting for it ends without waiting for the fill or the grace"
+echo "# Ctrl-C while the claim is filled: the step waiting for it ends at once, before the fill"
 # The step never had a Pod: nothing to stop, no grace to give. Before, it
 # ended when --kill-grace ran out (a watch of its Pod with that timeout) or
 # when the fill was done and its gate opened, whichever came first. The
@@ -211,7 +211,9 @@ echo "# Ctrl-C while the claim is filled: the step waiting for it ends without w
 # not /bin/tar: so sh itself is wrapped), so the fill is still running
 # when Ctrl-C comes (once the fill Pod is made). Checked by events: the
 # step's error, its end before any "filled" line of the fill, no watch
-# with the grace's timeout, no Pod of the step.
+# with the grace's timeout, no Pod of the step. kiln itself still exits
+# only once the fill's work in flight is over (the executor is closed when
+# the loop has nothing left): not checked, printed.
 SLOW=$E/slowroot
 k8s_env_root "$SLOW" cat sleep tar gzip
 printf '#!/bin/busybox sh\nsleep 60\nexec /bin/busybox sh "$@"\n' >"$SLOW/bin/sh" && chmod +x "$SLOW/bin/sh"
@@ -225,10 +227,12 @@ KPID=$!
 fill_pod() { tail -n +"$((BEFORE + 1))" "$K/requests.jsonl" | grep '"method": "POST", "path": "/api/v1/namespaces/builds/pods".*-fill' >/dev/null; }
 check "the fill Pod is made" wait_for 120 fill_pod
 kill -INT "$KPID"
+T0=$(date +%s)
 gone() { ! kill -0 "$KPID" 2>/dev/null; }
 check "kiln ends after Ctrl-C (a hang catch)" wait_for 120 gone
 kill -KILL "$KPID" 2>/dev/null || true
 wait "$KPID" || rc=$?
+echo "  (kiln ended $(($(date +%s) - T0)) s after Ctrl-C: informational, not checked)"
 check "kiln's exit is not 0 ($rc)" [ "$rc" != 0 ]
 check "the step ends CANCELLED" [ "$(status rc.json look)" = CANCELLED ]
 check "... saying its Pod was never made" grep -q "look.*Pod kiln-.*-look-1 was stopped before it was created (it was waiting for the build's claim to be filled" outc
