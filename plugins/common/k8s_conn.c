@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "k8s_exec_cred.h"
 #include "k8s_yaml.h"
 #include "xalloc.h"
@@ -49,45 +50,6 @@ static const cJSON *named(const cJSON *cfg, const char *list, const char *name, 
     return NULL;
 }
 
-static int b64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-static char *b64_decode(const char *in)
-{
-    size_t n = strlen(in);
-    char *out = malloc(n * 3 / 4 + 4);
-    if (!out)
-        abort();
-    size_t k = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        int v = b64_value((unsigned char)*p);
-        if (v < 0) {
-            if (*p == '\n' || *p == '\r' || *p == ' ')
-                continue;
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[k++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[k] = '\0';
-    return out;
-}
-
 /* PATH as written in the kubeconfig: relative to its directory. */
 static char *relative_to(const char *kubeconfig, const char *path)
 {
@@ -125,7 +87,7 @@ static int pem_of(const char *kubeconfig, const char *user_name, const cJSON *us
     snprintf(data_key, sizeof data_key, "%s-data", key);
     const char *file = k8_str(user, key), *data = k8_str(user, data_key);
     if (data && *data) {
-        if (!(*out = b64_decode(data))) {
+        if (!(*out = kp_base64_decode(data, NULL))) {
             snprintf(err, errcap, "%s: user %s: %s is not base64", kubeconfig, user_name, data_key);
             return -1;
         }
@@ -284,7 +246,7 @@ static int from_kubeconfig(const k8_conn_opts *o, k8_conn *c, char *err, size_t 
     const char *ca = k8_str(cl, "certificate-authority"), *ca_data = k8_str(cl, "certificate-authority-data");
     if (ca)
         c->ca_file = relative_to(path, ca);
-    if (ca_data && !(c->ca_pem = b64_decode(ca_data))) {
+    if (ca_data && !(c->ca_pem = kp_base64_decode(ca_data, NULL))) {
         snprintf(err, errcap, "%s: cluster %s: certificate-authority-data is not base64", path, cluster_name);
         cJSON_Delete(docs);
         return -1;

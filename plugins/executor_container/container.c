@@ -34,6 +34,7 @@
 
 #include <kiln/kiln.h>
 
+#include "../common/base64.h"
 #include "../common/xalloc.h"
 #include "cred_helper.h"
 #include "engine_sync.h"
@@ -310,23 +311,10 @@ static int make_volume(struct cx *cx, const char *name)
  * API wants them. */
 static char *auth_header_of(const char *js)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t n = strlen(js), k;
-    char *out = malloc(4 * ((n + 2) / 3) + 32);
-    if (!out)
-        abort();
-    k = (size_t)sprintf(out, "X-Registry-Auth: ");
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)(unsigned char)js[i] << 16 |
-                     (i + 1 < n ? (unsigned)(unsigned char)js[i + 1] << 8 : 0) |
-                     (i + 2 < n ? (unsigned char)js[i + 2] : 0);
-        out[k++] = tbl[v >> 18 & 63];
-        out[k++] = tbl[v >> 12 & 63];
-        out[k++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-        out[k++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    out[k] = '\0';
-    return out;
+    char *b = kp_base64(js, strlen(js), KP_BASE64_URL);
+    char *h = kp_xasprintf("X-Registry-Auth: %s", b);
+    free(b);
+    return h;
 }
 
 /* The registry an image comes from: its first component when that looks
@@ -362,25 +350,9 @@ static char *config_auth(struct cx *cx, const char *image)
     const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItem(e, "auth"));
     if (!b64)
         return NULL;
-    /* decode base64 user:password */
-    size_t n = strlen(b64), k = 0;
-    char *plain = malloc(n + 1);
+    char *plain = kp_base64_decode(b64, NULL);
     if (!plain)
-        abort();
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *pos = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", b64[i]);
-        if (!pos || !b64[i])
-            continue;
-        acc = acc << 6 | (unsigned)(pos - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            plain[k++] = (char)(acc >> bits & 0xff);
-        }
-    }
-    plain[k] = '\0';
+        return NULL; /* not base64: as if there were none */
     char *colon = strchr(plain, ':');
     char *hdr = NULL;
     if (colon) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/base64.h"
 #include "../common/json_string.h"
 #include "kube_pod.h"
 
@@ -94,7 +95,7 @@ char *kube_secret_body(const char *name, const char *ns, const char *build_id, c
     cJSON_AddStringToObject(s, "type", "Opaque");
     cJSON *data = cJSON_AddObjectToObject(s, "data");
     for (size_t i = 0; i < n; i++) {
-        char *b = kube_base64(values[i], strlen(values[i]));
+        char *b = kp_base64(values[i], strlen(values[i]), 0);
         cJSON_AddStringToObject(data, keys[i], b);
         free(b);
     }
@@ -302,7 +303,7 @@ char *kube_chunk_body(const char *name, const char *ns, const char *build_id, co
         add_owner_ref(meta, owner_name, owner_uid);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), "kiln.dev/what",
                             "a part of the workspace's gzip'd tar (fill=upload), deleted once unpacked");
-    char *b = kube_base64(data, len);
+    char *b = kp_base64(data, len, 0);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "binaryData"), KUBE_CHUNK_KEY, b);
     free(b);
     return print(c);
@@ -325,32 +326,6 @@ void kube_secret_key(const char *env_name, unsigned suffix, char *out, size_t ca
         size_t l = strlen(out);
         snprintf(out + l, cap - l, ".%u", suffix);
     }
-}
-
-char *kube_base64(const char *s, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *u = (const unsigned char *)s;
-    char *out = malloc((len + 2) / 3 * 4 + 1);
-    if (!out)
-        abort();
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)u[i] << 16 | (unsigned)u[i + 1] << 8 | u[i + 2];
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = tab[(v >> 6) & 63];
-        out[o++] = tab[v & 63];
-    }
-    if (i < len) {
-        unsigned v = (unsigned)u[i] << 16 | (i + 1 < len ? (unsigned)u[i + 1] << 8 : 0);
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return out;
 }
 
 bool kube_start_failure(const char *reason)

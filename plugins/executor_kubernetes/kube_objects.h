@@ -90,9 +90,6 @@ char *kube_chunk_body(const char *name, const char *ns, const char *build_id, co
  * another value in a sub-build). */
 void kube_secret_key(const char *env_name, unsigned suffix, char *out, size_t cap);
 
-/* Base64 (RFC 4648, padded) of len bytes, malloc'd. */
-char *kube_base64(const char *s, size_t len);
-
 /* A container's waiting reason that means its image or its container
  * cannot start (ErrImagePull, ImagePullBackOff, CreateContainerError, ...):
  * the step (or the fill) fails instead of waiting. */

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/base64.h"
+
 struct mem {
     char *p;
     size_t n;
@@ -47,26 +49,10 @@ static void fail(gauth_result *out, const char *fmt, ...)
     out->error = strdup(buf);
 }
 
+/* A JWT's parts are base64url without padding (RFC 7515 section 2). */
 static char *b64url(const unsigned char *in, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *out = malloc(4 * (n / 3 + 1) + 1), *d = out;
-    if (!out)
-        return NULL;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *d++ = tab[v >> 18 & 63], *d++ = tab[v >> 12 & 63], *d++ = tab[v >> 6 & 63], *d++ = tab[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        *d++ = tab[v >> 18 & 63], *d++ = tab[v >> 12 & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        *d++ = tab[v >> 18 & 63], *d++ = tab[v >> 12 & 63], *d++ = tab[v >> 6 & 63];
-    }
-    *d = '\0';
-    return out;
+    return kp_base64(in, n, KP_BASE64_URL | KP_BASE64_NOPAD);
 }
 
 /* header.claims.signature, RS256 with the PEM key. */

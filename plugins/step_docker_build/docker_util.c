@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/base64.h"
 #include "../common/xalloc.h"
 
 static void *xrealloc(void *p, size_t n)
@@ -98,18 +99,9 @@ void dk_buf_add_urlenc(dk_buf *b, const char *s)
 
 void dk_buf_add_b64url(dk_buf *b, const void *data, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char o[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
-                     i + 2 < n ? tab[v & 63] : '='};
-        dk_buf_add(b, o, 4);
-    }
+    char *e = kp_base64(data, n, KP_BASE64_URL);
+    dk_buf_adds(b, e);
+    free(e);
 }
 
 /* ---- addresses ------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/base64.h"
 #include "../common/xalloc.h"
 
 KILN_API_EXTERN;
@@ -83,24 +84,6 @@ static const char *repo_base_name(const char *url, char *out, size_t cap)
     return c ? c + 1 : b;
 }
 
-static void b64(const char *in, char *out, size_t cap)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in), o = 0;
-    for (size_t i = 0; i < n && o + 5 < cap; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        out[o++] = t[(v >> 18) & 63];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? t[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
 static int write_auth_config(struct gitfetch *g)
 {
     const char *tmp = getenv("TMPDIR");
@@ -109,15 +92,18 @@ static int write_auth_config(struct gitfetch *g)
     int fd = mkstemp(path); /* 0600 */
     if (fd < 0)
         return -errno;
-    char cred[1024], enc[1400];
-    snprintf(cred, sizeof cred, "%s:%s", g->user ? g->user : "x-access-token", g->token);
-    b64(cred, enc, sizeof enc);
-    char text[1600];
-    int n = snprintf(text, sizeof text, "[http]\n\textraHeader = Authorization: Basic %s\n", enc);
-    memset(cred, 0, sizeof cred);
-    bool ok = n > 0 && write(fd, text, (size_t)n) == n;
-    memset(text, 0, sizeof text);
-    memset(enc, 0, sizeof enc);
+    /* No fixed buffer: a long token is written whole, not cut. */
+    char *cred = kp_xasprintf("%s:%s", g->user ? g->user : "x-access-token", g->token);
+    char *enc = kp_base64(cred, strlen(cred), 0);
+    char *text = kp_xasprintf("[http]\n\textraHeader = Authorization: Basic %s\n", enc);
+    size_t n = strlen(text);
+    bool ok = write(fd, text, n) == (ssize_t)n;
+    explicit_bzero(cred, strlen(cred));
+    explicit_bzero(enc, strlen(enc));
+    explicit_bzero(text, n);
+    free(cred);
+    free(enc);
+    free(text);
     close(fd);
     if (!ok) {
         unlink(path);

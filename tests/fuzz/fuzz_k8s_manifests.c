@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../plugins/common/container_env.c"
+#include "../../plugins/common/base64.c"
 #include "../../plugins/common/k8s_conn.c"
 #include "../../plugins/common/k8s_exec_cred.c"
 #include "../../plugins/common/run_capture.c"

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../../plugins/step_docker_build/docker_ignore.c"
+#include "../../plugins/common/base64.c"
 #include "../../plugins/step_docker_build/docker_util.c"
 #include "../../plugins/common/xalloc.c"
 

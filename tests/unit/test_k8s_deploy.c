@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "../../plugins/common/container_env.c"
+#include "../../plugins/common/base64.c"
 #include "../../plugins/common/k8s_conn.c"
 #include "../../plugins/common/k8s_exec_cred.c"
 #include "../../plugins/common/run_capture.c"

@@ -3,7 +3,7 @@
  * The kubernetes executor's per-build objects
  * (plugins/executor_kubernetes/kube_objects.c): the owner ConfigMap, the
  * Secret of the build's secretEnv values, the ownerReference and node put
- * into a Pod, Secret keys, base64, the fill Pod (git, gitSecret, upload) and
+ * into a Pod, Secret keys, the fill Pod (git, gitSecret, upload) and
  * the upload's ConfigMaps. What the API server makes of them is in
  * tests/integration/test_k8s_objects.sh.
  */
@@ -17,24 +17,10 @@
 
 #include <cmocka.h>
 
+#include "../../plugins/common/base64.c"
 #include "../../plugins/executor_kubernetes/kube_objects.c"
 
 #include "json_path.h"
-
-static void base64_vectors(void **state)
-{
-    /* RFC 4648 section 10 */
-    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
-        char *b = kube_base64(in[i], strlen(in[i]));
-        assert_string_equal(b, out[i]);
-        free(b);
-    }
-    char *b = kube_base64("\xff\xfe", 2);
-    assert_string_equal(b, "//4=");
-    free(b);
-}
 
 static void names_and_keys(void **state)
 {
@@ -257,7 +243,6 @@ static void chunk_configmap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(base64_vectors),
         cmocka_unit_test(names_and_keys),
         cmocka_unit_test(owner_and_secret),
         cmocka_unit_test(own_a_pod),
