@@ -176,7 +176,9 @@ int kiln__cmd_run(const kiln__cli_opts *o, bool validate_only)
     /* The executor, before anything runs: a container engine that does not
      * answer stops kiln here (exit 2). */
     kiln__buf xerr = KILN__BUF_INIT;
+    eng.open_workspace = workspace;
     rc = kiln__executor_select(&eng, o->executor, build_id, &xerr);
+    eng.open_workspace = NULL;
     if (rc) {
         if (xerr.len)
             fprintf(stderr, "kiln: %s\n", xerr.buf);

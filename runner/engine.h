@@ -363,6 +363,7 @@ struct kiln__engine {
     int last_signal;
     int late_signals;            /* after the top build's steps ended (on_signal) */
     kiln__build *top;
+    const char *open_workspace;  /* the workspace while the executor is opened (before top exists) */
     const kiln__tap *tap;        /* or NULL */
     struct kiln__loss *losses;   /* sinkloss.h: log records sinks lost, per sink and step */
     size_t n_losses;

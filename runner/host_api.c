@@ -517,7 +517,9 @@ static const char *h_subst_get(const kiln_object *obj, const char *key)
 static const char *h_workspace(const kiln_object *obj)
 {
     kiln__build *b = obj_build(obj);
-    return b ? b->workspace : NULL;
+    /* an executor's open() comes before the build: it may check files of
+     * the workspace there, so that a mistake stops kiln before anything ran */
+    return b ? b->workspace : g_eng ? g_eng->open_workspace : NULL;
 }
 
 static const char *h_build_id(const kiln_object *obj)

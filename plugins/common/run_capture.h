@@ -23,4 +23,11 @@ typedef void (*kp_out_cb)(void *data, const char *buf, size_t len);
 int kp_run_capture(char *const argv[], char *const env[], kp_out_cb on_out, void *data, char *err, size_t errcap,
                    long timeout_ms, int *status, bool *timed_out);
 
+/* kp_run_capture() with IN (IN_LEN bytes) on the program's stdin, then
+ * end of file (IN NULL: /dev/null). Written as the program reads it, while
+ * its output is taken; a program that exits without reading it all is not
+ * an error here (its exit status says what it thought). */
+int kp_run_capture_in(char *const argv[], char *const env[], const char *in, size_t in_len, kp_out_cb on_out,
+                      void *data, char *err, size_t errcap, long timeout_ms, int *status, bool *timed_out);
+
 #endif

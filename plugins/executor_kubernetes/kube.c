@@ -37,6 +37,7 @@
 #include <kiln/kiln.h>
 
 #include "../common/k8s_conn.h"
+#include "../common/gcloudignore.h"
 #include "../common/xalloc.h"
 #include "kube_build.h"
 #include "kube_frame.h"
@@ -60,6 +61,7 @@ struct kx_config {
     int fill;
     const char *fill_image, *git_url, *git_commit, *git_secret;
     int64_t upload_limit_mib;
+    const char *upload_ignore;
     const char *helper_image;
 };
 
@@ -96,6 +98,11 @@ static const kiln_option kx_options[] = {
     {KILN_OPT_INT, "uploadLimit", "64", 0, offsetof(struct kx_config, upload_limit_mib), 1, 4096, NULL,
      "fill=upload: the largest gzip'd tar of the workspace to send, in MiB (refused above it, before any "
      "part is sent)."},
+    OPT("uploadIgnore", NULL, 0, upload_ignore,
+        "fill=upload: what is left out of the upload, as `gcloud builds submit --ignore-file` (gitignore's "
+        "syntax and #!include:FILE): a file relative to the workspace, or none to send everything (default: "
+        "the workspace's .gcloudignore, else with a .git or .gitignore gcloud's default: .git, .gitignore and "
+        "what .gitignore lists; see docs/KUBERNETES.md)."),
     OPT("helperImage", NULL, 0, helper_image,
         "Image of kiln-pod-helper (make pod-helper-image): steps run under it, their stdout and stderr "
         "apart and a broken log stream resumed exactly; unset: the merged log (docs/KUBERNETES.md)."),
@@ -152,6 +159,8 @@ struct kpod {
     bool created, logs_started, logs_done, terminated, deleted, delete_asked, paused;
     bool deleted_by_other; /* a deletionTimestamp we did not ask for */
     bool spawning;         /* inside kx_spawn: a failure is its return, not exec_exited() */
+    bool gated;            /* waiting in kb_when_ready(): no Pod yet */
+    bool stop_posted;      /* stopped while gated: its end is posted */
     unsigned created_at;   /* kx->lists_sent when its creation was answered */
     /* The log, read with timestamps=true so that a broken stream resumes
      * with sinceTime: lines up to the last timestamp seen are skipped (the
@@ -1214,6 +1223,23 @@ static int kb_request(void *ctx, const char *method, const char *url, const char
     return request(ctx, method, url, body, ctype, on_data, on_data_data, cb, data, out);
 }
 
+/* fill=upload: the ignore file read now, when the workspace is known
+ * (kiln run), so that a missing or malformed one stops kiln before
+ * anything runs; the pack reads it again. -1 when it is wrong (said). */
+static int check_ignore(struct kx *kx, const char *which)
+{
+    const char *ws = kiln_api->workspace(KILN_OBJ(kx->self));
+    if (!ws)
+        return 0; /* not known yet: the fill says it */
+    gi_rules g = {0};
+    char err[1200];
+    int rc = gi_choose(&g, ws, which, err, sizeof err);
+    if (rc)
+        kiln_error(kx->self, "executor kubernetes: %s%s", which && *which ? "uploadIgnore=" : "", err);
+    gi_free(&g);
+    return rc;
+}
+
 static int kx_open(void *plugin_data, const void *config, const char *build_id)
 {
     struct kx *kx = plugin_data;
@@ -1248,6 +1274,12 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
         kiln_error(kx->self, "executor kubernetes: gitSecret is for fill=git (the fill Pod's clone)");
         return KILN_ECONFIG;
     }
+    if (c->upload_ignore && c->fill != KB_FILL_UPLOAD) {
+        kiln_error(kx->self, "executor kubernetes: uploadIgnore is for fill=upload (what is left out of the upload)");
+        return KILN_ECONFIG;
+    }
+    if (c->fill == KB_FILL_UPLOAD && check_ignore(kx, c->upload_ignore))
+        return KILN_ECONFIG;
     kx->helper_image = c->helper_image && *c->helper_image ? kp_xstrdup(c->helper_image) : NULL;
     set_auth(kx);
     snprintf(kx->build_id, sizeof kx->build_id, "%s", build_id);
@@ -1287,7 +1319,7 @@ static int kx_open(void *plugin_data, const void *config, const char *build_id)
                   .request = kb_request, .ctx = kx, .claim_body = claim_body, .claim = kx->claim,
                   .pin_node = c->workspace == 2, .fill = c->fill, .fill_image = c->fill_image,
                   .git_url = c->git_url, .git_commit = c->git_commit, .git_secret = c->git_secret,
-                  .upload_limit = (size_t)c->upload_limit_mib * 1024 * 1024};
+                  .upload_limit = (size_t)c->upload_limit_mib * 1024 * 1024, .upload_ignore = c->upload_ignore};
     kx->kb = kb_open(&kc);
     free(api);
     free(claim_body);
@@ -1337,6 +1369,7 @@ static void on_gate(void *data, char *body, const char *error)
 {
     kpod *p = data;
     p->pending--;
+    p->gated = false;
     if (!p->x) {
         free(body);
         p_maybe_free(p);
@@ -1429,6 +1462,7 @@ static int kx_spawn(kiln_exec *x, const kiln_exec_spec *s, void *plugin_data)
      * maybe at once. */
     p->pending++;
     p->spawning = true;
+    p->gated = true;
     kb_when_ready(kx->kb, body, need, p, on_gate, p);
     p->spawning = false;
     if (p->fail) {
@@ -1462,11 +1496,38 @@ static void on_deadline(kiln_http *h, void *data, int err, const kiln_http_resp 
  * here when the grace is over, whatever the kubelet reported by then (a
  * watch on this Pod whose client timeout is the grace: the executor has no
  * timer of its own). */
+static void on_stopped_unmade(void *data)
+{
+    kpod *p = data;
+    p->pending--;
+    if (p->x && !p->created && !p->create)
+        fail(p, 128 + SIGTERM,
+             "Pod %s was stopped before it was created (it was waiting for the build's claim to be filled, or for "
+             "the build's owner, Secret or node): nothing ran",
+             p->name);
+    p_maybe_free(p);
+}
+
+/* Stopped while it waits at the gate (the fill of the claim, most often):
+ * no Pod, so no grace to give; its end is posted, not reported inside the
+ * host's terminate() or signal(). The gate's answer, when it comes, finds
+ * the Pod ended (on_gate) and creates nothing. True when so. */
+static bool stop_unmade(kpod *p)
+{
+    if (!p->gated)
+        return false;
+    if (!p->stop_posted && kiln_api->post(KILN_OBJ(p->kx->self), on_stopped_unmade, p) == 0) {
+        p->stop_posted = true;
+        p->pending++;
+    }
+    return p->stop_posted;
+}
+
 static void kx_terminate(kiln_exec *x)
 {
     kpod *p = kiln_api->exec_get_data(x);
     delete_pod(p, (p->grace_ms + 999) / 1000);
-    if (p->deadline)
+    if (p->deadline || stop_unmade(p))
         return;
     char *url = kp_xasprintf("%s?fieldSelector=metadata.name%%3D%s&watch=true&timeoutSeconds=%lld", p->kx->pods_url,
                           p->name, (long long)(p->grace_ms / 1000 + 5));
@@ -1496,6 +1557,7 @@ static int kx_signal(kiln_exec *x, int signum)
         /* 1 s: a grace of 0 would only remove the object, not the container. */
         p->delete_asked = false;
         delete_pod(p, 1);
+        stop_unmade(p);
         return 0;
     }
     return KILN_EINVAL; /* no other signal reaches a Pod's process */

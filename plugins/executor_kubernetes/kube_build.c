@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/gcloudignore.h"
 #include "../common/run_capture.h"
 #include "../common/xalloc.h"
 #include "kube_objects.h"
@@ -57,6 +59,9 @@ struct kbuild {
     unsigned char *pack;
     size_t pack_len, pack_cap, pack_total, n_chunks, chunks_sent, chunks_made;
     char *pack_warn;
+    char *upload_ignore;    /* the uploadIgnore option, or NULL */
+    char *ignore_source;    /* what the ignore rules came from, or NULL: none applied */
+    uint64_t left_files, left_bytes, kept_files;
     unsigned chunks_inflight;
     bool chunks_deleted;
 };
@@ -150,8 +155,9 @@ kbuild *kb_open(const kb_conf *c)
     kb->git_url = c->git_url && *c->git_url ? kp_xstrdup(c->git_url) : NULL;
     kb->git_commit = c->git_commit && *c->git_commit ? kp_xstrdup(c->git_commit) : NULL;
     kb->git_secret = c->git_secret && *c->git_secret ? kp_xstrdup(c->git_secret) : NULL;
+    kb->upload_ignore = c->upload_ignore ? kp_xstrdup(c->upload_ignore) : NULL;
     /* the config is borrowed: kb's own copies are used from here on */
-    kb->c.fill_image = kb->c.git_url = kb->c.git_commit = kb->c.git_secret = NULL;
+    kb->c.fill_image = kb->c.git_url = kb->c.git_commit = kb->c.git_secret = kb->c.upload_ignore = NULL;
     const char *image = c->fill == KB_FILL_UPLOAD ? "busybox" : "alpine/git";
     kb->fill_image = c->fill ? kp_xstrdup(c->fill_image && *c->fill_image ? c->fill_image : image) : NULL;
     kb->owner_name = kube_owner_name(c->build_id);
@@ -357,9 +363,6 @@ static void human(size_t n, char *out, size_t cap)
         snprintf(out, cap, "%zu bytes", n);
 }
 
-/* tar -czf - of the whole workspace (.git and all: what a step sees is
- * what it would see on this machine), read on a worker thread. Past the
- * limit the bytes are only counted, so the error can say the size. */
 /* tar's output: kept up to the limit, counted past it. */
 static void take_pack(void *data, const char *buf, size_t len)
 {
@@ -379,13 +382,35 @@ static void take_pack(void *data, const char *buf, size_t len)
     kb->pack_len += len;
 }
 
+/* On a worker thread: the workspace walked with gcloud's ignore rules
+ * (gcloudignore.h), excluded directories not entered, and the kept paths
+ * given to tar on its stdin, so that tar reads nothing that is left out.
+ * Past the limit the bytes are only counted, so the error can say the
+ * size. */
 static void pack_workspace(void *data)
 {
     kbuild *kb = data;
-    char *argv[] = {"tar", "-czf", "-", "-C", kb->ws, ".", NULL};
-    char ebuf[1024];
+    gi_rules g = {0};
+    gi_walk w = {0};
+    char ebuf[1200];
+    if (gi_choose(&g, kb->ws, kb->upload_ignore, ebuf, sizeof ebuf) ||
+        gi_walk_tree(&g, kb->ws, &w, ebuf, sizeof ebuf)) {
+        kb->fill_error = kp_xasprintf("fill=upload: %s%s", kb->upload_ignore ? "uploadIgnore=" : "", ebuf);
+        gi_free(&g);
+        gi_walk_free(&w);
+        return;
+    }
+    kb->ignore_source = g.source ? kp_xstrdup(g.source) : NULL;
+    kb->left_files = w.left_files;
+    kb->left_bytes = w.left_bytes;
+    kb->kept_files = w.kept_files;
+    gi_free(&g);
+    /* --verbatim-files-from: a name that starts with '-' is a name */
+    char *argv[] = {"tar", "-czf", "-", "-C", kb->ws, "--null", "--no-recursion", "--verbatim-files-from", "-T", "-",
+                    NULL};
     int st = 0;
-    int rc = kp_run_capture(argv, NULL, take_pack, kb, ebuf, sizeof ebuf, 0, &st, NULL);
+    int rc = kp_run_capture_in(argv, NULL, w.list, w.len, take_pack, kb, ebuf, sizeof ebuf, 0, &st, NULL);
+    gi_walk_free(&w);
     if (rc) {
         kb->fill_error = rc == ENOENT ? kp_xasprintf("fill=upload: cannot run tar to pack the workspace %s: tar is "
                                                      "not installed",
@@ -406,9 +431,21 @@ static void pack_workspace(void *data)
         kb->fill_error = kp_xasprintf("fill=upload: tar could not pack the workspace %s (exit code %d): %s", kb->ws,
                                       code, elen ? ebuf : "no message");
     } else if (kb->pack_total > kb->c.upload_limit) {
+        /* gcloud's default is no file to add to: a .gcloudignore replaces it */
+        bool dflt = kb->ignore_source && strncmp(kb->ignore_source, "gcloud's default", 16) == 0;
+        char *how = kb->ignore_source
+                        ? kp_xasprintf("%s left out %llu files; list more %s", kb->ignore_source,
+                                       (unsigned long long)kb->left_files,
+                                       dflt ? "in a .gcloudignore (it replaces the default: start it with .git, "
+                                              ".gitignore and #!include:.gitignore)"
+                                            : "there")
+                        : kp_xasprintf("no ignore file applied%s: list what the steps do not need in a "
+                                       ".gcloudignore",
+                                       kb->upload_ignore ? " (uploadIgnore=none)" : "");
         kb->fill_error = kp_xasprintf("fill=upload: the workspace %s is %s as a gzip'd tar, over uploadLimit=%zu "
-                                      "(%s): nothing was uploaded (raise uploadLimit, or use fill=git)",
-                                      kb->ws, size, kb->c.upload_limit / (1024 * 1024), limit);
+                                      "(%s): nothing was uploaded (%s, raise uploadLimit, or use fill=git)",
+                                      kb->ws, size, kb->c.upload_limit / (1024 * 1024), limit, how);
+        free(how);
     } else if (code == 1 || elen) {
         kb->pack_warn = kp_xasprintf("tar packed the workspace %s with a warning: %s", kb->ws,
                                      elen ? ebuf : "some files changed while they were read");
@@ -427,6 +464,13 @@ static void packed(void *data, int err)
     kbuild *kb = data;
     if (!kb->fill_error && !kb->pack_len)
         kb->fill_error = kp_xasprintf("fill=upload: tar gave no output for the workspace %s", kb->ws);
+    if (kb->ignore_source) {
+        char left[64];
+        human((size_t)kb->left_bytes, left, sizeof left);
+        kiln_info(kb->c.self, "executor kubernetes: fill=upload: %s left out %llu file%s (%s), %llu kept",
+                  kb->ignore_source, (unsigned long long)kb->left_files, kb->left_files == 1 ? "" : "s", left,
+                  (unsigned long long)kb->kept_files);
+    }
     if (kb->pack_warn)
         kiln_warn(kb->c.self, "executor kubernetes: %s", kb->pack_warn);
     kb->n_chunks = (kb->pack_len + KUBE_CHUNK_BYTES - 1) / KUBE_CHUNK_BYTES;
@@ -950,6 +994,8 @@ void kb_free(kbuild *kb)
     free(kb->git_commit);
     free(kb->git_secret);
     free(kb->fill_error);
+    free(kb->upload_ignore);
+    free(kb->ignore_source);
     free(kb->pack);
     free(kb->pack_warn);
     free(kb->wbuf);

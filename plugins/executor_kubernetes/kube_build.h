@@ -51,10 +51,14 @@ typedef struct kb_conf {
      * git_url at git_commit (NULL: found from the workspace's origin and
      * HEAD), with git_secret's credentials when set; KB_FILL_UPLOAD
      * unpacks the workspace's gzip'd tar, sent in ConfigMaps, refused when
-     * over upload_limit bytes. fill_image NULL: alpine/git or busybox. */
+     * over upload_limit bytes, without what upload_ignore leaves out (the
+     * uploadIgnore option: NULL as gcloud chooses, "none", or a file of
+     * the workspace; gcloudignore.h). fill_image NULL: alpine/git or
+     * busybox. */
     int fill;
     const char *fill_image, *git_url, *git_commit, *git_secret;
     size_t upload_limit;
+    const char *upload_ignore;
 } kb_conf;
 
 enum { KB_FILL_NONE, KB_FILL_GIT, KB_FILL_UPLOAD };
