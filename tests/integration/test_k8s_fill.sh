@@ -47,21 +47,51 @@ nothing_left() {
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 G() { git -c user.name=t -c user.email=t@x "$@"; }
-# catch KIND OUT PYEXPR: in the background, `kubectl get KIND -o json` until
-# some item satisfies PYEXPR (over i), which is written to OUT (objects of a
-# fill live for seconds only)
+# catch KIND OUT PYEXPR: kubectl watches KIND (`kubectl get KIND -w -o json`)
+# in the background and writes to OUT the first object that satisfies
+# PYEXPR (over i). The objects of a fill live for seconds only, too short
+# for polling on a loaded machine; a watch sees each one. catch returns once
+# the fake has answered kubectl's watch request (its log), so what kiln
+# makes next cannot come before it. CATCH is the pid to wait for.
 catch() {
-    (for _ in $(seq 600); do
-        "${KUBECTL[@]}" get "$1" -o json >"$2.all" 2>/dev/null &&
-            python3 -c 'import json,sys
-j=json.load(open(sys.argv[1]))
-hit=[i for i in j["items"] if eval(sys.argv[2])]
-if not hit: sys.exit(1)
-json.dump(hit[0], open(sys.argv[3], "w"))' "$2.all" "$3" "$2" && exit 0
-        sleep 0.1
-    done) &
+    local seen; seen=$(kubectl_watches "$1")
+    "${KUBECTL[@]}" get "$1" -w -o json >"$2.stream" 2>"$2.err" &
+    local kpid=$!
+    FAKE_PIDS+=("$kpid") # stopped by lib.sh's cleanup if the test ends early
+    wait_for 60 watch_opened "$1" "$seen" ||
+        echo "  kubectl's watch of $1 was not seen by the fake: $(tail -1 "$2.err")"
+    (for _ in $(seq 1200); do
+        python3 -c 'import json,sys
+text, dec, pos = open(sys.argv[1]).read(), json.JSONDecoder(), 0
+while True:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    if pos >= len(text):
+        sys.exit(1)
+    try:
+        i, pos = dec.raw_decode(text, pos)
+    except ValueError:
+        sys.exit(1)   # an object not yet whole
+    if eval(sys.argv[2]):
+        json.dump(i, open(sys.argv[3], "w"))
+        sys.exit(0)' "$2.stream" "$3" "$2" && break
+        sleep 0.05
+    done
+    kill "$kpid" 2>/dev/null) &
     CATCH=$!
 }
+# kubectl_watches KIND: how many watches of KIND kubectl has opened so far
+kubectl_watches() {
+    python3 -c 'import json,sys
+n = 0
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["query"].get("watch") in ("true", "1") and r["path"].endswith("/" + sys.argv[2]) \
+            and (r.get("user_agent") or "").startswith("kubectl"):
+        n += 1
+print(n)' "$K/requests.jsonl" "$1"
+}
+watch_opened() { [ "$(kubectl_watches "$1")" -gt "$2" ]; }
 
 # ---------------------------------------------------------------------------
 echo "# the fake's configMap volumes, checked with kubectl: binaryData byte-exact"
