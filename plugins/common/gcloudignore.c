@@ -251,15 +251,25 @@ static int fail(char *err, size_t cap, const char *name, size_t line, size_t col
     return -1;
 }
 
-static int read_file(const char *path, char **out, size_t *len, int *e)
+/* The file NAME under ROOT, whole and NUL-terminated; -1 with *e an errno
+ * value when it cannot be read (not a regular file, over MAX_IGNORE_FILE). */
+static int read_under(const char *root, const char *name, char **out, size_t *len, int *e)
 {
+    char *path = xrealloc(NULL, strlen(root) + strlen(name) + 2);
+    sprintf(path, "%s/%s", root, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
     if (fd < 0) {
         *e = errno;
         return -1;
     }
     struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (size_t)st.st_size > MAX_IGNORE_FILE) {
+    if (fstat(fd, &st)) {
+        *e = errno;
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > MAX_IGNORE_FILE) {
         *e = S_ISDIR(st.st_mode) ? EISDIR : EFBIG;
         close(fd);
         return -1;
@@ -298,15 +308,10 @@ static int include(gi_rules *g, const char *root, const char *name, size_t linen
     if (depth >= INCLUDE_DEPTH)
         return fail(err, cap, name, lineno, col,
                     "#!include:%s: includes nested too deep (a file that includes itself?)", file);
-    char *path = malloc(strlen(root) + strlen(file) + 2);
-    if (!path)
-        abort();
-    sprintf(path, "%s/%s", root, file);
     char *text;
     size_t n;
     int e = 0;
-    int rc = read_file(path, &text, &n, &e);
-    free(path);
+    int rc = read_under(root, file, &text, &n, &e);
     if (rc) {
         char what[300];
         snprintf(what, sizeof what, "%.200s: %s", file, e == ENOENT ? "no such file" : strerror(e));
@@ -426,15 +431,10 @@ int gi_parse(gi_rules *g, const char *root, const char *name, const char *text, 
 
 int gi_load(gi_rules *g, const char *root, const char *name, char *err, size_t errcap)
 {
-    char *path = malloc(strlen(root) + strlen(name) + 2);
-    if (!path)
-        abort();
-    sprintf(path, "%s/%s", root, name);
     char *text;
     size_t n;
     int e = 0;
-    int rc = read_file(path, &text, &n, &e);
-    free(path);
+    int rc = read_under(root, name, &text, &n, &e);
     if (rc) {
         if (err && errcap)
             snprintf(err, errcap, "%s: %s in %s", name, e == ENOENT ? "no such file" : strerror(e), root);

@@ -38,13 +38,6 @@ GIMG=localhost/kiln-k8s-git:2
 k8s_env_fake
 k8s_env_kubectl
 k8s_need_kubectl
-nothing_left() {
-    local what n
-    for what in pods secrets configmaps persistentvolumeclaims; do
-        n=$(count "$what")
-        [ "$n" = 0 ] || { echo "  $n $what left"; return 1; }
-    done
-}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 G() { git -c user.name=t -c user.email=t@x "$@"; }
 # catch KIND OUT PYEXPR: kubectl watches KIND (`kubectl get KIND -w -o json`)

@@ -27,13 +27,6 @@ k8s_env_engine git
 # the steps' image also unpacks (fill=upload's default needs sh cat tar gzip)
 k8s_env_image sh echo cat ls test mkdir true false env grep tar gzip sha256sum find sort sed
 k8s_env_fake
-nothing_left() {
-    local what n
-    for what in pods secrets configmaps persistentvolumeclaims; do
-        n=$(count "$what")
-        [ "$n" = 0 ] || { echo "  $n $what left"; return 1; }
-    done
-}
 G() { git -c user.name=t -c user.email=t@x "$@"; }
 FX="$EXEC,workspace=pvc,fill=upload,fillImage=$IMG"
 # The step lists what it finds (F:path) and each file's sha256 (S:sum  path).

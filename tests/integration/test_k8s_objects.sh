@@ -33,13 +33,6 @@ j=json.load(open(sys.argv[1])); *pre, last = sys.argv[2].split("; ")
 for s in pre: exec(s)
 if last.startswith("print("): exec(last)
 else: print(eval(last))' "$@"; }
-nothing_left() {
-    local what n
-    for what in pods secrets configmaps persistentvolumeclaims; do
-        n=$(count "$what")
-        [ "$n" = 0 ] || { echo "  $n $what left"; return 1; }
-    done
-}
 
 # ---------------------------------------------------------------------------
 echo "# secretEnv: a Secret for the build, referenced only where declared"

@@ -193,12 +193,6 @@ print(sum(1 for l in map(json.loads, open(sys.argv[1])) if l["method"]=="POST" a
 cd "$TMP"
 
 echo "# nothing is left ($SECONDS s)"
-nothing_left() {
-    local kind
-    for kind in pods secrets configmaps persistentvolumeclaims; do
-        [ "$(count "$kind")" = 0 ] || return 1
-    done
-}
 check "no Pod, Secret, ConfigMap or claim is left on the API server" wait_for 60 nothing_left
 check "the kubelet left no container" wait_for 120 no_containers
 host_dirs_gone() {

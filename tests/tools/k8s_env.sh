@@ -286,6 +286,15 @@ k8s_env_imaged() { sed "s|^- id: \(.*\)|- id: \1\n  name: $2|" "$1"; }
 
 api() { curl -s "$SERVER$1"; }
 count() { api "/api/v1/namespaces/builds/$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
+# nothing_left: no Pod, Secret, ConfigMap or claim of the builds namespace
+# (what kiln makes for a build) is on the API server; says what is left.
+nothing_left() {
+    local what n
+    for what in pods secrets configmaps persistentvolumeclaims; do
+        n=$(count "$what")
+        [ "$n" = 0 ] || { echo "  $n $what left"; return 1; }
+    done
+}
 log_has() {
     python3 -c 'import json,sys
 ls=[json.loads(x) for x in open(sys.argv[1])]
