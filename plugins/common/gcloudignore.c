@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "xalloc.h"
+
 #define INCLUDE_DEPTH 8 /* files including files: deeper is a cycle */
 #define MAX_IGNORE_FILE (16u << 20)
 
@@ -19,22 +21,6 @@
  * and no later start of a '*' can match either" (the text ran out, or a
  * '*' met a '/'), which keeps many stars from trying every split. */
 enum { WM_MATCH, WM_NOMATCH, WM_ABORT_ALL, WM_ABORT_TO_STARSTAR };
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
 
 static bool class_has(const char *name, size_t n, int c)
 {
@@ -221,7 +207,7 @@ bool gi_excluded(const gi_rules *g, const char *rel, bool is_dir)
 
 bool gi_path_excluded(const gi_rules *g, const char *rel, bool is_dir)
 {
-    char *copy = xstrndup(rel, strlen(rel));
+    char *copy = kp_xstrndup(rel, strlen(rel));
     bool out = false;
     for (char *s = strchr(copy, '/'); s && !out; s = strchr(s + 1, '/')) {
         *s = '\0';
@@ -255,7 +241,7 @@ static int fail(char *err, size_t cap, const char *name, size_t line, size_t col
  * value when it cannot be read (not a regular file, over MAX_IGNORE_FILE). */
 static int read_under(const char *root, const char *name, char **out, size_t *len, int *e)
 {
-    char *path = xrealloc(NULL, strlen(root) + strlen(name) + 2);
+    char *path = kp_xrealloc(NULL, strlen(root) + strlen(name) + 2);
     sprintf(path, "%s/%s", root, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     free(path);
@@ -274,7 +260,7 @@ static int read_under(const char *root, const char *name, char **out, size_t *le
         close(fd);
         return -1;
     }
-    char *buf = xrealloc(NULL, (size_t)st.st_size + 1);
+    char *buf = kp_xrealloc(NULL, (size_t)st.st_size + 1);
     size_t n = 0;
     ssize_t r;
     while (n < (size_t)st.st_size && (r = read(fd, buf + n, (size_t)st.st_size - n)) != 0) {
@@ -360,9 +346,9 @@ static void add_rule(gi_rules *g, const char *p, size_t n, bool negate)
         return; /* "/" or "!/": git matches nothing with it */
     if (g->n == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 16;
-        g->r = xrealloc(g->r, g->cap * sizeof *g->r);
+        g->r = kp_xrealloc(g->r, g->cap * sizeof *g->r);
     }
-    g->r[g->n++] = (gi_rule){.pat = xstrndup(p, n), .negate = negate, .dir_only = dir_only, .anchored = anchored};
+    g->r[g->n++] = (gi_rule){.pat = kp_xstrndup(p, n), .negate = negate, .dir_only = dir_only, .anchored = anchored};
 }
 
 static int parse(gi_rules *g, const char *root, const char *name, const char *text, size_t len, char *err,
@@ -383,7 +369,7 @@ static int parse(gi_rules *g, const char *root, const char *name, const char *te
             size_t k = n;
             while (k > 10 && (line[k - 1] == ' ' || line[k - 1] == '\t'))
                 k--;
-            char *file = xstrndup(line + 10, k - 10);
+            char *file = kp_xstrndup(line + 10, k - 10);
             int rc = memchr(file, '\0', k - 10)
                          ? fail(err, cap, name, lineno, 11, "expected a file name after '#!include:'")
                          : include(g, root, name, lineno, 11, file, err, cap, depth);
@@ -412,7 +398,7 @@ static int parse(gi_rules *g, const char *root, const char *name, const char *te
         size_t off = negate ? 1 : 0;
         size_t at;
         const char *why;
-        char *pat = xstrndup(line + off, n - off);
+        char *pat = kp_xstrndup(line + off, n - off);
         if (check_pattern(pat, &at, &why)) {
             free(pat);
             return fail(err, cap, name, lineno, off + at + 1, "%s", why);
@@ -458,11 +444,11 @@ int gi_choose(gi_rules *g, const char *root, const char *which, char *err, size_
     if (which && strcmp(which, "none") == 0)
         return 0;
     if (which && *which) {
-        g->source = xstrndup(which, strlen(which));
+        g->source = kp_xstrndup(which, strlen(which));
         return gi_load(g, root, which, err, errcap);
     }
     if (exists(root, ".gcloudignore")) {
-        g->source = xstrndup(".gcloudignore", 13);
+        g->source = kp_xstrndup(".gcloudignore", 13);
         return gi_load(g, root, ".gcloudignore", err, errcap);
     }
     bool gitignore = exists(root, ".gitignore");
@@ -470,7 +456,7 @@ int gi_choose(gi_rules *g, const char *root, const char *which, char *err, size_
         return 0;
     static const char dflt[] = ".gcloudignore\n.git\n.gitignore\n";
     static const char dflt_inc[] = ".gcloudignore\n.git\n.gitignore\n#!include:.gitignore\n";
-    g->source = xstrndup(gitignore ? "gcloud's default (.git, .gitignore and what .gitignore lists)"
+    g->source = kp_xstrndup(gitignore ? "gcloud's default (.git, .gitignore and what .gitignore lists)"
                                    : "gcloud's default (.git)",
                          strlen(gitignore ? "gcloud's default (.git, .gitignore and what .gitignore lists)"
                                           : "gcloud's default (.git)"));
@@ -495,7 +481,7 @@ static void list_add(gi_walk *w, const char *rel, size_t n)
         w->cap = w->cap ? 2 * w->cap : 1 << 16;
         while (w->cap < w->len + n + 1)
             w->cap *= 2;
-        w->list = xrealloc(w->list, w->cap);
+        w->list = kp_xrealloc(w->list, w->cap);
     }
     memcpy(w->list + w->len, rel, n);
     w->list[w->len + n] = '\0';
@@ -522,7 +508,7 @@ static int walk(const gi_rules *g, char **path, size_t *pcap, size_t rootlen, si
         size_t nl = strlen(nm), sub = len + 1 + nl;
         if (sub + 1 > *pcap) {
             *pcap = 2 * (sub + 1);
-            *path = xrealloc(*path, *pcap);
+            *path = kp_xrealloc(*path, *pcap);
         }
         (*path)[len] = '/';
         memcpy(*path + len + 1, nm, nl + 1);
@@ -559,7 +545,7 @@ int gi_walk_tree(const gi_rules *g, const char *root, gi_walk *w, char *err, siz
     while (rootlen > 1 && root[rootlen - 1] == '/')
         rootlen--;
     size_t pcap = rootlen + 256;
-    char *path = xrealloc(NULL, pcap);
+    char *path = kp_xrealloc(NULL, pcap);
     memcpy(path, root, rootlen);
     path[rootlen] = '\0';
     int rc = walk(g, &path, &pcap, rootlen, rootlen, true, w, err, errcap);

@@ -20,6 +20,22 @@ char *kp_xstrdup0(const char *s)
     return s ? kp_xstrdup(s) : NULL;
 }
 
+void *kp_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q && n)
+        abort();
+    return q;
+}
+
+char *kp_xstrndup(const char *s, size_t n)
+{
+    char *d = kp_xrealloc(NULL, n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
 char *kp_xasprintf(const char *fmt, ...)
 {
     va_list ap;

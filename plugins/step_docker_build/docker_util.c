@@ -10,24 +10,6 @@
 #include "../common/base64.h"
 #include "../common/xalloc.h"
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q && n) {
-        fputs("docker-build: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* ---- dk_buf ------------------------------------------------------------ */
 
 static void buf_reserve(dk_buf *b, size_t more)
@@ -37,7 +19,7 @@ static void buf_reserve(dk_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + more + 1)
         cap *= 2;
-    b->s = xrealloc(b->s, cap);
+    b->s = kp_xrealloc(b->s, cap);
     b->cap = cap;
 }
 
@@ -149,7 +131,7 @@ int dk_addr_parse(const char *spec, dk_addr *out, char *err, size_t errlen)
         snprintf(err, errlen, "\"%s\": no host in the engine address", spec);
         return -1;
     }
-    char *hp = xstrndup(hostport, n);
+    char *hp = kp_xstrndup(hostport, n);
     /* Docker's default port for tcp:// without one is 2375 (2376 with TLS). */
     bool has_port = strrchr(hp, ':') && (hp[0] != '[' || strstr(hp, "]:"));
     dk_buf base = {0}, disp = {0};
@@ -203,7 +185,7 @@ int dk_ref_parse(const char *ref, dk_ref *out, char *err, size_t errlen)
         snprintf(err, errlen, "\"%s\" is not an image reference", ref);
         return -1;
     }
-    out->repo = xstrndup(ref, repo_len);
+    out->repo = kp_xstrndup(ref, repo_len);
     out->tag = kp_xstrdup(tag);
     /* The path part (after a registry host) must be lower case. */
     const char *first_slash = strchr(out->repo, '/');
@@ -212,7 +194,7 @@ int dk_ref_parse(const char *ref, dk_ref *out, char *err, size_t errlen)
         size_t hn = (size_t)(first_slash - out->repo);
         has_registry = memchr(out->repo, '.', hn) || memchr(out->repo, ':', hn) ||
                        (hn == 9 && strncmp(out->repo, "localhost", 9) == 0);
-        out->registry = has_registry ? xstrndup(out->repo, hn) : kp_xstrdup("docker.io");
+        out->registry = has_registry ? kp_xstrndup(out->repo, hn) : kp_xstrdup("docker.io");
     } else {
         out->registry = kp_xstrdup("docker.io");
     }
@@ -361,7 +343,7 @@ char *dk_clean_path(const char *p)
                 dk_buf_adds(&out, "..");
             }
         } else {
-            starts = xrealloc(starts, (n_starts + 1) * sizeof *starts);
+            starts = kp_xrealloc(starts, (n_starts + 1) * sizeof *starts);
             starts[n_starts++] = out.len;
             if (out.len)
                 dk_buf_adds(&out, "/");
