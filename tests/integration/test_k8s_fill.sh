@@ -73,18 +73,6 @@ while True:
     kill "$kpid" 2>/dev/null) &
     CATCH=$!
 }
-# kubectl_watches KIND: how many watches of KIND kubectl has opened so far
-kubectl_watches() {
-    python3 -c 'import json,sys
-n = 0
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if r["query"].get("watch") in ("true", "1") and r["path"].endswith("/" + sys.argv[2]) \
-            and (r.get("user_agent") or "").startswith("kubectl"):
-        n += 1
-print(n)' "$K/requests.jsonl" "$1"
-}
-watch_opened() { [ "$(kubectl_watches "$1")" -gt "$2" ]; }
 
 # ---------------------------------------------------------------------------
 echo "# the fake's configMap volumes, checked with kubectl: binaryData byte-exact"

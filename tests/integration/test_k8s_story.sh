@@ -41,10 +41,13 @@ trap 'cleanup_k8s; cleanup' EXIT
 echo "# the fixture took $SECONDS s; the seed story, its steps with an image as Pods"
 # kubectl watches the namespace's Pods meanwhile (the real client)
 if [ -n "$KUBECTL_BIN" ]; then
+    seen=$(kubectl_watches pods)
     "${KUBECTL[@]}" get pods -w --output-watch-events -L kiln.dev/build,kiln.dev/sub-build --no-headers \
         >"$TMP/kubectl-watch.txt" 2>&1 &
     WPID=$!
     FAKE_PIDS+=("$WPID") # stopped by lib.sh's cleanup if the test ends early
+    # the story starts once the watch is open: no Pod can come and go unseen
+    wait_for 60 watch_opened pods "$seen" || echo "  kubectl's watch was not seen by the fake"
 fi
 t0=$(date +%s)
 rc=0

@@ -286,6 +286,21 @@ k8s_env_imaged() { sed "s|^- id: \(.*\)|- id: \1\n  name: $2|" "$1"; }
 
 api() { curl -s "$SERVER$1"; }
 count() { api "/api/v1/namespaces/builds/$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))'; }
+# kubectl_watches KIND: how many watches of KIND kubectl has opened on the
+# fake so far (its request log); watch_opened KIND N: more than N. A test
+# that starts `kubectl get KIND -w` waits for it before kiln makes anything,
+# so that no short-lived object comes and goes before the watch.
+kubectl_watches() {
+    python3 -c 'import json,sys
+n = 0
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["query"].get("watch") in ("true", "1") and r["path"].endswith("/" + sys.argv[2]) \
+            and (r.get("user_agent") or "").startswith("kubectl"):
+        n += 1
+print(n)' "$K/requests.jsonl" "$1"
+}
+watch_opened() { [ "$(kubectl_watches "$1")" -gt "$2" ]; }
 # nothing_left: no Pod, Secret, ConfigMap or claim of the builds namespace
 # (what kiln makes for a build) is on the API server; says what is left.
 nothing_left() {
