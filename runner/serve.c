@@ -351,7 +351,9 @@ static void prepare_done(uv_work_t *w, int status)
     kiln__exec_inst *inst = NULL;
     kiln__buf xwhy = KILN__BUF_INIT;
     uint64_t t0 = uv_hrtime();
+    srv->eng.open_workspace = src; /* open() may check the build's files, as under kiln run */
     int xrc = rc ? 0 : kiln__executor_open(&srv->eng, j->id, true, &inst, &xwhy);
+    srv->eng.open_workspace = NULL;
     char opened[96] = "";
     if (inst) /* the time the server's loop was held by open() */
         snprintf(opened, sizeof opened, " (executor %s opened in %.0f ms)", srv->eng.exec_plugin->name,

@@ -1224,8 +1224,9 @@ static int kb_request(void *ctx, const char *method, const char *url, const char
 }
 
 /* fill=upload: the ignore file read now, when the workspace is known
- * (kiln run), so that a missing or malformed one stops kiln before
- * anything runs; the pack reads it again. -1 when it is wrong (said). */
+ * (the host gives it to open(), under kiln run and kiln serve), so that a
+ * missing or malformed one stops the build before anything runs; the
+ * pack reads it again. -1 when it is wrong (said). */
 static int check_ignore(struct kx *kx, const char *which)
 {
     const char *ws = kiln_api->workspace(KILN_OBJ(kx->self));
